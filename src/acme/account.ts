@@ -1,0 +1,91 @@
+/**
+ * One ACME account per directory, created once and reused across restarts. The account URL is kept with
+ * the key and handed to acme-client as `accountUrl`: calling createAccount() again for a known key makes
+ * acme-client send an account update, which Pebble rejects. Registration happens once, before any order
+ * starts, so parallel orders never race to register (acme-client's auto() on a fresh client does).
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import * as acme from 'acme-client';
+import { ensureDir, writeFileAtomic } from '../certs/atomic.js';
+import { generatePrivateKey } from '../certs/keys.js';
+import { DIR_MODE, KEY_MODE } from '../certs/store.js';
+
+interface AccountFile {
+  directoryUrl: string;
+  url: string;
+  key: string;
+  createdAt: string;
+}
+
+// Poll an authorization or order soon after answering it, then back off: Pebble and Let's Encrypt
+// usually validate within a second, and acme-client's default first wait is 5 s.
+export const POLL = { backoffMin: 250, backoffMax: 4000, backoffAttempts: 20 };
+
+/** "https://acme-v02.api.letsencrypt.org/directory" → "acme-v02.api.letsencrypt.org_443_directory". */
+export function directoryId(directoryUrl: string): string {
+  const u = new URL(directoryUrl);
+  const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+  const path = u.pathname.replace(/^\/+|\/+$/g, '').replace(/[^A-Za-z0-9._-]+/g, '_');
+  return `${u.hostname}_${port}${path ? `_${path}` : ''}`;
+}
+
+export class AccountBook {
+  private readonly clients = new Map<string, Promise<acme.Client>>();
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly email: string | undefined,
+  ) {}
+
+  private file(directoryUrl: string): string {
+    return join(this.dataDir, 'accounts', directoryId(directoryUrl), 'account.json');
+  }
+
+  /** The client for a directory, registering the account the first time. Concurrent callers share one. */
+  client(directoryUrl: string): Promise<acme.Client> {
+    let p = this.clients.get(directoryUrl);
+    if (!p) {
+      p = this.load(directoryUrl);
+      this.clients.set(directoryUrl, p);
+      p.catch(() => this.clients.delete(directoryUrl)); // let the next pass try again
+    }
+    return p;
+  }
+
+  /** Forget the cached client (after the CA says the account does not exist). */
+  forget(directoryUrl: string): void {
+    this.clients.delete(directoryUrl);
+  }
+
+  private async load(directoryUrl: string): Promise<acme.Client> {
+    const path = this.file(directoryUrl);
+    let saved: AccountFile | undefined;
+    try {
+      saved = JSON.parse(await fs.readFile(path, 'utf8')) as AccountFile;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new Error(`account: ${path} is unreadable (${(e as Error).message}); move it aside to register a new account`);
+      }
+    }
+    if (saved?.url && saved.key) {
+      return new acme.Client({ directoryUrl, accountKey: saved.key, accountUrl: saved.url, ...POLL });
+    }
+    // Keep the key we generated if registration must be retried: the CA may have created the account.
+    const key = saved?.key ?? (await generatePrivateKey('ecdsa-p256'));
+    const dir = join(this.dataDir, 'accounts', directoryId(directoryUrl));
+    await ensureDir(join(this.dataDir, 'accounts'), DIR_MODE);
+    await ensureDir(dir, DIR_MODE);
+    if (!saved) {
+      await writeFileAtomic(path, JSON.stringify({ directoryUrl, url: '', key, createdAt: '' }), KEY_MODE);
+    }
+    const client = new acme.Client({ directoryUrl, accountKey: key, ...POLL });
+    await client.createAccount({
+      termsOfServiceAgreed: true,
+      ...(this.email ? { contact: [`mailto:${this.email}`] } : {}),
+    });
+    const record: AccountFile = { directoryUrl, url: client.getAccountUrl(), key, createdAt: new Date().toISOString() };
+    await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, KEY_MODE);
+    return client;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * One order, from new key to issued chain. Written out step by step rather than with acme-client's
+ * auto() so that the challenge files, the polling pace and the order URL are ours to control and report.
+ */
+import * as acme from 'acme-client';
+import { generatePrivateKey, loadPrivateKey, type KeyType } from '../certs/keys.js';
+import { keyMatchesCert, parseCert, splitPemChain } from '../certs/parse.js';
+import type { ChallengeSolver } from './http01.js';
+
+export interface Issued {
+  key: string;
+  cert: string;
+  chain: string;
+  orderUrl: string;
+}
+
+export interface IssueOptions {
+  keyType: KeyType;
+  solver: ChallengeSolver;
+  /** Told the order URL as soon as the CA creates the order (for logs and the ledger). */
+  onOrder?: (orderUrl: string) => void;
+}
+
+export class AcmeError extends Error {
+  constructor(message: string, readonly step: string) {
+    super(message);
+    this.name = 'AcmeError';
+  }
+}
+
+async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof AcmeError) throw e;
+    const err = e as Error & { code?: string };
+    throw new AcmeError(`${name}: ${err.code ? `${err.code} ` : ''}${err.message}`, name);
+  }
+}
+
+export async function issueCertificate(client: acme.Client, names: string[], opts: IssueOptions): Promise<Issued> {
+  const key = await generatePrivateKey(opts.keyType);
+  // acme-client's CSR builder reads PKCS#8 only; the stored key keeps its traditional form.
+  const pkcs8 = loadPrivateKey(key).export({ type: 'pkcs8', format: 'pem' }).toString();
+  const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, pkcs8);
+  const order = await step('new order', () =>
+    client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) }),
+  );
+  opts.onOrder?.(order.url);
+  const authorizations = await step('authorizations', () => client.getAuthorizations(order));
+
+  const results = await Promise.allSettled(
+    authorizations.map(async (authz) => {
+      if (authz.status === 'valid') return;
+      const name = authz.identifier.value;
+      const challenge = authz.challenges.find((c) => c.type === 'http-01');
+      if (!challenge) throw new AcmeError(`${name}: the CA offers no http-01 challenge`, 'challenge');
+      let answered = false;
+      try {
+        const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+        await step(`${name}: write challenge`, () => opts.solver.present(name, challenge.token, keyAuthorization));
+        try {
+          await step(`${name}: answer challenge`, () => client.completeChallenge(challenge));
+          answered = true;
+          await step(`${name}: validation`, () => client.waitForValidStatus(challenge));
+        } finally {
+          await opts.solver.cleanup(name, challenge.token).catch(() => undefined);
+        }
+      } catch (e) {
+        // An authorization we never answered stays pending on the CA; release it.
+        if (!answered) await client.deactivateAuthorization(authz).catch(() => undefined);
+        throw e;
+      }
+    }),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+
+  const finalized = await step('finalize', () => client.finalizeOrder(order, csr));
+  const pem = await step('download', () => client.getCertificate(finalized));
+  const [cert, ...rest] = splitPemChain(pem);
+  if (!cert) throw new AcmeError('download: the CA returned no certificate', 'download');
+  const info = parseCert(cert);
+  const missing = names.filter((n) => !info.names.includes(n));
+  if (missing.length > 0) throw new AcmeError(`download: certificate lacks ${missing.join(', ')}`, 'download');
+  if (!keyMatchesCert(key, cert)) throw new AcmeError('download: certificate does not match our key', 'download');
+  return { key, cert, chain: rest.join(''), orderUrl: order.url };
+}

@@ -1,0 +1,68 @@
+/**
+ * How acme-client talks to the CA: a timeout on every request (acme-client sets none), the extra CA
+ * bundle for a private directory's TLS, and our own retry rule in place of acme-client's, which retries a
+ * 429 after its Retry-After inside the call (that can be hours) and waits a fixed 5 s otherwise.
+ */
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
+import * as acme from 'acme-client';
+import type { AxiosError, InternalAxiosRequestConfig } from 'axios';
+
+export interface TransportOptions {
+  timeoutMs: number;
+  caBundle?: string;
+  /** Retries after a network error or a 5xx answer. */
+  retries?: number;
+  retryBaseMs?: number;
+}
+
+type RetryConfig = InternalAxiosRequestConfig & {
+  retryAttempt?: number;
+  retryValidateStatus?: ((status: number) => boolean) | null;
+};
+
+/** Network failures that mean "the request never reached a server that answered": safe to send again. */
+const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+export function configureAcmeTransport(opts: TransportOptions): void {
+  const ax = acme.axios;
+  const retries = opts.retries ?? 3;
+  const base = opts.retryBaseMs ?? 1000;
+  ax.defaults.timeout = opts.timeoutMs;
+  ax.defaults.httpsAgent = new https.Agent({
+    keepAlive: true,
+    ...(opts.caBundle ? { ca: [...rootCertificates, opts.caBundle] } : {}),
+  });
+  ax.interceptors.response.clear();
+  ax.interceptors.response.use(undefined, async (error: AxiosError) => {
+    const config = error.config as RetryConfig | undefined;
+    if (!config) throw error;
+    const { response } = error;
+    const transient = response ? response.status >= 500 : TRANSIENT_CODES.has(error.code ?? '');
+    const attempt = (config.retryAttempt ?? 0) + 1;
+    if (transient && attempt <= retries) {
+      config.retryAttempt = attempt;
+      // Exponential backoff with full jitter, so parallel orders do not retry in step.
+      const delay = base * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
+      await new Promise((r) => setTimeout(r, delay));
+      return ax.request(config);
+    }
+    if (!response) throw error;
+    // acme-client inspects status codes itself (its request path passes validateStatus: null).
+    const validate = config.retryValidateStatus;
+    if (!validate || validate(response.status)) return response;
+    throw error;
+  });
+}
+
+/** Counts requests by method and path, for tests and benchmarks that assert "no new order". */
+export function countAcmeRequests(): { counts: Map<string, number>; stop: () => void } {
+  const counts = new Map<string, number>();
+  const id = acme.axios.interceptors.request.use((config) => {
+    const path = new URL(config.url ?? '', 'http://x').pathname;
+    const key = `${(config.method ?? 'get').toUpperCase()} ${path}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    return config;
+  });
+  return { counts, stop: () => acme.axios.interceptors.request.eject(id) };
+}

@@ -1,0 +1,79 @@
+import { X509Certificate, createHash } from 'node:crypto';
+import { loadPrivateKey } from './keys.js';
+
+/** What a certificate says about itself, read once from its PEM. */
+export interface CertInfo {
+  commonName: string | undefined;
+  /** DNS names from subjectAltName, in certificate order (falls back to the CN when there is no SAN). */
+  names: string[];
+  notBefore: Date;
+  notAfter: Date;
+  /** SHA-256 over the DER, lower-case hex pairs joined by ":". */
+  fingerprint: string;
+  /** SHA-1 over the DER in the same form: what Rancher reports as certFingerprint. */
+  fingerprintSha1: string;
+  issuer: string;
+  subject: string;
+  serialNumber: string;
+  selfSigned: boolean;
+}
+
+const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** Splits a PEM bundle into its certificate blocks, each ending in a newline. */
+export function splitPemChain(pem: string): string[] {
+  return (pem.match(PEM_CERT_RE) ?? []).map((b) => `${b}\n`);
+}
+
+function colonHex(buf: Buffer): string {
+  return buf.toString('hex').match(/../g)!.join(':');
+}
+
+/** "C=US\nO=Let's Encrypt\nCN=R3" (certificate order) → "CN=R3,O=Let's Encrypt,C=US" (RFC 2253 order). */
+export function dnToRfc2253(dn: string): string {
+  return dn
+    .split('\n')
+    .filter((l) => l !== '')
+    .reverse()
+    .join(',');
+}
+
+export function dnCommonName(dn: string): string | undefined {
+  return dn
+    .split('\n')
+    .find((l) => l.startsWith('CN='))
+    ?.slice(3);
+}
+
+/** Parses the first certificate of a PEM text. Throws when there is none or it does not parse. */
+export function parseCert(pem: string): CertInfo {
+  const first = splitPemChain(pem)[0];
+  if (!first) throw new Error('no PEM CERTIFICATE block');
+  const x = new X509Certificate(first);
+  const names = (x.subjectAltName ?? '')
+    .split(', ')
+    .filter((e) => e.startsWith('DNS:'))
+    .map((e) => e.slice(4).toLowerCase());
+  const commonName = dnCommonName(x.subject)?.toLowerCase();
+  if (names.length === 0 && commonName) names.push(commonName);
+  return {
+    commonName,
+    names,
+    notBefore: new Date(x.validFrom),
+    notAfter: new Date(x.validTo),
+    fingerprint: colonHex(createHash('sha256').update(x.raw).digest()),
+    fingerprintSha1: colonHex(createHash('sha1').update(x.raw).digest()),
+    issuer: dnToRfc2253(x.issuer),
+    subject: dnToRfc2253(x.subject),
+    serialNumber: BigInt(`0x${x.serialNumber}`).toString(10),
+    // Self-signed: issued by itself and its signature verifies with its own key.
+    selfSigned: x.issuer === x.subject && x.verify(x.publicKey),
+  };
+}
+
+/** True when the private key is the one the certificate was issued for. */
+export function keyMatchesCert(keyPem: string, certPem: string): boolean {
+  const first = splitPemChain(certPem)[0];
+  if (!first) return false;
+  return new X509Certificate(first).checkPrivateKey(loadPrivateKey(keyPem));
+}

@@ -1,0 +1,53 @@
+import forge from 'node-forge';
+import { randomBytes } from 'node:crypto';
+import { generatePrivateKey } from './keys.js';
+
+// Long enough to outlive a run of failed orders with backoff (§6: up to 24 h between tries).
+const PLACEHOLDER_DAYS = 90;
+
+export interface SelfSigned {
+  cert: string;
+  key: string;
+}
+
+/**
+ * A self-signed certificate for `names` so a balancer has something to serve before the first real one
+ * arrives. The key pair comes from node:crypto (many times faster than forge's JS RSA); forge builds the
+ * certificate. Always RSA-2048: what every balancer accepts.
+ */
+export async function createSelfSigned(
+  names: string[],
+  opts: { ips?: string[]; days?: number; now?: Date; organization?: string } = {},
+): Promise<SelfSigned> {
+  const keyPem = await generatePrivateKey('rsa-2048');
+  const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  // Positive 16-byte serial (top bit cleared), as RFC 5280 §4.1.2.2 requires.
+  const serial = randomBytes(16);
+  serial[0] = serial[0]! & 0x7f;
+  cert.serialNumber = serial.toString('hex');
+  const now = opts.now ?? new Date();
+  cert.validity.notBefore = new Date(now.getTime() - 60 * 60 * 1000);
+  cert.validity.notAfter = new Date(now.getTime() + (opts.days ?? PLACEHOLDER_DAYS) * 86_400_000);
+  const subject = [
+    { name: 'commonName', value: names[0] ?? opts.ips?.[0] ?? 'certwrangler' },
+    { name: 'organizationName', value: opts.organization ?? 'certwrangler placeholder' },
+  ];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    {
+      name: 'subjectAltName',
+      altNames: [
+        ...names.map((value) => ({ type: 2, value })),
+        ...(opts.ips ?? []).map((ip) => ({ type: 7, ip })),
+      ],
+    },
+  ]);
+  cert.sign(key, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n'), key: keyPem };
+}

@@ -1,0 +1,182 @@
+/**
+ * The local store (DESIGN §5): the source of truth for "local copy". Keys never leave it except to be
+ * pushed. Layout under DATA_DIR:
+ *   certs/<name>/{privkey.pem (0600), cert.pem, chain.pem, fullchain.pem, meta.json}
+ *   certs/<name>/status.json     last attempt, last error, next attempt (changes without the certificate)
+ *   issuers.json                 issuer DN → kind, as seen from each configured directory
+ * Directories are 0700. Certificate sets are written with writeFileSet (all or nothing).
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { ensureDir, recoverFileSet, writeFileAtomic, writeFileSet } from './atomic.js';
+import { parseCert, keyMatchesCert, type CertInfo } from './parse.js';
+import type { Kind, KnownIssuers } from './kind.js';
+
+export const DIR_MODE = 0o700;
+export const KEY_MODE = 0o600;
+const PUBLIC_MODE = 0o644;
+
+/** A complete certificate: what is stored locally and what is pushed. */
+export interface CertBundle {
+  name: string;
+  names: string[];
+  key: string;
+  /** The leaf alone. */
+  cert: string;
+  /** Intermediates only, never the leaf. */
+  chain: string;
+  kind: Kind;
+  /** The ACME directory that issued it; "" for a self-signed placeholder. */
+  directoryUrl: string;
+}
+
+export interface CertMeta {
+  name: string;
+  names: string[];
+  kind: Kind;
+  directoryUrl: string;
+  issuedAt: string;
+  orderUrl?: string;
+}
+
+export interface CertStatus {
+  lastAttempt?: string;
+  lastError?: string;
+  failures: number;
+  nextAttempt?: string;
+}
+
+export type LocalCopy =
+  | { state: 'absent' }
+  | { state: 'unreadable'; error: string }
+  | { state: 'present'; info: CertInfo; meta: CertMeta; bundle: CertBundle; keyMatches: boolean };
+
+/** A name is used as a folder: refuse anything that could leave the store. */
+function safeName(name: string): string {
+  if (!/^[a-z0-9_][a-z0-9._-]*$/.test(name) || name.includes('..')) {
+    throw new Error(`store: "${name}" cannot be used as a certificate folder name`);
+  }
+  return name;
+}
+
+export class LocalStore {
+  constructor(readonly dataDir: string) {}
+
+  certDir(name: string): string {
+    return join(this.dataDir, 'certs', safeName(name));
+  }
+
+  async init(): Promise<void> {
+    await ensureDir(this.dataDir, DIR_MODE);
+    await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
+  }
+
+  /** `recover: false` reads without finishing an interrupted write (for `plan`, which changes nothing). */
+  async read(name: string, opts: { recover: boolean } = { recover: true }): Promise<LocalCopy> {
+    const dir = this.certDir(name);
+    try {
+      if (opts.recover) await recoverFileSet(dir);
+    } catch (e) {
+      return { state: 'unreadable', error: `cannot recover ${dir}: ${(e as Error).message}` };
+    }
+    let metaText: string;
+    try {
+      metaText = await fs.readFile(join(dir, 'meta.json'), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        const anyFile = await fs.stat(join(dir, 'cert.pem')).then(() => true, () => false);
+        return anyFile ? { state: 'unreadable', error: 'meta.json missing' } : { state: 'absent' };
+      }
+      return { state: 'unreadable', error: `meta.json: ${(e as Error).message}` };
+    }
+    try {
+      const meta = JSON.parse(metaText) as CertMeta;
+      if (!meta || !Array.isArray(meta.names) || typeof meta.kind !== 'string') throw new Error('meta.json is malformed');
+      const [cert, chain, key] = await Promise.all(
+        ['cert.pem', 'chain.pem', 'privkey.pem'].map((f) => fs.readFile(join(dir, f), 'utf8')),
+      );
+      const info = parseCert(cert!);
+      let keyMatches: boolean;
+      try {
+        keyMatches = keyMatchesCert(key!, cert!);
+      } catch {
+        return { state: 'unreadable', error: 'privkey.pem does not parse' };
+      }
+      const bundle: CertBundle = {
+        name,
+        names: meta.names,
+        key: key!,
+        cert: cert!,
+        chain: chain!,
+        kind: meta.kind,
+        directoryUrl: meta.directoryUrl,
+      };
+      return { state: 'present', info, meta, bundle, keyMatches };
+    } catch (e) {
+      return { state: 'unreadable', error: (e as Error).message.replace(/\s+/g, ' ') };
+    }
+  }
+
+  /** Replaces the stored certificate only once the new one is complete and its key matches. */
+  async write(bundle: CertBundle, extra: { orderUrl?: string; issuedAt?: Date } = {}): Promise<void> {
+    if (!keyMatchesCert(bundle.key, bundle.cert)) {
+      throw new Error(`store: refusing to store ${bundle.name}: the key does not match the certificate`);
+    }
+    const meta: CertMeta = {
+      name: bundle.name,
+      names: bundle.names,
+      kind: bundle.kind,
+      directoryUrl: bundle.directoryUrl,
+      issuedAt: (extra.issuedAt ?? new Date()).toISOString(),
+      ...(extra.orderUrl ? { orderUrl: extra.orderUrl } : {}),
+    };
+    await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
+    await writeFileSet(
+      this.certDir(bundle.name),
+      [
+        { name: 'privkey.pem', data: bundle.key, mode: KEY_MODE },
+        { name: 'cert.pem', data: bundle.cert, mode: PUBLIC_MODE },
+        { name: 'chain.pem', data: bundle.chain, mode: PUBLIC_MODE },
+        { name: 'fullchain.pem', data: bundle.cert + bundle.chain, mode: PUBLIC_MODE },
+        { name: 'meta.json', data: `${JSON.stringify(meta, null, 2)}\n`, mode: PUBLIC_MODE },
+      ],
+      DIR_MODE,
+    );
+  }
+
+  async readStatus(name: string): Promise<CertStatus> {
+    try {
+      return JSON.parse(await fs.readFile(join(this.certDir(name), 'status.json'), 'utf8')) as CertStatus;
+    } catch {
+      return { failures: 0 };
+    }
+  }
+
+  async writeStatus(name: string, status: CertStatus): Promise<void> {
+    const dir = this.certDir(name);
+    await ensureDir(dir, DIR_MODE);
+    await writeFileAtomic(join(dir, 'status.json'), `${JSON.stringify(status, null, 2)}\n`, 0o600);
+  }
+
+  async knownIssuers(): Promise<KnownIssuers> {
+    try {
+      return JSON.parse(await fs.readFile(join(this.dataDir, 'issuers.json'), 'utf8')) as KnownIssuers;
+    } catch {
+      return {};
+    }
+  }
+
+  private issuerWrites: Promise<void> = Promise.resolve();
+
+  /** Serialised: parallel orders finishing together must not lose each other's entries. */
+  rememberIssuer(issuer: string, kind: Kind): Promise<void> {
+    const next = this.issuerWrites.then(async () => {
+      const known = await this.knownIssuers();
+      if (known[issuer] === kind) return;
+      known[issuer] = kind;
+      await writeFileAtomic(join(this.dataDir, 'issuers.json'), `${JSON.stringify(known, null, 2)}\n`, 0o600);
+    });
+    this.issuerWrites = next.catch(() => undefined);
+    return next;
+  }
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+/**
+ * certwrangler webroot | manager [--once] | plan [--json]
+ * Exit codes: 0 fine, 1 a certificate needs attention (--once), 2 bad configuration or usage.
+ */
+import { readFileSync } from 'node:fs';
+import { loadConfig, ConfigError, type Config } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { createWebroot, listenWebroot } from './webroot/server.js';
+import { assemble } from './assemble.js';
+import { planPass, runPass, type PassReport } from './reconciler.js';
+import { Scheduler } from './scheduler.js';
+
+const USAGE = `usage: certwrangler <command> [options]
+
+commands:
+  webroot              serve /.well-known/acme-challenge/ from WEBROOT_DIR on PORT
+  manager              keep certificates issued and pushed, forever
+  manager --once       one pass, then exit 0 when every certificate is fine, 1 otherwise
+  plan [--json]        show what the next pass would do for each certificate and why; changes nothing
+
+options:
+  --at <ISO date>      (manager --once, plan) decide as if it were this time, e.g. --at 2027-01-20
+  --help, --version
+
+configuration is read from the environment; see the README.`;
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: Date } {
+  const [command = '', ...rest] = argv;
+  const flags = new Set<string>();
+  let at: Date | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--at') {
+      const v = rest[++i];
+      at = v ? new Date(v) : undefined;
+      if (!at || Number.isNaN(at.getTime())) throw new UsageError(`--at needs a date such as 2027-01-20 or 2027-01-20T12:00:00Z, got ${JSON.stringify(v ?? '')}`);
+    } else if (['--once', '--json'].includes(a)) flags.add(a);
+    else throw new UsageError(`unknown option ${a}`);
+  }
+  return { command, flags, ...(at ? { at } : {}) };
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function webroot(config: Config, log: Logger): Promise<void> {
+  const server = await listenWebroot(createWebroot(config.webrootDir), config.port);
+  log.info({ port: config.port, webroot: config.webrootDir }, `webroot serving ${config.webrootDir} on port ${config.port}`);
+  const stop = () => server.close(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+function printPlan(report: PassReport): void {
+  const rows = report.results.map((r) => [r.name, r.decision.action, r.decision.message, r.names.join(',')]);
+  const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i]!.length), i === 0 ? 11 : 6));
+  console.log(`${'CERTIFICATE'.padEnd(widths[0]!)}  ${'ACTION'.padEnd(widths[1]!)}  WHY  [NAMES]`);
+  for (const row of rows) console.log(`${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padEnd(widths[1]!)}  ${row[2]}  [${row[3]}]`);
+  for (const r of report.refused) console.log(`refused: ${r.spec} (${r.source}): ${r.error}`);
+  if (rows.length === 0 && report.refused.length === 0) console.log('no certificates wanted: set DOMAINS or label a service');
+}
+
+async function manager(config: Config, log: Logger, once: boolean, at?: Date): Promise<number> {
+  const deps = await assemble(config, log, at ? { now: () => at } : {});
+  if (config.domains.certs.length === 0 && config.domains.refused.length === 0 && config.orchestrator === 'files') {
+    log.warn('no certificates wanted: set DOMAINS (e.g. DOMAINS="example.com,www.example.com;api.example.com")');
+  }
+  if (once) {
+    const report = await runPass(deps);
+    await deps.solver.cleanupAll();
+    return report.ok ? 0 : 1;
+  }
+  const scheduler = new Scheduler(() => runPass(deps), {
+    cron: config.schedule,
+    ...(config.passIntervalSec ? { intervalSec: config.passIntervalSec } : {}),
+    discovery: {
+      intervalMs: config.discoveryIntervalMs,
+      fingerprint: async () => JSON.stringify((await deps.orchestrator.discover()).certs.map((c) => [c.name, c.names])),
+    },
+    log,
+  });
+  scheduler.start();
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, `${signal}: finishing the pass in flight, then exiting`);
+      // Orders still running after the grace period are abandoned; the CA lets them expire.
+      scheduler
+        .stop(8000)
+        .then(() => deps.solver.cleanupAll())
+        .finally(resolve);
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h') || argv.length === 0) {
+    console.log(USAGE);
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv.includes('--version')) {
+    console.log(version());
+    return 0;
+  }
+  const args = parseArgs(argv);
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  switch (args.command) {
+    case 'webroot':
+      await webroot(config, log);
+      return -1; // keeps running
+    case 'manager':
+      return manager(config, log, args.flags.has('--once'), args.at);
+    case 'plan': {
+      const deps = await assemble(config, createLogger('silent'), args.at ? { now: () => args.at! } : {});
+      const report = await planPass(deps);
+      if (args.flags.has('--json')) console.log(JSON.stringify(report, null, 2));
+      else printPlan(report);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(args.command)}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (e: unknown) => {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    if (e instanceof UsageError) {
+      process.stderr.write(`certwrangler: ${e.message}\n\n${USAGE}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`certwrangler: ${(e as Error).message}\n`);
+    process.exit(1);
+  },
+);

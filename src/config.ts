@@ -1,0 +1,222 @@
+import { readFileSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import cronParser from 'cron-parser';
+import { parseDomainList, type ParsedDomains } from './domains.js';
+import { KEY_TYPES, type KeyType } from './certs/keys.js';
+
+export const LE_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LE_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+export const DEFAULT_HOSTS_LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
+
+export type OrchestratorName = 'files' | 'rancher';
+export type Challenge = 'http-01' | 'dns-01';
+
+export interface Config {
+  domains: ParsedDomains;
+  domainsOnePerName: boolean;
+  staging: boolean;
+  email: string | undefined;
+  productionDirectoryUrl: string;
+  stagingDirectoryUrl: string;
+  /** PEM text of ACME_CA_BUNDLE, already read. */
+  caBundle: string | undefined;
+  orchestrator: OrchestratorName;
+  cattle: { url: string; accessKey: string; secretKey: string } | undefined;
+  hostsLabel: string;
+  webrootDir: string;
+  dataDir: string;
+  certsDir: string;
+  renewBeforeDays: number | undefined;
+  schedule: string;
+  /** The seed's LOOP_TIME: a pass every this many seconds, instead of the cron schedule. */
+  passIntervalSec: number | undefined;
+  keyType: KeyType;
+  acmeConcurrency: number;
+  acmeTimeoutMs: number;
+  adoptExisting: boolean;
+  discoveryIntervalMs: number;
+  allowedDomains: string[];
+  challenge: Challenge;
+  onChangeCommand: string | undefined;
+  hookTimeoutMs: number;
+  port: number;
+  placeholders: boolean;
+  logLevel: string;
+}
+
+/** A bad environment value: names the variable, the value and what is accepted. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    value: string | undefined,
+    accepted: string,
+    secret = false,
+  ) {
+    const shown = secret ? '(hidden)' : JSON.stringify(value ?? '');
+    super(`config: ${variable}=${shown} is not valid; accepted: ${accepted}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+const TRUE = ['true', '1', 'yes', 'on'];
+const FALSE = ['false', '0', 'no', 'off'];
+
+export function parseBool(env: Env, name: string, dflt: boolean): boolean {
+  const v = str(env, name);
+  if (v === undefined) return dflt;
+  const l = v.toLowerCase();
+  if (TRUE.includes(l)) return true;
+  if (FALSE.includes(l)) return false;
+  throw new ConfigError(name, v, 'true/false, 1/0, yes/no, on/off (any case)');
+}
+
+function parseInt(env: Env, name: string, min: number, max: number): number | undefined {
+  const v = str(env, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw new ConfigError(name, v, `a whole number from ${min} to ${max}`);
+  }
+  return Number(v);
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "60s", "5m", "1h", "500ms", or a bare number of seconds. */
+export function parseDuration(env: Env, name: string, dfltMs: number, minMs = 1): number {
+  const v = str(env, name);
+  if (v === undefined) return dfltMs;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v);
+  const ms = m ? Number(m[1]) * UNIT_MS[m[2] ?? 's']! : NaN;
+  if (!m || !Number.isFinite(ms) || ms < minMs) {
+    throw new ConfigError(name, v, `a duration such as 60s, 5m, 1h or 500ms (at least ${minMs} ms)`);
+  }
+  return ms;
+}
+
+function parseEnum<T extends string>(env: Env, name: string, options: readonly T[], dflt: T): T {
+  const v = str(env, name);
+  if (v === undefined) return dflt;
+  const l = v.toLowerCase() as T;
+  if (!options.includes(l)) throw new ConfigError(name, v, options.join(', '));
+  return l;
+}
+
+function parseUrl(env: Env, name: string, dflt: string): string {
+  const v = str(env, name) ?? dflt;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ConfigError(name, v, 'an absolute http:// or https:// URL');
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+    throw new ConfigError(name, v, 'an absolute http:// or https:// URL');
+  }
+  return v;
+}
+
+/** Twice a day at a random minute, as Let's Encrypt asks clients to spread their load. */
+export function randomTwiceDaily(rand: () => number = Math.random): string {
+  const minute = Math.floor(rand() * 60);
+  const hour = Math.floor(rand() * 12);
+  return `${minute} ${hour},${hour + 12} * * *`;
+}
+
+function parseSchedule(env: Env): string {
+  const v = str(env, 'SCHEDULE');
+  if (v === undefined) return randomTwiceDaily();
+  try {
+    cronParser.parseExpression(v);
+  } catch {
+    throw new ConfigError('SCHEDULE', v, 'a cron expression such as "17 3,15 * * *" (minute hour day month weekday)');
+  }
+  return v;
+}
+
+/**
+ * Reads every variable once. Throws ConfigError on the first bad value. Names that cannot be ordered
+ * do not throw: they are returned in `domains.refused` and reported per certificate.
+ */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  // dns-01 arrives with its providers (issue 5); until then only the webroot solver exists.
+  const challenge = parseEnum(env, 'CHALLENGE', ['http-01'] as const, 'http-01') as Challenge;
+  const allowedDomains = (str(env, 'ALLOWED_DOMAINS') ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase().replace(/^\*?\./, ''))
+    .filter((s) => s !== '');
+  const domainsOnePerName = parseBool(env, 'DOMAINS_ONE_PER_NAME', false);
+  const domains = parseDomainList(str(env, 'DOMAINS') ?? '', 'DOMAINS', {
+    allowWildcard: challenge === 'dns-01',
+    onePerName: domainsOnePerName,
+    allowedSuffixes: allowedDomains,
+  });
+
+  const cattleUrl = str(env, 'CATTLE_URL');
+  const orchestrator = parseEnum(env, 'ORCHESTRATOR', ['files', 'rancher'] as const, cattleUrl ? 'rancher' : 'files');
+  let cattle: Config['cattle'];
+  if (orchestrator === 'rancher') {
+    const url = parseUrl(env, 'CATTLE_URL', cattleUrl ?? '');
+    const accessKey = str(env, 'CATTLE_ACCESS_KEY');
+    const secretKey = str(env, 'CATTLE_SECRET_KEY');
+    if (!accessKey) throw new ConfigError('CATTLE_ACCESS_KEY', '', 'the environment API access key (Rancher injects it for a service labelled io.rancher.container.create_agent=true, io.rancher.container.agent.role=environment)');
+    if (!secretKey) throw new ConfigError('CATTLE_SECRET_KEY', '', 'the environment API secret key (injected by Rancher with CATTLE_ACCESS_KEY)', true);
+    cattle = { url, accessKey, secretKey };
+  }
+
+  const dataDir = resolve(cwd, str(env, 'DATA_DIR') ?? './data');
+  const webrootDir = resolve(cwd, str(env, 'WEBROOT_DIR') ?? str(env, 'CERTBOT_WEBROOT') ?? join('./data', 'webroot'));
+
+  let caBundle: string | undefined;
+  const caPath = str(env, 'ACME_CA_BUNDLE');
+  if (caPath) {
+    try {
+      caBundle = readFileSync(resolve(cwd, caPath), 'utf8');
+    } catch (e) {
+      throw new ConfigError('ACME_CA_BUNDLE', caPath, `a readable PEM file (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    }
+    if (!caBundle.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new ConfigError('ACME_CA_BUNDLE', caPath, 'a PEM file holding at least one CERTIFICATE block');
+    }
+  }
+
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const loopTime = parseInt(env, 'LOOP_TIME', 10, 7 * 86400);
+
+  return {
+    domains,
+    domainsOnePerName,
+    staging: parseBool(env, 'STAGING', true),
+    email: str(env, 'EMAIL') ?? str(env, 'CERTBOT_EMAIL'),
+    productionDirectoryUrl: parseUrl(env, 'ACME_DIRECTORY_URL', LE_PRODUCTION),
+    stagingDirectoryUrl: parseUrl(env, 'ACME_STAGING_DIRECTORY_URL', LE_STAGING),
+    caBundle,
+    orchestrator,
+    cattle,
+    hostsLabel: str(env, 'HOSTS_LABEL') ?? DEFAULT_HOSTS_LABEL,
+    webrootDir,
+    dataDir,
+    certsDir: resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live')),
+    renewBeforeDays: parseInt(env, 'RENEW_BEFORE_DAYS', 1, 365),
+    schedule: parseSchedule(env),
+    passIntervalSec: loopTime,
+    keyType: parseEnum(env, 'KEY_TYPE', KEY_TYPES, 'rsa-2048'),
+    acmeConcurrency: parseInt(env, 'ACME_CONCURRENCY', 1, 50) ?? 4,
+    acmeTimeoutMs: parseDuration(env, 'ACME_TIMEOUT', 30_000, 100),
+    adoptExisting: parseBool(env, 'ADOPT_EXISTING', false),
+    discoveryIntervalMs: parseDuration(env, 'DISCOVERY_INTERVAL', 60_000, 1000),
+    allowedDomains,
+    challenge,
+    onChangeCommand: str(env, 'ON_CHANGE_COMMAND'),
+    hookTimeoutMs: parseDuration(env, 'HOOK_TIMEOUT', 60_000, 100),
+    port: parseInt(env, 'PORT', 1, 65535) ?? (isRoot ? 80 : 8080),
+    placeholders: parseBool(env, 'PLACEHOLDERS', true),
+    logLevel: parseEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
+  };
+}

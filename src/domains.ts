@@ -1,0 +1,137 @@
+import { domainToASCII } from 'node:url';
+import { isIP } from 'node:net';
+
+/** One wanted certificate: its name (= first domain, the common name) and every name it must cover. */
+export interface WantedCert {
+  name: string;
+  names: string[];
+  /** Where the request came from, for logs: "DOMAINS", "label on web", "api". */
+  sources: string[];
+}
+
+/** A certificate that was asked for but cannot be ordered, with the reason. */
+export interface RefusedCert {
+  spec: string;
+  source: string;
+  error: string;
+}
+
+export interface ParsedDomains {
+  certs: WantedCert[];
+  refused: RefusedCert[];
+}
+
+// RFC 1035 §2.3.4: 63 octets per label, 253 characters for a name written without the trailing dot.
+const MAX_LABEL = 63;
+const MAX_NAME = 253;
+const LABEL_RE = /^(?!-)[a-z0-9-]+(?<!-)$/;
+
+/**
+ * Normalises one name (trim, lower-case, punycode, drop a trailing dot) and checks it can be ordered.
+ * Returns the ASCII name or throws with a message that says what is wrong and what would be valid.
+ */
+export function normaliseName(raw: string, opts: { allowWildcard: boolean }): string {
+  let name = raw.trim().toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if (name === '') throw new Error('empty name');
+  if (isIP(name) || isIP(name.replace(/^\[|\]$/g, ''))) {
+    throw new Error(`"${raw}" is an IP address; only DNS names can be ordered`);
+  }
+  let wildcard = false;
+  if (name.startsWith('*.')) {
+    if (!opts.allowWildcard) {
+      throw new Error(`"${raw}" is a wildcard; wildcards need CHALLENGE=dns-01 (HTTP-01 cannot validate them)`);
+    }
+    wildcard = true;
+    name = name.slice(2);
+  }
+  if (name.includes('*')) throw new Error(`"${raw}": "*" is allowed only as the whole leftmost label`);
+  // domainToASCII returns '' for names it cannot convert (invalid code points, bad punycode).
+  const ascii = /^[\x00-\x7f]*$/.test(name) ? name : domainToASCII(name);
+  if (ascii === '') throw new Error(`"${raw}" cannot be converted to punycode (IDNA)`);
+  const labels = ascii.split('.');
+  if (labels.length < 2) throw new Error(`"${raw}" is not a fully qualified name (needs at least one dot)`);
+  for (const label of labels) {
+    if (label === '') throw new Error(`"${raw}" has an empty label`);
+    if (label.length > MAX_LABEL) {
+      throw new Error(`"${raw}" has a label of ${label.length} characters (at most ${MAX_LABEL})`);
+    }
+    if (!LABEL_RE.test(label)) {
+      throw new Error(`"${raw}": label "${label}" may hold only a-z, 0-9 and inner hyphens`);
+    }
+  }
+  const full = (wildcard ? '*.' : '') + ascii;
+  if (full.length > MAX_NAME) throw new Error(`"${raw}" is ${full.length} characters long (at most ${MAX_NAME})`);
+  return full;
+}
+
+export interface DomainsOptions {
+  allowWildcard: boolean;
+  /** The seed's form: every comma-separated name is its own certificate. */
+  onePerName: boolean;
+  /** Suffixes a name must end in; empty means all names are allowed. */
+  allowedSuffixes: string[];
+}
+
+function allowed(name: string, suffixes: string[]): boolean {
+  if (suffixes.length === 0) return true;
+  const bare = name.replace(/^\*\./, '');
+  return suffixes.some((s) => bare === s || bare.endsWith(`.${s}`));
+}
+
+/**
+ * Parses the DOMAINS grammar: `;` separates certificates, `,` separates names in one (the first is the
+ * common name). A certificate with a bad name is refused whole; the others go on.
+ */
+export function parseDomainList(value: string, source: string, opts: DomainsOptions): ParsedDomains {
+  const certs: WantedCert[] = [];
+  const refused: RefusedCert[] = [];
+  const groups = opts.onePerName ? value.split(/[;,]/) : value.split(';');
+  for (const group of groups) {
+    const spec = group.trim();
+    if (spec === '') continue;
+    const names: string[] = [];
+    let error: string | undefined;
+    for (const raw of spec.split(',')) {
+      if (raw.trim() === '') continue;
+      try {
+        const name = normaliseName(raw, { allowWildcard: opts.allowWildcard });
+        if (!allowed(name, opts.allowedSuffixes)) {
+          throw new Error(`"${name}" is outside ALLOWED_DOMAINS (${opts.allowedSuffixes.join(', ')})`);
+        }
+        if (!names.includes(name)) names.push(name);
+      } catch (e) {
+        error = (e as Error).message;
+        break;
+      }
+    }
+    if (error !== undefined) refused.push({ spec, source, error });
+    else if (names.length > 0) certs.push({ name: certName(names), names, sources: [source] });
+  }
+  return { certs, refused };
+}
+
+/** The certificate's name: its first domain, with a wildcard's "*." spelled "_." so it can name a folder. */
+export function certName(names: string[]): string {
+  return names[0]!.replace(/^\*\./, '_.');
+}
+
+/**
+ * Merges certificate requests from several sources. A certificate asked for twice (same name) is one
+ * certificate covering the union of the names; the first request decides the order of names.
+ */
+export function mergeWanted(lists: WantedCert[][]): WantedCert[] {
+  const byName = new Map<string, WantedCert>();
+  for (const list of lists) {
+    for (const cert of list) {
+      const seen = byName.get(cert.name);
+      if (!seen) {
+        byName.set(cert.name, { name: cert.name, names: [...cert.names], sources: [...cert.sources] });
+        continue;
+      }
+      for (const n of cert.names) if (!seen.names.includes(n)) seen.names.push(n);
+      for (const s of cert.sources) if (!seen.sources.includes(s)) seen.sources.push(s);
+    }
+  }
+  return [...byName.values()];
+}

@@ -1,0 +1,25 @@
+import type { CertInfo } from '../certs/parse.js';
+import type { CertBundle } from '../certs/store.js';
+import type { ParsedDomains } from '../domains.js';
+
+/** What an orchestrator holds for one certificate name. */
+export type RemoteCopy =
+  | { state: 'absent' }
+  | { state: 'unreadable'; error: string; owned: boolean }
+  | { state: 'present'; info: CertInfo; owned: boolean };
+
+export interface PushResult {
+  /** Where it went, for the log: a folder, a Rancher id. */
+  target: string;
+}
+
+/** The small interface every orchestrator implements (DESIGN §7). */
+export interface Orchestrator {
+  readonly name: string;
+  /** What it holds for these names, found with as few calls as the orchestrator allows (one listing). */
+  list(names: string[]): Promise<Map<string, RemoteCopy>>;
+  /** Creates or updates one certificate in place. */
+  push(bundle: CertBundle): Promise<PushResult>;
+  /** Certificates asked for by labels on the orchestrator's services. */
+  discover(): Promise<ParsedDomains>;
+}

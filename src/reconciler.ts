@@ -1,0 +1,256 @@
+/**
+ * One pass of the manager (DESIGN §2): discover → observe → decide → act → report.
+ * Gathering is separate from deciding: `observe` builds plain records, `decideAction` is pure, and only
+ * `act` changes anything. One certificate's failure is caught, recorded and never stops the others.
+ */
+import pLimit from 'p-limit';
+import type { Config } from './config.js';
+import { mergeWanted, type RefusedCert, type WantedCert } from './domains.js';
+import { classifyByIssuer, kindOfDirectory, type Kind, type KnownIssuers } from './certs/kind.js';
+import { parseCert } from './certs/parse.js';
+import { createSelfSigned } from './certs/placeholder.js';
+import type { CertBundle, LocalCopy, LocalStore } from './certs/store.js';
+import type { AccountBook } from './acme/account.js';
+import { issueCertificate } from './acme/issue.js';
+import type { ChallengeSolver } from './acme/http01.js';
+import type { Orchestrator, RemoteCopy } from './orchestrators/orchestrator.js';
+import { decideAction, type Copy, type Decision } from './policy.js';
+import type { Logger } from './log.js';
+
+export interface PassDeps {
+  config: Config;
+  store: LocalStore;
+  orchestrator: Orchestrator;
+  accounts: AccountBook;
+  solver: ChallengeSolver;
+  log: Logger;
+  now?: () => Date;
+}
+
+export type Outcome = 'ok' | 'failed' | 'waiting' | 'foreign' | 'planned';
+
+export interface CertResult {
+  name: string;
+  names: string[];
+  sources: string[];
+  decision: Decision;
+  outcome: Outcome;
+  /** Orders this pass created for the certificate (0 or 1). */
+  orders: number;
+  pushed: boolean;
+  placeholder: boolean;
+  error?: string;
+  kind?: Kind;
+  notAfter?: string;
+  nextAttempt?: string;
+}
+
+export interface PassReport {
+  startedAt: string;
+  finishedAt: string;
+  results: CertResult[];
+  refused: RefusedCert[];
+  /** Every certificate is in place and nothing was refused or failed. */
+  ok: boolean;
+}
+
+interface Observed {
+  wanted: WantedCert;
+  local: LocalCopy;
+  localCopy: Copy;
+  remoteCopy: Copy;
+  decision: Decision;
+}
+
+// DESIGN §6: after a failed order wait 1 h, doubling to 24 h, so a name that cannot validate does not
+// spend Let's Encrypt's 5-failures-per-hour limit.
+const BACKOFF_FIRST_MS = 60 * 60 * 1000;
+const BACKOFF_MAX_MS = 24 * 60 * 60 * 1000;
+
+export function backoffDelay(failures: number): number {
+  return Math.min(BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
+}
+
+function wantedKind(config: Config): Kind {
+  return config.staging ? 'staging' : 'production';
+}
+
+function directoryFor(config: Config): string {
+  return config.staging ? config.stagingDirectoryUrl : config.productionDirectoryUrl;
+}
+
+function localToCopy(local: LocalCopy, config: Config): Copy {
+  if (local.state !== 'present') return local.state === 'absent' ? local : { ...local, owned: true };
+  const kind = kindOfDirectory(local.meta.directoryUrl, config, local.meta.kind);
+  return { state: 'present', info: local.info, kind, keyMatches: local.keyMatches, owned: true };
+}
+
+function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers): Copy {
+  if (remote.state !== 'present') return remote;
+  // The same certificate as the local copy is the same kind; otherwise judge it by its issuer.
+  const kind =
+    local.state === 'present' && local.info.fingerprint === remote.info.fingerprint
+      ? local.kind
+      : classifyByIssuer(remote.info, known);
+  return { state: 'present', info: remote.info, kind, keyMatches: true, owned: remote.owned };
+}
+
+async function discover(deps: PassDeps): Promise<{ wanted: WantedCert[]; refused: RefusedCert[] }> {
+  const fromLabels = await deps.orchestrator.discover();
+  return {
+    wanted: mergeWanted([deps.config.domains.certs, fromLabels.certs]),
+    refused: [...deps.config.domains.refused, ...fromLabels.refused],
+  };
+}
+
+async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean): Promise<Observed[]> {
+  const { config, store } = deps;
+  const [known, remotes] = await Promise.all([store.knownIssuers(), deps.orchestrator.list(wanted.map((w) => w.name))]);
+  return Promise.all(
+    wanted.map(async (w) => {
+      const [local, status] = await Promise.all([store.read(w.name, { recover }), store.readStatus(w.name)]);
+      const localCopy = localToCopy(local, config);
+      const remoteCopy = remoteToCopy(remotes.get(w.name) ?? { state: 'absent' }, localCopy, known);
+      const decision = decideAction({
+        wanted: { name: w.name, names: w.names, kind: wantedKind(config) },
+        local: localCopy,
+        remote: remoteCopy,
+        now,
+        policy: { renewBeforeDays: config.renewBeforeDays, adoptExisting: config.adoptExisting, placeholders: config.placeholders },
+        ...(status.nextAttempt ? { backoffUntil: new Date(status.nextAttempt) } : {}),
+      });
+      return { wanted: w, local, localCopy, remoteCopy, decision };
+    }),
+  );
+}
+
+function baseResult(o: Observed): CertResult {
+  const r: CertResult = {
+    name: o.wanted.name,
+    names: o.wanted.names,
+    sources: o.wanted.sources,
+    decision: o.decision,
+    outcome: 'ok',
+    orders: 0,
+    pushed: false,
+    placeholder: false,
+  };
+  if (o.localCopy.state === 'present') {
+    r.kind = o.localCopy.kind;
+    r.notAfter = o.localCopy.info.notAfter.toISOString();
+  }
+  return r;
+}
+
+/** `plan`: discover, observe and decide; change nothing. */
+export async function planPass(deps: PassDeps): Promise<PassReport> {
+  const started = new Date();
+  const now = deps.now?.() ?? started;
+  const { wanted, refused } = await discover(deps);
+  const observed = await observe(deps, wanted, now, false);
+  const results = observed.map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
+  return { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, ok: refused.length === 0 };
+}
+
+export async function runPass(deps: PassDeps): Promise<PassReport> {
+  const { config, store, log } = deps;
+  const started = new Date();
+  const now = deps.now?.() ?? started;
+  const { wanted, refused } = await discover(deps);
+  for (const r of refused) log.error({ cert: r.spec, source: r.source, error: r.error }, `refused ${r.spec} from ${r.source}: ${r.error}`);
+  const observed = await observe(deps, wanted, now, true);
+  for (const o of observed) {
+    log.info({ cert: o.wanted.name, names: o.wanted.names, action: o.decision.action, reason: o.decision.reason }, `${o.wanted.name}: ${o.decision.action} — ${o.decision.message}`);
+  }
+
+  const directoryUrl = directoryFor(config);
+  const needsOrder = observed.some((o) => o.decision.action === 'issue' || o.decision.action === 'placeholder');
+  // Register or look up the account once, before any order starts.
+  const account = needsOrder ? deps.accounts.client(directoryUrl) : undefined;
+  account?.catch(() => undefined); // reported per certificate below
+  const limit = pLimit(config.acmeConcurrency);
+
+  const results = await Promise.all(
+    observed.map((o) => {
+      const r = baseResult(o);
+      const { action } = o.decision;
+      if (action === 'none') {
+        if (o.decision.reason === 'Foreign') r.outcome = 'foreign';
+        return r;
+      }
+      if (action === 'wait') {
+        r.outcome = 'waiting';
+        return store.readStatus(o.wanted.name).then((s) => ({ ...r, ...(s.nextAttempt ? { nextAttempt: s.nextAttempt } : {}), ...(s.lastError ? { error: s.lastError } : {}) }));
+      }
+      const job = async (): Promise<CertResult> => {
+        let orderUrl: string | undefined;
+        try {
+          if (action === 'placeholder') {
+            const ss = await createSelfSigned(o.wanted.names);
+            const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
+            await store.write(bundle);
+            const to = await deps.orchestrator.push(bundle);
+            r.placeholder = true;
+            r.kind = 'self-signed';
+            r.notAfter = parseCert(ss.cert).notAfter.toISOString();
+            log.info({ cert: o.wanted.name, action: 'placeholder', target: to.target }, `${o.wanted.name}: self-signed placeholder pushed to ${to.target}`);
+          }
+          if (action === 'push') {
+            if (o.local.state !== 'present') throw new Error('no local copy to push');
+            const to = await deps.orchestrator.push(o.local.bundle);
+            r.pushed = true;
+            log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed local copy to ${to.target}`);
+            return r;
+          }
+          const client = await account!;
+          const issued = await limit(() =>
+            issueCertificate(client, o.wanted.names, {
+              keyType: config.keyType,
+              solver: deps.solver,
+              onOrder: (url) => {
+                orderUrl = url;
+                r.orders += 1;
+                log.info({ cert: o.wanted.name, action: 'order', order: url }, `${o.wanted.name}: order created`);
+              },
+            }),
+          );
+          const kind = wantedKind(config);
+          const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl };
+          await store.write(bundle, { orderUrl: issued.orderUrl });
+          const info = parseCert(issued.cert);
+          await store.rememberIssuer(info.issuer, kind);
+          await store.writeStatus(o.wanted.name, { failures: 0, lastAttempt: new Date().toISOString() });
+          r.kind = kind;
+          r.notAfter = info.notAfter.toISOString();
+          log.info({ cert: o.wanted.name, action: 'issued', kind, notAfter: r.notAfter, issuer: info.issuer }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
+          const to = await deps.orchestrator.push(bundle);
+          r.pushed = true;
+          log.info({ cert: o.wanted.name, action: 'push', target: to.target }, `${o.wanted.name}: pushed to ${to.target}`);
+          return r;
+        } catch (e) {
+          r.outcome = 'failed';
+          r.error = (e as Error).message;
+          // Only a failure after the CA created an order counts against the limits: back off then.
+          if (orderUrl) {
+            const prev = await store.readStatus(o.wanted.name);
+            const failures = prev.failures + 1;
+            r.nextAttempt = new Date(Date.now() + backoffDelay(failures)).toISOString();
+            await store
+              .writeStatus(o.wanted.name, { failures, lastAttempt: new Date().toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })
+              .catch((we: Error) => log.error({ cert: o.wanted.name, error: we.message }, `${o.wanted.name}: cannot record failure`));
+          }
+          log.error({ cert: o.wanted.name, action, error: r.error, ...(r.nextAttempt ? { nextAttempt: r.nextAttempt } : {}) }, `${o.wanted.name}: ${action} failed: ${r.error}`);
+          return r;
+        }
+      };
+      return job();
+    }),
+  );
+  const ok = refused.length === 0 && results.every((r) => r.outcome === 'ok' || r.outcome === 'foreign');
+  const report: PassReport = { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, ok };
+  log.info(
+    { pass: { certificates: results.length, orders: results.reduce((n, r) => n + r.orders, 0), failed: results.filter((r) => r.outcome === 'failed').length, refused: refused.length } },
+    `pass finished: ${results.length} certificates, ${ok ? 'all fine' : 'some need attention'}`,
+  );
+  return report;
+}

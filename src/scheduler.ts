@@ -1,0 +1,84 @@
+/**
+ * When passes run: once at start, on the cron schedule (or every LOOP_TIME seconds, the seed's way), and
+ * soon after the set of wanted certificates changes. Passes never overlap: a trigger during a pass runs
+ * one more pass after it.
+ */
+import schedule from 'node-schedule';
+import type { Logger } from './log.js';
+
+export interface SchedulerOptions {
+  cron: string;
+  intervalSec?: number;
+  /** Re-read the wanted set every `intervalMs`; a different `fingerprint` starts a pass. */
+  discovery?: { intervalMs: number; fingerprint: () => Promise<string> };
+  log: Logger;
+}
+
+export class Scheduler {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private job: schedule.Job | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private lastFingerprint: string | undefined;
+
+  constructor(
+    private readonly pass: () => Promise<unknown>,
+    private readonly opts: SchedulerOptions,
+  ) {}
+
+  start(): void {
+    if (this.opts.intervalSec) {
+      this.timers.push(setInterval(() => this.trigger('LOOP_TIME'), this.opts.intervalSec * 1000));
+    } else {
+      this.job = schedule.scheduleJob(this.opts.cron, () => this.trigger('schedule'));
+      const next = this.job?.nextInvocation();
+      this.opts.log.info({ schedule: this.opts.cron, next: next?.toISOString() }, `passes on schedule "${this.opts.cron}", next ${next?.toISOString()}`);
+    }
+    const d = this.opts.discovery;
+    if (d) {
+      this.timers.push(
+        setInterval(() => {
+          d.fingerprint().then(
+            (fp) => {
+              if (this.lastFingerprint !== undefined && fp !== this.lastFingerprint) this.trigger('wanted certificates changed');
+              this.lastFingerprint = fp;
+            },
+            (e: Error) => this.opts.log.warn({ error: e.message }, `discovery failed: ${e.message}`),
+          );
+        }, d.intervalMs),
+      );
+      d.fingerprint().then((fp) => (this.lastFingerprint ??= fp), () => undefined);
+    }
+    this.trigger('start');
+  }
+
+  trigger(why: string): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.opts.log.info({ trigger: why }, `pass starting (${why})`);
+    this.running = this.pass()
+      .then(
+        () => undefined,
+        (e: Error) => void this.opts.log.error({ error: e.message }, `pass failed: ${e.message}`),
+      )
+      .finally(() => {
+        this.running = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.trigger('requested during the previous pass');
+        }
+      });
+  }
+
+  /** Stops scheduling and waits for the pass in flight, up to `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    this.job?.cancel();
+    for (const t of this.timers) clearInterval(t);
+    if (this.running) await Promise.race([this.running, new Promise((r) => setTimeout(r, graceMs))]);
+  }
+}

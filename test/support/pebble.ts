@@ -1,0 +1,114 @@
+/**
+ * Starts a real Pebble (Let's Encrypt's test CA) and pebble-challtestsrv on free loopback ports.
+ * challtestsrv is Pebble's DNS: every name resolves to 127.0.0.1, so Pebble's HTTP-01 validation
+ * reaches whatever listens on `httpPort` there (our webroot). Pebble's TLS certificate is made here at
+ * run time; `caBundlePath` is what ACME_CA_BUNDLE must point at.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import https from 'node:https';
+import { createSelfSigned } from '../../src/certs/placeholder.js';
+import { freePort } from './ports.js';
+
+export interface Pebble {
+  directoryUrl: string;
+  managementUrl: string;
+  caBundlePath: string;
+  httpPort: number;
+  /** Pebble's root for the chains it issues (management API /roots/0). */
+  root(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface PebbleOptions {
+  dir: string;
+  httpPort: number;
+  /** PEBBLE_WFE_NONCEREJECT: percentage of nonces refused. Pebble's default when undefined. */
+  nonceReject?: number;
+}
+
+function waitExit(p: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve();
+    p.once('exit', () => resolve());
+    p.kill('SIGTERM');
+    setTimeout(() => p.kill('SIGKILL'), 2000).unref();
+  });
+}
+
+function get(url: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca, timeout: 2000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
+  mkdirSync(opts.dir, { recursive: true });
+  const tls = await createSelfSigned(['localhost'], { ips: ['127.0.0.1'], organization: 'certwrangler test pebble' });
+  const certPath = join(opts.dir, 'pebble-tls.pem');
+  const keyPath = join(opts.dir, 'pebble-tls.key');
+  writeFileSync(certPath, tls.cert);
+  writeFileSync(keyPath, tls.key, { mode: 0o600 });
+  const [acmePort, mgmtPort, tlsPort, dnsPort, dnsMgmtPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const configPath = join(opts.dir, 'pebble-config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${acmePort}`,
+        managementListenAddress: `127.0.0.1:${mgmtPort}`,
+        certificate: certPath,
+        privateKey: keyPath,
+        httpPort: opts.httpPort,
+        tlsPort,
+        ocspResponderURL: '',
+        externalAccountBindingRequired: false,
+      },
+    }),
+  );
+  const dns = spawn(
+    'pebble-challtestsrv',
+    ['-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${dnsMgmtPort}`, '-defaultIPv4', '127.0.0.1', '-defaultIPv6', ''],
+    { stdio: 'ignore' },
+  );
+  const env: NodeJS.ProcessEnv = { ...process.env, PEBBLE_VA_NOSLEEP: '1' };
+  if (opts.nonceReject !== undefined) env.PEBBLE_WFE_NONCEREJECT = String(opts.nonceReject);
+  const pebble = spawn('pebble', ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  pebble.stdout!.on('data', (b: Buffer) => (output += b));
+  pebble.stderr!.on('data', (b: Buffer) => (output += b));
+
+  const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
+  const managementUrl = `https://127.0.0.1:${mgmtPort}`;
+  const stop = async () => {
+    await Promise.all([waitExit(pebble), waitExit(dns)]);
+  };
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      if ((await get(directoryUrl, tls.cert)).status === 200) break;
+    } catch {
+      /* not up yet */
+    }
+    if (pebble.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`pebble did not start: ${output.slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    directoryUrl,
+    managementUrl,
+    caBundlePath: certPath,
+    httpPort: opts.httpPort,
+    root: async () => (await get(`${managementUrl}/roots/0`, tls.cert)).body,
+    stop,
+  };
+}
