@@ -1,0 +1,29 @@
+// Makes sure the Debian programs the demo and the end-to-end tests need are installed: installs them
+// when this process may (root or password-less sudo, with apt-get), otherwise says the one command to run.
+import { execFileSync, spawnSync } from 'node:child_process';
+
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+
+/** tools: [{ command, pkg }]. Returns true when all are present afterwards. */
+export function ensureDebianTools(tools, { quiet = false } = {}) {
+  const missing = tools.filter((t) => !has(t.command));
+  if (missing.length === 0) return true;
+  const pkgs = [...new Set(missing.map((t) => t.pkg))];
+  const cmd = `apt-get update && apt-get install -y ${pkgs.join(' ')}`;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const sudoOk = !isRoot && has('sudo') && spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0;
+  if (!has('apt-get') || (!isRoot && !sudoOk)) {
+    console.error(`missing: ${missing.map((t) => t.command).join(', ')}. Install with:\n  sudo sh -c '${cmd}'`);
+    return false;
+  }
+  if (!quiet) console.error(`installing Debian packages: ${pkgs.join(' ')}`);
+  const prefix = isRoot ? '' : 'sudo -n ';
+  execFileSync('sh', ['-c', `${prefix}apt-get update -qq && ${prefix}env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')}`], { stdio: quiet ? 'ignore' : 'inherit' });
+  return tools.every((t) => has(t.command));
+}
+
+export const TEST_TOOLS = [
+  { command: 'pebble', pkg: 'pebble' },
+  { command: 'pebble-challtestsrv', pkg: 'pebble' },
+  { command: 'nginx', pkg: 'nginx' },
+];

@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { loadConfig, ConfigError } from '../../src/config.js';
+import { parseDomainList } from '../../src/domains.js';
+
+const opts = { allowWildcard: false, onePerName: false, allowedSuffixes: [] };
+
+test('DOMAINS: ";" separates certificates, "," names within one, first name is the certificate name', () => {
+  const d = parseDomainList(' Example.com, www.example.com ; api.example.com;', 'DOMAINS', opts);
+  assert.deepEqual(d.certs.map((c) => [c.name, c.names]), [
+    ['example.com', ['example.com', 'www.example.com']],
+    ['api.example.com', ['api.example.com']],
+  ]);
+  assert.deepEqual(d.refused, []);
+});
+
+test('DOMAINS: a bad name refuses its certificate only, with the reason', () => {
+  const long = `${'a'.repeat(64)}.example.com`;
+  const cases: Array<[string, RegExp]> = [
+    ['10.0.0.1', /IP address/],
+    ['*.example.com', /wildcard.*dns-01/],
+    [long, /label of 64 characters \(at most 63\)/],
+    [`${'abcdefghi.'.repeat(26)}com`, /at most 253/],
+    ['a..example.com', /empty label/],
+    ['localhost', /fully qualified/],
+    ['bad_name.example.com', /a-z, 0-9/],
+  ];
+  for (const [bad, why] of cases) {
+    const d = parseDomainList(`good.example.com;${bad},also.example.com;other.example.com`, 'DOMAINS', opts);
+    assert.deepEqual(d.certs.map((c) => c.name), ['good.example.com', 'other.example.com'], bad);
+    assert.equal(d.refused.length, 1);
+    assert.match(d.refused[0]!.error, why);
+  }
+});
+
+test('DOMAINS: international names become punycode', () => {
+  const d = parseDomainList('bücher.example', 'DOMAINS', opts);
+  assert.deepEqual(d.certs[0]!.names, ['xn--bcher-kva.example']);
+});
+
+test('DOMAINS_ONE_PER_NAME: the seed form, one certificate per comma-separated name', () => {
+  const d = loadConfig({ DOMAINS: 'a.example.com,b.example.com', DOMAINS_ONE_PER_NAME: 'true' });
+  assert.deepEqual(d.domains.certs.map((c) => c.names), [['a.example.com'], ['b.example.com']]);
+});
+
+test('ALLOWED_DOMAINS: names outside the suffixes are refused', () => {
+  const c = loadConfig({ DOMAINS: 'a.example.com;evil.test', ALLOWED_DOMAINS: 'example.com' });
+  assert.deepEqual(c.domains.certs.map((x) => x.name), ['a.example.com']);
+  assert.match(c.domains.refused[0]!.error, /outside ALLOWED_DOMAINS/);
+});
+
+test('config: defaults, and the seed variables', () => {
+  const c = loadConfig({ CERTBOT_EMAIL: 'ops@example.com', CERTBOT_WEBROOT: '/srv/www', STAGING: 'False', LOOP_TIME: '300' }, '/work');
+  assert.equal(c.email, 'ops@example.com');
+  assert.equal(c.webrootDir, '/srv/www');
+  assert.equal(c.staging, false);
+  assert.equal(c.passIntervalSec, 300);
+  assert.equal(c.dataDir, '/work/data');
+  assert.equal(c.certsDir, '/work/data/live');
+  assert.equal(c.keyType, 'rsa-2048');
+  assert.equal(c.acmeConcurrency, 4);
+  assert.equal(c.orchestrator, 'files');
+  assert.match(c.schedule, /^\d+ \d+,\d+ \* \* \*$/);
+  assert.equal(loadConfig({}).staging, true);
+  for (const v of ['TRUE', 'yes', '1', 'On']) assert.equal(loadConfig({ STAGING: v }).staging, true);
+});
+
+test('config: a bad value names the variable, the value and what is accepted', () => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ STAGING: 'maybe' }, /^config: STAGING="maybe" is not valid; accepted: true\/false/],
+    [{ KEY_TYPE: 'rsa-1024' }, /KEY_TYPE="rsa-1024" .*rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384/],
+    [{ ACME_CONCURRENCY: '0' }, /ACME_CONCURRENCY="0" .*from 1 to 50/],
+    [{ RENEW_BEFORE_DAYS: 'ten' }, /RENEW_BEFORE_DAYS="ten"/],
+    [{ SCHEDULE: 'every day' }, /SCHEDULE="every day" .*cron/],
+    [{ ACME_DIRECTORY_URL: 'ftp://x' }, /ACME_DIRECTORY_URL="ftp:\/\/x" .*http/],
+    [{ DISCOVERY_INTERVAL: '5 minutes' }, /DISCOVERY_INTERVAL=.*60s, 5m/],
+    [{ ACME_CA_BUNDLE: '/nonexistent/ca.pem' }, /ACME_CA_BUNDLE=.*readable PEM file \(ENOENT\)/],
+    [{ CATTLE_URL: 'http://rancher:8080/v1', CATTLE_ACCESS_KEY: 'ak' }, /CATTLE_SECRET_KEY=\(hidden\)/],
+  ];
+  for (const [env, msg] of cases) {
+    assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && msg.test(e.message), JSON.stringify(env));
+  }
+});
+
+test('cli: a bad value stops the process with one line and exit code 2', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'plan'], { env: { ...process.env, STAGING: 'sometimes' }, encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.match(r.stderr, /STAGING="sometimes" is not valid/);
+});

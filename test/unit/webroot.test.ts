@@ -1,0 +1,101 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { createWebroot, listenWebroot } from '../../src/webroot/server.js';
+import { rawRequest } from '../support/http.js';
+
+const root = mkdtempSync(join(tmpdir(), 'cw-webroot-'));
+const challenges = join(root, '.well-known', 'acme-challenge');
+// Bytes a careless server would mangle: a trailing newline, a NUL, a non-ASCII byte.
+const TOKEN = 'tok_EN-123';
+const CONTENT = Buffer.from([...Buffer.from('tok_EN-123.keyauth'), 0x00, 0xff, 0x0a]);
+let server: Server;
+let port: number;
+
+before(async () => {
+  mkdirSync(challenges, { recursive: true });
+  writeFileSync(join(challenges, TOKEN), CONTENT);
+  writeFileSync(join(challenges, '.hidden'), 'secret');
+  mkdirSync(join(challenges, 'adir'));
+  writeFileSync(join(root, 'outside.txt'), 'outside');
+  writeFileSync(join(root, '.well-known', 'other'), 'other');
+  server = await listenWebroot(createWebroot(root), 0, '127.0.0.1');
+  port = (server.address() as { port: number }).port;
+});
+after(() => server.close());
+
+test('webroot: a token is served byte for byte, as text/plain, never cached', async () => {
+  const r = await rawRequest(port, `/.well-known/acme-challenge/${TOKEN}`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, CONTENT);
+  assert.match(String(r.headers['content-type']), /^text\/plain/);
+  assert.equal(r.headers['cache-control'], 'no-store');
+});
+
+test('webroot: HEAD answers with headers and no body', async () => {
+  const r = await rawRequest(port, `/.well-known/acme-challenge/${TOKEN}`, { method: 'HEAD' });
+  assert.equal(r.status, 200);
+  assert.equal(Number(r.headers['content-length']), CONTENT.length);
+  assert.equal(r.body.length, 0);
+});
+
+test('webroot: /healthz is 200', async () => {
+  assert.equal((await rawRequest(port, '/healthz')).status, 200);
+});
+
+test('webroot: everything else is 404 — no listing, traversal, dotfiles or redirects', async () => {
+  const paths = [
+    '/.well-known/acme-challenge/missing-token',
+    '/.well-known/acme-challenge/',
+    '/.well-known/acme-challenge',
+    '/.well-known/acme-challenge/adir',
+    '/.well-known/acme-challenge/.hidden',
+    '/.well-known/acme-challenge/..%2f..%2foutside.txt',
+    '/.well-known/acme-challenge/..%2Fother',
+    '/.well-known/acme-challenge/%2e%2e/%2e%2e/outside.txt',
+    '/.well-known/acme-challenge/%252e%252e%252foutside.txt',
+    '/.well-known/acme-challenge/..\\..\\outside.txt',
+    '/.well-known/acme-challenge/../../outside.txt',
+    '/.well-known/acme-challenge/%74ok_EN-123',
+    `/.well-known/acme-challenge/${TOKEN}/`,
+    `/.well-known/acme-challenge/${TOKEN}.txt`,
+    `/.well-known/acme-challenge/${TOKEN}%00`,
+    '/.well-known/acme-challenge/tok%20en',
+    `/.well-known/acme-challenge/${'a'.repeat(256)}`,
+    `/${'x'.repeat(10 * 1024)}`,
+    `/.well-known/acme-challenge/${'b'.repeat(10 * 1024)}`,
+    '/.well-known/other',
+    '/outside.txt',
+    '/',
+    '//.well-known/acme-challenge/' + TOKEN,
+    '/.well-known//acme-challenge/' + TOKEN,
+    '/.WELL-KNOWN/acme-challenge/' + TOKEN,
+  ];
+  for (const p of paths) {
+    const r = await rawRequest(port, p);
+    assert.equal(r.status, 404, `${p.slice(0, 80)} → ${r.status}`);
+    assert.equal(r.headers.location, undefined);
+    assert.ok(!r.body.includes('outside') && !r.body.includes('secret'), p);
+  }
+});
+
+test('webroot: a request line that is not valid HTTP (raw space or non-ASCII byte) is refused by the parser', async () => {
+  for (const p of ['/.well-known/acme-challenge/tok en', '/.well-known/acme-challenge/tók']) {
+    assert.equal((await rawRequest(port, p)).status, 400, p);
+  }
+});
+
+test('webroot: only GET and HEAD', async () => {
+  for (const method of ['POST', 'PUT', 'DELETE', 'OPTIONS']) {
+    assert.equal((await rawRequest(port, `/.well-known/acme-challenge/${TOKEN}`, { method })).status, 404, method);
+  }
+});
+
+test('webroot: a query string does not change the answer', async () => {
+  const r = await rawRequest(port, `/.well-known/acme-challenge/${TOKEN}?x=1`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, CONTENT);
+});
