@@ -8,7 +8,7 @@ export interface Reply {
 
 /**
  * A request written byte for byte on a socket: the path goes out exactly as given (spaces, backslashes,
- * non-ASCII), which an HTTP client library would refuse or normalise. Connection: close, so the body is
+ * non-ASCII), which an HTTP client library would refuse or normalise. HTTP/1.0 and Connection: close, so the body is unchunked and
  * everything after the headers.
  */
 export function rawRequest(port: number, path: string, opts: { method?: string; host?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
@@ -18,7 +18,7 @@ export function rawRequest(port: number, path: string, opts: { method?: string; 
     sock.setTimeout(5000, () => sock.destroy(new Error(`timeout ${path.slice(0, 60)}`)));
     sock.on('connect', () => {
       const extra = Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-      sock.write(Buffer.from(`${opts.method ?? 'GET'} ${path} HTTP/1.1\r\nHost: ${opts.host ?? 'localhost'}\r\n${extra}Connection: close\r\n\r\n`, 'utf8'));
+      sock.write(Buffer.from(`${opts.method ?? 'GET'} ${path} HTTP/1.0\r\nHost: ${opts.host ?? 'localhost'}\r\n${extra}Connection: close\r\n\r\n`, 'utf8'));
     });
     sock.on('data', (c: Buffer) => chunks.push(c));
     sock.on('error', reject);
