@@ -55,14 +55,17 @@ export function configureAcmeTransport(opts: TransportOptions): void {
   });
 }
 
-/** Counts requests by method and path, for tests and benchmarks that assert "no new order". */
+/**
+ * Counts answered requests as "<status> <METHOD> <path>", for tests and benchmarks that assert "no new
+ * order": a created order is "201 POST <newOrder path>", a retried bad nonce is not.
+ */
 export function countAcmeRequests(): { counts: Map<string, number>; stop: () => void } {
   const counts = new Map<string, number>();
-  const id = acme.axios.interceptors.request.use((config) => {
-    const path = new URL(config.url ?? '', 'http://x').pathname;
-    const key = `${(config.method ?? 'get').toUpperCase()} ${path}`;
+  const id = acme.axios.interceptors.response.use((res) => {
+    const path = new URL(res.config.url ?? '', 'http://x').pathname;
+    const key = `${res.status} ${(res.config.method ?? 'get').toUpperCase()} ${path}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
-    return config;
+    return res;
   });
-  return { counts, stop: () => acme.axios.interceptors.request.eject(id) };
+  return { counts, stop: () => acme.axios.interceptors.response.eject(id) };
 }

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, basename } from 'node:path';
 import https from 'node:https';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { freePort } from './ports.js';
@@ -51,7 +51,7 @@ function get(url: string, ca: string): Promise<{ status: number; body: string }>
 
 export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   mkdirSync(opts.dir, { recursive: true });
-  const tls = await createSelfSigned(['localhost'], { ips: ['127.0.0.1'], organization: 'certwrangler test pebble' });
+  const tls = await createSelfSigned(['localhost'], { ips: ['127.0.0.1'], organization: `certwrangler test pebble ${basename(opts.dir)} ${Date.now()}` });
   const certPath = join(opts.dir, 'pebble-tls.pem');
   const keyPath = join(opts.dir, 'pebble-tls.key');
   writeFileSync(certPath, tls.cert);

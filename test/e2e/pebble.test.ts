@@ -1,0 +1,235 @@
+/**
+ * End to end against real Pebble: the webroot answers Pebble's HTTP-01 validations, the manager orders
+ * and stores certificates and writes them to CERTS_DIR. Each test asserts what an operator sees.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { assemble } from '../../src/assemble.js';
+import { runPass, planPass, type PassReport } from '../../src/reconciler.js';
+import { countAcmeRequests } from '../../src/acme/transport.js';
+import { createWebroot, listenWebroot } from '../../src/webroot/server.js';
+import { keyMatchesCert, parseCert, splitPemChain } from '../../src/certs/parse.js';
+import { createSelfSigned } from '../../src/certs/placeholder.js';
+import { renewalTime } from '../../src/policy.js';
+import { startPebble, type Pebble } from '../support/pebble.js';
+import { freePort } from '../support/ports.js';
+
+const base = mkdtempSync(join(tmpdir(), 'cw-e2e-'));
+const WEBROOT = join(base, 'www');
+const servers: Server[] = [];
+const pebbles: Pebble[] = [];
+const DOMAINS = 'one.example.com;multi.example.com,www.multi.example.com,api.multi.example.com;three.example.com';
+
+async function pebbleWithWebroot(name: string, nonceReject = 0): Promise<Pebble> {
+  const httpPort = await freePort();
+  servers.push(await listenWebroot(createWebroot(WEBROOT), httpPort, '127.0.0.1'));
+  const p = await startPebble({ dir: join(base, name), httpPort, nonceReject });
+  pebbles.push(p);
+  return p;
+}
+
+let main: Pebble;
+before(async () => {
+  main = await pebbleWithWebroot('pebble-main');
+});
+after(async () => {
+  await Promise.all(pebbles.map((p) => p.stop()));
+  for (const s of servers) s.close();
+});
+
+function envFor(dir: string, extra: Record<string, string>): Record<string, string> {
+  return { DATA_DIR: join(base, dir, 'data'), CERTS_DIR: join(base, dir, 'live'), WEBROOT_DIR: WEBROOT, LOG_LEVEL: 'silent', ...extra };
+}
+
+async function pass(env: Record<string, string>, now?: Date): Promise<{ report: PassReport; orders: number }> {
+  const m = await assemble(loadConfig(env), createLogger('silent'), { ...(now ? { now: () => now } : {}), retryBaseMs: 50 });
+  const counter = countAcmeRequests();
+  try {
+    const report = await runPass(m);
+    const orders = [...counter.counts].filter(([k]) => k === '201 POST /order-plz').reduce((n, [, v]) => n + v, 0);
+    return { report, orders };
+  } finally {
+    counter.stop();
+  }
+}
+
+function snapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else {
+        const s = statSync(p);
+        out.set(p, `${s.ino}:${s.mtimeMs}:${s.size}`);
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Walks leaf → intermediates → Pebble's root, checking every signature. */
+function assertChainVerifies(fullchain: string, rootPem: string): void {
+  const chain = splitPemChain(fullchain).map((p) => new X509Certificate(p));
+  const root = new X509Certificate(rootPem);
+  for (let i = 0; i < chain.length; i++) {
+    const issuer = chain[i + 1] ?? root;
+    assert.ok(chain[i]!.checkIssued(issuer), `certificate ${i} is issued by the next`);
+    assert.ok(chain[i]!.verify(issuer.publicKey), `certificate ${i} signature verifies`);
+  }
+}
+
+const pebbleEnv = (p: Pebble, as: 'staging' | 'production') => ({
+  [as === 'staging' ? 'ACME_STAGING_DIRECTORY_URL' : 'ACME_DIRECTORY_URL']: p.directoryUrl,
+  STAGING: as === 'staging' ? 'true' : 'false',
+  ACME_CA_BUNDLE: p.caBundlePath,
+});
+
+test('a fresh start issues every certificate in DOMAINS, SANs included, into CERTS_DIR', async () => {
+  const env = envFor('fresh', { DOMAINS, ...pebbleEnv(main, 'production') });
+  const { report, orders } = await pass(env);
+  assert.equal(report.ok, true, JSON.stringify(report.results.map((r) => r.error)));
+  assert.equal(orders, 3);
+  const root = await main.root();
+  for (const [name, names] of [
+    ['one.example.com', ['one.example.com']],
+    ['multi.example.com', ['multi.example.com', 'www.multi.example.com', 'api.multi.example.com']],
+    ['three.example.com', ['three.example.com']],
+  ] as const) {
+    const dir = join(env.CERTS_DIR!, name);
+    for (const f of ['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey.pem', 'bundle.pem']) assert.ok(existsSync(join(dir, f)), `${name}/${f}`);
+    const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+    const info = parseCert(cert);
+    assert.equal(info.commonName, name);
+    assert.deepEqual([...info.names].sort(), [...names].sort());
+    assert.equal(info.selfSigned, false);
+    assert.ok(!readFileSync(join(dir, 'chain.pem'), 'utf8').includes(cert.trim()), 'chain.pem holds intermediates only');
+    assertChainVerifies(readFileSync(join(dir, 'fullchain.pem'), 'utf8'), root);
+    assert.ok(keyMatchesCert(readFileSync(join(dir, 'privkey.pem'), 'utf8'), cert));
+    assert.equal(statSync(join(dir, 'privkey.pem')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'bundle.pem')).mode & 0o777, 0o600);
+    const storeDir = join(env.DATA_DIR!, 'certs', name);
+    assert.equal(statSync(join(storeDir, 'privkey.pem')).mode & 0o777, 0o600);
+    assert.equal(statSync(storeDir).mode & 0o777, 0o700);
+    assert.equal(JSON.parse(readFileSync(join(storeDir, 'meta.json'), 'utf8')).kind, 'production');
+  }
+  // No challenge file is left in the webroot.
+  assert.deepEqual(readdirSync(join(WEBROOT, '.well-known', 'acme-challenge')), []);
+});
+
+test('a second pass makes no order and rewrites no file', async () => {
+  const env = envFor('fresh', { DOMAINS, ...pebbleEnv(main, 'production') });
+  const before = new Map([...snapshot(env.DATA_DIR!), ...snapshot(env.CERTS_DIR!)]);
+  const { report, orders } = await pass(env);
+  assert.equal(orders, 0);
+  assert.equal(report.ok, true);
+  assert.deepEqual(report.results.map((r) => r.decision.reason), ['UpToDate', 'UpToDate', 'UpToDate']);
+  assert.deepEqual(new Map([...snapshot(env.DATA_DIR!), ...snapshot(env.CERTS_DIR!)]), before);
+});
+
+test('flipping STAGING to false upgrades every certificate once, then stays put', async () => {
+  const staging = await pebbleWithWebroot('pebble-staging');
+  const production = await pebbleWithWebroot('pebble-production');
+  const both = { ACME_STAGING_DIRECTORY_URL: staging.directoryUrl, ACME_DIRECTORY_URL: production.directoryUrl };
+  writeFileSync(join(base, 'both-ca.pem'), readFileSync(staging.caBundlePath, 'utf8') + readFileSync(production.caBundlePath, 'utf8'));
+  const env = (flag: string) => envFor('flip', { DOMAINS, ...both, STAGING: flag, ACME_CA_BUNDLE: join(base, 'both-ca.pem') });
+
+  const first = await pass(env('true'));
+  assert.equal(first.orders, 3);
+  assert.deepEqual(first.report.results.map((r) => r.kind), ['staging', 'staging', 'staging']);
+  const stagingIssuer = parseCert(readFileSync(join(base, 'flip', 'live', 'one.example.com', 'cert.pem'), 'utf8')).issuer;
+
+  const plan = await planPass(await assemble(loadConfig(env('false')), createLogger('silent')));
+  assert.deepEqual(plan.results.map((r) => r.decision.message), Array(3).fill('upgrade staging → production'));
+
+  const flipped = await pass(env('false'));
+  assert.equal(flipped.report.ok, true, JSON.stringify(flipped.report.results.map((r) => r.error)));
+  assert.equal(flipped.orders, 3, 'exactly one new order per certificate');
+  assert.equal(flipped.report.ok, true);
+  assert.deepEqual(flipped.report.results.map((r) => r.kind), ['production', 'production', 'production']);
+  const live = parseCert(readFileSync(join(base, 'flip', 'live', 'one.example.com', 'cert.pem'), 'utf8'));
+  assert.notEqual(live.issuer, stagingIssuer, 'the live certificate now comes from the production CA');
+  assertChainVerifies(readFileSync(join(base, 'flip', 'live', 'one.example.com', 'fullchain.pem'), 'utf8'), await production.root());
+
+  assert.equal((await pass(env('false'))).orders, 0);
+  assert.equal((await pass(env('true'))).orders, 0, 'production is never downgraded to staging');
+});
+
+function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (b: Buffer) => (stdout += b));
+    p.stderr.on('data', (b: Buffer) => (stderr += b));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('manager --once: with the CA unreachable a placeholder goes live and the exit code is 1; once the CA is back the placeholder is replaced', async () => {
+  const closed = await freePort();
+  const down = envFor('placeholder', { DOMAINS: 'ph.example.com,www.ph.example.com', ACME_DIRECTORY_URL: `https://127.0.0.1:${closed}/dir`, STAGING: 'false', ACME_CA_BUNDLE: main.caBundlePath, LOG_LEVEL: 'info' });
+  const r1 = await cli(['manager', '--once'], down);
+  assert.equal(r1.code, 1, r1.stderr);
+  const live = join(down.CERTS_DIR!, 'ph.example.com');
+  const placeholder = parseCert(readFileSync(join(live, 'cert.pem'), 'utf8'));
+  assert.equal(placeholder.selfSigned, true);
+  assert.deepEqual(placeholder.names, ['ph.example.com', 'www.ph.example.com']);
+  assert.ok(keyMatchesCert(readFileSync(join(live, 'privkey.pem'), 'utf8'), readFileSync(join(live, 'cert.pem'), 'utf8')));
+  const lines = r1.stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: string });
+  assert.ok(lines.some((l) => /placeholder first/.test(l.msg)), 'the log says why a placeholder was made');
+  assert.ok(lines.some((l) => l.level === 'error' && /ph.example.com: placeholder failed: .*ECONNREFUSED/.test(l.msg)), 'the log names the certificate and the error');
+
+  const up = { ...down, ACME_DIRECTORY_URL: main.directoryUrl };
+  const plan = await cli(['plan', '--json'], up);
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.equal((JSON.parse(plan.stdout) as PassReport).results[0]!.decision.reason, 'ReplacePlaceholder');
+  const r2 = await cli(['manager', '--once'], up);
+  assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+  const real = parseCert(readFileSync(join(live, 'cert.pem'), 'utf8'));
+  assert.equal(real.selfSigned, false);
+  assert.notEqual(real.fingerprint, placeholder.fingerprint);
+});
+
+test('expiry: past the renewal point the next pass renews; an expired orchestrator copy with a fresh local one is pushed without an order', async () => {
+  const env = envFor('expiry', { DOMAINS: 'exp.example.com', ...pebbleEnv(main, 'production') });
+  assert.equal((await pass(env)).orders, 1);
+  const liveCert = join(env.CERTS_DIR!, 'exp.example.com', 'cert.pem');
+  const first = parseCert(readFileSync(liveCert, 'utf8'));
+
+  const beforeRenewal = new Date(renewalTime(first, undefined).getTime() - 86_400_000);
+  const quiet = await pass(env, beforeRenewal);
+  assert.equal(quiet.orders, 0);
+
+  const pastRenewal = new Date(renewalTime(first, undefined).getTime() + 86_400_000);
+  const renewed = await pass(env, pastRenewal);
+  assert.equal(renewed.orders, 1);
+  assert.equal(renewed.report.results[0]!.decision.reason, 'Renew');
+  const second = parseCert(readFileSync(liveCert, 'utf8'));
+  assert.notEqual(second.fingerprint, first.fingerprint);
+
+  // Someone (a restore, an old deploy) put an expired certificate where the balancer reads it.
+  const stale = await createSelfSigned(['exp.example.com'], { now: new Date(Date.now() - 100 * 86_400_000), days: 30 });
+  writeFileSync(liveCert, stale.cert);
+  const pushed = await pass(env);
+  assert.equal(pushed.orders, 0);
+  assert.equal(pushed.report.results[0]!.decision.reason, 'RemoteExpired');
+  assert.equal(parseCert(readFileSync(liveCert, 'utf8')).fingerprint, second.fingerprint);
+});
+
+test('with Pebble refusing 15% of nonces every issuance still succeeds', async () => {
+  const flaky = await pebbleWithWebroot('pebble-nonce', 15);
+  const env = envFor('nonce', { DOMAINS, ...pebbleEnv(flaky, 'production'), ACME_CONCURRENCY: '3' });
+  const { report, orders } = await pass(env);
+  assert.equal(report.ok, true, JSON.stringify(report.results.map((r) => r.error)));
+  assert.equal(orders, 3);
+});
