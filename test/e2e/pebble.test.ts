@@ -134,6 +134,10 @@ test('a second pass makes no order and rewrites no file', async () => {
   assert.equal(report.ok, true);
   assert.deepEqual(report.results.map((r) => r.decision.reason), ['UpToDate', 'UpToDate', 'UpToDate']);
   assert.deepEqual(new Map([...snapshot(env.DATA_DIR!), ...snapshot(env.CERTS_DIR!)]), before);
+  // One account for the directory, registered on the first pass and reused by this one.
+  assert.equal(readdirSync(join(env.DATA_DIR!, 'accounts')).length, 1);
+  const account = join(env.DATA_DIR!, 'accounts', readdirSync(join(env.DATA_DIR!, 'accounts'))[0]!, 'account.json');
+  assert.equal(statSync(account).mode & 0o777, 0o600);
 });
 
 test('flipping STAGING to false upgrades every certificate once, then stays put', async () => {
@@ -188,6 +192,7 @@ test('manager --once: with the CA unreachable a placeholder goes live and the ex
   const lines = r1.stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: string });
   assert.ok(lines.some((l) => /placeholder first/.test(l.msg)), 'the log says why a placeholder was made');
   assert.ok(lines.some((l) => l.level === 'error' && /ph.example.com: placeholder failed: .*ECONNREFUSED/.test(l.msg)), 'the log names the certificate and the error');
+  assert.ok(!/PRIVATE KEY/.test(r1.stdout + r1.stderr), 'no key in the output');
 
   const up = { ...down, ACME_DIRECTORY_URL: main.directoryUrl };
   const plan = await cli(['plan', '--json'], up);
@@ -195,13 +200,19 @@ test('manager --once: with the CA unreachable a placeholder goes live and the ex
   assert.equal((JSON.parse(plan.stdout) as PassReport).results[0]!.decision.reason, 'ReplacePlaceholder');
   const r2 = await cli(['manager', '--once'], up);
   assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+  assert.ok(!/PRIVATE KEY/.test(r2.stdout + r2.stderr + plan.stdout), 'no key in the output');
   const real = parseCert(readFileSync(join(live, 'cert.pem'), 'utf8'));
   assert.equal(real.selfSigned, false);
   assert.notEqual(real.fingerprint, placeholder.fingerprint);
 });
 
 test('expiry: past the renewal point the next pass renews; an expired orchestrator copy with a fresh local one is pushed without an order', async () => {
-  const env = envFor('expiry', { DOMAINS: 'exp.example.com', ...pebbleEnv(main, 'production') });
+  const hookLog = join(base, 'expiry-hook.log');
+  const env = envFor('expiry', {
+    DOMAINS: 'exp.example.com',
+    ...pebbleEnv(main, 'production'),
+    ON_CHANGE_COMMAND: `echo "$CERTWRANGLER_NAME $CERTWRANGLER_KIND $CERTWRANGLER_FULLCHAIN" >> ${hookLog}`,
+  });
   assert.equal((await pass(env)).orders, 1);
   const liveCert = join(env.CERTS_DIR!, 'exp.example.com', 'cert.pem');
   const first = parseCert(readFileSync(liveCert, 'utf8'));
@@ -224,6 +235,14 @@ test('expiry: past the renewal point the next pass renews; an expired orchestrat
   assert.equal(pushed.orders, 0);
   assert.equal(pushed.report.results[0]!.decision.reason, 'RemoteExpired');
   assert.equal(parseCert(readFileSync(liveCert, 'utf8')).fingerprint, second.fingerprint);
+  // ON_CHANGE_COMMAND ran once per change (placeholder, issue, renewal, push), never on a quiet pass.
+  const fullchain = join(env.CERTS_DIR!, 'exp.example.com', 'fullchain.pem');
+  assert.deepEqual(readFileSync(hookLog, 'utf8').trim().split('\n'), [
+    `exp.example.com self-signed ${fullchain}`,
+    `exp.example.com production ${fullchain}`,
+    `exp.example.com production ${fullchain}`,
+    `exp.example.com production ${fullchain}`,
+  ]);
 });
 
 test('with Pebble refusing 15% of nonces every issuance still succeeds', async () => {
