@@ -8,8 +8,9 @@ import express, { type Express } from 'express';
 import serveStatic from 'serve-static';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { CHALLENGE_PATH, TOKEN_RE } from '../acme/http01.js';
+import { CHALLENGE_PATH } from '../acme/http01.js';
 
+// The token part is the same rule as TOKEN_RE in acme/http01.ts.
 const TOKEN_URL_RE = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]{1,255})$/;
 
 export function createWebroot(webrootDir: string): Express {
@@ -38,7 +39,7 @@ export function createWebroot(webrootDir: string): Express {
       return void res.type('text/plain').send('ok\n');
     }
     const m = TOKEN_URL_RE.exec(raw);
-    if (!m || !TOKEN_RE.test(m[1]!)) return notFound(res);
+    if (!m) return notFound(res);
     // serve-static sees only "/<token>", already known to be safe.
     req.url = `/${m[1]}`;
     return files(req, res, () => notFound(res));
