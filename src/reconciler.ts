@@ -9,7 +9,7 @@ import { mergeWanted, type RefusedCert, type WantedCert } from './domains.js';
 import { classifyByIssuer, kindOfDirectory, type Kind, type KnownIssuers } from './certs/kind.js';
 import { parseCert } from './certs/parse.js';
 import { createSelfSigned } from './certs/placeholder.js';
-import type { CertBundle, LocalCopy, LocalStore } from './certs/store.js';
+import type { CertBundle, CertStatus, LocalCopy, LocalStore } from './certs/store.js';
 import type { AccountBook } from './acme/account.js';
 import { issueCertificate } from './acme/issue.js';
 import type { ChallengeSolver } from './acme/http01.js';
@@ -57,6 +57,7 @@ export interface PassReport {
 interface Observed {
   wanted: WantedCert;
   local: LocalCopy;
+  status: CertStatus;
   localCopy: Copy;
   remoteCopy: Copy;
   decision: Decision;
@@ -119,7 +120,7 @@ async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover:
         policy: { renewBeforeDays: config.renewBeforeDays, adoptExisting: config.adoptExisting, placeholders: config.placeholders },
         ...(status.nextAttempt ? { backoffUntil: new Date(status.nextAttempt) } : {}),
       });
-      return { wanted: w, local, localCopy, remoteCopy, decision };
+      return { wanted: w, local, status, localCopy, remoteCopy, decision };
     }),
   );
 }
@@ -180,7 +181,9 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
       }
       if (action === 'wait') {
         r.outcome = 'waiting';
-        return store.readStatus(o.wanted.name).then((s) => ({ ...r, ...(s.nextAttempt ? { nextAttempt: s.nextAttempt } : {}), ...(s.lastError ? { error: s.lastError } : {}) }));
+        if (o.status.nextAttempt) r.nextAttempt = o.status.nextAttempt;
+        if (o.status.lastError) r.error = o.status.lastError;
+        return r;
       }
       const job = async (): Promise<CertResult> => {
         let orderUrl: string | undefined;
@@ -232,8 +235,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           r.error = (e as Error).message;
           // Only a failure after the CA created an order counts against the limits: back off then.
           if (orderUrl) {
-            const prev = await store.readStatus(o.wanted.name);
-            const failures = prev.failures + 1;
+            const failures = o.status.failures + 1;
             r.nextAttempt = new Date(Date.now() + backoffDelay(failures)).toISOString();
             await store
               .writeStatus(o.wanted.name, { failures, lastAttempt: new Date().toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })

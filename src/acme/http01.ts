@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../certs/atomic.js';
 
 export const CHALLENGE_PATH = '.well-known/acme-challenge';
-export const TOKEN_RE = /^[A-Za-z0-9_-]{1,255}$/;
+/** RFC 8555 §8.3: a token is base64url; we also bound its length. */
+export const TOKEN_PATTERN = '[A-Za-z0-9_-]{1,255}';
+export const TOKEN_RE = new RegExp(`^${TOKEN_PATTERN}$`);
 
 export interface ChallengeSolver {
   present(identifier: string, token: string, keyAuthorization: string): Promise<void>;

@@ -8,10 +8,9 @@ import express, { type Express } from 'express';
 import serveStatic from 'serve-static';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { CHALLENGE_PATH } from '../acme/http01.js';
+import { CHALLENGE_PATH, TOKEN_PATTERN } from '../acme/http01.js';
 
-// The token part is the same rule as TOKEN_RE in acme/http01.ts.
-const TOKEN_URL_RE = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]{1,255})$/;
+const TOKEN_URL_RE = new RegExp(`^/${CHALLENGE_PATH.replace(/\./g, '\\.')}/(${TOKEN_PATTERN})$`);
 
 export function createWebroot(webrootDir: string): Express {
   const app = express();
