@@ -8,7 +8,12 @@ import { ensureDebianTools, TEST_TOOLS } from './debian-tools.mjs';
 if (!ensureDebianTools(TEST_TOOLS)) process.exit(1);
 
 const only = process.argv.slice(2);
-const files = ['test/unit', 'test/e2e']
+// Type errors in tests or helpers would otherwise only show as odd runtime failures (tsx strips types).
+if (only.length === 0) {
+  const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json'], { stdio: 'inherit' });
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+}
+const files = ['test/unit', 'test/integration', 'test/e2e']
   .flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.test.ts')).map((f) => join(d, f)))
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });

@@ -23,6 +23,10 @@ export interface Config {
   orchestrator: OrchestratorName;
   cattle: { url: string; accessKey: string; secretKey: string } | undefined;
   hostsLabel: string;
+  /** Read HOSTS_LABEL from the orchestrator's services (the seed's DYNAMIC_CONFIG). */
+  readLabels: boolean;
+  /** Timeout of each orchestrator API call (RANCHER_TIMEOUT; the seed's CONNECT_TIMEOUT). */
+  orchestratorTimeoutMs: number;
   webrootDir: string;
   dataDir: string;
   certsDir: string;
@@ -122,6 +126,14 @@ function parseUrl(env: Env, name: string, dflt: string): string {
   return v;
 }
 
+/** RANCHER_TIMEOUT is a duration; the seed's CONNECT_TIMEOUT, read when it is absent, is whole seconds. */
+function parseRancherTimeout(env: Env): number {
+  if (str(env, 'RANCHER_TIMEOUT') === undefined && str(env, 'CONNECT_TIMEOUT') !== undefined) {
+    return (parseInt(env, 'CONNECT_TIMEOUT', 1, 600) ?? 10) * 1000;
+  }
+  return parseDuration(env, 'RANCHER_TIMEOUT', 10_000, 100);
+}
+
 /** Twice a day at a random minute, as Let's Encrypt asks clients to spread their load. */
 export function randomTwiceDaily(rand: () => number = Math.random): string {
   const minute = Math.floor(rand() * 60);
@@ -200,6 +212,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     orchestrator,
     cattle,
     hostsLabel: str(env, 'HOSTS_LABEL') ?? DEFAULT_HOSTS_LABEL,
+    readLabels: parseBool(env, 'DYNAMIC_CONFIG', true),
+    orchestratorTimeoutMs: parseRancherTimeout(env),
     webrootDir,
     dataDir,
     certsDir: resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live')),

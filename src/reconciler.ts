@@ -50,6 +50,8 @@ export interface PassReport {
   finishedAt: string;
   results: CertResult[];
   refused: RefusedCert[];
+  /** Problems of the pass as a whole (labels or the orchestrator's list could not be read). */
+  errors: string[];
   /** Every certificate is in place and nothing was refused or failed. */
   ok: boolean;
 }
@@ -96,12 +98,30 @@ function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers): Cop
   return { state: 'present', info: remote.info, kind, keyMatches: true, owned: remote.owned };
 }
 
-async function discover(deps: PassDeps): Promise<{ wanted: WantedCert[]; refused: RefusedCert[] }> {
-  const fromLabels = await deps.orchestrator.discover();
-  return {
-    wanted: mergeWanted([deps.config.domains.certs, fromLabels.certs]),
-    refused: [...deps.config.domains.refused, ...fromLabels.refused],
-  };
+async function discover(deps: PassDeps): Promise<{ wanted: WantedCert[]; refused: RefusedCert[]; errors: string[] }> {
+  const { domains } = deps.config;
+  try {
+    const fromLabels = await deps.orchestrator.discover();
+    return { wanted: mergeWanted([domains.certs, fromLabels.certs]), refused: [...domains.refused, ...fromLabels.refused], errors: [] };
+  } catch (e) {
+    // Labels unreadable: go on with DOMAINS. Nothing is removed for a missing label, so a failed read loses nothing.
+    return { wanted: domains.certs, refused: domains.refused, errors: [`cannot read labels from ${deps.orchestrator.name}: ${(e as Error).message}`] };
+  }
+}
+
+/** When the orchestrator's copies cannot be read nothing can be decided safely: every certificate waits for the next pass. */
+function unobservable(wanted: WantedCert[], error: string): CertResult[] {
+  return wanted.map((w) => ({
+    name: w.name,
+    names: w.names,
+    sources: w.sources,
+    decision: { action: 'none' as const, reason: 'OrchestratorUnavailable', message: error },
+    outcome: 'failed' as const,
+    orders: 0,
+    pushed: false,
+    placeholder: false,
+    error,
+  }));
 }
 
 async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean): Promise<Observed[]> {
@@ -147,19 +167,34 @@ function baseResult(o: Observed): CertResult {
 export async function planPass(deps: PassDeps): Promise<PassReport> {
   const started = new Date();
   const now = deps.now?.() ?? started;
-  const { wanted, refused } = await discover(deps);
-  const observed = await observe(deps, wanted, now, false);
-  const results = observed.map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
-  return { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, ok: refused.length === 0 };
+  const { wanted, refused, errors } = await discover(deps);
+  let results: CertResult[];
+  try {
+    const observed = await observe(deps, wanted, now, false);
+    results = observed.map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
+  } catch (e) {
+    errors.push(`cannot read certificates from ${deps.orchestrator.name}: ${(e as Error).message}`);
+    results = unobservable(wanted, errors.at(-1)!);
+  }
+  return { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, errors, ok: refused.length === 0 && errors.length === 0 };
 }
 
 export async function runPass(deps: PassDeps): Promise<PassReport> {
   const { config, store, log } = deps;
   const started = new Date();
   const now = deps.now?.() ?? started;
-  const { wanted, refused } = await discover(deps);
+  const { wanted, refused, errors } = await discover(deps);
   for (const r of refused) log.error({ cert: r.spec, source: r.source, error: r.error }, `refused ${r.spec} from ${r.source}: ${r.error}`);
-  const observed = await observe(deps, wanted, now, true);
+  for (const e of errors) log.error({ error: e }, e);
+  let observed: Observed[];
+  try {
+    observed = await observe(deps, wanted, now, true);
+  } catch (e) {
+    const error = `cannot read certificates from ${deps.orchestrator.name}: ${(e as Error).message}`;
+    log.error({ error }, `${error}; nothing changed, next pass retries`);
+    errors.push(error);
+    return finish(log, started, unobservable(wanted, error), refused, errors);
+  }
   for (const o of observed) {
     log.info({ cert: o.wanted.name, names: o.wanted.names, action: o.decision.action, reason: o.decision.reason }, `${o.wanted.name}: ${o.decision.action} — ${o.decision.message}`);
   }
@@ -248,8 +283,12 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
       return job();
     }),
   );
-  const ok = refused.length === 0 && results.every((r) => r.outcome === 'ok' || r.outcome === 'foreign');
-  const report: PassReport = { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, ok };
+  return finish(log, started, results, refused, errors);
+}
+
+function finish(log: Logger, started: Date, results: CertResult[], refused: RefusedCert[], errors: string[]): PassReport {
+  const ok = refused.length === 0 && errors.length === 0 && results.every((r) => r.outcome === 'ok' || r.outcome === 'foreign');
+  const report: PassReport = { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, errors, ok };
   log.info(
     { pass: { certificates: results.length, orders: results.reduce((n, r) => n + r.orders, 0), failed: results.filter((r) => r.outcome === 'failed').length, refused: refused.length } },
     `pass finished: ${results.length} certificates, ${ok ? 'all fine' : 'some need attention'}`,

@@ -5,61 +5,36 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, statSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { assemble } from '../../src/assemble.js';
-import { runPass, planPass, type PassReport } from '../../src/reconciler.js';
-import { countAcmeRequests } from '../../src/acme/transport.js';
-import { createWebroot, listenWebroot } from '../../src/webroot/server.js';
-import { keyMatchesCert, parseCert, splitPemChain } from '../../src/certs/parse.js';
+import { planPass, type PassReport } from '../../src/reconciler.js';
+import { keyMatchesCert, parseCert } from '../../src/certs/parse.js';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { renewalTime } from '../../src/policy.js';
-import { startPebble, type Pebble } from '../support/pebble.js';
+import type { Pebble } from '../support/pebble.js';
+import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-e2e-'));
-const WEBROOT = join(base, 'www');
-const servers: Server[] = [];
-const pebbles: Pebble[] = [];
+const lab = acmeLab(base);
+const WEBROOT = lab.webroot;
 const DOMAINS = 'one.example.com;multi.example.com,www.multi.example.com,api.multi.example.com;three.example.com';
-
-async function pebbleWithWebroot(name: string, nonceReject = 0): Promise<Pebble> {
-  const httpPort = await freePort();
-  servers.push(await listenWebroot(createWebroot(WEBROOT), httpPort, '127.0.0.1'));
-  const p = await startPebble({ dir: join(base, name), httpPort, nonceReject });
-  pebbles.push(p);
-  return p;
-}
+const pebbleWithWebroot = (name: string, nonceReject = 0) => lab.pebble(name, nonceReject);
 
 let main: Pebble;
 before(async () => {
-  main = await pebbleWithWebroot('pebble-main');
+  main = await lab.pebble('pebble-main');
 });
-after(async () => {
-  await Promise.all(pebbles.map((p) => p.stop()));
-  for (const s of servers) s.close();
-});
+after(() => lab.stop());
 
 function envFor(dir: string, extra: Record<string, string>): Record<string, string> {
   return { DATA_DIR: join(base, dir, 'data'), CERTS_DIR: join(base, dir, 'live'), WEBROOT_DIR: WEBROOT, LOG_LEVEL: 'silent', ...extra };
 }
 
-async function pass(env: Record<string, string>, now?: Date): Promise<{ report: PassReport; orders: number }> {
-  const m = await assemble(loadConfig(env), createLogger('silent'), { ...(now ? { now: () => now } : {}), retryBaseMs: 50 });
-  const counter = countAcmeRequests();
-  try {
-    const report = await runPass(m);
-    const orders = [...counter.counts].filter(([k]) => k === '201 POST /order-plz').reduce((n, [, v]) => n + v, 0);
-    return { report, orders };
-  } finally {
-    counter.stop();
-  }
-}
+const pass = (env: Record<string, string>, now?: Date) => passWithOrders(env, now ? { now: () => now } : {});
 
 function snapshot(dir: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -76,23 +51,6 @@ function snapshot(dir: string): Map<string, string> {
   walk(dir);
   return out;
 }
-
-/** Walks leaf → intermediates → Pebble's root, checking every signature. */
-function assertChainVerifies(fullchain: string, rootPem: string): void {
-  const chain = splitPemChain(fullchain).map((p) => new X509Certificate(p));
-  const root = new X509Certificate(rootPem);
-  for (let i = 0; i < chain.length; i++) {
-    const issuer = chain[i + 1] ?? root;
-    assert.ok(chain[i]!.checkIssued(issuer), `certificate ${i} is issued by the next`);
-    assert.ok(chain[i]!.verify(issuer.publicKey), `certificate ${i} signature verifies`);
-  }
-}
-
-const pebbleEnv = (p: Pebble, as: 'staging' | 'production') => ({
-  [as === 'staging' ? 'ACME_STAGING_DIRECTORY_URL' : 'ACME_DIRECTORY_URL']: p.directoryUrl,
-  STAGING: as === 'staging' ? 'true' : 'false',
-  ACME_CA_BUNDLE: p.caBundlePath,
-});
 
 test('a fresh start issues every certificate in DOMAINS, SANs included, into CERTS_DIR', async () => {
   const env = envFor('fresh', { DOMAINS, ...pebbleEnv(main, 'production') });
@@ -168,16 +126,7 @@ test('flipping STAGING to false upgrades every certificate once, then stays put'
   assert.equal((await pass(env('true'))).orders, 0, 'production is never downgraded to staging');
 });
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b));
-    p.stderr.on('data', (b: Buffer) => (stderr += b));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runCli;
 
 test('manager --once: with the CA unreachable a placeholder goes live and the exit code is 1; once the CA is back the placeholder is replaced', async () => {
   const closed = await freePort();

@@ -1,0 +1,172 @@
+/**
+ * HTTP to the Rancher 1.x (Cattle) API, `specs/rancher-v1-api.md` §1–§3: the v2-beta root, basic auth,
+ * a timeout on every call, every status checked, transient failures retried with backoff, and every error
+ * turned into one line that names the call and says what to do.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import axios, { AxiosError, type AxiosInstance } from 'axios';
+import axiosRetry from 'axios-retry';
+
+export interface RancherApiOptions {
+  /** CATTLE_URL as injected (…/v1) or already …/v2-beta. */
+  url: string;
+  accessKey: string;
+  secretKey: string;
+  timeoutMs: number;
+  /** Retries after a network error, a timeout, a 5xx or an answer that is not JSON. */
+  retries?: number;
+  retryBaseMs?: number;
+}
+
+/** An answer from Rancher that is not the one asked for, or no answer at all. */
+export class RancherError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly code?: string,
+    readonly fieldName?: string,
+  ) {
+    super(message);
+    this.name = 'RancherError';
+  }
+}
+
+/**
+ * go-rancher's rule (v2/common.go NormalizeUrl): an empty path becomes /v2-beta and a leading /v1 becomes
+ * /v2-beta, because agents are given the legacy …/v1 URL. Credentials in the URL are dropped from what we
+ * print, never from what we send (we send basic auth from the keys instead).
+ */
+export function normaliseCattleUrl(raw: string): string {
+  const u = new URL(raw);
+  let path = u.pathname.replace(/\/+$/, '');
+  if (path === '') path = '/v2-beta';
+  else if (path === '/v1' || path.startsWith('/v1/')) path = `/v2-beta${path.slice(3)}`;
+  u.pathname = path;
+  u.username = '';
+  u.password = '';
+  u.search = '';
+  u.hash = '';
+  return u.toString().replace(/\/+$/, '');
+}
+
+const CREDENTIAL_HINT =
+  'check CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY; Rancher injects them into a service labelled ' +
+  "io.rancher.container.create_agent: 'true' and io.rancher.container.agent.role: environment";
+
+interface ErrorEnvelope {
+  type?: unknown;
+  code?: unknown;
+  message?: unknown;
+  detail?: unknown;
+  fieldName?: unknown;
+}
+
+function describe(method: string, url: string, e: unknown, timeoutMs: number): RancherError {
+  const where = `Rancher API ${method.toUpperCase()} ${url}`;
+  if (!(e instanceof AxiosError)) return new RancherError(`${where}: ${(e as Error).message}`);
+  const res = e.response;
+  if (!res) {
+    if (e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT') return new RancherError(`${where}: no answer within ${timeoutMs} ms (RANCHER_TIMEOUT)`);
+    return new RancherError(`${where}: ${e.code ?? 'network error'} ${e.message}`.trim());
+  }
+  if (res.status >= 200 && res.status < 300) return new RancherError(`${where}: answer is not JSON (${e.message})`, res.status);
+  const env = (typeof res.data === 'object' && res.data !== null ? res.data : {}) as ErrorEnvelope;
+  const code = typeof env.code === 'string' ? env.code : undefined;
+  const field = typeof env.fieldName === 'string' ? env.fieldName : undefined;
+  const text = [env.message, env.detail].filter((x) => typeof x === 'string' && x !== '').join(': ');
+  if (res.status === 401) return new RancherError(`${where}: 401 Unauthorized: the API key was refused; ${CREDENTIAL_HINT}`, 401, code);
+  if (res.status === 403) return new RancherError(`${where}: 403 Forbidden: the API key may not do this; it must be an environment key (${CREDENTIAL_HINT})`, 403, code);
+  const parts = [`${res.status}`, code, field ? `(field ${field})` : undefined, text || undefined].filter(Boolean);
+  return new RancherError(`${where}: ${parts.join(' ')}`, res.status, code, field);
+}
+
+function isTransient(e: AxiosError): boolean {
+  const res = e.response;
+  if (!res) return true; // refused, reset, hung up or timed out: nothing was answered
+  if (res.status >= 500) return true;
+  // A 2xx whose body is not JSON (a proxy's error page, a cut-off answer).
+  return res.status < 300 && e.code === AxiosError.ERR_BAD_RESPONSE;
+}
+
+export interface Collection {
+  data: unknown[];
+  next: string | null;
+}
+
+export class RancherApi {
+  readonly root: string;
+  private readonly http: AxiosInstance;
+
+  constructor(private readonly opts: RancherApiOptions) {
+    this.root = normaliseCattleUrl(opts.url);
+    const base = opts.retryBaseMs ?? 500;
+    this.http = axios.create({
+      timeout: opts.timeoutMs,
+      auth: { username: opts.accessKey, password: opts.secretKey },
+      headers: { Accept: 'application/json', 'X-API-No-Challenge': 'true', 'User-Agent': 'certwrangler' },
+      responseType: 'json',
+      // Fail on a body that is not JSON instead of handing back a string.
+      transitional: { silentJSONParsing: false, forcedJSONParsing: true, clarifyTimeoutError: false },
+      maxRedirects: 0,
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 8 }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 8 }),
+    });
+    axiosRetry(this.http, {
+      retries: opts.retries ?? 3,
+      shouldResetTimeout: true,
+      retryCondition: isTransient,
+      // Exponential backoff with jitter so that a restarting Rancher is not hit in step.
+      retryDelay: (n) => base * 2 ** (n - 1) * (0.5 + Math.random() / 2),
+    });
+  }
+
+  /** An absolute URL for a collection or resource path under the root, e.g. `certificates?limit=1000`. */
+  url(path: string): string {
+    return `${this.root}/${path.replace(/^\/+/, '')}`;
+  }
+
+  private async call(method: 'get' | 'post' | 'put', url: string, body?: unknown): Promise<Record<string, unknown>> {
+    try {
+      const res = await this.http.request({ method, url, ...(body !== undefined ? { data: body } : {}) });
+      if (typeof res.data !== 'object' || res.data === null || Array.isArray(res.data)) {
+        throw new RancherError(`Rancher API ${method.toUpperCase()} ${url}: answer is not a JSON object`, res.status);
+      }
+      return res.data as Record<string, unknown>;
+    } catch (e) {
+      if (e instanceof RancherError) throw e;
+      throw describe(method, url, e, this.opts.timeoutMs);
+    }
+  }
+
+  get(url: string): Promise<Record<string, unknown>> {
+    return this.call('get', url);
+  }
+
+  post(url: string, body?: unknown): Promise<Record<string, unknown>> {
+    return this.call('post', url, body);
+  }
+
+  put(url: string, body: unknown): Promise<Record<string, unknown>> {
+    return this.call('put', url, body);
+  }
+
+  /** Every item of a collection: follows `pagination.next` until it is null (§3.3). */
+  async listAll(path: string): Promise<unknown[]> {
+    const out: unknown[] = [];
+    let url: string | null = this.url(path);
+    const seen = new Set<string>();
+    while (url) {
+      if (seen.has(url)) throw new RancherError(`Rancher API GET ${url}: pagination loops back to a page already read`);
+      seen.add(url);
+      const page = await this.get(url);
+      if (page.type !== 'collection' || !Array.isArray(page.data)) {
+        throw new RancherError(`Rancher API GET ${url}: expected a collection, got ${JSON.stringify(page.type ?? null)}`);
+      }
+      out.push(...page.data);
+      const p = page.pagination as { next?: unknown } | null | undefined;
+      url = p && typeof p.next === 'string' && p.next !== '' ? p.next : null;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,84 @@
+/** What the end-to-end tests share: one pass with its orders counted on the wire, chain checks, the CLI. */
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { assemble, type AssembleOptions } from '../../src/assemble.js';
+import { runPass, type PassReport } from '../../src/reconciler.js';
+import { countAcmeRequests } from '../../src/acme/transport.js';
+import { splitPemChain } from '../../src/certs/parse.js';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { createWebroot, listenWebroot } from '../../src/webroot/server.js';
+import { startPebble, type Pebble } from './pebble.js';
+import { freePort } from './ports.js';
+
+/** One manager pass; `orders` counts the CA's "201 POST /order-plz" answers, so retries do not count. */
+export async function passWithOrders(env: Record<string, string>, opts: AssembleOptions = {}): Promise<{ report: PassReport; orders: number }> {
+  const m = await assemble(loadConfig(env), createLogger('silent'), { retryBaseMs: 50, ...opts });
+  const counter = countAcmeRequests();
+  try {
+    const report = await runPass(m);
+    const orders = [...counter.counts].filter(([k]) => k === '201 POST /order-plz').reduce((n, [, v]) => n + v, 0);
+    return { report, orders };
+  } finally {
+    counter.stop();
+  }
+}
+
+export const pebbleEnv = (p: Pebble, as: 'staging' | 'production'): Record<string, string> => ({
+  [as === 'staging' ? 'ACME_STAGING_DIRECTORY_URL' : 'ACME_DIRECTORY_URL']: p.directoryUrl,
+  STAGING: as === 'staging' ? 'true' : 'false',
+  ACME_CA_BUNDLE: p.caBundlePath,
+});
+
+/** Walks leaf → intermediates → Pebble's root, checking every signature. */
+export function assertChainVerifies(fullchain: string, rootPem: string): void {
+  const chain = splitPemChain(fullchain).map((p) => new X509Certificate(p));
+  const root = new X509Certificate(rootPem);
+  for (let i = 0; i < chain.length; i++) {
+    const issuer = chain[i + 1] ?? root;
+    assert.ok(chain[i]!.checkIssued(issuer), `certificate ${i} is issued by the next`);
+    assert.ok(chain[i]!.verify(issuer.publicKey), `certificate ${i} signature verifies`);
+  }
+}
+
+/** Runs `certwrangler <args>` from source as a child process and collects its output. */
+export function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (b: Buffer) => (stdout += b));
+    p.stderr.on('data', (b: Buffer) => (stderr += b));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Pebbles that validate against our webroot, each with its own webroot listener, all stopped together. */
+export interface AcmeLab {
+  webroot: string;
+  pebble(name: string, nonceReject?: number): Promise<Pebble>;
+  stop(): Promise<void>;
+}
+
+export function acmeLab(base: string): AcmeLab {
+  const webroot = join(base, 'www');
+  const servers: Server[] = [];
+  const pebbles: Pebble[] = [];
+  return {
+    webroot,
+    async pebble(name, nonceReject = 0) {
+      const httpPort = await freePort();
+      servers.push(await listenWebroot(createWebroot(webroot), httpPort, '127.0.0.1'));
+      const p = await startPebble({ dir: join(base, name), httpPort, nonceReject });
+      pebbles.push(p);
+      return p;
+    },
+    async stop() {
+      await Promise.all(pebbles.map((p) => p.stop()));
+      for (const s of servers) s.close();
+    },
+  };
+}

@@ -1,0 +1,696 @@
+/**
+ * An in-process Rancher 1.x (Cattle) API on loopback, built from `specs/rancher-v1-api.md` §9: the only
+ * mock in the test suite, because a Rancher server cannot run here. It keeps its state in memory, which
+ * tests seed and inspect, and it logs every request.
+ *
+ * Covered: /v1 and /v2-beta roots, optional projects/<pid>/, singular/plural case-insensitive
+ * collections, X-API-Schemas, basic auth bound to one project (401 envelope and WWW-Authenticate),
+ * certificates with computed fields, states that settle after `settleMs`, read-on-create `key`, name
+ * uniqueness, 422/405/409 errors, paginated lists with `m<offset>` markers, filters (unknown ones
+ * ignored), services/balancers/stacks/projects, the balancer `update` action with a reload counter and
+ * the PEM each balancer serves, fault injection per route and call count, and a request log.
+ * Not covered: the rancher-metadata service (§7); nothing in certwrangler reads it.
+ */
+import http from 'node:http';
+import { randomUUID, X509Certificate } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+
+type Json = Record<string, unknown>;
+
+export interface SimCertificate {
+  id: string;
+  accountId: string;
+  uuid: string;
+  name: string;
+  description: string | null;
+  cert: string;
+  certChain: string | null;
+  key: string;
+  created: Date;
+  removed: Date | null;
+  state: string;
+  transitioning: 'yes' | 'no' | 'error';
+  transitioningMessage: string | null;
+  settleAt: number;
+  /** Times this resource was written through the API (POST or a PUT that changed something). */
+  writes: number;
+}
+
+export interface SimService {
+  id: string;
+  accountId: string;
+  uuid: string;
+  type: 'service' | 'loadBalancerService';
+  name: string;
+  stackId: string;
+  state: string;
+  system: boolean;
+  labels: Record<string, string>;
+  sidekicks: { name: string; labels: Record<string, string> }[];
+  lbConfig: { defaultCertificateId: string | null; certificateIds: string[]; portRules: Json[] } | null;
+  transitioning: 'yes' | 'no' | 'error';
+  settleAt: number;
+  reloadCount: number;
+  /** cert + "\n" + certChain of every referenced certificate, as of the last `update` action. */
+  served: Map<string, string>;
+}
+
+export type FaultKind = 500 | 503 | 401 | 'hangup' | 'delay' | 'malformed' | 'race';
+
+export interface Fault {
+  kind: FaultKind;
+  method?: string;
+  /** Matched against the path and query as sent, e.g. /certificates|marker=m1000/. */
+  url?: RegExp;
+  /** Matching calls to let through before the fault fires. */
+  skip?: number;
+  /** How many matching calls fail (after `skip`). */
+  times?: number;
+  /** For 'delay': how long to hold the answer (then it is handled normally). */
+  delayMs?: number;
+  /** For 'race': the description of the certificate "another writer" creates just before a POST. */
+  raceDescription?: string;
+}
+
+export interface RequestRecord {
+  method: string;
+  path: string;
+  query: string;
+  body: unknown;
+  status: number;
+}
+
+export interface SimOptions {
+  settleMs?: number;
+  maxLimit?: number;
+}
+
+const CERT_FILTERS = ['id', 'name', 'state', 'kind', 'uuid', 'description', 'accountId', 'created', 'removed', 'removeTime', 'cert', 'certChain', 'key'];
+const SERVICE_FILTERS = ['accountId', 'createIndex', 'created', 'description', 'externalId', 'healthState', 'id', 'kind', 'name', 'removeTime', 'removed', 'selectorContainer', 'selectorLink', 'skip', 'stackId', 'state', 'system', 'uuid', 'vip'];
+const COLLECTIONS: Record<string, string> = {
+  certificate: 'certificate',
+  certificates: 'certificate',
+  service: 'service',
+  services: 'service',
+  loadbalancerservice: 'loadBalancerService',
+  loadbalancerservices: 'loadBalancerService',
+  stack: 'stack',
+  stacks: 'stack',
+  environment: 'stack',
+  environments: 'stack',
+  project: 'project',
+  projects: 'project',
+};
+const REASON: Record<number, string> = { 401: 'Unauthorized', 404: 'Not Found', 405: 'Method not allowed', 409: 'Conflict', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string | null = null,
+    readonly fieldName?: string,
+  ) {
+    super(message ?? code);
+  }
+}
+
+/** Java's Date.toString() in UTC: "Tue Mar 14 12:00:00 UTC 2017" (specs §4.3). */
+export function javaDate(d: Date): string {
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${days[d.getUTCDay()]} ${months[d.getUTCMonth()]} ${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} UTC ${d.getUTCFullYear()}`;
+}
+
+function rfc2253(dn: string): string {
+  return dn
+    .split('\n')
+    .filter((l) => l !== '')
+    .reverse()
+    .map((rdn) => {
+      const i = rdn.indexOf('=');
+      return `${rdn.slice(0, i)}=${rdn.slice(i + 1).replace(/([,+"\\<>;])/g, '\\$1')}`;
+    })
+    .join(',');
+}
+
+/** §4.2: the computed fields, from the first PEM block only. Throws on a PEM that does not parse. */
+export function computedFields(pem: string): Json {
+  const first = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
+  if (!first) throw new Error('no PEM CERTIFICATE block found');
+  const x = new X509Certificate(first);
+  const rsa = x.publicKey.asymmetricKeyType === 'rsa';
+  return {
+    CN: /(?:^|\n)CN=([^\n]*)/.exec(x.subject)?.[1] ?? null,
+    certFingerprint: x.fingerprint.toLowerCase(),
+    expiresAt: javaDate(new Date(x.validTo)),
+    issuedAt: javaDate(new Date(x.validFrom)),
+    issuer: rfc2253(x.issuer),
+    algorithm: rsa ? 'SHA256WITHRSA' : 'SHA256WITHECDSA',
+    version: '3',
+    serialNumber: BigInt(`0x${x.serialNumber}`).toString(),
+    keySize: rsa ? (x.publicKey.asymmetricKeyDetails?.modulusLength ?? null) : null,
+    subjectAlternativeNames: x.subjectAltName ? x.subjectAltName.split(', ').map((e) => e.slice(e.indexOf(':') + 1)) : null,
+  };
+}
+
+function likeToRegExp(pattern: string): RegExp {
+  return new RegExp(`^${pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/%/g, '.*').replace(/_/g, '.')}$`);
+}
+
+function matchFilter(value: unknown, mod: string, wanted: string[]): boolean {
+  if (mod === 'null') return value === null || value === undefined;
+  if (mod === 'notnull') return value !== null && value !== undefined;
+  const v = value instanceof Date ? value.toISOString() : value === null || value === undefined ? null : String(value);
+  const num = (s: string | null) => (s !== null && /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s);
+  return wanted.some((w) => {
+    switch (mod) {
+      case 'eq':
+        return v === w;
+      case 'ne':
+        return v !== w;
+      case 'prefix':
+        return v !== null && v.startsWith(w);
+      case 'like':
+        return v !== null && likeToRegExp(w).test(v);
+      case 'notlike':
+        return v === null || !likeToRegExp(w).test(v);
+      case 'lt':
+      case 'lte':
+      case 'gt':
+      case 'gte': {
+        const a = num(v);
+        const b = num(w)!;
+        if (a === null) return false;
+        return mod === 'lt' ? a < b : mod === 'lte' ? a <= b : mod === 'gt' ? a > b : a >= b;
+      }
+      default:
+        return true;
+    }
+  });
+}
+
+const RESERVED = new Set(['limit', 'marker', 'sort', 'order', '_removed', 'action', 'include']);
+
+function applyFilters<T>(rows: T[], q: URLSearchParams, filterable: string[], field: (row: T, name: string) => unknown): T[] {
+  let out = rows;
+  for (const key of new Set(q.keys())) {
+    if (RESERVED.has(key)) continue;
+    const m = /^(.+?)(?:_(eq|ne|prefix|like|notlike|null|notnull|lt|lte|gt|gte))?$/.exec(key)!;
+    const name = m[1]!;
+    // §3.3: a parameter naming a field that is not filterable is ignored silently.
+    if (!filterable.includes(name)) continue;
+    const values = q.getAll(key);
+    out = out.filter((row) => matchFilter(field(row, name), m[2] ?? 'eq', values));
+  }
+  return out;
+}
+
+function idNumber(id: string): number {
+  return Number(/\d+$/.exec(id)?.[0] ?? 0);
+}
+
+export interface RancherSim {
+  /** CATTLE_URL as Rancher injects it (…/v1). */
+  url: string;
+  port: number;
+  accessKey: string;
+  secretKey: string;
+  projectId: string;
+  log: RequestRecord[];
+  certificates: Map<string, SimCertificate>;
+  services: Map<string, SimService>;
+  addKey(accessKey: string, secretKey: string, opts?: { projectId?: string; admin?: boolean }): void;
+  addCertificate(c: { name: string; cert: string; key: string; certChain?: string | null; description?: string | null; projectId?: string }): SimCertificate;
+  addService(s: { name: string; labels?: Record<string, string>; sidekicks?: { name: string; labels: Record<string, string> }[]; system?: boolean; state?: string }): SimService;
+  addBalancer(b: { name: string; defaultCertificateId?: string | null; certificateIds?: string[]; state?: string }): SimService;
+  certByName(name: string): SimCertificate | undefined;
+  /** Every further write of this certificate ends in transitioning=error with this message (undefined clears it). */
+  stickInError(name: string, message: string | undefined): void;
+  fault(f: Fault): void;
+  clearFaults(): void;
+  clearLog(): void;
+  close(): Promise<void>;
+}
+
+export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim> {
+  const settleMs = opts.settleMs ?? 0;
+  const maxLimit = opts.maxLimit ?? 1000;
+  const projectId = '1a5';
+  const keys = new Map<string, { secret: string; projectId: string; admin: boolean }>();
+  const certificates = new Map<string, SimCertificate>();
+  const services = new Map<string, SimService>();
+  const stacks = new Map<string, { id: string; name: string; accountId: string }>([['1st1', { id: '1st1', name: 'default', accountId: projectId }]]);
+  const projects = new Map([[projectId, { id: projectId, name: 'Default', uuid: randomUUID() }]]);
+  const faults: (Fault & { seen: number; fired: number })[] = [];
+  const stuck = new Map<string, string>();
+  const log: RequestRecord[] = [];
+  const sockets = new Set<Socket>();
+  let nextId = 1;
+  let base = '';
+
+  const now = () => Date.now();
+  const settle = (r: { state: string; transitioning: string; settleAt: number }, stuckMessage?: string) => {
+    if (r.transitioning !== 'yes' || now() < r.settleAt) return;
+    if (stuckMessage !== undefined) {
+      r.transitioning = 'error';
+      (r as SimCertificate).transitioningMessage = stuckMessage;
+      return;
+    }
+    r.state = r.state === 'removing' ? 'removed' : 'active';
+    r.transitioning = 'no';
+    if ('transitioningMessage' in r) (r as SimCertificate).transitioningMessage = null;
+  };
+  const settleCert = (c: SimCertificate) => settle(c, c.transitioning === 'yes' ? stuckFor(c) : undefined);
+  const stuckFor = (c: SimCertificate) => (c as SimCertificate & { stuckMessage?: string }).stuckMessage;
+
+  function newCert(c: { name: string; cert: string; key: string; certChain?: string | null; description?: string | null; projectId?: string }): SimCertificate {
+    const id = `1c${nextId++}`;
+    return {
+      id,
+      accountId: c.projectId ?? projectId,
+      uuid: randomUUID(),
+      name: c.name,
+      description: c.description ?? null,
+      cert: c.cert,
+      certChain: c.certChain ?? null,
+      key: c.key,
+      created: new Date(),
+      removed: null,
+      state: 'active',
+      transitioning: 'no',
+      transitioningMessage: null,
+      settleAt: 0,
+      writes: 0,
+    };
+  }
+
+  function root(version: string, pid: string) {
+    return `${base}/${version}/projects/${pid}`;
+  }
+
+  function renderCert(c: SimCertificate, version: string, showKey: boolean): Json {
+    settleCert(c);
+    const self = `${root(version, c.accountId)}/certificates/${c.id}`;
+    let computed: Json = {};
+    try {
+      computed = computedFields(c.cert);
+    } catch {
+      // Seeded broken PEMs keep null computed fields.
+    }
+    return {
+      id: c.id,
+      type: 'certificate',
+      baseType: 'certificate',
+      links: { self, account: `${self}/account` },
+      actions: c.state === 'removed' ? {} : { update: `${self}/?action=update`, remove: `${self}/?action=remove` },
+      name: c.name,
+      description: c.description,
+      state: c.state,
+      accountId: c.accountId,
+      kind: 'certificate',
+      uuid: c.uuid,
+      created: c.created.toISOString().replace(/\.\d+Z$/, 'Z'),
+      createdTS: c.created.getTime(),
+      removed: c.removed ? c.removed.toISOString().replace(/\.\d+Z$/, 'Z') : null,
+      removedTS: c.removed ? c.removed.getTime() : null,
+      removeTime: null,
+      transitioning: c.transitioning,
+      transitioningMessage: c.transitioningMessage,
+      transitioningProgress: null,
+      data: {},
+      cert: c.cert,
+      certChain: c.certChain,
+      key: showKey ? c.key : null,
+      CN: null,
+      certFingerprint: null,
+      expiresAt: null,
+      issuedAt: null,
+      issuer: null,
+      algorithm: null,
+      version: null,
+      serialNumber: null,
+      keySize: null,
+      subjectAlternativeNames: null,
+      ...computed,
+    };
+  }
+
+  function renderService(s: SimService, version: string): Json {
+    settle(s);
+    const coll = s.type === 'loadBalancerService' ? 'loadbalancerservices' : 'services';
+    const self = `${root(version, s.accountId)}/${coll}/${s.id}`;
+    const active = s.state === 'active';
+    return {
+      id: s.id,
+      type: s.type,
+      baseType: 'service',
+      links: { self, stack: `${self}/stack` },
+      actions: active ? { update: `${self}/?action=update`, deactivate: `${self}/?action=deactivate`, upgrade: `${self}/?action=upgrade`, remove: `${self}/?action=remove` } : s.state === 'inactive' ? { activate: `${self}/?action=activate`, remove: `${self}/?action=remove` } : {},
+      name: s.name,
+      description: null,
+      state: s.state,
+      accountId: s.accountId,
+      kind: s.type,
+      uuid: s.uuid,
+      stackId: s.stackId,
+      system: s.system,
+      transitioning: s.transitioning,
+      transitioningMessage: null,
+      transitioningProgress: null,
+      created: '2026-01-01T00:00:00Z',
+      removed: null,
+      launchConfig: { imageUuid: s.type === 'loadBalancerService' ? 'docker:rancher/lb-service-haproxy:v0.9.14' : 'docker:nginx:alpine', kind: 'container', labels: { ...s.labels } },
+      secondaryLaunchConfigs: s.sidekicks.map((k) => ({ name: k.name, imageUuid: 'docker:busybox', labels: { ...k.labels } })),
+      lbConfig: s.lbConfig ? { type: 'lbConfig', ...s.lbConfig } : null,
+      scale: 1,
+      metadata: {},
+    };
+  }
+
+  function collection(resourceType: string, rows: Json[], url: URL, filters: Json): Json {
+    const q = url.searchParams;
+    const rawLimit = q.get('limit');
+    let limit = rawLimit === null || !/^-?\d+$/.test(rawLimit) ? 100 : Number(rawLimit);
+    if (limit <= 0 || limit > maxLimit) limit = maxLimit;
+    const offset = Number(/^m(\d+)$/.exec(q.get('marker') ?? '')?.[1] ?? 0);
+    const page = rows.slice(offset, offset + limit);
+    const partial = offset + limit < rows.length;
+    let next: string | null = null;
+    if (partial) {
+      const nq = new URLSearchParams(q);
+      nq.delete('marker');
+      const qs = nq.toString();
+      next = `${base}${url.pathname}?${qs}${qs ? '&' : ''}marker=m${offset + limit}`;
+    }
+    return {
+      type: 'collection',
+      resourceType,
+      links: { self: `${base}${url.pathname}${url.search}` },
+      createTypes: {},
+      actions: {},
+      data: page,
+      sortLinks: {},
+      pagination: { first: null, previous: null, next, limit, total: null, partial },
+      sort: null,
+      filters,
+      createDefaults: {},
+    };
+  }
+
+  function liveCerts(pid: string): SimCertificate[] {
+    return [...certificates.values()].filter((c) => c.accountId === pid && c.state !== 'removed');
+  }
+
+  function validateCertBody(body: Json, creating: boolean): void {
+    for (const f of creating ? ['name', 'cert', 'key'] : []) {
+      if (typeof body[f] !== 'string' || body[f] === '') throw new HttpError(422, 'MissingRequired', null, f);
+    }
+    // §4.2: a PUT without cert parses null and fails.
+    if (!creating && typeof body.cert !== 'string') throw new HttpError(422, 'InvalidFormat', 'certificate is null');
+    if (typeof body.name === 'string' && body.name.length > 255) throw new HttpError(422, 'MaxLengthExceeded', null, 'name');
+    if (typeof body.description === 'string' && body.description.length > 1024) throw new HttpError(422, 'MaxLengthExceeded', null, 'description');
+    for (const f of ['cert', 'certChain', 'key']) {
+      if (typeof body[f] === 'string' && (body[f] as string).length > 65535) throw new HttpError(422, 'MaxLengthExceeded', null, f);
+    }
+    try {
+      computedFields(body.cert as string);
+    } catch (e) {
+      throw new HttpError(422, 'InvalidFormat', (e as Error).message);
+    }
+  }
+
+  function referencedBy(certId: string): SimService[] {
+    return [...services.values()].filter((s) => s.lbConfig && s.state !== 'removed' && (s.lbConfig.defaultCertificateId === certId || s.lbConfig.certificateIds.includes(certId)));
+  }
+
+  async function handle(req: http.IncomingMessage, url: URL, body: unknown, res: http.ServerResponse): Promise<{ status: number; json: Json }> {
+    const method = req.method ?? 'GET';
+    const m = /^\/(v1|v2-beta)(\/.*)?$/i.exec(url.pathname);
+    if (!m) throw new HttpError(404, 'Not Found');
+    const version = m[1]!.toLowerCase();
+
+    const auth = req.headers.authorization ?? '';
+    const decoded = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : '';
+    const [ak, ...rest] = decoded.split(':');
+    const k = keys.get(ak ?? '');
+    if (!k || k.secret !== rest.join(':')) {
+      if (req.headers['x-api-no-challenge'] !== 'true') res.setHeader('WWW-Authenticate', 'Basic realm="Enter API access key and secret key as username and password"');
+      throw new HttpError(401, 'Unauthorized');
+    }
+    const pid = k.projectId;
+
+    const parts = (m[2] ?? '').split('/').filter((p) => p !== '');
+    if (parts.length === 0) {
+      if (method !== 'GET') throw new HttpError(405, 'Method not allowed');
+      const links: Json = { self: `${base}/${version}`, schemas: `${base}/${version}/schemas` };
+      for (const c of ['certificates', 'services', 'loadbalancerservices', 'stacks', 'projects']) links[c] = `${base}/${version}/${c}`;
+      return { status: 200, json: { id: version, type: 'apiVersion', links, actions: {} } };
+    }
+    if (parts[0]!.toLowerCase() === 'projects' && parts.length >= 3) {
+      if (parts[1] !== pid) throw new HttpError(404, 'Not Found');
+      parts.splice(0, 2);
+    }
+    const type = COLLECTIONS[parts[0]!.toLowerCase()];
+    if (!type) throw new HttpError(404, 'Not Found');
+    const id = parts[1];
+    const action = url.searchParams.get('action');
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Json;
+
+    if (type === 'certificate') {
+      if (!id) {
+        if (method === 'GET') {
+          const showRemoved = url.searchParams.has('_removed');
+          let rows = [...certificates.values()].filter((c) => c.accountId === pid && (showRemoved || c.state !== 'removed'));
+          rows.forEach(settleCert);
+          rows = applyFilters(rows, url.searchParams, CERT_FILTERS, (c, f) => (c as unknown as Json)[f]);
+          rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
+          return { status: 200, json: collection('certificate', rows.map((c) => renderCert(c, version, k.admin)), url, {}) };
+        }
+        if (method === 'POST') {
+          validateCertBody(b, true);
+          if (liveCerts(pid).some((c) => c.name === b.name)) throw new HttpError(422, 'NotUnique', null, 'name');
+          const c = newCert({ name: b.name as string, cert: b.cert as string, key: b.key as string, certChain: (b.certChain as string | null) ?? null, description: (b.description as string | null) ?? null, projectId: pid });
+          c.state = 'activating';
+          c.transitioning = 'yes';
+          c.settleAt = now() + settleMs;
+          c.writes = 1;
+          const sm = stuck.get(c.name);
+          if (sm !== undefined) (c as SimCertificate & { stuckMessage?: string }).stuckMessage = sm;
+          certificates.set(c.id, c);
+          // The create response shows the transitional state and is the only one that carries the key.
+          const out = renderCert({ ...c, settleAt: Number.MAX_SAFE_INTEGER }, version, true);
+          return { status: 201, json: out };
+        }
+        throw new HttpError(405, 'Method not allowed');
+      }
+      const c = certificates.get(id);
+      if (!c || c.accountId !== pid) throw new HttpError(404, 'Not Found');
+      settleCert(c);
+      if (method === 'GET') return { status: 200, json: renderCert(c, version, k.admin) };
+      if (method === 'PUT') {
+        if (c.transitioning === 'yes') throw new HttpError(409, 'Conflict', 'process already in progress');
+        validateCertBody(b, false);
+        if (typeof b.name === 'string' && b.name !== c.name && liveCerts(pid).some((o) => o.name === b.name)) throw new HttpError(422, 'NotUnique', null, 'name');
+        const next = {
+          name: typeof b.name === 'string' ? b.name : c.name,
+          description: 'description' in b ? ((b.description as string | null) ?? null) : c.description,
+          cert: b.cert as string,
+          certChain: 'certChain' in b ? ((b.certChain as string | null) ?? null) : c.certChain,
+          key: typeof b.key === 'string' ? b.key : c.key,
+        };
+        const changed = next.cert !== c.cert || next.certChain !== c.certChain || next.key !== c.key;
+        Object.assign(c, next);
+        if (changed || c.transitioning === 'error') {
+          c.state = 'updating-active';
+          c.transitioning = 'yes';
+          c.transitioningMessage = null;
+          c.settleAt = now() + settleMs;
+          c.writes += 1;
+          const sm = stuck.get(c.name);
+          (c as SimCertificate & { stuckMessage?: string }).stuckMessage = sm;
+          return { status: 200, json: renderCert({ ...c, settleAt: Number.MAX_SAFE_INTEGER }, version, false) };
+        }
+        return { status: 200, json: renderCert(c, version, false) };
+      }
+      if (method === 'DELETE' || (method === 'POST' && action === 'remove')) {
+        const users = referencedBy(c.id);
+        if (users.length > 0) throw new HttpError(405, 'InvalidAction', `Certificate is in use by load balancer services: ${users.map((s) => s.name).join(',')}`);
+        c.state = 'removed';
+        c.removed = new Date();
+        return { status: method === 'DELETE' ? 200 : 202, json: renderCert(c, version, false) };
+      }
+      throw new HttpError(405, 'Method not allowed');
+    }
+
+    if (type === 'service' || type === 'loadBalancerService') {
+      if (!id) {
+        if (method !== 'GET') throw new HttpError(405, 'Method not allowed');
+        const showRemoved = url.searchParams.has('_removed');
+        let rows = [...services.values()].filter((s) => s.accountId === pid && (type === 'service' || s.type === type) && (showRemoved || s.state !== 'removed'));
+        rows = applyFilters(rows, url.searchParams, SERVICE_FILTERS, (s, f) => (f === 'removed' ? (s.state === 'removed' ? 'removed' : null) : (s as unknown as Json)[f]));
+        rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
+        return { status: 200, json: collection(type, rows.map((s) => renderService(s, version)), url, {}) };
+      }
+      const s = services.get(id);
+      if (!s || s.accountId !== pid || (type === 'loadBalancerService' && s.type !== type)) throw new HttpError(404, 'Not Found');
+      settle(s);
+      if (method === 'GET') return { status: 200, json: renderService(s, version) };
+      if (method === 'POST' && action === 'update') {
+        if (s.state !== 'active') throw new HttpError(405, 'ActionNotAvailable', `action update is not available in state ${s.state}`);
+        if (s.transitioning === 'yes') throw new HttpError(409, 'Conflict', 'process already in progress');
+        s.reloadCount += 1;
+        s.served = new Map();
+        for (const cid of s.lbConfig ? [s.lbConfig.defaultCertificateId, ...s.lbConfig.certificateIds] : []) {
+          const c = cid ? certificates.get(cid) : undefined;
+          if (c && c.state !== 'removed') s.served.set(c.id, `${c.cert}\n${c.certChain ?? ''}`);
+        }
+        s.state = 'updating-active';
+        s.transitioning = 'yes';
+        s.settleAt = now() + settleMs;
+        return { status: 202, json: renderService({ ...s, settleAt: Number.MAX_SAFE_INTEGER }, version) };
+      }
+      throw new HttpError(405, 'Method not allowed');
+    }
+
+    if (type === 'stack') {
+      if (method !== 'GET') throw new HttpError(405, 'Method not allowed');
+      const rows = [...stacks.values()].filter((s) => s.accountId === pid);
+      const render = (s: { id: string; name: string }) => ({ id: s.id, type: 'stack', baseType: 'stack', links: { self: `${root(version, pid)}/stacks/${s.id}` }, actions: {}, name: s.name, state: 'active', system: false, serviceIds: [...services.values()].filter((v) => v.stackId === s.id).map((v) => v.id) });
+      if (id) {
+        const s = stacks.get(id);
+        if (!s || s.accountId !== pid) throw new HttpError(404, 'Not Found');
+        return { status: 200, json: render(s) };
+      }
+      return { status: 200, json: collection('stack', rows.map(render), url, {}) };
+    }
+
+    // project: an environment key sees exactly its own.
+    if (method !== 'GET') throw new HttpError(405, 'Method not allowed');
+    const p = projects.get(pid)!;
+    const render = { id: p.id, type: 'project', baseType: 'account', links: { self: `${base}/${version}/projects/${p.id}` }, actions: {}, name: p.name, uuid: p.uuid, state: 'active', orchestration: 'cattle' };
+    if (id) {
+      if (id !== pid) throw new HttpError(404, 'Not Found');
+      return { status: 200, json: render };
+    }
+    return { status: 200, json: collection('project', [render], url, {}) };
+  }
+
+  function redact(body: unknown): unknown {
+    if (typeof body !== 'object' || body === null) return body;
+    const copy = { ...(body as Json) };
+    if ('key' in copy && copy.key !== null) copy.key = '(redacted)';
+    return copy;
+  }
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void (async () => {
+        const url = new URL(req.url ?? '/', base);
+        const raw = Buffer.concat(chunks).toString();
+        let body: unknown;
+        try {
+          body = raw === '' ? undefined : JSON.parse(raw);
+        } catch {
+          body = raw;
+        }
+        const record: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.search.replace(/^\?/, ''), body: redact(body), status: 0 };
+        log.push(record);
+        res.setHeader('X-API-Schemas', `${base}/v2-beta/schemas`);
+
+        const fault = faults.find((f) => (!f.method || f.method === req.method) && (!f.url || f.url.test(`${url.pathname}${url.search}`)) && f.seen++ >= (f.skip ?? 0) && f.fired < (f.times ?? 1));
+        if (fault) {
+          fault.fired += 1;
+          if (fault.kind === 'hangup') {
+            record.status = -1;
+            req.socket.destroy();
+            return;
+          }
+          if (fault.kind === 'delay') await new Promise((r) => setTimeout(r, fault.delayMs ?? 1000));
+          else if (fault.kind === 'malformed') {
+            record.status = 200;
+            res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"type":"collection","data":[{"id":"1c');
+            return;
+          } else if (fault.kind === 'race') {
+            const name = (body as Json | undefined)?.name;
+            if (typeof name === 'string' && !liveCerts(projectId).some((c) => c.name === name)) {
+              const b = body as Json;
+              const c = newCert({ name, cert: b.cert as string, key: b.key as string, certChain: (b.certChain as string | null) ?? null, description: fault.raceDescription ?? null });
+              certificates.set(c.id, c);
+            }
+          } else {
+            const status = fault.kind;
+            record.status = status;
+            if (status === 401 && req.headers['x-api-no-challenge'] !== 'true') res.setHeader('WWW-Authenticate', 'Basic realm="Enter API access key and secret key as username and password"');
+            res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ id: randomUUID(), type: 'error', baseType: 'error', links: {}, actions: {}, status, code: REASON[status], message: REASON[status], detail: null }));
+            return;
+          }
+        }
+
+        let status: number;
+        let json: Json;
+        try {
+          ({ status, json } = await handle(req, url, body, res));
+        } catch (e) {
+          const he = e instanceof HttpError ? e : new HttpError(500, 'Internal Server Error', (e as Error).message);
+          status = he.status;
+          json = { id: randomUUID(), type: 'error', baseType: 'error', links: {}, actions: {}, status, code: he.code, message: he.fieldName ? null : he.message, detail: null, ...(he.fieldName ? { fieldName: he.fieldName } : {}) };
+        }
+        record.status = status;
+        if (!res.destroyed) res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(json));
+      })();
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  base = `http://127.0.0.1:${port}`;
+  const accessKey = `AK${randomUUID().slice(0, 8).toUpperCase()}`;
+  const secretKey = randomUUID().replace(/-/g, '');
+  keys.set(accessKey, { secret: secretKey, projectId, admin: false });
+
+  return {
+    url: `${base}/v1`,
+    port,
+    accessKey,
+    secretKey,
+    projectId,
+    log,
+    certificates,
+    services,
+    addKey: (a, s, o = {}) => void keys.set(a, { secret: s, projectId: o.projectId ?? projectId, admin: o.admin ?? false }),
+    addCertificate(c) {
+      const cert = newCert(c);
+      certificates.set(cert.id, cert);
+      return cert;
+    },
+    addService(s) {
+      const svc: SimService = { id: `1s${nextId++}`, accountId: projectId, uuid: randomUUID(), type: 'service', name: s.name, stackId: '1st1', state: s.state ?? 'active', system: s.system ?? false, labels: s.labels ?? {}, sidekicks: s.sidekicks ?? [], lbConfig: null, transitioning: 'no', settleAt: 0, reloadCount: 0, served: new Map() };
+      services.set(svc.id, svc);
+      return svc;
+    },
+    addBalancer(b) {
+      const lb: SimService = { id: `1s${nextId++}`, accountId: projectId, uuid: randomUUID(), type: 'loadBalancerService', name: b.name, stackId: '1st1', state: b.state ?? 'active', system: false, labels: {}, sidekicks: [], lbConfig: { defaultCertificateId: b.defaultCertificateId ?? null, certificateIds: b.certificateIds ?? [], portRules: [] }, transitioning: 'no', settleAt: 0, reloadCount: 0, served: new Map() };
+      services.set(lb.id, lb);
+      return lb;
+    },
+    certByName: (name) => [...certificates.values()].find((c) => c.name === name && c.state !== 'removed'),
+    stickInError(name, message) {
+      if (message === undefined) stuck.delete(name);
+      else stuck.set(name, message);
+    },
+    fault: (f) => void faults.push({ ...f, seen: 0, fired: 0 }),
+    clearFaults: () => void faults.splice(0),
+    clearLog: () => void log.splice(0),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
