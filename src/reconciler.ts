@@ -227,11 +227,16 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
             const ss = await createSelfSigned(o.wanted.names);
             const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
             await store.write(bundle);
-            const to = await deps.orchestrator.push(bundle);
             r.placeholder = true;
             r.kind = 'self-signed';
             r.notAfter = parseCert(ss.cert).notAfter.toISOString();
-            log.info({ cert: o.wanted.name, action: 'placeholder', target: to.target }, `${o.wanted.name}: self-signed placeholder pushed to ${to.target}`);
+            try {
+              const to = await deps.orchestrator.push(bundle);
+              log.info({ cert: o.wanted.name, action: 'placeholder', target: to.target }, `${o.wanted.name}: self-signed placeholder pushed to ${to.target}`);
+            } catch (e) {
+              // The placeholder only lets a balancer start; failing to push it must not hold up the real certificate.
+              log.warn({ cert: o.wanted.name, action: 'placeholder', error: (e as Error).message }, `${o.wanted.name}: placeholder not pushed: ${(e as Error).message}`);
+            }
           }
           if (action === 'push') {
             if (o.local.state !== 'present') throw new Error('no local copy to push');

@@ -245,6 +245,8 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   const faults: (Fault & { seen: number; fired: number })[] = [];
   const stuck = new Map<string, string>();
   const log: RequestRecord[] = [];
+  // Cattle computes these fields once on write; caching by PEM keeps big listings fast here too.
+  const computedCache = new Map<string, Json>();
   const sockets = new Set<Socket>();
   let nextId = 1;
   let base = '';
@@ -292,11 +294,14 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   function renderCert(c: SimCertificate, version: string, showKey: boolean): Json {
     settleCert(c);
     const self = `${root(version, c.accountId)}/certificates/${c.id}`;
-    let computed: Json = {};
-    try {
-      computed = computedFields(c.cert);
-    } catch {
-      // Seeded broken PEMs keep null computed fields.
+    let computed = computedCache.get(c.cert);
+    if (!computed) {
+      try {
+        computed = computedFields(c.cert);
+      } catch {
+        computed = {}; // a seeded broken PEM keeps null computed fields
+      }
+      computedCache.set(c.cert, computed);
     }
     return {
       id: c.id,
