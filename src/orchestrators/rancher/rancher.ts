@@ -23,6 +23,8 @@ const PAGE = 'limit=1000';
 // specs §4.5: janeczku polls a settling resource from 150 ms up to 2 s apart.
 const SETTLE_FIRST_MS = 150;
 const SETTLE_MAX_STEP_MS = 2000;
+// A 409 means another process runs on the resource; after it settles we try again, a few times at most.
+const CONFLICT_ATTEMPTS = 3;
 // Writes in flight at once: enough to push a first batch quickly, few enough not to queue Rancher's processes.
 const WRITE_CONCURRENCY = 4;
 
@@ -126,15 +128,17 @@ export class RancherOrchestrator implements Orchestrator {
     return { target: `Rancher certificate ${bundle.name} (${settled.id})${via}` };
   }
 
-  /** PUT to links.self; a 409 means a process is still running on it, so wait for it and try once more. */
+  /** PUT to links.self; a 409 means a process is still running on it, so wait for it to settle and try again. */
   private async put(existing: CertificateResource, body: object): Promise<CertificateResource> {
-    const current = existing.transitioning === 'yes' ? await this.settle(existing, `certificate ${existing.name}`, true) : existing;
-    try {
-      return parseCertificate(await this.api.put(current.self, body));
-    } catch (e) {
-      if (!(e instanceof RancherError && e.status === 409)) throw e;
-      await this.settle(current, `certificate ${existing.name}`, true);
-      return parseCertificate(await this.api.put(current.self, body));
+    const what = `certificate ${existing.name}`;
+    if (existing.transitioning === 'yes') await this.settle(existing, what, true);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return parseCertificate(await this.api.put(existing.self, body));
+      } catch (e) {
+        if (!(e instanceof RancherError && e.status === 409) || attempt >= CONFLICT_ATTEMPTS) throw e;
+        await this.settle(parseCertificate(await this.api.get(existing.self)), what, true);
+      }
     }
   }
 

@@ -1,0 +1,215 @@
+/**
+ * The Rancher client and orchestrator against the simulator, without a CA: URL rules, errors an operator
+ * reads, the POST/PUT choice and its races, balancers of both API generations, and label discovery.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSelfSigned } from '../../src/certs/placeholder.js';
+import { parseCert } from '../../src/certs/parse.js';
+import type { CertBundle } from '../../src/certs/store.js';
+import { createLogger } from '../../src/log.js';
+import { normaliseCattleUrl, RancherApi } from '../../src/orchestrators/rancher/api.js';
+import { RancherOrchestrator, type RancherOptions } from '../../src/orchestrators/rancher/rancher.js';
+import { parseService } from '../../src/orchestrators/rancher/resources.js';
+import { computedFields, javaDate, startRancherSim, type RancherSim } from '../support/rancher-sim.js';
+
+const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
+let s: RancherSim;
+let pems: { cert: string; key: string }[];
+
+before(async () => {
+  s = await startRancherSim();
+  pems = await Promise.all([createSelfSigned(['a.example.com']), createSelfSigned(['a.example.com']), createSelfSigned(['b.example.com'])]);
+});
+after(() => s.close());
+
+function options(extra: Partial<RancherOptions> = {}, sim: RancherSim = s): RancherOptions {
+  return {
+    url: sim.url,
+    accessKey: sim.accessKey,
+    secretKey: sim.secretKey,
+    timeoutMs: 2000,
+    retryBaseMs: 10,
+    settleTimeoutMs: 2000,
+    hostsLabel: LABEL,
+    readLabels: true,
+    domains: { allowWildcard: false, onePerName: false, allowedSuffixes: [] },
+    adoptExisting: false,
+    log: createLogger('silent'),
+    ...extra,
+  };
+}
+
+const orchestrator = (extra: Partial<RancherOptions> = {}) => new RancherOrchestrator(options(extra));
+
+const bundle = (name: string, p: { cert: string; key: string }): CertBundle => ({ name, names: [name], key: p.key, cert: p.cert, chain: '', kind: 'self-signed', directoryUrl: '' });
+
+test('CATTLE_URL is normalised as go-rancher does: /v1 and an empty path become /v2-beta', () => {
+  const rows: [string, string][] = [
+    ['http://rancher:8080/v1', 'http://rancher:8080/v2-beta'],
+    ['http://rancher:8080/v1/', 'http://rancher:8080/v2-beta'],
+    ['http://rancher:8080', 'http://rancher:8080/v2-beta'],
+    ['http://rancher:8080/', 'http://rancher:8080/v2-beta'],
+    ['http://rancher:8080/v1/projects/1a5', 'http://rancher:8080/v2-beta/projects/1a5'],
+    ['https://r.example.com/v2-beta', 'https://r.example.com/v2-beta'],
+    ['https://user:pw@r.example.com/v1', 'https://r.example.com/v2-beta'],
+    ['http://rancher:8080/v1beta', 'http://rancher:8080/v1beta'],
+  ];
+  for (const [raw, want] of rows) assert.equal(normaliseCattleUrl(raw), want, raw);
+});
+
+test('the simulator computes certificate fields as Cattle does, and they agree with our own parser', async () => {
+  const info = parseCert(pems[0]!.cert);
+  const f = computedFields(pems[0]!.cert);
+  assert.equal(f.certFingerprint, info.fingerprintSha1);
+  assert.equal(f.serialNumber, info.serialNumber);
+  assert.equal(f.CN, 'a.example.com');
+  assert.equal(f.keySize, 2048);
+  assert.deepEqual(f.subjectAlternativeNames, ['a.example.com']);
+  assert.equal(f.expiresAt, javaDate(info.notAfter));
+  assert.match(String(f.expiresAt), /^[A-Z][a-z]{2} [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} UTC \d{4}$/);
+});
+
+test('a wrong key gets one line naming the variables and the agent labels, and no secret', async () => {
+  const o = orchestrator({ secretKey: 'not-the-secret' });
+  await assert.rejects(o.list(['a.example.com']), (e: Error) => {
+    assert.match(e.message, /^Rancher API GET http:\/\/127\.0\.0\.1:\d+\/v2-beta\/certificates\?limit=1000&removed_null=1: 401 Unauthorized/);
+    assert.match(e.message, /CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY/);
+    assert.match(e.message, /io\.rancher\.container\.create_agent/);
+    assert.ok(!e.message.includes('not-the-secret'));
+    return true;
+  });
+});
+
+test('a 422 from Rancher names its code and field', async () => {
+  const api = new RancherApi({ url: s.url, accessKey: s.accessKey, secretKey: s.secretKey, timeoutMs: 2000 });
+  await assert.rejects(api.post(api.url('certificates'), { name: 'x.example.com', cert: 'not a pem', key: 'k' }), /422 InvalidFormat/);
+  await assert.rejects(api.post(api.url('certificates'), { cert: pems[0]!.cert, key: 'k' }), /422 MissingRequired \(field name\)/);
+});
+
+test('lists follow pagination.next, and unknown filters are ignored by the server', async () => {
+  const local = await startRancherSim({ maxLimit: 100 });
+  try {
+    for (let i = 0; i < 250; i++) local.addCertificate({ name: `n${i}.example.org`, cert: pems[2]!.cert, key: 'k' });
+    const api = new RancherApi({ url: local.url, accessKey: local.accessKey, secretKey: local.secretKey, timeoutMs: 2000 });
+    const all = await api.listAll('certificates?limit=1000');
+    assert.equal(all.length, 250);
+    assert.deepEqual(local.log.map((r) => r.query), ['limit=1000', 'limit=1000&marker=m100', 'limit=1000&marker=m200']);
+    assert.equal((await api.listAll('certificates?CN=n1.example.org')).length, 250, 'CN is not a filter: everything comes back');
+    assert.equal((await api.listAll('certificates?name=n1.example.org')).length, 1);
+    assert.equal((await api.listAll('certificates?name_prefix=n1')).length, 111);
+  } finally {
+    await local.close();
+  }
+});
+
+test('a partial page whose next link fails is retried; a page that keeps failing fails the list, never half of it', async () => {
+  const local = await startRancherSim({ maxLimit: 10 });
+  try {
+    for (let i = 0; i < 15; i++) local.addCertificate({ name: `n${i}.example.org`, cert: pems[2]!.cert, key: 'k' });
+    const api = new RancherApi({ url: local.url, accessKey: local.accessKey, secretKey: local.secretKey, timeoutMs: 2000, retryBaseMs: 10, retries: 2 });
+    local.fault({ kind: 500, url: /marker=m10/ });
+    assert.equal((await api.listAll('certificates')).length, 15);
+    local.fault({ kind: 500, url: /marker=m10/, times: 10 });
+    await assert.rejects(api.listAll('certificates'), /500 Internal Server Error/);
+    local.clearFaults();
+    local.fault({ kind: 'malformed', url: /certificates/ });
+    assert.equal((await api.listAll('certificates')).length, 15, 'a body that is not JSON is retried');
+  } finally {
+    await local.close();
+  }
+});
+
+test('push creates with POST, renews with PUT to links.self keeping the id, and sends no empty chain', async () => {
+  const o = orchestrator();
+  await o.list(['a.example.com']);
+  s.clearLog();
+  const first = await o.push(bundle('a.example.com', pems[0]!));
+  const c = s.certByName('a.example.com')!;
+  assert.match(first.target, new RegExp(`\\(${c.id}\\)`));
+  assert.equal(c.certChain, null);
+  assert.deepEqual(s.log.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.status}`), ['POST 201']);
+  await o.list(['a.example.com']);
+  s.clearLog();
+  await o.push(bundle('a.example.com', pems[1]!));
+  const after = s.certByName('a.example.com')!;
+  assert.equal(after.id, c.id);
+  assert.equal(after.cert, pems[1]!.cert);
+  const put = s.log.find((r) => r.method === 'PUT')!;
+  assert.equal(put.path, `/v2-beta/projects/${s.projectId}/certificates/${c.id}`, 'the PUT goes to links.self');
+  assert.deepEqual(Object.keys(put.body as object).sort(), ['cert', 'certChain', 'description', 'key', 'name']);
+});
+
+test('NotUnique after POST: our own earlier create is updated in place; another writer\'s is left alone', async () => {
+  const o = orchestrator();
+  await o.list(['race.example.com', 'theirs.example.com']);
+  // Our POST timed out after Rancher stored it: the retry is refused NotUnique, the manager re-lists and PUTs.
+  s.fault({ kind: 'race', method: 'POST', url: /certificates/, raceDescription: 'managed by certwrangler; an earlier attempt' });
+  s.clearLog();
+  await o.push(bundle('race.example.com', pems[2]!));
+  assert.deepEqual(s.log.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.status}`), ['POST 422', 'PUT 200'], 'refused as NotUnique, then updated in place');
+  assert.equal([...s.certificates.values()].filter((c) => c.name === 'race.example.com').length, 1, 'not created twice');
+
+  s.fault({ kind: 'race', method: 'POST', url: /certificates/, raceDescription: 'uploaded by hand' });
+  await assert.rejects(o.push(bundle('theirs.example.com', pems[2]!)), /was not pushed by certwrangler; left alone/);
+  const theirs = s.certByName('theirs.example.com')!;
+  assert.equal(theirs.description, 'uploaded by hand');
+  assert.equal(theirs.writes, 0);
+});
+
+test('a PUT refused with 409 while Rancher is still busy waits for the resource to settle and succeeds', async () => {
+  const slow = await startRancherSim({ settleMs: 400 });
+  try {
+    const o = new RancherOrchestrator(options({}, slow));
+    await o.list(['busy.example.com']);
+    await o.push(bundle('busy.example.com', pems[0]!));
+    const c = slow.certByName('busy.example.com')!;
+    // Someone else starts an update just before ours.
+    c.state = 'updating-active';
+    c.transitioning = 'yes';
+    c.settleAt = Date.now() + 300;
+    await o.push(bundle('busy.example.com', pems[1]!));
+    assert.equal(slow.certByName('busy.example.com')!.cert, pems[1]!.cert);
+    assert.equal(slow.certByName('busy.example.com')!.state, 'active');
+  } finally {
+    await slow.close();
+  }
+});
+
+test('balancers name their certificates in lbConfig (v2-beta) or at the top level (v1 legacy balancers)', () => {
+  const v2 = parseService({ id: '1s1', type: 'loadBalancerService', name: 'lb', state: 'active', links: { self: 'x' }, actions: { update: 'x/?action=update' }, lbConfig: { defaultCertificateId: '1c1', certificateIds: ['1c2'] } });
+  const v1 = parseService({ id: '1s2', type: 'loadBalancerService', name: 'old', state: 'active', links: { self: 'y' }, defaultCertificateId: '1c3', certificateIds: ['1c1'] });
+  assert.deepEqual(v2.certificateIds.sort(), ['1c1', '1c2']);
+  assert.deepEqual(v1.certificateIds.sort(), ['1c1', '1c3']);
+  assert.equal(v1.updateAction, undefined);
+});
+
+test('discovery reads the label on every service and sidekick, with the DOMAINS grammar; bad names are reported, system and removed services skipped', async () => {
+  const local = await startRancherSim();
+  try {
+    local.addService({ name: 'web', labels: { [LABEL]: ' Shop.Example.com , www.shop.example.com ; blog.example.com' } });
+    local.addService({ name: 'db', labels: {}, sidekicks: [{ name: 'admin', labels: { [LABEL]: 'admin.example.com' } }] });
+    local.addService({ name: 'twice', labels: { [LABEL]: 'blog.example.com,www.blog.example.com' } });
+    local.addService({ name: 'bad', labels: { [LABEL]: '10.0.0.1;ok.example.com' } });
+    local.addService({ name: 'sys', system: true, labels: { [LABEL]: 'sys.example.com' } });
+    local.addService({ name: 'gone', state: 'removed', labels: { [LABEL]: 'gone.example.com' } });
+    local.addBalancer({ name: 'lb' });
+    const o = new RancherOrchestrator(options({}, local));
+    const found = await o.discover();
+    const by = new Map(found.certs.map((c) => [c.name, c]));
+    assert.deepEqual([...by.keys()].sort(), ['admin.example.com', 'blog.example.com', 'ok.example.com', 'shop.example.com']);
+    assert.deepEqual(by.get('shop.example.com')!.names, ['shop.example.com', 'www.shop.example.com']);
+    assert.deepEqual(by.get('blog.example.com')!.names, ['blog.example.com', 'www.blog.example.com'], 'one certificate, names united');
+    assert.equal(by.get('blog.example.com')!.sources.length, 2);
+    assert.match(by.get('admin.example.com')!.sources[0]!, /sidekick admin/);
+    assert.equal(found.refused.length, 1);
+    assert.match(found.refused[0]!.source, /service bad/);
+    assert.equal(local.log.filter((r) => r.path.endsWith('/services')).length, 1);
+    assert.match(local.log[0]!.query, /system=false/);
+
+    const off = new RancherOrchestrator(options({ readLabels: false }, local));
+    assert.deepEqual(await off.discover(), { certs: [], refused: [] });
+  } finally {
+    await local.close();
+  }
+});
