@@ -66,6 +66,22 @@ test('config: defaults, and the seed variables', () => {
   for (const v of ['TRUE', 'yes', '1', 'On']) assert.equal(loadConfig({ STAGING: v }).staging, true);
 });
 
+test('config: Rancher is the orchestrator when CATTLE_URL is injected, with the seed variables it read', () => {
+  const injected = { CATTLE_URL: 'http://rancher:8080/v1', CATTLE_ACCESS_KEY: 'ak', CATTLE_SECRET_KEY: 'sk' };
+  const c = loadConfig(injected);
+  assert.equal(c.orchestrator, 'rancher');
+  assert.deepEqual(c.cattle, { url: 'http://rancher:8080/v1', accessKey: 'ak', secretKey: 'sk' });
+  assert.equal(c.hostsLabel, 'com.danieldent.rancher-lets-encrypt.hosts');
+  assert.equal(c.readLabels, true);
+  assert.equal(c.orchestratorTimeoutMs, 10_000);
+  assert.equal(c.discoveryIntervalMs, 60_000);
+  assert.equal(loadConfig({ ...injected, CONNECT_TIMEOUT: '25' }).orchestratorTimeoutMs, 25_000, 'the seed\'s CONNECT_TIMEOUT, in seconds');
+  assert.equal(loadConfig({ ...injected, CONNECT_TIMEOUT: '25', RANCHER_TIMEOUT: '3s' }).orchestratorTimeoutMs, 3000);
+  assert.equal(loadConfig({ ...injected, DYNAMIC_CONFIG: 'False' }).readLabels, false);
+  assert.equal(loadConfig({ ...injected, ORCHESTRATOR: 'files' }).orchestrator, 'files');
+  assert.equal(loadConfig({ ...injected, ORCHESTRATOR: 'files' }).cattle, undefined);
+});
+
 test('config: a bad value names the variable, the value and what is accepted', () => {
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ STAGING: 'maybe' }, /^config: STAGING="maybe" is not valid; accepted: true\/false/],
@@ -77,6 +93,12 @@ test('config: a bad value names the variable, the value and what is accepted', (
     [{ DISCOVERY_INTERVAL: '5 minutes' }, /DISCOVERY_INTERVAL=.*60s, 5m/],
     [{ ACME_CA_BUNDLE: '/nonexistent/ca.pem' }, /ACME_CA_BUNDLE=.*readable PEM file \(ENOENT\)/],
     [{ CATTLE_URL: 'http://rancher:8080/v1', CATTLE_ACCESS_KEY: 'ak' }, /CATTLE_SECRET_KEY=\(hidden\)/],
+    [{ CATTLE_URL: 'http://rancher:8080/v1', CATTLE_SECRET_KEY: 'sk' }, /CATTLE_ACCESS_KEY="" .*io\.rancher\.container\.create_agent=true/],
+    [{ ORCHESTRATOR: 'rancher' }, /CATTLE_URL="" .*http/],
+    [{ ORCHESTRATOR: 'kubernetes' }, /ORCHESTRATOR="kubernetes" .*files, rancher/],
+    [{ RANCHER_TIMEOUT: 'soon' }, /RANCHER_TIMEOUT="soon"/],
+    [{ CONNECT_TIMEOUT: '10s' }, /CONNECT_TIMEOUT="10s" .*whole number/],
+    [{ DYNAMIC_CONFIG: 'sometimes' }, /DYNAMIC_CONFIG="sometimes"/],
   ];
   for (const [env, msg] of cases) {
     assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && msg.test(e.message), JSON.stringify(env));
