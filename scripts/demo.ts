@@ -1,6 +1,8 @@
 /**
  * npm run demo: a local Pebble CA, the webroot and the manager on loopback ports, issuing certificates
  * for a few demo names into ./demo-data. Ctrl-C stops everything. `-- --exit` stops once they are issued.
+ * `-- --rancher`: the manager pushes into the in-process Rancher API simulator instead, reads one
+ * certificate from a service label, and the demo prints what the HTTPS balancer now serves.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -10,9 +12,12 @@ import { ensureDebianTools } from './debian-tools.mjs';
 import { startPebble } from '../test/support/pebble.js';
 import { freePort } from '../test/support/ports.js';
 import { parseCert } from '../src/certs/parse.js';
+import { startRancherSim, type RancherSim } from '../test/support/rancher-sim.js';
 
 const DOMAINS = 'demo.example.com,www.demo.example.com;api.demo.example.com';
 const NAMES = ['demo.example.com', 'api.demo.example.com'];
+const RANCHER = process.argv.includes('--rancher');
+const LABELLED = 'shop.demo.example.com';
 
 if (!ensureDebianTools([{ command: 'pebble', pkg: 'pebble' }, { command: 'pebble-challtestsrv', pkg: 'pebble' }])) process.exit(1);
 
@@ -21,8 +26,18 @@ rmSync(root, { recursive: true, force: true });
 mkdirSync(root, { recursive: true });
 const httpPort = await freePort();
 const pebble = await startPebble({ dir: join(root, 'pebble'), httpPort });
+let sim: RancherSim | undefined;
+if (RANCHER) {
+  sim = await startRancherSim();
+  sim.addService({ name: 'shop', labels: { 'com.danieldent.rancher-lets-encrypt.hosts': `${LABELLED},www.${LABELLED}` } });
+  // As a rancher-compose balancer with `default_cert: demo.example.com` and `certs: [...]` would.
+  sim.addBalancer({ name: 'https-lb', defaultCertificateName: 'demo.example.com', certificateNames: ['api.demo.example.com', LABELLED] });
+  NAMES.push(LABELLED);
+}
+const rancherEnv = sim ? { CATTLE_URL: sim.url, CATTLE_ACCESS_KEY: sim.accessKey, CATTLE_SECRET_KEY: sim.secretKey, DISCOVERY_INTERVAL: '5s' } : {};
 const env = {
   ...process.env,
+  ...rancherEnv,
   DOMAINS,
   STAGING: 'false',
   ACME_DIRECTORY_URL: pebble.directoryUrl,
@@ -44,14 +59,23 @@ run('manager');
 const stop = async (code: number) => {
   for (const c of children) c.kill('SIGTERM');
   await pebble.stop();
+  await sim?.close();
   process.exit(code);
 };
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
-const issued = (n: string) => {
+const livePem = (n: string): string | undefined => {
+  if (sim) {
+    const c = sim.certByName(n);
+    return c && c.state === 'active' ? c.cert : undefined;
+  }
   const f = join(root, 'live', n, 'cert.pem');
-  return existsSync(f) && !parseCert(readFileSync(f, 'utf8')).selfSigned;
+  return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
+};
+const issued = (n: string) => {
+  const pem = livePem(n);
+  return pem !== undefined && !parseCert(pem).selfSigned;
 };
 const deadline = Date.now() + 120_000;
 while (!NAMES.every(issued)) {
@@ -61,12 +85,31 @@ while (!NAMES.every(issued)) {
   }
   await new Promise((r) => setTimeout(r, 300));
 }
-console.log(`\nIssued by the local Pebble CA:`);
-for (const n of NAMES) {
-  const info = parseCert(readFileSync(join(root, 'live', n, 'cert.pem'), 'utf8'));
-  console.log(`  ${join('demo-data', 'live', n)}/  names: ${info.names.join(', ')}  expires: ${info.notAfter.toISOString()}`);
+if (sim) {
+  // Give the balancer update that follows the last push a moment to land.
+  await new Promise((r) => setTimeout(r, 500));
+  console.log(`\nRancher (simulated) now holds:`);
+  for (const n of NAMES) {
+    const c = sim.certByName(n)!;
+    const info = parseCert(c.cert);
+    console.log(`  certificate ${n} (${c.id}), ${c.state}  names: ${info.names.join(', ')}  expires: ${info.notAfter.toISOString()}  "${c.description}"`);
+  }
+  for (const lb of [...sim.services.values()].filter((s) => s.lbConfig)) {
+    console.log(`\nBalancer ${lb.name} (${lb.id}) reloaded ${lb.reloadCount} times; it now serves:`);
+    for (const [id, pem] of lb.served) {
+      const info = parseCert(pem);
+      console.log(`  ${id}  ${info.names.join(', ')}  issuer: ${info.issuer}${info.selfSigned ? '  (self-signed placeholder)' : ''}  expires: ${info.notAfter.toISOString()}`);
+    }
+  }
+  console.log(`\nPlan view:    CATTLE_URL=${sim.url} CATTLE_ACCESS_KEY=${sim.accessKey} CATTLE_SECRET_KEY=… DATA_DIR=demo-data/data DOMAINS='${DOMAINS}' STAGING=false ACME_DIRECTORY_URL=${pebble.directoryUrl} ACME_CA_BUNDLE=${pebble.caBundlePath} npx certwrangler plan`);
+} else {
+  console.log(`\nIssued by the local Pebble CA:`);
+  for (const n of NAMES) {
+    const info = parseCert(readFileSync(join(root, 'live', n, 'cert.pem'), 'utf8'));
+    console.log(`  ${join('demo-data', 'live', n)}/  names: ${info.names.join(', ')}  expires: ${info.notAfter.toISOString()}`);
+  }
+  console.log(`\nInspect one:  openssl x509 -in demo-data/live/demo.example.com/cert.pem -noout -subject -issuer -ext subjectAltName -dates`);
+  console.log(`Plan view:    DATA_DIR=demo-data/data CERTS_DIR=demo-data/live DOMAINS='${DOMAINS}' STAGING=false ACME_DIRECTORY_URL=${pebble.directoryUrl} npx certwrangler plan`);
 }
-console.log(`\nInspect one:  openssl x509 -in demo-data/live/demo.example.com/cert.pem -noout -subject -issuer -ext subjectAltName -dates`);
-console.log(`Plan view:    DATA_DIR=demo-data/data CERTS_DIR=demo-data/live DOMAINS='${DOMAINS}' STAGING=false ACME_DIRECTORY_URL=${pebble.directoryUrl} npx certwrangler plan`);
 if (process.argv.includes('--exit')) await stop(0);
 console.log('\nThe manager keeps running (it would renew on its schedule). Ctrl-C stops everything.');

@@ -223,7 +223,11 @@ export interface RancherSim {
   addKey(accessKey: string, secretKey: string, opts?: { projectId?: string; admin?: boolean }): void;
   addCertificate(c: { name: string; cert: string; key: string; certChain?: string | null; description?: string | null; projectId?: string }): SimCertificate;
   addService(s: { name: string; labels?: Record<string, string>; sidekicks?: { name: string; labels: Record<string, string> }[]; system?: boolean; state?: string }): SimService;
-  addBalancer(b: { name: string; defaultCertificateId?: string | null; certificateIds?: string[]; state?: string }): SimService;
+  /**
+   * A balancer; `defaultCertificateName`/`certificateNames` are resolved to ids as soon as certificates
+   * with those names exist, as a rancher-compose `default_cert:`/`certs:` would be.
+   */
+  addBalancer(b: { name: string; defaultCertificateId?: string | null; certificateIds?: string[]; defaultCertificateName?: string; certificateNames?: string[]; state?: string }): SimService;
   certByName(name: string): SimCertificate | undefined;
   /** Every further write of this certificate ends in transitioning=error with this message (undefined clears it). */
   stickInError(name: string, message: string | undefined): void;
@@ -425,6 +429,15 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     }
   }
 
+  const pendingNames: { lb: SimService; name: string; asDefault: boolean }[] = [];
+  function bindByName(c: SimCertificate): void {
+    for (const p of pendingNames.filter((x) => x.name === c.name)) {
+      if (p.asDefault) p.lb.lbConfig!.defaultCertificateId = c.id;
+      else p.lb.lbConfig!.certificateIds.push(c.id);
+      pendingNames.splice(pendingNames.indexOf(p), 1);
+    }
+  }
+
   function referencedBy(certId: string): SimService[] {
     return [...services.values()].filter((s) => s.lbConfig && s.state !== 'removed' && (s.lbConfig.defaultCertificateId === certId || s.lbConfig.certificateIds.includes(certId)));
   }
@@ -483,6 +496,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
           const sm = stuck.get(c.name);
           if (sm !== undefined) (c as SimCertificate & { stuckMessage?: string }).stuckMessage = sm;
           certificates.set(c.id, c);
+          bindByName(c);
           // The create response shows the transitional state and is the only one that carries the key.
           const out = renderCert({ ...c, settleAt: Number.MAX_SAFE_INTEGER }, version, true);
           return { status: 201, json: out };
@@ -672,6 +686,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     addCertificate(c) {
       const cert = newCert(c);
       certificates.set(cert.id, cert);
+      bindByName(cert);
       return cert;
     },
     addService(s) {
@@ -682,6 +697,9 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     addBalancer(b) {
       const lb: SimService = { id: `1s${nextId++}`, accountId: projectId, uuid: randomUUID(), type: 'loadBalancerService', name: b.name, stackId: '1st1', state: b.state ?? 'active', system: false, labels: {}, sidekicks: [], lbConfig: { defaultCertificateId: b.defaultCertificateId ?? null, certificateIds: b.certificateIds ?? [], portRules: [] }, transitioning: 'no', settleAt: 0, reloadCount: 0, served: new Map() };
       services.set(lb.id, lb);
+      if (b.defaultCertificateName) pendingNames.push({ lb, name: b.defaultCertificateName, asDefault: true });
+      for (const name of b.certificateNames ?? []) pendingNames.push({ lb, name, asDefault: false });
+      for (const c of [...certificates.values()].filter((x) => x.state !== 'removed')) bindByName(c);
       return lb;
     },
     certByName: (name) => [...certificates.values()].find((c) => c.name === name && c.state !== 'removed'),
