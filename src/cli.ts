@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * certwrangler webroot | manager [--once] | plan [--json]
- * Exit codes: 0 fine, 1 a certificate needs attention (--once), 2 bad configuration or usage.
+ * Exit codes: 0 fine, 1 a certificate needs attention (--once) or the orchestrator cannot be read (plan), 2 bad configuration or usage.
  */
 import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError, type Config } from './config.js';
@@ -62,7 +62,8 @@ function printPlan(report: PassReport): void {
   console.log(`${'CERTIFICATE'.padEnd(widths[0]!)}  ${'ACTION'.padEnd(widths[1]!)}  WHY  [NAMES]`);
   for (const row of rows) console.log(`${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padEnd(widths[1]!)}  ${row[2]}  [${row[3]}]`);
   for (const r of report.refused) console.log(`refused: ${r.spec} (${r.source}): ${r.error}`);
-  if (rows.length === 0 && report.refused.length === 0) console.log('no certificates wanted: set DOMAINS or label a service');
+  for (const e of report.errors) console.log(`error: ${e}`);
+  if (rows.length === 0 && report.refused.length === 0 && report.errors.length === 0) console.log('no certificates wanted: set DOMAINS or label a service (HOSTS_LABEL)');
 }
 
 async function manager(config: Config, log: Logger, once: boolean, at?: Date): Promise<number> {
@@ -123,7 +124,8 @@ async function main(argv: string[]): Promise<number> {
       const report = await planPass(deps);
       if (args.flags.has('--json')) console.log(JSON.stringify(report, null, 2));
       else printPlan(report);
-      return 0;
+      // A plan that could not see the orchestrator is not a plan: say so in the exit code too.
+      return report.errors.length > 0 ? 1 : 0;
     }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(args.command)}`);

@@ -68,7 +68,8 @@ function describe(method: string, url: string, e: unknown, timeoutMs: number): R
   const res = e.response;
   if (!res) {
     if (e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT') return new RancherError(`${where}: no answer within ${timeoutMs} ms (RANCHER_TIMEOUT)`);
-    return new RancherError(`${where}: ${e.code ?? 'network error'} ${e.message}`.trim());
+    const text = e.code && !e.message.includes(e.code) ? `${e.code} ${e.message}` : e.message || e.code || 'network error';
+    return new RancherError(`${where}: ${text}`);
   }
   if (res.status >= 200 && res.status < 300) return new RancherError(`${where}: answer is not JSON (${e.message})`, res.status);
   const env = (typeof res.data === 'object' && res.data !== null ? res.data : {}) as ErrorEnvelope;
