@@ -4,7 +4,7 @@
  * 429 after its Retry-After inside the call (that can be hours) and waits a fixed 5 s otherwise.
  */
 import https from 'node:https';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import * as acme from 'acme-client';
 import type { AxiosError, InternalAxiosRequestConfig } from 'axios';
 
@@ -31,7 +31,9 @@ export function configureAcmeTransport(opts: TransportOptions): void {
   ax.defaults.timeout = opts.timeoutMs;
   ax.defaults.httpsAgent = new https.Agent({
     keepAlive: true,
-    ...(opts.caBundle ? { ca: [...rootCertificates, opts.caBundle] } : {}),
+    // One secure context for every connection: with a `ca` option Node otherwise parses the whole root
+    // store again for each new socket (about 0.3 s of CPU each, most of an issuance's CPU time).
+    ...(opts.caBundle ? { secureContext: createSecureContext({ ca: [...rootCertificates, opts.caBundle] }) } : {}),
   });
   ax.interceptors.response.clear();
   ax.interceptors.response.use(undefined, async (error: AxiosError) => {

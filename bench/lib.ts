@@ -1,0 +1,61 @@
+/** Shared pieces of the benchmarks: timing child processes (wall and CPU), medians, the results table. */
+import { spawn } from 'node:child_process';
+import { cpus } from 'node:os';
+
+export interface Timing {
+  wallMs: number;
+  /** user + system CPU of the process and all its children. */
+  cpuMs: number;
+  code: number | null;
+  output: string;
+}
+
+/**
+ * Runs a shell command under bash's `time`, which counts the CPU of every child process too (Node's own
+ * counters see only the current process).
+ */
+export function timed(command: string, env: NodeJS.ProcessEnv = process.env): Promise<Timing> {
+  return new Promise((resolve) => {
+    const p = spawn('bash', ['-c', `TIMEFORMAT='__TIME__ %R %U %S'; time ( ${command} ) 2>&1`], { env });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b));
+    p.stderr.on('data', (b: Buffer) => (out += b));
+    p.on('close', (code) => {
+      const m = /__TIME__ ([\d.]+) ([\d.]+) ([\d.]+)/.exec(out);
+      resolve({
+        wallMs: m ? Number(m[1]) * 1000 : NaN,
+        cpuMs: m ? (Number(m[2]) + Number(m[3])) * 1000 : NaN,
+        code,
+        output: out.replace(/__TIME__.*\n?/, ''),
+      });
+    });
+  });
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export interface Row {
+  benchmark: string;
+  subject: string;
+  value: string;
+  note?: string;
+}
+
+export function printTable(rows: Row[]): void {
+  const cols: (keyof Row)[] = ['benchmark', 'subject', 'value', 'note'];
+  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (r: Record<string, string>) => `| ${cols.map((c, i) => (r[c] ?? '').padEnd(w[i]!)).join(' | ')} |`;
+  console.log(line({ benchmark: 'benchmark', subject: 'subject', value: 'value', note: 'note' }));
+  console.log(`|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r as unknown as Record<string, string>));
+}
+
+export function machine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}`;
+}
+
+export const ms = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${Math.round(x)} ms`);

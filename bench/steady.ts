@@ -1,0 +1,115 @@
+/**
+ * Steady state at scale: N wanted certificates (from labels on N/10 services) that are all up to date,
+ * in the local store and in the Rancher simulator. One pass should cost one certificate list (its pages)
+ * plus one service list, and no ACME request at all.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import pLimit from 'p-limit';
+import { createSelfSigned } from '../src/certs/placeholder.js';
+import { LocalStore } from '../src/certs/store.js';
+import { ownerDescription } from '../src/orchestrators/rancher/rancher.js';
+import { parseCert } from '../src/certs/parse.js';
+import { startRancherSim, type RancherSim } from '../test/support/rancher-sim.js';
+import { median } from './lib.js';
+
+export interface SteadyResult {
+  certificates: number;
+  wallMs: number;
+  maxRssMb: number;
+  orchestratorRequests: number;
+  certificatePages: number;
+  acmeRequests: number;
+  runs: number;
+}
+
+// Nothing may be ordered: a directory URL that refuses connections makes any ACME request fail loudly.
+const DIRECTORY = 'https://127.0.0.1:9/directory';
+const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
+
+async function fixtures(n: number, dir: string): Promise<{ pem: Map<string, { cert: string; key: string }> }> {
+  const names = Array.from({ length: n }, (_, i) => `s${i}.steady.example`);
+  const pem = new Map<string, { cert: string; key: string }>();
+  const store = new LocalStore(join(dir, 'data'));
+  await store.init();
+  const limit = pLimit(16);
+  // One key for all (createSelfSigned's shared key): fixtures for 10,000 certificates in seconds, not hours.
+  await Promise.all(
+    names.map((name) =>
+      limit(async () => {
+        const c = await createSelfSigned([name], { sharedKey: true, days: 365 });
+        pem.set(name, c);
+        await store.write({ name, names: [name], key: c.key, cert: c.cert, chain: '', kind: 'production', directoryUrl: DIRECTORY });
+      }),
+    ),
+  );
+  return { pem };
+}
+
+function runChild(env: NodeJS.ProcessEnv): Promise<{ wallMs: number; maxRssKb: number; acmeRequests: number; certificates: number; reasons: Record<string, number>; ok: boolean }> {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, [resolve('bench/steady-pass.mjs')], { env });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b));
+    p.stderr.on('data', (b: Buffer) => (out += b));
+    p.on('close', () => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      try {
+        res(JSON.parse(line));
+      } catch {
+        rej(new Error(`steady pass failed:\n${out.slice(-2000)}`));
+      }
+    });
+  });
+}
+
+export async function benchSteady(opts: { sizes: number[]; runs: number; base: string }): Promise<SteadyResult[]> {
+  const out: SteadyResult[] = [];
+  for (const n of opts.sizes) {
+    const dir = join(opts.base, `steady-${n}`);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const { pem } = await fixtures(n, dir);
+    const sim: RancherSim = await startRancherSim();
+    try {
+      for (const [name, c] of pem) sim.addCertificate({ name, cert: c.cert, key: c.key, description: ownerDescription(parseCert(c.cert).fingerprintSha1) });
+      const names = [...pem.keys()];
+      for (let i = 0; i < names.length; i += 10) sim.addService({ name: `svc${i / 10}`, labels: { [LABEL]: names.slice(i, i + 10).join(';') } });
+      const env = {
+        ...process.env,
+        CATTLE_URL: sim.url,
+        CATTLE_ACCESS_KEY: sim.accessKey,
+        CATTLE_SECRET_KEY: sim.secretKey,
+        DATA_DIR: join(dir, 'data'),
+        WEBROOT_DIR: join(dir, 'www'),
+        STAGING: 'false',
+        ACME_DIRECTORY_URL: DIRECTORY,
+        LOG_LEVEL: 'warn',
+      };
+      const samples = [];
+      // A first pass warms the simulator's caches; it is not counted.
+      for (let run = 0; run <= opts.runs; run++) {
+        sim.clearLog();
+        const r = await runChild(env);
+        if (!r.ok || r.reasons.UpToDate !== n) throw new Error(`steady pass over ${n} certificates was not all up to date: ${JSON.stringify(r)}`);
+        const pages = sim.log.filter((x) => x.method === 'GET' && /\/certificates$/.test(x.path)).length;
+        if (run > 0) samples.push({ ...r, requests: sim.log.length, pages });
+      }
+      out.push({
+        certificates: n,
+        wallMs: median(samples.map((s) => s.wallMs)),
+        maxRssMb: median(samples.map((s) => s.maxRssKb)) / 1024,
+        orchestratorRequests: Math.max(...samples.map((s) => s.requests)),
+        certificatePages: Math.max(...samples.map((s) => s.pages)),
+        acmeRequests: Math.max(...samples.map((s) => s.acmeRequests)),
+        runs: samples.length,
+      });
+    } finally {
+      await sim.close();
+    }
+  }
+  return out;
+}
+
+if (!existsSync('dist/cli.js')) writeFileSync('/dev/stderr', 'bench: run `npm run build` first\n');
