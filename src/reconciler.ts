@@ -12,7 +12,6 @@ import { createSelfSigned } from './certs/placeholder.js';
 import type { CertBundle, CertStatus, LocalCopy, LocalStore } from './certs/store.js';
 import type { AccountBook } from './acme/account.js';
 import { issueCertificate } from './acme/issue.js';
-import { generatePrivateKey } from './certs/keys.js';
 import type { ChallengeSolver } from './acme/http01.js';
 import type { Orchestrator, RemoteCopy } from './orchestrators/orchestrator.js';
 import { decideAction, type Copy, type Decision } from './policy.js';
@@ -221,10 +220,6 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
         if (o.status.lastError) r.error = o.status.lastError;
         return r;
       }
-      // Start the new key now: RSA generation takes about 0.2 s of CPU on a worker thread, and it can
-      // overlap the placeholder and the wait for a concurrency slot instead of lengthening the order.
-      const newKey = action === 'push' ? undefined : generatePrivateKey(config.keyType);
-      newKey?.catch(() => undefined); // reported by the order that awaits it
       const job = async (): Promise<CertResult> => {
         let orderUrl: string | undefined;
         try {
@@ -254,7 +249,6 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           const issued = await limit(() =>
             issueCertificate(client, o.wanted.names, {
               keyType: config.keyType,
-              ...(newKey ? { key: newKey } : {}),
               solver: deps.solver,
               onOrder: (url) => {
                 orderUrl = url;

@@ -16,8 +16,6 @@ export interface Issued {
 
 export interface IssueOptions {
   keyType: KeyType;
-  /** The new certificate's key, when the caller started generating it earlier; otherwise one is made here. */
-  key?: Promise<string>;
   solver: ChallengeSolver;
   /** Told the order URL as soon as the CA creates the order (for logs and the ledger). */
   onOrder?: (orderUrl: string) => void;
@@ -41,7 +39,7 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
 }
 
 export async function issueCertificate(client: acme.Client, names: string[], opts: IssueOptions): Promise<Issued> {
-  const key = await (opts.key ?? generatePrivateKey(opts.keyType));
+  const key = await generatePrivateKey(opts.keyType);
   // acme-client's CSR builder reads PKCS#8 only; the stored key keeps its traditional form.
   const pkcs8 = loadPrivateKey(key).export({ type: 'pkcs8', format: 'pem' }).toString();
   const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, pkcs8);

@@ -45,8 +45,31 @@ export function dnCommonName(dn: string): string | undefined {
     ?.slice(3);
 }
 
-/** Parses the first certificate of a PEM text. Throws when there is none or it does not parse. */
+// A long-running manager sees the same PEMs every pass (local copy, orchestrator copy): parsing them
+// again was most of a steady-state pass. Bounded so a churn of certificates cannot grow it forever.
+const MEMO_LIMIT = 50_000;
+const parsed = new Map<string, CertInfo>();
+const keyChecks = new Map<string, boolean>();
+
+function remember<V>(memo: Map<string, V>, key: string, value: V): V {
+  if (memo.size >= MEMO_LIMIT) memo.delete(memo.keys().next().value!);
+  memo.set(key, value);
+  return value;
+}
+
+/**
+ * Parses the first certificate of a PEM text. Throws when there is none or it does not parse. The
+ * result is shared between callers with the same PEM: treat it as read-only.
+ */
 export function parseCert(pem: string): CertInfo {
+  const hit = parsed.get(pem);
+  if (hit) return hit;
+  const info = parseCertUncached(pem);
+  Object.freeze(info.names);
+  return remember(parsed, pem, Object.freeze(info));
+}
+
+function parseCertUncached(pem: string): CertInfo {
   const first = splitPemChain(pem)[0];
   if (!first) throw new Error('no PEM CERTIFICATE block');
   const x = new X509Certificate(first);
@@ -73,7 +96,11 @@ export function parseCert(pem: string): CertInfo {
 
 /** True when the private key is the one the certificate was issued for. */
 export function keyMatchesCert(keyPem: string, certPem: string): boolean {
+  // Keyed by a digest, so the memo holds no copy of the key.
+  const id = createHash('sha256').update(keyPem).update('\0').update(certPem).digest('base64');
+  const hit = keyChecks.get(id);
+  if (hit !== undefined) return hit;
   const first = splitPemChain(certPem)[0];
   if (!first) return false;
-  return new X509Certificate(first).checkPrivateKey(loadPrivateKey(keyPem));
+  return remember(keyChecks, id, new X509Certificate(first).checkPrivateKey(loadPrivateKey(keyPem)));
 }

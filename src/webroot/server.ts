@@ -4,15 +4,69 @@
  * The raw request path is matched before any decoding, so no percent-encoding, backslash, dot segment or
  * dotfile can reach the file system: a token is [A-Za-z0-9_-]{1,255} and nothing else.
  */
-import express, { type Express } from 'express';
+import express from 'express';
 import serveStatic from 'serve-static';
+import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { CHALLENGE_PATH, TOKEN_PATTERN } from '../acme/http01.js';
 
 const TOKEN_URL_RE = new RegExp(`^/${CHALLENGE_PATH.replace(/\./g, '\\.')}/(${TOKEN_PATTERN})$`);
 
-export function createWebroot(webrootDir: string): Express {
+// A token served once is then answered from memory: express and serve-static cost about 0.4 ms of
+// CPU per request here (a fifth of nginx's rate), memory a tenth of that. An entry older than this is
+// re-read from disk in the background while the request is answered, so a deleted token is served at
+// most this long plus one request after it is gone, which harms nothing: it is a public value.
+const HOT_TOKEN_MS = 1000;
+const HOT_TOKEN_LIMIT = 10_000;
+
+export type WebrootHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+interface HotToken {
+  body: Buffer;
+  readAt: number;
+  refreshing: boolean;
+}
+
+/**
+ * The request handler: tokens served before come from memory; everything else (the first request for
+ * a token, /healthz, every 404) goes through express and serve-static.
+ */
+export function createWebroot(webrootDir: string): WebrootHandler {
+  const app = expressWebroot(webrootDir);
+  const dir = join(webrootDir, CHALLENGE_PATH);
+  const hot = new Map<string, HotToken>();
+  const refresh = (token: string, entry?: HotToken) => {
+    if (entry) entry.refreshing = true;
+    fs.readFile(join(dir, token)).then(
+      (body) => {
+        if (!hot.has(token) && hot.size >= HOT_TOKEN_LIMIT) hot.clear();
+        hot.set(token, { body, readAt: Date.now(), refreshing: false });
+      },
+      () => hot.delete(token),
+    );
+  };
+  return (req, res) => {
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const url = req.url ?? '';
+      const q = url.indexOf('?');
+      const token = TOKEN_URL_RE.exec(q === -1 ? url : url.slice(0, q))?.[1];
+      if (token !== undefined) {
+        const entry = hot.get(token);
+        if (entry) {
+          if (!entry.refreshing && Date.now() - entry.readAt > HOT_TOKEN_MS) refresh(token, entry);
+          res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store', 'Content-Length': entry.body.length });
+          res.end(req.method === 'HEAD' ? undefined : entry.body);
+          return;
+        }
+        refresh(token);
+      }
+    }
+    app(req, res);
+  };
+}
+
+function expressWebroot(webrootDir: string): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -51,9 +105,11 @@ function notFound(res: express.Response): void {
   res.type('text/plain').send('not found\n');
 }
 
-export function listenWebroot(app: Express, port: number, host?: string): Promise<Server> {
+export function listenWebroot(handler: WebrootHandler, port: number, host?: string): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = host ? app.listen(port, host, () => resolve(server)) : app.listen(port, () => resolve(server));
+    const server = http.createServer(handler);
     server.once('error', reject);
+    if (host) server.listen(port, host, () => resolve(server));
+    else server.listen(port, () => resolve(server));
   });
 }

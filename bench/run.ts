@@ -1,0 +1,79 @@
+/**
+ * npm run bench: every benchmark, then one table. Not part of npm test; it takes several minutes
+ * (lego and certbot dominate). `-- --quick` runs each once with smaller sizes, to check the scripts.
+ * Results also go to bench/results.json; BENCHMARKS.md records the method and the latest figures.
+ */
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+// @ts-expect-error plain ESM helper shared with the test runner
+import { ensureDebianTools, TEST_TOOLS } from '../scripts/debian-tools.mjs';
+import { benchIssuance } from './issuance.js';
+import { benchSteady } from './steady.js';
+import { benchWebroot } from './webroot.js';
+import { benchPlaceholders } from './placeholders.js';
+import { machine, ms, printTable, type Row } from './lib.js';
+
+const quick = process.argv.includes('--quick');
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const want = (name: string) => only.length === 0 || only.includes(name);
+const tools = [...TEST_TOOLS, { command: 'lego', pkg: 'lego' }, { command: 'certbot', pkg: 'certbot' }, { command: 'wrk', pkg: 'wrk' }];
+if (!ensureDebianTools(tools)) process.exit(1);
+
+const base = join(tmpdir(), `certwrangler-bench-${process.pid}`);
+const runs = quick ? 1 : 3;
+const rows: Row[] = [];
+const results: Record<string, unknown> = { date: new Date().toISOString(), machine: machine(), runs };
+
+if (want('issuance')) {
+  const r = await benchIssuance({ runs, tools: ['certwrangler', 'lego', 'certbot'], base: join(base, 'issuance') });
+  results.issuance = r;
+  for (const workload of new Set(r.map((x) => x.workload))) {
+    const of = r.filter((x) => x.workload === workload);
+    const ours = of.find((x) => x.tool === 'certwrangler')!;
+    const fastestPeer = Math.min(...of.filter((x) => x.tool !== 'certwrangler').map((x) => x.wallMs));
+    for (const x of of) {
+      const ratio = x.tool === 'certwrangler' ? `1/${(fastestPeer / x.wallMs).toFixed(1)} of the fastest peer` : `${(x.wallMs / ours.wallMs).toFixed(1)}× certwrangler`;
+      rows.push({ benchmark: `issuance, ${workload}`, subject: x.tool, value: `${ms(x.wallMs)} wall, ${ms(x.cpuMs)} CPU`, note: ratio });
+    }
+  }
+}
+
+if (want('steady')) {
+  const r = await benchSteady({ sizes: quick ? [100, 1000] : [100, 1000, 10_000], runs, base: join(base, 'steady') });
+  results.steady = r;
+  for (const x of r) {
+    rows.push({
+      benchmark: `steady state, ${x.certificates} certificates`,
+      subject: 'certwrangler',
+      value: `${ms(x.wallMs)} per pass (first ${ms(x.coldMs)}), ${Math.round(x.maxRssMb)} MB RSS`,
+      note: `${x.orchestratorRequests} Rancher requests (${x.certificatePages} certificate pages + 1), ${x.acmeRequests} ACME`,
+    });
+  }
+}
+
+if (want('webroot')) {
+  const r = await benchWebroot({ runs, seconds: quick ? 2 : 5, base: join(base, 'webroot') });
+  results.webroot = r;
+  for (const workload of new Set(r.map((x) => x.workload))) {
+    const nginx = r.find((x) => x.workload === workload && x.server === 'nginx')!;
+    for (const x of r.filter((y) => y.workload === workload)) {
+      rows.push({
+        benchmark: `webroot, ${workload}`,
+        subject: x.server,
+        value: `${Math.round(x.rps)} req/s, p50 ${x.p50Ms.toFixed(2)} ms, p99 ${x.p99Ms.toFixed(2)} ms`,
+        note: x.server === 'nginx' ? '' : `${(x.rps / nginx.rps).toFixed(2)}× nginx`,
+      });
+    }
+  }
+}
+
+if (want('placeholders')) {
+  const r = await benchPlaceholders({ names: 100, runs, base: join(base, 'placeholders') });
+  results.placeholders = r;
+  rows.push({ benchmark: `placeholders, ${r.names} new names`, subject: 'certwrangler', value: `first ${ms(r.firstMs)}, all ${ms(r.allMs)}`, note: 'from process start, pushed to the Rancher simulator' });
+}
+
+console.log(`\n${results.date as string} · ${results.machine as string} · medians of ${runs} run(s)\n`);
+printTable(rows);
+writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
