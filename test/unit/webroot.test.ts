@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -98,4 +98,32 @@ test('webroot: a query string does not change the answer', async () => {
   const r = await rawRequest(port, `/.well-known/acme-challenge/${TOKEN}?x=1`);
   assert.equal(r.status, 200);
   assert.deepEqual(r.body, CONTENT);
+});
+
+test('webroot: a token served again comes from memory with the same answer; a removed token stops being served', async () => {
+  const token = 'hot_token-1';
+  writeFileSync(join(challenges, token), 'hot.keyauth');
+  const first = await rawRequest(port, `/.well-known/acme-challenge/${token}`);
+  await new Promise((r) => setTimeout(r, 50)); // the background read that fills memory
+  const again = await rawRequest(port, `/.well-known/acme-challenge/${token}`);
+  for (const r of [first, again]) {
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'hot.keyauth');
+    assert.match(String(r.headers['content-type']), /^text\/plain/);
+    assert.equal(r.headers['cache-control'], 'no-store');
+    assert.equal(Number(r.headers['content-length']), 'hot.keyauth'.length);
+  }
+  const head = await rawRequest(port, `/.well-known/acme-challenge/${token}`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(head.body.length, 0);
+
+  unlinkSync(join(challenges, token));
+  // Memory is re-checked against the disk once an entry is a second old: within that plus one request it is gone.
+  const deadline = Date.now() + 3000;
+  let status = 200;
+  while (status === 200 && Date.now() < deadline) {
+    status = (await rawRequest(port, `/.well-known/acme-challenge/${token}`)).status;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(status, 404);
 });
