@@ -3,7 +3,7 @@
  * (lego and certbot dominate). `-- --quick` runs each once with smaller sizes, to check the scripts.
  * Results also go to bench/results.json; BENCHMARKS.md records the method and the latest figures.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // @ts-expect-error plain ESM helper shared with the test runner
@@ -23,11 +23,16 @@ if (!ensureDebianTools(tools)) process.exit(1);
 const base = join(tmpdir(), `certwrangler-bench-${process.pid}`);
 const runs = quick ? 1 : 3;
 const rows: Row[] = [];
-const results: Record<string, unknown> = { date: new Date().toISOString(), machine: machine(), runs };
+// Sections merge into the results file as each one finishes, so a long run that fails late keeps the rest.
+const RESULTS = 'bench/results.json';
+const results: Record<string, unknown> = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as Record<string, unknown>) : {};
+Object.assign(results, { date: new Date().toISOString(), machine: machine(), runs });
+const save = () => writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
 
 if (want('issuance')) {
   const r = await benchIssuance({ runs, tools: ['certwrangler', 'lego', 'certbot'], base: join(base, 'issuance') });
   results.issuance = r;
+  save();
   for (const workload of new Set(r.map((x) => x.workload))) {
     const of = r.filter((x) => x.workload === workload);
     const ours = of.find((x) => x.tool === 'certwrangler')!;
@@ -42,6 +47,7 @@ if (want('issuance')) {
 if (want('steady')) {
   const r = await benchSteady({ sizes: quick ? [100, 1000] : [100, 1000, 10_000], runs, base: join(base, 'steady') });
   results.steady = r;
+  save();
   for (const x of r) {
     rows.push({
       benchmark: `steady state, ${x.certificates} certificates`,
@@ -55,6 +61,7 @@ if (want('steady')) {
 if (want('webroot')) {
   const r = await benchWebroot({ runs, seconds: quick ? 2 : 5, base: join(base, 'webroot') });
   results.webroot = r;
+  save();
   for (const workload of new Set(r.map((x) => x.workload))) {
     const nginx = r.find((x) => x.workload === workload && x.server === 'nginx')!;
     for (const x of r.filter((y) => y.workload === workload)) {
@@ -71,9 +78,9 @@ if (want('webroot')) {
 if (want('placeholders')) {
   const r = await benchPlaceholders({ names: 100, runs, base: join(base, 'placeholders') });
   results.placeholders = r;
+  save();
   rows.push({ benchmark: `placeholders, ${r.names} new names`, subject: 'certwrangler', value: `first ${ms(r.firstMs)}, all ${ms(r.allMs)}`, note: 'from process start, pushed to the Rancher simulator' });
 }
 
 console.log(`\n${results.date as string} · ${results.machine as string} · medians of ${runs} run(s)\n`);
 printTable(rows);
-writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);

@@ -70,6 +70,8 @@ interface Observed {
 const BACKOFF_FIRST_MS = 60 * 60 * 1000;
 const BACKOFF_MAX_MS = 24 * 60 * 60 * 1000;
 
+const STORE_READ_CONCURRENCY = 64;
+
 export function backoffDelay(failures: number): number {
   return Math.min(BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
 }
@@ -127,9 +129,11 @@ function unobservable(wanted: WantedCert[], error: string): CertResult[] {
 async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean): Promise<Observed[]> {
   const { config, store } = deps;
   const [known, remotes] = await Promise.all([store.knownIssuers(), deps.orchestrator.list(wanted.map((w) => w.name))]);
+  // Bounded: each read opens several files, and 10,000 certificates at once exceed the open-file limit.
+  const reads = pLimit(STORE_READ_CONCURRENCY);
   return Promise.all(
     wanted.map(async (w) => {
-      const [local, status] = await Promise.all([store.read(w.name, { recover }), store.readStatus(w.name)]);
+      const [local, status] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name)]));
       const localCopy = localToCopy(local, config);
       const remoteCopy = remoteToCopy(remotes.get(w.name) ?? { state: 'absent' }, localCopy, known);
       const decision = decideAction({
