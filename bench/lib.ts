@@ -1,6 +1,8 @@
 /** Shared pieces of the benchmarks: timing child processes (wall and CPU), medians, the results table. */
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
+import type { RancherSim } from '../test/support/rancher-sim.js';
 
 export interface Timing {
   wallMs: number;
@@ -59,3 +61,16 @@ export function machine(): string {
 }
 
 export const ms = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${Math.round(x)} ms`);
+
+/** The environment of a manager that pushes into `sim`, keeps its state under `dir` and orders from `directoryUrl`. */
+export function managerEnv(sim: RancherSim, dir: string, directoryUrl: string, logLevel: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ...sim.env,
+    DATA_DIR: join(dir, 'data'),
+    WEBROOT_DIR: join(dir, 'www'),
+    STAGING: 'false',
+    ACME_DIRECTORY_URL: directoryUrl,
+    LOG_LEVEL: logLevel,
+  };
+}

@@ -8,7 +8,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from '../test/support/ports.js';
 import { startRancherSim } from '../test/support/rancher-sim.js';
-import { median } from './lib.js';
+import { managerEnv, median } from './lib.js';
 
 export interface PlaceholderResult {
   names: number;
@@ -28,16 +28,8 @@ export async function benchPlaceholders(opts: { names: number; runs: number; bas
     const closed = await freePort();
     try {
       const env = {
-        ...process.env,
+        ...managerEnv(sim, dir, `https://127.0.0.1:${closed}/directory`, 'info'),
         DOMAINS: Array.from({ length: opts.names }, (_, i) => `ph${i}.bench.example`).join(';'),
-        CATTLE_URL: sim.url,
-        CATTLE_ACCESS_KEY: sim.accessKey,
-        CATTLE_SECRET_KEY: sim.secretKey,
-        DATA_DIR: join(dir, 'data'),
-        WEBROOT_DIR: join(dir, 'www'),
-        STAGING: 'false',
-        ACME_DIRECTORY_URL: `https://127.0.0.1:${closed}/directory`,
-        LOG_LEVEL: 'info',
       };
       const started = Date.now();
       const pushedAt: number[] = [];

@@ -12,7 +12,7 @@ import { LocalStore } from '../src/certs/store.js';
 import { ownerDescription } from '../src/orchestrators/rancher/rancher.js';
 import { parseCert } from '../src/certs/parse.js';
 import { startRancherSim, type RancherSim } from '../test/support/rancher-sim.js';
-import { median } from './lib.js';
+import { managerEnv, median } from './lib.js';
 
 export interface SteadyResult {
   certificates: number;
@@ -31,7 +31,7 @@ export interface SteadyResult {
 const DIRECTORY = 'https://127.0.0.1:9/directory';
 const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 
-async function fixtures(n: number, dir: string): Promise<{ pem: Map<string, { cert: string; key: string }> }> {
+async function fixtures(n: number, dir: string): Promise<Map<string, { cert: string; key: string }>> {
   const names = Array.from({ length: n }, (_, i) => `s${i}.steady.example`);
   const pem = new Map<string, { cert: string; key: string }>();
   const store = new LocalStore(join(dir, 'data'));
@@ -47,7 +47,7 @@ async function fixtures(n: number, dir: string): Promise<{ pem: Map<string, { ce
       }),
     ),
   );
-  return { pem };
+  return pem;
 }
 
 function runChild(env: NodeJS.ProcessEnv): Promise<{ wallMs: number[]; maxRssKb: number; acmeRequests: number; reasons: Record<string, number>; ok: boolean }> {
@@ -73,23 +73,13 @@ export async function benchSteady(opts: { sizes: number[]; runs: number; base: s
     const dir = join(opts.base, `steady-${n}`);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    const { pem } = await fixtures(n, dir);
+    const pem = await fixtures(n, dir);
     const sim: RancherSim = await startRancherSim();
     try {
       for (const [name, c] of pem) sim.addCertificate({ name, cert: c.cert, key: c.key, description: ownerDescription(parseCert(c.cert).fingerprintSha1) });
       const names = [...pem.keys()];
       for (let i = 0; i < names.length; i += 10) sim.addService({ name: `svc${i / 10}`, labels: { [LABEL]: names.slice(i, i + 10).join(';') } });
-      const env = {
-        ...process.env,
-        CATTLE_URL: sim.url,
-        CATTLE_ACCESS_KEY: sim.accessKey,
-        CATTLE_SECRET_KEY: sim.secretKey,
-        DATA_DIR: join(dir, 'data'),
-        WEBROOT_DIR: join(dir, 'www'),
-        STAGING: 'false',
-        ACME_DIRECTORY_URL: DIRECTORY,
-        LOG_LEVEL: 'warn',
-      };
+      const env = managerEnv(sim, dir, DIRECTORY, 'warn');
       // One warm-up process fills the simulator's caches; then one process making 1 cold + `runs` warm passes.
       await runChild({ ...env, BENCH_PASSES: '1' });
       sim.clearLog();

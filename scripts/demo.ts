@@ -34,7 +34,7 @@ if (RANCHER) {
   sim.addBalancer({ name: 'https-lb', defaultCertificateName: 'demo.example.com', certificateNames: ['api.demo.example.com', LABELLED] });
   NAMES.push(LABELLED);
 }
-const rancherEnv = sim ? { CATTLE_URL: sim.url, CATTLE_ACCESS_KEY: sim.accessKey, CATTLE_SECRET_KEY: sim.secretKey, DISCOVERY_INTERVAL: '5s' } : {};
+const rancherEnv = sim ? { ...sim.env, DISCOVERY_INTERVAL: '5s' } : {};
 const env = {
   ...process.env,
   ...rancherEnv,

@@ -111,19 +111,29 @@ async function discover(deps: PassDeps): Promise<{ wanted: WantedCert[]; refused
   }
 }
 
-/** When the orchestrator's copies cannot be read nothing can be decided safely: every certificate waits for the next pass. */
-function unobservable(wanted: WantedCert[], error: string): CertResult[] {
-  return wanted.map((w) => ({
-    name: w.name,
-    names: w.names,
-    sources: w.sources,
-    decision: { action: 'none' as const, reason: 'OrchestratorUnavailable', message: error },
-    outcome: 'failed' as const,
-    orders: 0,
-    pushed: false,
-    placeholder: false,
-    error,
-  }));
+/**
+ * `observe`, or, when the orchestrator's copies cannot be read, the error added to `errors` and every
+ * certificate failed with it: nothing can be decided safely, so each waits for the next pass.
+ */
+async function observeOrReport(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean, errors: string[]): Promise<Observed[] | { results: CertResult[] }> {
+  try {
+    return await observe(deps, wanted, now, recover);
+  } catch (e) {
+    const error = `cannot read certificates from ${deps.orchestrator.name}: ${(e as Error).message}`;
+    errors.push(error);
+    const results = wanted.map((w) => ({
+      name: w.name,
+      names: w.names,
+      sources: w.sources,
+      decision: { action: 'none' as const, reason: 'OrchestratorUnavailable', message: error },
+      outcome: 'failed' as const,
+      orders: 0,
+      pushed: false,
+      placeholder: false,
+      error,
+    }));
+    return { results };
+  }
 }
 
 async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean): Promise<Observed[]> {
@@ -172,14 +182,8 @@ export async function planPass(deps: PassDeps): Promise<PassReport> {
   const started = new Date();
   const now = deps.now?.() ?? started;
   const { wanted, refused, errors } = await discover(deps);
-  let results: CertResult[];
-  try {
-    const observed = await observe(deps, wanted, now, false);
-    results = observed.map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
-  } catch (e) {
-    errors.push(`cannot read certificates from ${deps.orchestrator.name}: ${(e as Error).message}`);
-    results = unobservable(wanted, errors.at(-1)!);
-  }
+  const observed = await observeOrReport(deps, wanted, now, false, errors);
+  const results = Array.isArray(observed) ? observed.map((o) => ({ ...baseResult(o), outcome: 'planned' as const })) : observed.results;
   return { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, errors, ok: refused.length === 0 && errors.length === 0 };
 }
 
@@ -190,14 +194,10 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   const { wanted, refused, errors } = await discover(deps);
   for (const r of refused) log.error({ cert: r.spec, source: r.source, error: r.error }, `refused ${r.spec} from ${r.source}: ${r.error}`);
   for (const e of errors) log.error({ error: e }, e);
-  let observed: Observed[];
-  try {
-    observed = await observe(deps, wanted, now, true);
-  } catch (e) {
-    const error = `cannot read certificates from ${deps.orchestrator.name}: ${(e as Error).message}`;
-    log.error({ error }, `${error}; nothing changed, next pass retries`);
-    errors.push(error);
-    return finish(log, started, unobservable(wanted, error), refused, errors);
+  const observed = await observeOrReport(deps, wanted, now, true, errors);
+  if (!Array.isArray(observed)) {
+    log.error({ error: errors.at(-1) }, `${errors.at(-1)}; nothing changed, next pass retries`);
+    return finish(log, started, observed.results, refused, errors);
   }
   for (const o of observed) {
     log.info({ cert: o.wanted.name, names: o.wanted.names, action: o.decision.action, reason: o.decision.reason }, `${o.wanted.name}: ${o.decision.action} — ${o.decision.message}`);

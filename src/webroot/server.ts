@@ -59,7 +59,10 @@ export function createWebroot(webrootDir: string): WebrootHandler {
           res.end(req.method === 'HEAD' ? undefined : entry.body);
           return;
         }
-        refresh(token);
+        // Only a token serve-static found is worth keeping: a flood of unknown tokens costs no extra read.
+        res.once('finish', () => {
+          if (res.statusCode === 200 && !hot.has(token)) refresh(token);
+        });
       }
     }
     app(req, res);

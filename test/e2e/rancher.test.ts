@@ -44,9 +44,7 @@ function envFor(dir: string, s: RancherSim, extra: Record<string, string> = {}):
     DATA_DIR: join(base, dir, 'data'),
     WEBROOT_DIR: lab.webroot,
     LOG_LEVEL: 'silent',
-    CATTLE_URL: s.url,
-    CATTLE_ACCESS_KEY: s.accessKey,
-    CATTLE_SECRET_KEY: s.secretKey,
+    ...s.env,
     ...pebbleEnv(pebble, 'production'),
     ...extra,
   };

@@ -34,6 +34,8 @@ export interface SimCertificate {
   settleAt: number;
   /** Times this resource was written through the API (POST or a PUT that changed something). */
   writes: number;
+  /** Set by stickInError at write time: the write settles into transitioning=error with this message. */
+  stuckMessage?: string | undefined;
 }
 
 export interface SimService {
@@ -213,6 +215,8 @@ function idNumber(id: string): number {
 export interface RancherSim {
   /** CATTLE_URL as Rancher injects it (…/v1). */
   url: string;
+  /** CATTLE_URL, CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY, as Rancher injects them into the manager. */
+  env: Record<'CATTLE_URL' | 'CATTLE_ACCESS_KEY' | 'CATTLE_SECRET_KEY', string>;
   port: number;
   accessKey: string;
   secretKey: string;
@@ -256,19 +260,17 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   let base = '';
 
   const now = () => Date.now();
-  const settle = (r: { state: string; transitioning: string; settleAt: number }, stuckMessage?: string) => {
+  const settle = (r: { state: string; transitioning: string; settleAt: number; transitioningMessage?: string | null; stuckMessage?: string | undefined }) => {
     if (r.transitioning !== 'yes' || now() < r.settleAt) return;
-    if (stuckMessage !== undefined) {
+    if (r.stuckMessage !== undefined) {
       r.transitioning = 'error';
-      (r as SimCertificate).transitioningMessage = stuckMessage;
+      r.transitioningMessage = r.stuckMessage;
       return;
     }
     r.state = r.state === 'removing' ? 'removed' : 'active';
     r.transitioning = 'no';
-    if ('transitioningMessage' in r) (r as SimCertificate).transitioningMessage = null;
+    if ('transitioningMessage' in r) r.transitioningMessage = null;
   };
-  const settleCert = (c: SimCertificate) => settle(c, c.transitioning === 'yes' ? stuckFor(c) : undefined);
-  const stuckFor = (c: SimCertificate) => (c as SimCertificate & { stuckMessage?: string }).stuckMessage;
 
   function newCert(c: { name: string; cert: string; key: string; certChain?: string | null; description?: string | null; projectId?: string }): SimCertificate {
     const id = `1c${nextId++}`;
@@ -296,7 +298,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   }
 
   function renderCert(c: SimCertificate, version: string, showKey: boolean): Json {
-    settleCert(c);
+    settle(c);
     const self = `${root(version, c.accountId)}/certificates/${c.id}`;
     let computed = computedCache.get(c.cert);
     if (!computed) {
@@ -480,7 +482,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
         if (method === 'GET') {
           const showRemoved = url.searchParams.has('_removed');
           let rows = [...certificates.values()].filter((c) => c.accountId === pid && (showRemoved || c.state !== 'removed'));
-          rows.forEach(settleCert);
+          rows.forEach(settle);
           rows = applyFilters(rows, url.searchParams, CERT_FILTERS, (c, f) => (c as unknown as Json)[f]);
           rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
           return { status: 200, json: collection('certificate', rows.map((c) => renderCert(c, version, k.admin)), url, {}) };
@@ -493,8 +495,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
           c.transitioning = 'yes';
           c.settleAt = now() + settleMs;
           c.writes = 1;
-          const sm = stuck.get(c.name);
-          if (sm !== undefined) (c as SimCertificate & { stuckMessage?: string }).stuckMessage = sm;
+          c.stuckMessage = stuck.get(c.name);
           certificates.set(c.id, c);
           bindByName(c);
           // The create response shows the transitional state and is the only one that carries the key.
@@ -505,7 +506,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       }
       const c = certificates.get(id);
       if (!c || c.accountId !== pid) throw new HttpError(404, 'Not Found');
-      settleCert(c);
+      settle(c);
       if (method === 'GET') return { status: 200, json: renderCert(c, version, k.admin) };
       if (method === 'PUT') {
         if (c.transitioning === 'yes') throw new HttpError(409, 'Conflict', 'process already in progress');
@@ -526,8 +527,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
           c.transitioningMessage = null;
           c.settleAt = now() + settleMs;
           c.writes += 1;
-          const sm = stuck.get(c.name);
-          (c as SimCertificate & { stuckMessage?: string }).stuckMessage = sm;
+          c.stuckMessage = stuck.get(c.name);
           return { status: 200, json: renderCert({ ...c, settleAt: Number.MAX_SAFE_INTEGER }, version, false) };
         }
         return { status: 200, json: renderCert(c, version, false) };
@@ -675,6 +675,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
 
   return {
     url: `${base}/v1`,
+    env: { CATTLE_URL: `${base}/v1`, CATTLE_ACCESS_KEY: accessKey, CATTLE_SECRET_KEY: secretKey },
     port,
     accessKey,
     secretKey,

@@ -90,11 +90,6 @@ function isTransient(e: AxiosError): boolean {
   return res.status < 300 && e.code === AxiosError.ERR_BAD_RESPONSE;
 }
 
-export interface Collection {
-  data: unknown[];
-  next: string | null;
-}
-
 export class RancherApi {
   readonly root: string;
   private readonly http: AxiosInstance;

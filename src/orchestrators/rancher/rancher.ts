@@ -16,7 +16,7 @@ import { RancherApi, RancherError, type RancherApiOptions } from './api.js';
 import { wantedFromLabels } from './labels.js';
 import { isGone, parseCertificate, parseService, type CertificateResource, type ServiceResource } from './resources.js';
 
-export const OWNER_MARKER = 'managed by certwrangler';
+const OWNER_MARKER = 'managed by certwrangler';
 
 // specs §3.3: the docs promise pages of up to 1000; the client must still follow `next`.
 const PAGE = 'limit=1000';
@@ -43,7 +43,7 @@ export function ownerDescription(fingerprintSha1: string): string {
   return `${OWNER_MARKER}; renewed in place before expiry; sha1 ${fingerprintSha1.slice(0, 23)}`;
 }
 
-export function isOwned(c: CertificateResource): boolean {
+function isOwned(c: CertificateResource): boolean {
   return c.description.startsWith(OWNER_MARKER);
 }
 
@@ -51,7 +51,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class RancherOrchestrator implements Orchestrator {
   readonly name = 'rancher';
-  readonly api: RancherApi;
+  private readonly api: RancherApi;
+  private readonly settleTimeoutMs: number;
   /** Certificates by name from the last list, so a push knows whether to POST or PUT, and where. */
   private known = new Map<string, CertificateResource>();
   /** Balancers, read once per pass by the first push that needs them. */
@@ -60,6 +61,7 @@ export class RancherOrchestrator implements Orchestrator {
 
   constructor(private readonly opts: RancherOptions) {
     this.api = new RancherApi(opts);
+    this.settleTimeoutMs = opts.settleTimeoutMs ?? 120_000;
   }
 
   private async listCertificates(filter = ''): Promise<CertificateResource[]> {
@@ -131,7 +133,7 @@ export class RancherOrchestrator implements Orchestrator {
   /** PUT to links.self; a 409 means a process is still running on it, so wait for it to settle and try again. */
   private async put(existing: CertificateResource, body: object): Promise<CertificateResource> {
     const what = `certificate ${existing.name}`;
-    if (existing.transitioning === 'yes') await this.settle(existing, what, true);
+    await this.settle(existing, what, true);
     for (let attempt = 1; ; attempt++) {
       try {
         return parseCertificate(await this.api.put(existing.self, body));
@@ -143,25 +145,28 @@ export class RancherOrchestrator implements Orchestrator {
   }
 
   /**
-   * Polls until `transitioning` is no longer `yes`. `error` is a failure carrying Rancher's message,
-   * unless `tolerateError` (before a write, an old error is what the write is meant to clear).
+   * Polls a certificate until `transitioning` is no longer `yes`. `error` is a failure carrying Rancher's
+   * message, unless `tolerateError` (before a write, an old error is what the write is meant to clear).
    */
   private async settle(c: CertificateResource, what: string, tolerateError = false): Promise<CertificateResource> {
-    const deadline = Date.now() + (this.opts.settleTimeoutMs ?? 120_000);
-    let step = SETTLE_FIRST_MS;
-    let cur = c;
-    while (cur.transitioning === 'yes') {
-      if (Date.now() >= deadline) {
-        throw new RancherError(`Rancher ${what} (${c.id}) still ${cur.state || 'transitioning'} after ${this.opts.settleTimeoutMs ?? 120_000} ms`);
-      }
-      await sleep(step);
-      step = Math.min(step * 2, SETTLE_MAX_STEP_MS);
-      cur = parseCertificate(await this.api.get(c.self));
-    }
+    const cur = c.transitioning === 'yes' ? parseCertificate(await this.waitSettled(c.self, `${what} (${c.id})`)) : c;
     if (cur.transitioning === 'error' && !tolerateError) {
       throw new RancherError(`Rancher ${what} (${c.id}) is in error: ${cur.transitioningMessage || 'no message'}`);
     }
     return cur;
+  }
+
+  /** GETs `self` with backoff until its `transitioning` is no longer `yes`; certificates and balancers alike. */
+  private async waitSettled(self: string, what: string): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + this.settleTimeoutMs;
+    let step = SETTLE_FIRST_MS;
+    for (;;) {
+      await sleep(step);
+      step = Math.min(step * 2, SETTLE_MAX_STEP_MS);
+      const r = await this.api.get(self);
+      if (r.transitioning !== 'yes') return r;
+      if (Date.now() >= deadline) throw new RancherError(`Rancher ${what} still ${String(r.state ?? 'transitioning')} after ${this.settleTimeoutMs} ms`);
+    }
   }
 
   private async updateBalancers(cert: CertificateResource): Promise<string[]> {
@@ -177,8 +182,9 @@ export class RancherOrchestrator implements Orchestrator {
         continue;
       }
       try {
-        await this.api.post(lb.updateAction);
-        await this.settleService(lb);
+        const r = await this.api.post(lb.updateAction);
+        const after = r.transitioning === 'yes' ? await this.waitSettled(lb.self, `balancer ${lb.name} (${lb.id})`) : r;
+        if (after.transitioning === 'error') throw new RancherError(`Rancher balancer ${lb.name} (${lb.id}) is in error: ${String(after.transitioningMessage ?? '')}`);
         done.push(`${lb.name} (${lb.id})`);
         this.opts.log.info({ cert: cert.name, balancer: lb.id }, `balancer ${lb.name} (${lb.id}) updated for ${cert.name}`);
       } catch (e) {
@@ -189,19 +195,6 @@ export class RancherOrchestrator implements Orchestrator {
       throw new RancherError(`certificate ${cert.name} (${cert.id}) is in Rancher, but ${problems.join('; ')}`);
     }
     return done;
-  }
-
-  private async settleService(lb: ServiceResource): Promise<void> {
-    const deadline = Date.now() + (this.opts.settleTimeoutMs ?? 120_000);
-    let step = SETTLE_FIRST_MS;
-    for (;;) {
-      const r = await this.api.get(lb.self);
-      if (r.transitioning === 'error') throw new RancherError(`Rancher balancer ${lb.name} (${lb.id}) is in error: ${String(r.transitioningMessage ?? '')}`);
-      if (r.transitioning !== 'yes') return;
-      if (Date.now() >= deadline) throw new RancherError(`Rancher balancer ${lb.name} (${lb.id}) still updating after ${this.opts.settleTimeoutMs ?? 120_000} ms`);
-      await sleep(step);
-      step = Math.min(step * 2, SETTLE_MAX_STEP_MS);
-    }
   }
 }
 
