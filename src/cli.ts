@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
-import { createWebroot, listenWebroot } from './webroot/server.js';
 import { assemble } from './assemble.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
@@ -49,6 +48,8 @@ function version(): string {
 }
 
 async function webroot(config: Config, log: Logger): Promise<void> {
+  // Loaded here so that the manager does not pay for express at start.
+  const { createWebroot, listenWebroot } = await import('./webroot/server.js');
   const server = await listenWebroot(createWebroot(config.webrootDir), config.port);
   log.info({ port: config.port, webroot: config.webrootDir }, `webroot serving ${config.webrootDir} on port ${config.port}`);
   const stop = () => server.close(() => process.exit(0));

@@ -226,22 +226,12 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
       }
       const job = async (): Promise<CertResult> => {
         let orderUrl: string | undefined;
+        let placeholderPushed: Promise<void> | undefined;
         try {
-          if (action === 'placeholder') {
-            const ss = await createSelfSigned(o.wanted.names, { sharedKey: true });
-            const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
-            await store.write(bundle);
-            r.placeholder = true;
-            r.kind = 'self-signed';
-            r.notAfter = parseCert(ss.cert).notAfter.toISOString();
-            try {
-              const to = await deps.orchestrator.push(bundle);
-              log.info({ cert: o.wanted.name, action: 'placeholder', target: to.target }, `${o.wanted.name}: self-signed placeholder pushed to ${to.target}`);
-            } catch (e) {
-              // The placeholder only lets a balancer start; failing to push it must not hold up the real certificate.
-              log.warn({ cert: o.wanted.name, action: 'placeholder', error: (e as Error).message }, `${o.wanted.name}: placeholder not pushed: ${(e as Error).message}`);
-            }
-          }
+          // A placeholder that cannot be stored means the real certificate could not be either: no order then.
+          // Its push only lets a balancer start, so it runs while the real order does and may fail with a
+          // warning; the real certificate is pushed only after it, never under it.
+          if (action === 'placeholder') placeholderPushed = (await storePlaceholder(deps, o, r)).pushed;
           if (action === 'push') {
             if (o.local.state !== 'present') throw new Error('no local copy to push');
             const to = await deps.orchestrator.push(o.local.bundle);
@@ -261,6 +251,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
               },
             }),
           );
+          await placeholderPushed;
           const kind = wantedKind(config);
           const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl };
           await store.write(bundle, { orderUrl: issued.orderUrl });
@@ -275,6 +266,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           log.info({ cert: o.wanted.name, action: 'push', target: to.target }, `${o.wanted.name}: pushed to ${to.target}`);
           return r;
         } catch (e) {
+          await placeholderPushed;
           r.outcome = 'failed';
           r.error = (e as Error).message;
           // Only a failure after the CA created an order counts against the limits: back off then.
@@ -293,6 +285,22 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
     }),
   );
   return finish(log, started, results, refused, errors);
+}
+
+/** Stores a self-signed placeholder, then returns its push, which reports its own failure as a warning. */
+async function storePlaceholder(deps: PassDeps, o: Observed, r: CertResult): Promise<{ pushed: Promise<void> }> {
+  const { log } = deps;
+  const ss = await createSelfSigned(o.wanted.names, { sharedKey: true });
+  const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
+  await deps.store.write(bundle);
+  r.placeholder = true;
+  r.kind = 'self-signed';
+  r.notAfter = parseCert(ss.cert).notAfter.toISOString();
+  const pushed = deps.orchestrator.push(bundle).then(
+    (to) => log.info({ cert: o.wanted.name, action: 'placeholder', target: to.target }, `${o.wanted.name}: self-signed placeholder pushed to ${to.target}`),
+    (e: Error) => log.warn({ cert: o.wanted.name, action: 'placeholder', error: e.message }, `${o.wanted.name}: placeholder not pushed: ${e.message}`),
+  );
+  return { pushed };
 }
 
 function finish(log: Logger, started: Date, results: CertResult[], refused: RefusedCert[], errors: string[]): PassReport {

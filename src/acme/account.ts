@@ -10,6 +10,7 @@ import * as acme from 'acme-client';
 import { ensureDir, writeFileAtomic } from '../certs/atomic.js';
 import { generatePrivateKey } from '../certs/keys.js';
 import { DIR_MODE, KEY_MODE } from '../certs/store.js';
+import { poolNonces } from './nonces.js';
 
 interface AccountFile {
   directoryUrl: string;
@@ -18,8 +19,8 @@ interface AccountFile {
   createdAt: string;
 }
 
-// Poll an authorization or order soon after answering it, then back off: Pebble and Let's Encrypt
-// usually validate within a second, and acme-client's default first wait is 5 s.
+// acme-client's own waits (we poll authorizations and orders ourselves, see poll.ts) start soon too:
+// its default first wait is 5 s.
 export const POLL = { backoffMin: 250, backoffMax: 4000, backoffAttempts: 20 };
 
 /** "https://acme-v02.api.letsencrypt.org/directory" → "acme-v02.api.letsencrypt.org_443_directory". */
@@ -69,7 +70,7 @@ export class AccountBook {
       }
     }
     if (saved?.url && saved.key) {
-      return new acme.Client({ directoryUrl, accountKey: saved.key, accountUrl: saved.url, ...POLL });
+      return poolNonces(new acme.Client({ directoryUrl, accountKey: saved.key, accountUrl: saved.url, ...POLL }));
     }
     // Keep the key we generated if registration must be retried: the CA may have created the account.
     const key = saved?.key ?? (await generatePrivateKey('ecdsa-p256'));
@@ -79,7 +80,7 @@ export class AccountBook {
     if (!saved) {
       await writeFileAtomic(path, JSON.stringify({ directoryUrl, url: '', key, createdAt: '' }), KEY_MODE);
     }
-    const client = new acme.Client({ directoryUrl, accountKey: key, ...POLL });
+    const client = poolNonces(new acme.Client({ directoryUrl, accountKey: key, ...POLL }));
     await client.createAccount({
       termsOfServiceAgreed: true,
       ...(this.email ? { contact: [`mailto:${this.email}`] } : {}),

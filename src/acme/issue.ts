@@ -6,6 +6,7 @@ import * as acme from 'acme-client';
 import { generatePrivateKey, loadPrivateKey, type KeyType } from '../certs/keys.js';
 import { keyMatchesCert, parseCert, splitPemChain } from '../certs/parse.js';
 import type { ChallengeSolver } from './http01.js';
+import { DEFAULT_POLL, fetchWith, pollUntilSettled, type Polled, type PollOptions } from './poll.js';
 
 export interface Issued {
   key: string;
@@ -19,6 +20,7 @@ export interface IssueOptions {
   solver: ChallengeSolver;
   /** Told the order URL as soon as the CA creates the order (for logs and the ledger). */
   onOrder?: (orderUrl: string) => void;
+  poll?: PollOptions;
 }
 
 export class AcmeError extends Error {
@@ -38,11 +40,25 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The CA's own words for why an authorization failed, from the challenge that carries an error. */
+function authzFailure(name: string, authz: Polled): string {
+  const challenges = Array.isArray(authz.challenges) ? (authz.challenges as { error?: { type?: string; detail?: string } }[]) : [];
+  const err = challenges.find((c) => c.error)?.error;
+  return `${name}: authorization ${authz.status}${err ? `: ${err.type ?? ''} ${err.detail ?? ''}`.trimEnd() : ''}`;
+}
+
 export async function issueCertificate(client: acme.Client, names: string[], opts: IssueOptions): Promise<Issued> {
-  const key = await generatePrivateKey(opts.keyType);
-  // acme-client's CSR builder reads PKCS#8 only; the stored key keeps its traditional form.
-  const pkcs8 = loadPrivateKey(key).export({ type: 'pkcs8', format: 'pem' }).toString();
-  const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, pkcs8);
+  const poll = opts.poll ?? DEFAULT_POLL;
+  const fetch = fetchWith(client);
+  // An RSA key takes a few hundred ms of CPU: make it while the CA creates the order and validates.
+  const keyAndCsr = (async () => {
+    const key = await generatePrivateKey(opts.keyType);
+    // acme-client's CSR builder reads PKCS#8 only; the stored key keeps its traditional form.
+    const pkcs8 = loadPrivateKey(key).export({ type: 'pkcs8', format: 'pem' }).toString();
+    const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, pkcs8);
+    return { key, csr };
+  })();
+  keyAndCsr.catch(() => undefined); // awaited below; an order that fails first must not leave it unhandled
   const order = await step('new order', () =>
     client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) }),
   );
@@ -62,7 +78,8 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
         try {
           await step(`${name}: answer challenge`, () => client.completeChallenge(challenge));
           answered = true;
-          await step(`${name}: validation`, () => client.waitForValidStatus(challenge));
+          const settled = await step(`${name}: validation`, () => pollUntilSettled(fetch, authz.url, poll));
+          if (settled.status !== 'valid') throw new AcmeError(authzFailure(name, settled), 'validation');
         } finally {
           await opts.solver.cleanup(name, challenge.token).catch(() => undefined);
         }
@@ -76,7 +93,13 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
 
-  const finalized = await step('finalize', () => client.finalizeOrder(order, csr));
+  const { key, csr } = await step('key', () => keyAndCsr);
+  let finalized = await step('finalize', () => client.finalizeOrder(order, csr));
+  if (finalized.status !== 'valid') {
+    const settled = await step('finalize', () => pollUntilSettled(fetch, order.url, poll));
+    if (settled.status !== 'valid') throw new AcmeError(`finalize: order ${settled.status}`, 'finalize');
+    finalized = { ...finalized, ...(settled as unknown as acme.Order), url: order.url };
+  }
   const pem = await step('download', () => client.getCertificate(finalized));
   const [cert, ...rest] = splitPemChain(pem);
   if (!cert) throw new AcmeError('download: the CA returned no certificate', 'download');

@@ -54,9 +54,14 @@ function snapshot(dir: string): Map<string, string> {
 
 test('a fresh start issues every certificate in DOMAINS, SANs included, into CERTS_DIR', async () => {
   const env = envFor('fresh', { DOMAINS, ...pebbleEnv(main, 'production') });
-  const { report, orders } = await pass(env);
+  const { report, orders, requests } = await pass(env);
   assert.equal(report.ok, true, JSON.stringify(report.results.map((r) => r.error)));
   assert.equal(orders, 3);
+  // Every answer carries a fresh nonce; asking newNonce before each signed request would double the load.
+  const total = (re: RegExp) => [...requests].filter(([k]) => re.test(k)).reduce((n, [, v]) => n + v, 0);
+  const signed = total(/^\d+ POST /);
+  const nonceAsks = total(/ (HEAD|GET) \/nonce-plz$/);
+  assert.ok(nonceAsks < signed / 2, `${nonceAsks} newNonce requests for ${signed} signed ones`);
   const root = await main.root();
   for (const [name, names] of [
     ['one.example.com', ['one.example.com']],
@@ -197,7 +202,12 @@ test('expiry: past the renewal point the next pass renews; an expired orchestrat
 test('with Pebble refusing 15% of nonces every issuance still succeeds', async () => {
   const flaky = await pebbleWithWebroot('pebble-nonce', 15);
   const env = envFor('nonce', { DOMAINS, ...pebbleEnv(flaky, 'production'), ACME_CONCURRENCY: '3' });
-  const { report, orders } = await pass(env);
+  const { report, orders, requests } = await pass(env);
   assert.equal(report.ok, true, JSON.stringify(report.results.map((r) => r.error)));
   assert.equal(orders, 3);
+  // Every answer carries a fresh nonce; asking newNonce before each signed request would double the load.
+  const total = (re: RegExp) => [...requests].filter(([k]) => re.test(k)).reduce((n, [, v]) => n + v, 0);
+  const signed = total(/^\d+ POST /);
+  const nonceAsks = total(/ (HEAD|GET) \/nonce-plz$/);
+  assert.ok(nonceAsks < signed / 2, `${nonceAsks} newNonce requests for ${signed} signed ones`);
 });

@@ -14,14 +14,17 @@ import { createWebroot, listenWebroot } from '../../src/webroot/server.js';
 import { startPebble, type Pebble } from './pebble.js';
 import { freePort } from './ports.js';
 
-/** One manager pass; `orders` counts the CA's "201 POST /order-plz" answers, so retries do not count. */
-export async function passWithOrders(env: Record<string, string>, opts: AssembleOptions = {}): Promise<{ report: PassReport; orders: number }> {
+/**
+ * One manager pass; `orders` counts the CA's "201 POST /order-plz" answers, so retries do not count.
+ * `requests` holds every answered ACME request as "<status> <METHOD> <path>".
+ */
+export async function passWithOrders(env: Record<string, string>, opts: AssembleOptions = {}): Promise<{ report: PassReport; orders: number; requests: Map<string, number> }> {
   const m = await assemble(loadConfig(env), createLogger('silent'), { retryBaseMs: 50, ...opts });
   const counter = countAcmeRequests();
   try {
     const report = await runPass(m);
     const orders = [...counter.counts].filter(([k]) => k === '201 POST /order-plz').reduce((n, [, v]) => n + v, 0);
-    return { report, orders };
+    return { report, orders, requests: new Map(counter.counts) };
   } finally {
     counter.stop();
   }

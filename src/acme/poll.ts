@@ -1,0 +1,78 @@
+/**
+ * Waiting for an authorization or an order to leave `pending`/`processing`. acme-client's own wait starts
+ * at its backoff minimum and ignores Retry-After; a CA that validates in milliseconds (Pebble, or Let's
+ * Encrypt on a warm path) then costs most of an issuance in sleeping. We ask soon, honour the CA's
+ * Retry-After when it sends one, and otherwise back off to a ceiling, within a deadline.
+ */
+import type * as acme from 'acme-client';
+
+export interface PollOptions {
+  /** First wait after the challenge was answered or the order finalized. */
+  firstMs: number;
+  /** Ceiling of our own backoff (a Retry-After from the CA may be longer, up to the deadline). */
+  maxMs: number;
+  /** Give up after this long in total. */
+  deadlineMs: number;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+export const DEFAULT_POLL: PollOptions = { firstMs: 50, maxMs: 4000, deadlineMs: 120_000 };
+
+export interface Polled {
+  status: string;
+  [k: string]: unknown;
+}
+
+interface Response {
+  status: number;
+  data: unknown;
+  headers: Record<string, unknown>;
+}
+
+/** POST-as-GET of one URL; the only part of acme-client below its public API that we use. */
+export type Fetch = (url: string) => Promise<Response>;
+
+export function fetchWith(client: acme.Client): Fetch {
+  const api = (client as unknown as { api: { apiRequest(url: string, payload: null, codes: number[]): Promise<Response> } }).api;
+  return (url) => api.apiRequest(url, null, [200]);
+}
+
+/** Seconds or an HTTP date, as RFC 8555 §8.2 and RFC 9110 allow; undefined when absent or unreadable. */
+export function retryAfterMs(header: unknown, now: number): number | undefined {
+  if (typeof header !== 'string' || header.trim() === '') return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+const PENDING = new Set(['pending', 'processing']);
+
+export class PollTimeout extends Error {
+  constructor(url: string, status: string, ms: number) {
+    super(`still ${status} after ${Math.round(ms / 1000)} s (${url})`);
+    this.name = 'PollTimeout';
+  }
+}
+
+/** Returns the object once its status is anything but pending/processing; the caller judges that status. */
+export async function pollUntilSettled(fetch: Fetch, url: string, opts: PollOptions = DEFAULT_POLL): Promise<Polled> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const now = opts.now ?? Date.now;
+  const started = now();
+  let ours = opts.firstMs;
+  let wait = opts.firstMs;
+  for (;;) {
+    await sleep(wait);
+    const res = await fetch(url);
+    const data = res.data as Polled;
+    if (!data || typeof data.status !== 'string') throw new Error(`${url}: the CA's answer has no status`);
+    if (!PENDING.has(data.status)) return data;
+    const elapsed = now() - started;
+    if (elapsed >= opts.deadlineMs) throw new PollTimeout(url, data.status, elapsed);
+    ours = Math.min(opts.maxMs, ours * 2);
+    const asked = retryAfterMs(res.headers['retry-after'], now());
+    // Jitter keeps parallel orders from polling in step.
+    wait = Math.min(asked ?? ours * (0.75 + Math.random() / 4), opts.deadlineMs - elapsed);
+  }
+}
