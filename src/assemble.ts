@@ -4,7 +4,10 @@ import { LocalStore } from './certs/store.js';
 import { AccountBook } from './acme/account.js';
 import { WebrootSolver } from './acme/http01.js';
 import { configureAcmeTransport } from './acme/transport.js';
-import { FilesOrchestrator } from './orchestrators/files/files.js';
+import { FilesOrchestrator, filePaths } from './orchestrators/files/files.js';
+import { Notifier } from './events/notifier.js';
+import type { CertEvent } from './events/events.js';
+import { RequestBook } from './requests.js';
 import { RancherOrchestrator } from './orchestrators/rancher/rancher.js';
 import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
@@ -15,18 +18,23 @@ export interface AssembleOptions {
   /** First retry delay of ACME and orchestrator calls (tests shorten it). */
   retryBaseMs?: number;
   settleTimeoutMs?: number;
+  /** Told of every orchestrator API call (metrics). */
+  observeOrchestrator?: (r: { method: string; url: string; status: string; seconds: number }) => void;
+  /** Told of every certificate event (the status page). */
+  onEvent?: (e: CertEvent) => void;
 }
 
 export function createOrchestrator(config: Config, log: Logger, opts: AssembleOptions = {}): Orchestrator {
   switch (config.orchestrator) {
     case 'files':
-      return new FilesOrchestrator({ certsDir: config.certsDir, hookTimeoutMs: config.hookTimeoutMs, log, ...(config.onChangeCommand ? { onChangeCommand: config.onChangeCommand } : {}) });
+      return new FilesOrchestrator({ certsDir: config.certsDir });
     case 'rancher':
       return new RancherOrchestrator({
         ...config.cattle!,
         timeoutMs: config.orchestratorTimeoutMs,
         ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}),
         ...(opts.settleTimeoutMs !== undefined ? { settleTimeoutMs: opts.settleTimeoutMs } : {}),
+        ...(opts.observeOrchestrator ? { observe: opts.observeOrchestrator } : {}),
         hostsLabel: config.hostsLabel,
         readLabels: config.readLabels,
         domains: { allowWildcard: config.challenge === 'dns-01', onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
@@ -38,16 +46,31 @@ export function createOrchestrator(config: Config, log: Logger, opts: AssembleOp
 
 export interface Manager extends PassDeps {
   solver: WebrootSolver;
+  events: Notifier;
+  requests: RequestBook;
 }
 
 export async function assemble(config: Config, log: Logger, opts: AssembleOptions = {}): Promise<Manager> {
   configureAcmeTransport({ timeoutMs: config.acmeTimeoutMs, ...(config.caBundle ? { caBundle: config.caBundle } : {}), ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}) });
   const store = new LocalStore(config.dataDir);
   await store.init();
+  const orchestrator = createOrchestrator(config, log, opts);
+  const events = new Notifier({
+    hookTimeoutMs: config.hookTimeoutMs,
+    ...(config.onChangeCommand ? { onChangeCommand: config.onChangeCommand } : {}),
+    ...(config.onFailureCommand ? { onFailureCommand: config.onFailureCommand } : {}),
+    ...(config.webhook ? { webhook: config.webhook } : {}),
+    // Hooks read the files a balancer reads: CERTS_DIR for `files`, else the local store's copy.
+    pathsFor: (name) => (orchestrator instanceof FilesOrchestrator ? filePaths(orchestrator.dir(name), true) : filePaths(store.certDir(name), false)),
+    log,
+    ...(opts.onEvent ? { listeners: [opts.onEvent] } : {}),
+  });
   return {
     config,
     store,
-    orchestrator: createOrchestrator(config, log, opts),
+    orchestrator,
+    events,
+    requests: new RequestBook(config.dataDir, { allowWildcard: config.challenge === 'dns-01', onePerName: false, allowedSuffixes: config.allowedDomains }),
     accounts: new AccountBook(config.dataDir, config.email),
     solver: new WebrootSolver(config.webrootDir),
     log,

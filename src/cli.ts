@@ -9,6 +9,8 @@ import { createLogger, type Logger } from './log.js';
 import { assemble } from './assemble.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
+import { observeAcmeRequests } from './acme/transport.js';
+import type { Server } from 'node:http';
 
 const USAGE = `usage: certwrangler <command> [options]
 
@@ -57,6 +59,20 @@ async function webroot(config: Config, log: Logger): Promise<void> {
   process.once('SIGINT', stop);
 }
 
+function warnIfNothingWanted(config: Config, log: Logger): void {
+  if (config.domains.certs.length === 0 && config.domains.refused.length === 0 && config.orchestrator === 'files') {
+    log.warn('no certificates wanted: set DOMAINS (e.g. DOMAINS="example.com,www.example.com;api.example.com") or PUT /api/certificates/<name> on the status API');
+  }
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'unknown';
+  }
+}
+
 function printPlan(report: PassReport): void {
   const rows = report.results.map((r) => [r.name, r.decision.action, r.decision.message, r.names.join(',')]);
   const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i]!.length), i === 0 ? 11 : 6));
@@ -68,16 +84,36 @@ function printPlan(report: PassReport): void {
 }
 
 async function manager(config: Config, log: Logger, once: boolean, at?: Date): Promise<number> {
-  const deps = await assemble(config, log, at ? { now: () => at } : {});
-  if (config.domains.certs.length === 0 && config.domains.refused.length === 0 && config.orchestrator === 'files') {
-    log.warn('no certificates wanted: set DOMAINS (e.g. DOMAINS="example.com,www.example.com;api.example.com")');
-  }
   if (once) {
+    const deps = await assemble(config, log, at ? { now: () => at } : {});
+    warnIfNothingWanted(config, log);
     const report = await runPass(deps);
     await deps.solver.cleanupAll();
+    await deps.events.drain();
     return report.ok ? 0 : 1;
   }
-  const scheduler = new Scheduler(() => runPass(deps), {
+  // The status endpoint's parts: loaded only for a long-running manager.
+  const [{ StatusBook }, { Metrics, pathShape }, { listenStatus }] = await Promise.all([
+    import('./status/book.js'),
+    import('./status/metrics.js'),
+    import('./status/server.js'),
+  ]);
+  const metrics = new Metrics();
+  const book = new StatusBook(version());
+  const deps = await assemble(config, log, {
+    ...(at ? { now: () => at } : {}),
+    observeOrchestrator: (r) => metrics.orchestratorRequest(config.orchestrator, { ...r, host: hostOf(r.url), path: pathShape(r.url) }),
+    onEvent: (e) => book.onEvent(e),
+  });
+  observeAcmeRequests((r) => metrics.acmeRequest({ ...r, host: hostOf(r.url), path: pathShape(r.url) }));
+  warnIfNothingWanted(config, log);
+  const pass = async (): Promise<PassReport> => {
+    const report = await runPass(deps);
+    book.record(report);
+    metrics.recordPass(report, new Map(book.snapshot().certificates.map((c) => [c.name, c.health])));
+    return report;
+  };
+  const scheduler = new Scheduler(pass, {
     cron: config.schedule,
     ...(config.passIntervalSec ? { intervalSec: config.passIntervalSec } : {}),
     discovery: {
@@ -86,14 +122,25 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
     },
     log,
   });
+  book.nextPassAt = () => scheduler.nextRunAt();
+  let status: Server | undefined;
+  if (config.status) {
+    const s = config.status;
+    status = await listenStatus({ host: s.host, port: s.port, token: s.token, book, metrics, requests: deps.requests, reconcile: (why) => scheduler.requestPass(why), log });
+    log.info({ statusAddr: `${s.host}:${s.port}` }, `status page, API and metrics on http://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}/`);
+  }
   scheduler.start();
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, `${signal}: finishing the pass in flight, then exiting`);
-      // Orders still running after the grace period are abandoned; the CA lets them expire.
+      status?.close();
+      status?.closeAllConnections();
+      // Orders still running after the grace period are abandoned; the CA lets them expire. Hooks and
+      // webhooks get what is left of the 10 s a container runtime waits.
       scheduler
         .stop(8000)
         .then(() => deps.solver.cleanupAll())
+        .then(() => Promise.race([deps.events.drain(), new Promise((r) => setTimeout(r, 1500))]))
         .finally(resolve);
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
@@ -113,7 +160,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const args = parseArgs(argv);
   const config = loadConfig();
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, config.logFormat);
   switch (args.command) {
     case 'webroot':
       await webroot(config, log);

@@ -42,10 +42,15 @@ export interface Config {
   allowedDomains: string[];
   challenge: Challenge;
   onChangeCommand: string | undefined;
+  onFailureCommand: string | undefined;
   hookTimeoutMs: number;
+  webhook: { url: string; format: 'json' | 'slack'; timeoutMs: number } | undefined;
+  /** Where the status page, API and metrics listen; undefined when STATUS_ADDR=off. */
+  status: { host: string; port: number; token: string | undefined } | undefined;
   port: number;
   placeholders: boolean;
   logLevel: string;
+  logFormat: 'json' | 'pretty';
 }
 
 /** A bad environment value: names the variable, the value and what is accepted. */
@@ -152,6 +157,27 @@ function parseSchedule(env: Env): string {
   return v;
 }
 
+/** "127.0.0.1:9180", "0.0.0.0:9180", "[::1]:9180", ":9180" (all addresses), or "off". */
+function parseStatus(env: Env): Config['status'] {
+  const v = str(env, 'STATUS_ADDR') ?? '127.0.0.1:9180';
+  if (FALSE.includes(v.toLowerCase())) return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new ConfigError('STATUS_ADDR', v, 'host:port such as 127.0.0.1:9180, 0.0.0.0:9180, [::1]:9180 or :9180, or off');
+  const token = str(env, 'STATUS_TOKEN');
+  if (token !== undefined && token.length < 16) throw new ConfigError('STATUS_TOKEN', token, 'at least 16 characters (e.g. openssl rand -hex 16)', true);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port, token };
+}
+
+function parseWebhook(env: Env): Config['webhook'] {
+  if (str(env, 'WEBHOOK_URL') === undefined) return undefined;
+  return {
+    url: parseUrl(env, 'WEBHOOK_URL', ''),
+    format: parseEnum(env, 'WEBHOOK_FORMAT', ['json', 'slack'] as const, 'json'),
+    timeoutMs: parseDuration(env, 'WEBHOOK_TIMEOUT', 10_000, 100),
+  };
+}
+
 /**
  * Reads every variable once. Throws ConfigError on the first bad value. Names that cannot be ordered
  * do not throw: they are returned in `domains.refused` and reported per certificate.
@@ -228,9 +254,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     allowedDomains,
     challenge,
     onChangeCommand: str(env, 'ON_CHANGE_COMMAND'),
+    onFailureCommand: str(env, 'ON_FAILURE_COMMAND'),
+    webhook: parseWebhook(env),
+    status: parseStatus(env),
     hookTimeoutMs: parseDuration(env, 'HOOK_TIMEOUT', 60_000, 100),
     port: parseInt(env, 'PORT', 1, 65535) ?? (isRoot ? 80 : 8080),
     placeholders: parseBool(env, 'PLACEHOLDERS', true),
     logLevel: parseEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
+    logFormat: parseEnum(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
   };
 }

@@ -14,8 +14,10 @@ import type { AccountBook } from './acme/account.js';
 import { issueCertificate } from './acme/issue.js';
 import type { ChallengeSolver } from './acme/http01.js';
 import type { Orchestrator, RemoteCopy } from './orchestrators/orchestrator.js';
-import { decideAction, type Copy, type Decision } from './policy.js';
+import { decideAction, renewalTime, type Copy, type Decision } from './policy.js';
 import type { Logger } from './log.js';
+import type { CertEvent, EventSink, EventType } from './events/events.js';
+import type { RequestBook } from './requests.js';
 
 export interface PassDeps {
   config: Config;
@@ -25,6 +27,10 @@ export interface PassDeps {
   solver: ChallengeSolver;
   log: Logger;
   now?: () => Date;
+  /** Hooks, webhooks and the status page's event list; absent in `plan`. */
+  events?: EventSink;
+  /** Certificates asked for at run time through the status API. */
+  requests?: RequestBook;
 }
 
 export type Outcome = 'ok' | 'failed' | 'waiting' | 'foreign' | 'planned';
@@ -39,9 +45,16 @@ export interface CertResult {
   orders: number;
   pushed: boolean;
   placeholder: boolean;
+  /** This pass's order ended with a certificate (even if pushing it then failed). */
+  issued?: boolean;
   error?: string;
   kind?: Kind;
+  issuer?: string;
+  notBefore?: string;
   notAfter?: string;
+  /** When the certificate in place falls due for renewal, and by which rule. */
+  renewAt?: string;
+  renewRule?: string;
   nextAttempt?: string;
 }
 
@@ -102,12 +115,15 @@ function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers): Cop
 
 async function discover(deps: PassDeps): Promise<{ wanted: WantedCert[]; refused: RefusedCert[]; errors: string[] }> {
   const { domains } = deps.config;
+  const errors: string[] = [];
+  const requested = deps.requests ? await deps.requests.wanted().catch((e: Error) => (errors.push(e.message), { certs: [], refused: [] })) : { certs: [], refused: [] };
   try {
     const fromLabels = await deps.orchestrator.discover();
-    return { wanted: mergeWanted([domains.certs, fromLabels.certs]), refused: [...domains.refused, ...fromLabels.refused], errors: [] };
+    return { wanted: mergeWanted([domains.certs, fromLabels.certs, requested.certs]), refused: [...domains.refused, ...fromLabels.refused, ...requested.refused], errors };
   } catch (e) {
     // Labels unreadable: go on with DOMAINS. Nothing is removed for a missing label, so a failed read loses nothing.
-    return { wanted: domains.certs, refused: domains.refused, errors: [`cannot read labels from ${deps.orchestrator.name}: ${(e as Error).message}`] };
+    errors.push(`cannot read labels from ${deps.orchestrator.name}: ${(e as Error).message}`);
+    return { wanted: mergeWanted([domains.certs, requested.certs]), refused: [...domains.refused, ...requested.refused], errors };
   }
 }
 
@@ -159,7 +175,7 @@ async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover:
   );
 }
 
-function baseResult(o: Observed): CertResult {
+function baseResult(o: Observed, config: Config): CertResult {
   const r: CertResult = {
     name: o.wanted.name,
     names: o.wanted.names,
@@ -172,9 +188,19 @@ function baseResult(o: Observed): CertResult {
   };
   if (o.localCopy.state === 'present') {
     r.kind = o.localCopy.kind;
+    r.issuer = o.localCopy.info.issuer;
+    r.notBefore = o.localCopy.info.notBefore.toISOString();
     r.notAfter = o.localCopy.info.notAfter.toISOString();
   }
+  if (o.decision.renewAt) {
+    r.renewAt = o.decision.renewAt.toISOString();
+    r.renewRule = renewRule(config);
+  }
   return r;
+}
+
+function renewRule(config: Config): string {
+  return config.renewBeforeDays ? `${config.renewBeforeDays} days before expiry (RENEW_BEFORE_DAYS)` : 'when a third of its lifetime is left';
 }
 
 /** `plan`: discover, observe and decide; change nothing. */
@@ -183,7 +209,7 @@ export async function planPass(deps: PassDeps): Promise<PassReport> {
   const now = deps.now?.() ?? started;
   const { wanted, refused, errors } = await discover(deps);
   const observed = await observeOrReport(deps, wanted, now, false, errors);
-  const results = Array.isArray(observed) ? observed.map((o) => ({ ...baseResult(o), outcome: 'planned' as const })) : observed.results;
+  const results = Array.isArray(observed) ? observed.map((o) => ({ ...baseResult(o, deps.config), outcome: 'planned' as const })) : observed.results;
   return { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, errors, ok: refused.length === 0 && errors.length === 0 };
 }
 
@@ -212,7 +238,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
 
   const results = await Promise.all(
     observed.map((o) => {
-      const r = baseResult(o);
+      const r = baseResult(o, config);
       const { action } = o.decision;
       if (action === 'none') {
         if (o.decision.reason === 'Foreign') r.outcome = 'foreign';
@@ -237,6 +263,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
             const to = await deps.orchestrator.push(o.local.bundle);
             r.pushed = true;
             log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed local copy to ${to.target}`);
+            emit(deps, o, 'pushed', r, { target: to.target });
             return r;
           }
           const client = await account!;
@@ -251,6 +278,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
               },
             }),
           );
+          r.issued = true;
           await placeholderPushed;
           const kind = wantedKind(config);
           const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl };
@@ -259,11 +287,18 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           await store.rememberIssuer(info.issuer, kind);
           await store.writeStatus(o.wanted.name, { failures: 0, lastAttempt: new Date().toISOString() });
           r.kind = kind;
+          r.issuer = info.issuer;
+          r.notBefore = info.notBefore.toISOString();
           r.notAfter = info.notAfter.toISOString();
-          log.info({ cert: o.wanted.name, action: 'issued', kind, notAfter: r.notAfter, issuer: info.issuer }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
+          r.renewAt = renewalTime(info, config.renewBeforeDays).toISOString();
+          r.renewRule = renewRule(config);
+          log.info({ cert: o.wanted.name, action: 'issued', kind, notAfter: r.notAfter, issuer: info.issuer, reason: o.decision.reason }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
           const to = await deps.orchestrator.push(bundle);
           r.pushed = true;
-          log.info({ cert: o.wanted.name, action: 'push', target: to.target }, `${o.wanted.name}: pushed to ${to.target}`);
+          log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed to ${to.target}`);
+          // A certificate replacing one of its own kind is a renewal; anything else (none, a placeholder, staging) is new.
+          const renewal = o.localCopy.state === 'present' && o.localCopy.kind === kind;
+          emit(deps, o, renewal ? 'renewed' : 'issued', r, { target: to.target });
           return r;
         } catch (e) {
           await placeholderPushed;
@@ -277,7 +312,8 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
               .writeStatus(o.wanted.name, { failures, lastAttempt: new Date().toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })
               .catch((we: Error) => log.error({ cert: o.wanted.name, error: we.message }, `${o.wanted.name}: cannot record failure`));
           }
-          log.error({ cert: o.wanted.name, action, error: r.error, ...(r.nextAttempt ? { nextAttempt: r.nextAttempt } : {}) }, `${o.wanted.name}: ${action} failed: ${r.error}`);
+          log.error({ cert: o.wanted.name, action, reason: o.decision.reason, error: r.error, ...(r.nextAttempt ? { nextAttempt: r.nextAttempt } : {}) }, `${o.wanted.name}: ${action} failed: ${r.error}`);
+          emit(deps, o, 'failed', r);
           return r;
         }
       };
@@ -287,17 +323,36 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   return finish(log, started, results, refused, errors);
 }
 
+function emit(deps: PassDeps, o: Observed, type: EventType, r: CertResult, extra: Partial<CertEvent> = {}): void {
+  if (!deps.events) return;
+  const e: CertEvent = { type, name: o.wanted.name, names: o.wanted.names, at: new Date().toISOString(), reason: o.decision.reason };
+  if (r.kind) e.kind = r.kind;
+  if (r.issuer) e.issuer = r.issuer;
+  if (r.notAfter) e.notAfter = r.notAfter;
+  if (r.error) e.error = r.error;
+  if (r.nextAttempt) e.nextAttempt = r.nextAttempt;
+  deps.events.emit({ ...e, ...extra });
+}
+
 /** Stores a self-signed placeholder, then returns its push, which reports its own failure as a warning. */
 async function storePlaceholder(deps: PassDeps, o: Observed, r: CertResult): Promise<{ pushed: Promise<void> }> {
   const { log } = deps;
   const ss = await createSelfSigned(o.wanted.names, { sharedKey: true });
   const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
   await deps.store.write(bundle);
+  const info = parseCert(ss.cert);
   r.placeholder = true;
   r.kind = 'self-signed';
-  r.notAfter = parseCert(ss.cert).notAfter.toISOString();
+  r.issuer = info.issuer;
+  r.notBefore = info.notBefore.toISOString();
+  r.notAfter = info.notAfter.toISOString();
+  delete r.renewAt;
+  delete r.renewRule;
   const pushed = deps.orchestrator.push(bundle).then(
-    (to) => log.info({ cert: o.wanted.name, action: 'placeholder', target: to.target }, `${o.wanted.name}: self-signed placeholder pushed to ${to.target}`),
+    (to) => {
+      log.info({ cert: o.wanted.name, action: 'placeholder', target: to.target }, `${o.wanted.name}: self-signed placeholder pushed to ${to.target}`);
+      emit(deps, o, 'placeholder', r, { target: to.target, kind: 'self-signed', issuer: info.issuer, notAfter: info.notAfter.toISOString() });
+    },
     (e: Error) => log.warn({ cert: o.wanted.name, action: 'placeholder', error: e.message }, `${o.wanted.name}: placeholder not pushed: ${e.message}`),
   );
   return { pushed };

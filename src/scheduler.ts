@@ -14,8 +14,15 @@ export interface SchedulerOptions {
   log: Logger;
 }
 
-export class Scheduler {
+interface Waiter<T> {
+  resolve: (r: T) => void;
+  reject: (e: Error) => void;
+}
+
+export class Scheduler<T = unknown> {
   private running: Promise<void> | undefined;
+  /** Callers waiting for the next pass to start; moved to `current` when it does. */
+  private waiting: Waiter<T>[] = [];
   private again = false;
   private stopped = false;
   private job: schedule.Job | undefined;
@@ -23,7 +30,7 @@ export class Scheduler {
   private lastFingerprint: string | undefined;
 
   constructor(
-    private readonly pass: () => Promise<unknown>,
+    private readonly pass: () => Promise<T>,
     private readonly opts: SchedulerOptions,
   ) {}
 
@@ -53,6 +60,19 @@ export class Scheduler {
     this.trigger('start');
   }
 
+  /** Resolves with the result of a pass that starts after this call (the API's "reconcile now"). */
+  requestPass(why: string): Promise<T> {
+    if (this.stopped) return Promise.reject(new Error('shutting down'));
+    const p = new Promise<T>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    this.trigger(why);
+    return p;
+  }
+
+  /** When the schedule runs the next pass (not counting triggers by discovery or the API). */
+  nextRunAt(): Date | undefined {
+    return this.job?.nextInvocation() ?? undefined;
+  }
+
   trigger(why: string): void {
     if (this.stopped) return;
     if (this.running) {
@@ -60,10 +80,15 @@ export class Scheduler {
       return;
     }
     this.opts.log.info({ trigger: why }, `pass starting (${why})`);
+    const waiters = this.waiting;
+    this.waiting = [];
     this.running = this.pass()
       .then(
-        () => undefined,
-        (e: Error) => void this.opts.log.error({ error: e.message }, `pass failed: ${e.message}`),
+        (r) => waiters.forEach((w) => w.resolve(r)),
+        (e: Error) => {
+          this.opts.log.error({ error: e.message }, `pass failed: ${e.message}`);
+          waiters.forEach((w) => w.reject(e));
+        },
       )
       .finally(() => {
         this.running = undefined;
@@ -78,6 +103,7 @@ export class Scheduler {
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;
     this.job?.cancel();
+    for (const w of this.waiting.splice(0)) w.reject(new Error('shutting down'));
     for (const t of this.timers) clearInterval(t);
     if (this.running) await Promise.race([this.running, new Promise((r) => setTimeout(r, graceMs))]);
   }

@@ -71,3 +71,41 @@ export function countAcmeRequests(): { counts: Map<string, number>; stop: () => 
   });
   return { counts, stop: () => acme.axios.interceptors.response.eject(id) };
 }
+
+export interface AcmeRequest {
+  method: string;
+  url: string;
+  /** HTTP status, or the network error's code when there was no answer. */
+  status: string;
+  seconds: number;
+}
+
+type Timed = InternalAxiosRequestConfig & { certwranglerStart?: number };
+
+/** Tells `cb` of every ACME request when it ends (for metrics); returns a function that stops it. */
+export function observeAcmeRequests(cb: (r: AcmeRequest) => void): () => void {
+  const ax = acme.axios;
+  const req = ax.interceptors.request.use((config: Timed) => {
+    config.certwranglerStart = performance.now();
+    return config;
+  });
+  const report = (config: Timed | undefined, status: string) => {
+    if (!config) return;
+    const seconds = config.certwranglerStart === undefined ? 0 : (performance.now() - config.certwranglerStart) / 1000;
+    cb({ method: (config.method ?? 'get').toUpperCase(), url: config.url ?? '', status, seconds });
+  };
+  const res = ax.interceptors.response.use(
+    (r) => {
+      report(r.config, String(r.status));
+      return r;
+    },
+    (e: AxiosError) => {
+      report(e.config, e.response ? String(e.response.status) : (e.code ?? 'error'));
+      throw e;
+    },
+  );
+  return () => {
+    ax.interceptors.request.eject(req);
+    ax.interceptors.response.eject(res);
+  };
+}

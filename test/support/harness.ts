@@ -23,6 +23,7 @@ export async function passWithOrders(env: Record<string, string>, opts: Assemble
   const counter = countAcmeRequests();
   try {
     const report = await runPass(m);
+    await m.events.drain();
     const orders = [...counter.counts].filter(([k]) => k === '201 POST /order-plz').reduce((n, [, v]) => n + v, 0);
     return { report, orders, requests: new Map(counter.counts) };
   } finally {

@@ -17,6 +17,8 @@ export interface Pebble {
   caBundlePath: string;
   httpPort: number;
   /** Pebble's root for the chains it issues (management API /roots/0). */
+  /** pebble-challtestsrv's management API: the DNS every name resolves through (127.0.0.1 by default). */
+  dnsManagementUrl: string;
   root(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -108,6 +110,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
     managementUrl,
     caBundlePath: certPath,
     httpPort: opts.httpPort,
+    dnsManagementUrl: `http://127.0.0.1:${dnsMgmtPort}`,
     root: async () => (await get(`${managementUrl}/roots/0`, tls.cert)).body,
     stop,
   };

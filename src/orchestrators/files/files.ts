@@ -8,8 +8,6 @@ import { join } from 'node:path';
 import { ensureDir, writeFileSet } from '../../certs/atomic.js';
 import { parseCert } from '../../certs/parse.js';
 import { KEY_MODE, type CertBundle } from '../../certs/store.js';
-import { runHook } from '../../hooks.js';
-import type { Logger } from '../../log.js';
 import type { Orchestrator, PushResult, RemoteCopy } from '../orchestrator.js';
 
 const MARKER = '.certwrangler';
@@ -20,9 +18,18 @@ const PUBLIC_MODE = 0o644;
 
 export interface FilesOptions {
   certsDir: string;
-  onChangeCommand?: string;
-  hookTimeoutMs: number;
-  log: Logger;
+}
+
+/** The files a hook may read, named as ON_CHANGE_COMMAND has always seen them. */
+export function filePaths(dir: string, withBundle: boolean): Record<string, string> {
+  return {
+    CERTWRANGLER_DIR: dir,
+    CERTWRANGLER_CERT: join(dir, 'cert.pem'),
+    CERTWRANGLER_CHAIN: join(dir, 'chain.pem'),
+    CERTWRANGLER_FULLCHAIN: join(dir, 'fullchain.pem'),
+    CERTWRANGLER_KEY: join(dir, 'privkey.pem'),
+    ...(withBundle ? { CERTWRANGLER_BUNDLE: join(dir, 'bundle.pem') } : {}),
+  };
 }
 
 export class FilesOrchestrator implements Orchestrator {
@@ -75,24 +82,6 @@ export class FilesOrchestrator implements Orchestrator {
       ],
       DIR_MODE,
     );
-    if (this.opts.onChangeCommand) {
-      const vars = {
-        CERTWRANGLER_NAME: bundle.name,
-        CERTWRANGLER_NAMES: bundle.names.join(','),
-        CERTWRANGLER_KIND: bundle.kind,
-        CERTWRANGLER_DIR: dir,
-        CERTWRANGLER_CERT: join(dir, 'cert.pem'),
-        CERTWRANGLER_CHAIN: join(dir, 'chain.pem'),
-        CERTWRANGLER_FULLCHAIN: join(dir, 'fullchain.pem'),
-        CERTWRANGLER_KEY: join(dir, 'privkey.pem'),
-        CERTWRANGLER_BUNDLE: join(dir, 'bundle.pem'),
-      };
-      const r = await runHook(this.opts.onChangeCommand, vars, this.opts.hookTimeoutMs);
-      const fields = { cert: bundle.name, hook: 'ON_CHANGE_COMMAND', exitCode: r.code, output: r.output };
-      if (r.timedOut) this.opts.log.warn(fields, `ON_CHANGE_COMMAND killed after ${this.opts.hookTimeoutMs} ms`);
-      else if (r.code !== 0) this.opts.log.warn(fields, `ON_CHANGE_COMMAND exited with ${r.code}`);
-      else this.opts.log.info(fields, 'ON_CHANGE_COMMAND ran');
-    }
     return { target: dir };
   }
 

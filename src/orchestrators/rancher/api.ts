@@ -17,6 +17,8 @@ export interface RancherApiOptions {
   /** Retries after a network error, a timeout, a 5xx or an answer that is not JSON. */
   retries?: number;
   retryBaseMs?: number;
+  /** Told of every call when it ends, retries included in its time (for metrics). */
+  observe?: (r: { method: string; url: string; status: string; seconds: number }) => void;
 }
 
 /** An answer from Rancher that is not the one asked for, or no answer at all. */
@@ -123,15 +125,22 @@ export class RancherApi {
   }
 
   private async call(method: 'get' | 'post' | 'put', url: string, body?: unknown): Promise<Record<string, unknown>> {
+    const started = performance.now();
+    let status = 'error';
     try {
       const res = await this.http.request({ method, url, ...(body !== undefined ? { data: body } : {}) });
+      status = String(res.status);
       if (typeof res.data !== 'object' || res.data === null || Array.isArray(res.data)) {
         throw new RancherError(`Rancher API ${method.toUpperCase()} ${url}: answer is not a JSON object`, res.status);
       }
       return res.data as Record<string, unknown>;
     } catch (e) {
       if (e instanceof RancherError) throw e;
+      const err = e as AxiosError;
+      status = err.response ? String(err.response.status) : (err.code ?? 'error');
       throw describe(method, url, e, this.opts.timeoutMs);
+    } finally {
+      this.opts.observe?.({ method: method.toUpperCase(), url, status, seconds: (performance.now() - started) / 1000 });
     }
   }
 

@@ -1,0 +1,41 @@
+/** What happened to a certificate, as hooks, webhooks and the status page are told. */
+import type { Kind } from '../certs/kind.js';
+
+export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed';
+
+export interface CertEvent {
+  type: EventType;
+  name: string;
+  names: string[];
+  at: string;
+  /** The decision's reason (Missing, Renew, StagingToProduction, RemoteExpired, …). */
+  reason: string;
+  kind?: Kind;
+  issuer?: string;
+  notAfter?: string;
+  /** Where the certificate went (a folder, or the orchestrator's resource). */
+  target?: string;
+  error?: string;
+  nextAttempt?: string;
+}
+
+/** One line a person reads, for logs, Slack and hook output. */
+export function describeEvent(e: CertEvent): string {
+  const names = e.names.join(', ');
+  switch (e.type) {
+    case 'issued':
+      return `${e.name}: ${e.kind ?? ''} certificate issued for ${names}, expires ${e.notAfter ?? '?'}`.replace(/ {2,}/g, ' ');
+    case 'renewed':
+      return `${e.name}: ${e.kind ?? ''} certificate renewed (${e.reason}), expires ${e.notAfter ?? '?'}`.replace(/ {2,}/g, ' ');
+    case 'pushed':
+      return `${e.name}: local certificate pushed to ${e.target ?? 'the orchestrator'} (${e.reason})`;
+    case 'placeholder':
+      return `${e.name}: self-signed placeholder in place for ${names} until the real certificate arrives`;
+    case 'failed':
+      return `${e.name}: failed (${e.reason}): ${e.error ?? 'unknown error'}${e.nextAttempt ? `; next attempt ${e.nextAttempt}` : ''}`;
+  }
+}
+
+export interface EventSink {
+  emit(e: CertEvent): void;
+}

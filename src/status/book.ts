@@ -1,0 +1,183 @@
+/**
+ * What the status page, the JSON API and the readiness check show: the latest view of every wanted
+ * certificate, kept across passes (a quiet pass does not erase what the last real action was).
+ */
+import type { Kind } from '../certs/kind.js';
+import type { CertEvent } from '../events/events.js';
+import type { CertResult, Outcome, PassReport } from '../reconciler.js';
+import type { RefusedCert } from '../domains.js';
+
+export type Health = 'ok' | 'expired' | 'expiring' | 'failing' | 'pending';
+
+export interface CertRow {
+  name: string;
+  names: string[];
+  sources: string[];
+  kind?: Kind;
+  issuer?: string;
+  notBefore?: string;
+  notAfter?: string;
+  renewAt?: string;
+  renewRule?: string;
+  /** What the last pass decided and why. */
+  decision: { action: string; reason: string; message: string };
+  /** The last pass that did something for this certificate. */
+  lastAction?: { action: string; outcome: Outcome; at: string };
+  lastError?: string;
+  nextAttempt?: string;
+  health: Health;
+}
+
+export interface PassSummary {
+  startedAt: string;
+  finishedAt: string;
+  ok: boolean;
+  orders: number;
+  errors: string[];
+  refused: RefusedCert[];
+}
+
+export interface StatusSnapshot {
+  version: string;
+  now: string;
+  ready: boolean;
+  passes: number;
+  lastPass?: PassSummary;
+  lastSuccessfulPassAt?: string;
+  nextPassAt?: string;
+  /** One line per certificate that needs a person's eye, worst first. */
+  alerts: string[];
+  certificates: CertRow[];
+  events: CertEvent[];
+}
+
+const MAX_EVENTS = 50;
+
+/** Expired; in its last tenth of life; its last attempt failed; or nothing in place yet. */
+export function healthOf(row: Omit<CertRow, 'health'>, now: Date): Health {
+  if (row.notAfter && now >= new Date(row.notAfter)) return 'expired';
+  if (row.lastError) return 'failing';
+  if (row.notAfter && row.notBefore) {
+    const end = new Date(row.notAfter).getTime();
+    const life = end - new Date(row.notBefore).getTime();
+    if (end - now.getTime() < life / 10) return 'expiring';
+  }
+  if (!row.notAfter || row.kind === 'self-signed') return 'pending';
+  return 'ok';
+}
+
+/** Errors often start with the certificate's own name; the alert already says it. */
+const bare = (row: CertRow, error: string | undefined) => (error?.startsWith(`${row.name}: `) ? error.slice(row.name.length + 2) : error);
+
+function alertFor(row: CertRow, now: Date): string | undefined {
+  const days = row.notAfter ? Math.floor((new Date(row.notAfter).getTime() - now.getTime()) / 86_400_000) : undefined;
+  switch (row.health) {
+    case 'expired':
+      return `${row.name} expired on ${row.notAfter}${row.lastError ? `; last error: ${bare(row, row.lastError)}` : ''}`;
+    case 'expiring':
+      return `${row.name} expires in ${days} days (${row.notAfter}), in the last tenth of its life${row.lastError ? `; last error: ${bare(row, row.lastError)}` : ''}`;
+    case 'failing':
+      return `${row.name} is failing: ${bare(row, row.lastError)}${row.nextAttempt ? `; next attempt ${row.nextAttempt}` : ''}`;
+    default:
+      return undefined;
+  }
+}
+
+const SEVERITY: Record<Health, number> = { expired: 0, expiring: 1, failing: 2, pending: 3, ok: 4 };
+
+export class StatusBook {
+  private rows = new Map<string, CertRow>();
+  private passes = 0;
+  private lastPass: PassSummary | undefined;
+  private lastSuccessfulPassAt: string | undefined;
+  private readonly events: CertEvent[] = [];
+
+  /** When the schedule runs the next pass; set once the scheduler exists. */
+  nextPassAt: () => Date | undefined = () => undefined;
+
+  constructor(private readonly version: string) {}
+
+  record(report: PassReport): void {
+    this.passes++;
+    const next = new Map<string, CertRow>();
+    for (const r of report.results) next.set(r.name, this.merge(this.rows.get(r.name), r, report.finishedAt));
+    this.rows = next;
+    this.lastPass = {
+      startedAt: report.startedAt,
+      finishedAt: report.finishedAt,
+      ok: report.ok,
+      orders: report.results.reduce((n, r) => n + r.orders, 0),
+      errors: report.errors,
+      refused: report.refused,
+    };
+    if (report.ok) this.lastSuccessfulPassAt = report.finishedAt;
+  }
+
+  onEvent(e: CertEvent): void {
+    this.events.unshift(e);
+    this.events.length = Math.min(this.events.length, MAX_EVENTS);
+  }
+
+  get ready(): boolean {
+    return this.passes > 0;
+  }
+
+  row(name: string): CertRow | undefined {
+    return this.rows.get(name);
+  }
+
+  private merge(prev: CertRow | undefined, r: CertResult, at: string): CertRow {
+    const row: Omit<CertRow, 'health'> = {
+      name: r.name,
+      names: r.names,
+      sources: r.sources,
+      decision: { action: r.decision.action, reason: r.decision.reason, message: r.decision.message },
+    };
+    // Fields the pass did not learn (the orchestrator was unreadable) keep their last known value.
+    const keep = <K extends keyof CertRow>(k: K, v: CertRow[K] | undefined) => {
+      const value = v ?? prev?.[k];
+      if (value !== undefined) row[k as keyof typeof row] = value as never;
+    };
+    keep('kind', r.kind);
+    keep('issuer', r.issuer);
+    keep('notBefore', r.notBefore);
+    keep('notAfter', r.notAfter);
+    keep('renewAt', r.renewAt);
+    keep('renewRule', r.renewRule);
+    const acted = r.decision.action !== 'none' && r.decision.action !== 'wait';
+    // Name what was done rather than what was decided: a "placeholder" decision usually ends with an issued certificate.
+    const failedAt = r.decision.action === 'placeholder' ? 'issue' : r.decision.action;
+    const done = r.issued ? 'issued' : r.outcome === 'failed' ? failedAt : r.pushed ? 'pushed' : r.placeholder ? 'placeholder' : r.decision.action;
+    if (acted || r.outcome === 'failed') row.lastAction = { action: done, outcome: r.outcome, at };
+    else if (prev?.lastAction) row.lastAction = prev.lastAction;
+    if (r.outcome === 'failed' || r.outcome === 'waiting') {
+      if (r.error) row.lastError = r.error;
+      if (r.nextAttempt) row.nextAttempt = r.nextAttempt;
+    }
+    return { ...row, health: 'ok' };
+  }
+
+  snapshot(now: Date = new Date()): StatusSnapshot {
+    const certificates = [...this.rows.values()]
+      .map((r) => ({ ...r, health: healthOf(r, now) }))
+      .sort((a, b) => SEVERITY[a.health] - SEVERITY[b.health] || a.name.localeCompare(b.name));
+    const alerts = certificates.map((r) => alertFor(r, now)).filter((a): a is string => a !== undefined);
+    if (this.lastPass) {
+      for (const e of this.lastPass.errors) alerts.push(e);
+      for (const r of this.lastPass.refused) alerts.push(`refused ${r.spec} (${r.source}): ${r.error}`);
+    }
+    const next = this.nextPassAt();
+    return {
+      version: this.version,
+      now: now.toISOString(),
+      ready: this.ready,
+      passes: this.passes,
+      ...(this.lastPass ? { lastPass: this.lastPass } : {}),
+      ...(this.lastSuccessfulPassAt ? { lastSuccessfulPassAt: this.lastSuccessfulPassAt } : {}),
+      ...(next ? { nextPassAt: next.toISOString() } : {}),
+      alerts,
+      certificates,
+      events: [...this.events],
+    };
+  }
+}

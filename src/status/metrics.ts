@@ -1,0 +1,117 @@
+/**
+ * Prometheus metrics at /metrics. Names follow cert-manager's where one exists, with our prefix in
+ * place of `certmanager_`, so its alerts and dashboards carry over by renaming.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PassReport } from '../reconciler.js';
+
+export interface RequestObservation {
+  method: string;
+  /** A path with identifiers removed, e.g. `/authZ` or `certificates`. */
+  path: string;
+  host: string;
+  status: string;
+  seconds: number;
+}
+
+const P = 'certwrangler_';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly expiration: Gauge;
+  private readonly renewal: Gauge;
+  private readonly ready: Gauge;
+  private readonly orders: Counter;
+  private readonly acmeCount: Counter;
+  private readonly acmeDuration: Histogram;
+  private readonly orchCount: Counter;
+  private readonly orchDuration: Histogram;
+  private readonly passDuration: Histogram;
+  private readonly lastPass: Gauge;
+  private readonly lastSuccess: Gauge;
+  private readonly certificates: Gauge;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: P });
+    this.expiration = new Gauge({ name: `${P}certificate_expiration_timestamp_seconds`, help: 'The date after which the certificate in place expires, in seconds since the epoch.', labelNames: ['name', 'kind'], registers });
+    this.renewal = new Gauge({ name: `${P}certificate_renewal_timestamp_seconds`, help: 'The date after which the certificate will be renewed, in seconds since the epoch.', labelNames: ['name'], registers });
+    this.ready = new Gauge({ name: `${P}certificate_ready_status`, help: 'The ready status of the certificate: a valid certificate of the wanted kind is in place and its last attempt did not fail.', labelNames: ['name', 'condition'], registers });
+    this.certificates = new Gauge({ name: `${P}certificates`, help: 'Wanted certificates by health.', labelNames: ['health'], registers });
+    this.orders = new Counter({ name: `${P}orders_total`, help: 'ACME orders created, by result.', labelNames: ['result'], registers });
+    this.acmeCount = new Counter({ name: `${P}http_acme_client_request_count`, help: 'ACME requests, by host, path, method and status.', labelNames: ['host', 'path', 'method', 'status'], registers });
+    this.acmeDuration = new Histogram({ name: `${P}http_acme_client_request_duration_seconds`, help: 'Duration of ACME requests.', labelNames: ['host', 'path', 'method', 'status'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
+    this.orchCount = new Counter({ name: `${P}orchestrator_request_count`, help: 'Orchestrator API requests, by orchestrator, resource, method and status.', labelNames: ['orchestrator', 'path', 'method', 'status'], registers });
+    this.orchDuration = new Histogram({ name: `${P}orchestrator_request_duration_seconds`, help: 'Duration of orchestrator API requests.', labelNames: ['orchestrator', 'path', 'method', 'status'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
+    this.passDuration = new Histogram({ name: `${P}pass_duration_seconds`, help: 'Duration of a full pass.', buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], registers });
+    this.lastPass = new Gauge({ name: `${P}last_pass_timestamp_seconds`, help: 'When the last pass finished.', registers });
+    this.lastSuccess = new Gauge({ name: `${P}last_successful_pass_timestamp_seconds`, help: 'When the last pass that left every certificate fine finished.', registers });
+  }
+
+  acmeRequest(o: RequestObservation): void {
+    const labels = { host: o.host, path: o.path, method: o.method, status: o.status };
+    this.acmeCount.inc(labels);
+    this.acmeDuration.observe(labels, o.seconds);
+  }
+
+  orchestratorRequest(orchestrator: string, o: RequestObservation): void {
+    const labels = { orchestrator, path: o.path, method: o.method, status: o.status };
+    this.orchCount.inc(labels);
+    this.orchDuration.observe(labels, o.seconds);
+  }
+
+  /** After each pass; `health` comes from the status book so both say the same. */
+  recordPass(report: PassReport, health: Map<string, string>): void {
+    const seconds = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
+    this.passDuration.observe(seconds);
+    const finished = Date.parse(report.finishedAt) / 1000;
+    this.lastPass.set(finished);
+    if (report.ok) this.lastSuccess.set(finished);
+    // Certificates no longer wanted disappear from the series instead of lingering with old values.
+    this.expiration.reset();
+    this.renewal.reset();
+    this.ready.reset();
+    this.certificates.reset();
+    const byHealth = new Map<string, number>();
+    for (const r of report.results) {
+      if (r.orders > 0) this.orders.inc({ result: r.issued ? 'issued' : 'failed' }, r.orders);
+      if (r.notAfter) this.expiration.set({ name: r.name, kind: r.kind ?? 'unknown' }, Date.parse(r.notAfter) / 1000);
+      if (r.renewAt) this.renewal.set({ name: r.name }, Date.parse(r.renewAt) / 1000);
+      const h = health.get(r.name) ?? 'pending';
+      byHealth.set(h, (byHealth.get(h) ?? 0) + 1);
+      const ready = h === 'ok' || h === 'expiring';
+      for (const condition of ['True', 'False', 'Unknown']) this.ready.set({ name: r.name, condition }, condition === (ready ? 'True' : 'False') ? 1 : 0);
+    }
+    for (const [h, n] of byHealth) this.certificates.set({ health: h }, n);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+const NAMED = /^(?:[a-z]+(?:-[a-z]+)*(?:-v\d+)?|v\d+(?:-[a-z]+)?)$/i;
+
+/**
+ * A URL's path with identifiers replaced by `:id`, so that label values stay few:
+ * `/acme/authz-v3/12345` → `/acme/authz-v3/:id`, `/v2-beta/projects/1a5/certificates/1c3?action=update`
+ * → `/v2-beta/projects/:id/certificates/:id?action=update`.
+ */
+export function pathShape(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url, 'http://x');
+  } catch {
+    return 'unknown';
+  }
+  const path = u.pathname
+    .split('/')
+    .map((seg) => (seg === '' || (NAMED.test(seg) && seg.length <= 24) ? seg : ':id'))
+    .join('/');
+  const action = u.searchParams.get('action');
+  return action && NAMED.test(action) ? `${path}?action=${action}` : path;
+}

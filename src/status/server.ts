@@ -1,0 +1,177 @@
+/**
+ * The manager's own HTTP endpoint (STATUS_ADDR, loopback by default; never the public webroot): the
+ * status page, its JSON, health and readiness, Prometheus metrics, and a small API to run a pass and to
+ * ask for or drop a certificate at run time. Changes need STATUS_TOKEN when the address is not loopback.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Server } from 'node:http';
+import { isIP } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from '../log.js';
+import type { CertResult, PassReport } from '../reconciler.js';
+import { API_SOURCE, RequestError, type RequestBook } from '../requests.js';
+import type { StatusBook } from './book.js';
+import type { Metrics } from './metrics.js';
+import { renderPage } from './page.js';
+
+export interface StatusServerOptions {
+  host: string;
+  port: number;
+  token: string | undefined;
+  book: StatusBook;
+  metrics: Metrics;
+  requests: RequestBook;
+  /** Runs a pass that starts after the call and resolves with its report. */
+  reconcile: (why: string) => Promise<PassReport>;
+  log: Logger;
+  /** Longest `?wait=` accepted, in seconds. */
+  maxWaitSec?: number;
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Bearer token check in constant time; with no token configured, only a loopback address may change things. */
+function guard(opts: StatusServerOptions) {
+  const open = isLoopback(opts.host) && opts.token === undefined;
+  const want = opts.token === undefined ? undefined : digest(opts.token);
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (open) return next();
+    if (!want) {
+      res.status(403).json({ error: `STATUS_ADDR ${opts.host} is not loopback: set STATUS_TOKEN to allow changes through this API` });
+      return;
+    }
+    const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
+    if (!m || !timingSafeEqual(digest(m[1]!), want)) {
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'missing or wrong token: send "Authorization: Bearer <STATUS_TOKEN>"' });
+      return;
+    }
+    next();
+  };
+}
+
+function parseWait(raw: unknown, max: number): number | Error {
+  if (raw === undefined) return 0;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || n > max) return new Error(`wait=${JSON.stringify(raw)} is not valid: whole seconds from 0 to ${max}`);
+  return n;
+}
+
+/** The HTTP status that tells a deploy pipeline how a waited-for certificate ended. */
+function statusFor(r: CertResult | undefined): number {
+  if (!r) return 500;
+  switch (r.outcome) {
+    case 'ok':
+      return r.kind === 'self-signed' ? 202 : 200;
+    case 'failed':
+      return 502;
+    case 'foreign':
+      return 409;
+    default:
+      return 202;
+  }
+}
+
+export function createStatusApp(opts: StatusServerOptions): express.Express {
+  const { book, metrics, requests, log } = opts;
+  const maxWait = opts.maxWaitSec ?? 600;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const changes = guard(opts);
+
+  app.get('/', (_req, res) => {
+    res.set('Cache-Control', 'no-store').type('html').send(renderPage(book.snapshot()));
+  });
+  app.get('/api/status', (_req, res) => {
+    res.set('Cache-Control', 'no-store').json(book.snapshot());
+  });
+  app.get('/healthz', (_req, res) => {
+    res.type('text').send('ok\n');
+  });
+  app.get('/readyz', (_req, res) => {
+    res.status(book.ready ? 200 : 503).type('text').send(book.ready ? 'ready\n' : 'the first pass has not finished\n');
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', metrics.contentType).send(await metrics.text());
+  });
+
+  app.post('/api/reconcile', changes, async (req, res) => {
+    const wait = parseWait(req.query.wait, maxWait);
+    if (wait instanceof Error) return void res.status(400).json({ error: wait.message });
+    const pass = opts.reconcile('requested through the API');
+    pass.catch(() => undefined);
+    if (wait === 0) return void res.status(202).json({ accepted: true, message: 'a pass will start now, or right after the one running' });
+    const report = await within(pass, wait * 1000);
+    if (!report) return void res.status(202).json({ accepted: true, message: `the pass did not finish within ${wait} s; see /api/status` });
+    res.status(report.ok ? 200 : 502).json(report);
+  });
+
+  const body = express.json({ limit: '16kb' });
+  app.put('/api/certificates/:name', changes, body, async (req, res) => {
+    const wait = parseWait(req.query.wait, maxWait);
+    if (wait instanceof Error) return void res.status(400).json({ error: wait.message });
+    const name = String(req.params.name).toLowerCase();
+    let put;
+    try {
+      put = await requests.put(name, (req.body as { names?: unknown } | undefined)?.names);
+    } catch (e) {
+      if (e instanceof RequestError) return void res.status(e.status).json({ error: e.message });
+      throw e;
+    }
+    log.info({ cert: put.name, names: put.names, source: API_SOURCE }, `${put.name}: ${put.created ? 'requested' : 'request updated'} through the API`);
+    const pass = opts.reconcile(`certificate ${put.name} requested through the API`);
+    pass.catch(() => undefined);
+    if (wait === 0) return void res.status(202).json({ certificate: put.name, names: put.names, message: 'requested; a pass will start now' });
+    const report = await within(pass, wait * 1000);
+    if (!report) return void res.status(202).json({ certificate: put.name, names: put.names, message: `not finished within ${wait} s; see /api/status` });
+    const result = report.results.find((r) => r.name === put.name);
+    res.status(statusFor(result)).json({ certificate: put.name, names: put.names, result: result ?? null, status: book.row(put.name) ?? null });
+  });
+
+  app.delete('/api/certificates/:name', changes, async (req, res) => {
+    const name = String(req.params.name).toLowerCase();
+    if (await requests.delete(name)) {
+      log.info({ cert: name, source: API_SOURCE }, `${name}: no longer requested through the API; its certificate and files are kept`);
+      opts.reconcile(`certificate ${name} dropped through the API`).catch(() => undefined);
+      return void res.status(204).end();
+    }
+    const others = book.row(name)?.sources.filter((s) => s !== API_SOURCE) ?? [];
+    if (others.length > 0) return void res.status(409).json({ error: `${name} comes from ${others.join(', ')}, not from this API: remove it there` });
+    res.status(404).json({ error: `${name} was not requested through this API` });
+  });
+
+  app.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: 'not found: GET /, /api/status, /healthz, /readyz, /metrics; POST /api/reconcile; PUT or DELETE /api/certificates/<name>' });
+  });
+  app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    if (err.type === 'entity.parse.failed') return void res.status(400).json({ error: `the body is not valid JSON: ${err.message}` });
+    if (err.status && err.status < 500) return void res.status(err.status).json({ error: err.message });
+    log.error({ error: err.message }, `status API: ${err.message}`);
+    res.status(500).json({ error: err.message });
+  });
+  return app;
+}
+
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      () => (clearTimeout(t), resolve(undefined)),
+    );
+  });
+}
+
+export function listenStatus(opts: StatusServerOptions): Promise<Server> {
+  const app = createStatusApp(opts);
+  return new Promise((resolve, reject) => {
+    const server = app.listen(opts.port, opts.host, (err?: Error) => (err ? reject(err) : resolve(server)));
+    server.once('error', reject);
+  });
+}
