@@ -12,6 +12,8 @@ import { normaliseCattleUrl, RancherApi } from '../../src/orchestrators/rancher/
 import { RancherOrchestrator, type RancherOptions } from '../../src/orchestrators/rancher/rancher.js';
 import { parseService } from '../../src/orchestrators/rancher/resources.js';
 import { computedFields, javaDate, startRancherSim, type RancherSim } from '../support/rancher-sim.js';
+import { Metrics, pathShape } from '../../src/status/metrics.js';
+import { parseMetrics } from '../support/receiver.js';
 
 const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 let s: RancherSim;
@@ -98,6 +100,29 @@ test('lists follow pagination.next, and unknown filters are ignored by the serve
     assert.equal((await api.listAll('certificates?CN=n1.example.org')).length, 250, 'CN is not a filter: everything comes back');
     assert.equal((await api.listAll('certificates?name=n1.example.org')).length, 1);
     assert.equal((await api.listAll('certificates?name_prefix=n1')).length, 111);
+  } finally {
+    await local.close();
+  }
+});
+
+test('every Rancher call is reported for the orchestrator metrics, page by page, with its status', async () => {
+  const local = await startRancherSim({ maxLimit: 100 });
+  try {
+    for (let i = 0; i < 150; i++) local.addCertificate({ name: `m${i}.example.org`, cert: pems[2]!.cert, key: 'k' });
+    const metrics = new Metrics();
+    const api = new RancherApi({
+      url: local.url,
+      accessKey: local.accessKey,
+      secretKey: local.secretKey,
+      timeoutMs: 2000,
+      observe: (r) => metrics.orchestratorRequest('rancher', { ...r, host: 'sim', path: pathShape(r.url) }),
+    });
+    await api.listAll('certificates?limit=1000');
+    await assert.rejects(api.get(api.url('certificates/1c999999')));
+    const samples = parseMetrics(await metrics.text()).filter((m) => m.name === 'certwrangler_orchestrator_request_count');
+    const count = (path: string, status: string) => samples.find((m) => m.labels.path === path && m.labels.status === status && m.labels.method === 'GET')?.value;
+    assert.equal(count('/v2-beta/certificates', '200'), 2, 'two pages, one series');
+    assert.equal(count('/v2-beta/certificates/:id', '404'), 1);
   } finally {
     await local.close();
   }

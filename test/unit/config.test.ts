@@ -111,3 +111,35 @@ test('cli: a bad value stops the process with one line and exit code 2', () => {
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.match(r.stderr, /STAGING="sometimes" is not valid/);
 });
+
+test('STATUS_ADDR, STATUS_TOKEN, WEBHOOK_*, LOG_FORMAT: parsed once, bad values named with what is accepted', () => {
+  assert.deepEqual(loadConfig({}).status, { host: '127.0.0.1', port: 9180, token: undefined });
+  assert.deepEqual(loadConfig({ STATUS_ADDR: ':9999' }).status, { host: '0.0.0.0', port: 9999, token: undefined });
+  assert.deepEqual(loadConfig({ STATUS_ADDR: '[::1]:9180' }).status, { host: '::1', port: 9180, token: undefined });
+  assert.equal(loadConfig({ STATUS_ADDR: 'off' }).status, undefined);
+  assert.throws(() => loadConfig({ STATUS_ADDR: '9180' }), /STATUS_ADDR="9180" is not valid; accepted: host:port/);
+  assert.throws(() => loadConfig({ STATUS_ADDR: '127.0.0.1:70000' }), /STATUS_ADDR/);
+  assert.throws(
+    () => loadConfig({ STATUS_TOKEN: 'short' }),
+    (e: Error) => e instanceof ConfigError && /STATUS_TOKEN=\(hidden\) .*at least 16 characters/.test(e.message) && !e.message.includes('short'),
+  );
+  assert.deepEqual(loadConfig({ WEBHOOK_URL: 'https://hooks.slack.com/services/T/B/x', WEBHOOK_FORMAT: 'Slack' }).webhook, { url: 'https://hooks.slack.com/services/T/B/x', format: 'slack', timeoutMs: 10_000 });
+  assert.throws(() => loadConfig({ WEBHOOK_URL: 'hooks.example.com' }), /WEBHOOK_URL="hooks.example.com" is not valid; accepted: an absolute http/);
+  assert.throws(() => loadConfig({ WEBHOOK_URL: 'https://h.example.com', WEBHOOK_FORMAT: 'teams' }), /WEBHOOK_FORMAT="teams" is not valid; accepted: json, slack/);
+  assert.equal(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat, 'pretty');
+  assert.throws(() => loadConfig({ LOG_FORMAT: 'xml' }), /LOG_FORMAT="xml" is not valid; accepted: json, pretty/);
+});
+
+test('LOG_FORMAT=pretty prints readable lines instead of JSON', () => {
+  const run = (format: string) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'manager', '--once'], {
+      env: { ...process.env, LOG_FORMAT: format, DOMAINS: '', DATA_DIR: `/tmp/cw-logfmt-${process.pid}`, STATUS_ADDR: 'off' },
+      encoding: 'utf8',
+    });
+  const json = run('json');
+  const line = json.stdout.split('\n').find((l) => l.includes('no certificates wanted'))!;
+  assert.equal(JSON.parse(line).level, 'warn');
+  const pretty = run('pretty').stdout;
+  assert.match(pretty, /WARN.*no certificates wanted/);
+  assert.ok(!pretty.trimStart().startsWith('{'));
+});
