@@ -73,7 +73,8 @@ function expressWebroot(webrootDir: string): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const files = serveStatic(join(webrootDir, CHALLENGE_PATH), {
+  const challengeDir = join(webrootDir, CHALLENGE_PATH);
+  const files = serveStatic(challengeDir, {
     dotfiles: 'deny',
     index: false,
     redirect: false,
@@ -96,9 +97,15 @@ function expressWebroot(webrootDir: string): express.Express {
     }
     const m = TOKEN_URL_RE.exec(raw);
     if (!m) return notFound(res);
-    // serve-static sees only "/<token>", already known to be safe.
+    // serve-static sees only "/<token>", already known to be safe. A token is always answered whole:
+    // conditional and range headers could only turn the CA's fetch into a 304 or a 206.
     req.url = `/${m[1]}`;
-    return files(req, res, () => notFound(res));
+    for (const h of ['range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']) delete req.headers[h];
+    // Only a regular file we (or a peer ACME client) wrote: a symlink could point at a key outside the webroot.
+    fs.lstat(join(challengeDir, m[1]!)).then(
+      (st) => (st.isFile() ? files(req, res, () => notFound(res)) : notFound(res)),
+      () => notFound(res),
+    );
   });
   return app;
 }
