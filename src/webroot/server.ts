@@ -6,7 +6,7 @@
  */
 import express from 'express';
 import serveStatic from 'serve-static';
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { CHALLENGE_PATH, TOKEN_PATTERN } from '../acme/http01.js';
@@ -38,7 +38,7 @@ export function createWebroot(webrootDir: string): WebrootHandler {
   const hot = new Map<string, HotToken>();
   const refresh = (token: string, entry?: HotToken) => {
     if (entry) entry.refreshing = true;
-    fs.readFile(join(dir, token)).then(
+    readRegularFile(join(dir, token)).then(
       (body) => {
         if (!hot.has(token) && hot.size >= HOT_TOKEN_LIMIT) hot.clear();
         hot.set(token, { body, readAt: Date.now(), refreshing: false });
@@ -67,6 +67,17 @@ export function createWebroot(webrootDir: string): WebrootHandler {
     }
     app(req, res);
   };
+}
+
+/** The file's bytes, refusing a symlink (O_NOFOLLOW) or anything but a regular file. */
+async function readRegularFile(path: string): Promise<Buffer> {
+  const fh = await fs.open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  try {
+    if (!(await fh.stat()).isFile()) throw new Error(`${path} is not a regular file`);
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
 }
 
 function expressWebroot(webrootDir: string): express.Express {

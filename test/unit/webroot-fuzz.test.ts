@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -81,4 +81,25 @@ test('webroot fuzz: of 3,000 generated requests, the only 200s are real tokens w
   assert.ok(oks.length > 40, `real tokens were asked for and answered (${oks.length})`);
   assert.equal([...statuses.values()].reduce((a, b) => a + b, 0), N);
   assert.ok(![...statuses.keys()].some((s) => s >= 300 && s < 400), `no redirects: ${JSON.stringify([...statuses])}`);
+});
+
+test('webroot: a token replaced by a symlink stops being served, even from memory', async () => {
+  const token = 'swap_ME-1';
+  const path = join(dir, token);
+  writeFileSync(path, 'answer');
+  const url = `/.well-known/acme-challenge/${token}`;
+  assert.equal((await rawRequest(port, url)).status, 200);
+  assert.equal((await rawRequest(port, url)).body.toString(), 'answer', 'now answered from memory');
+  unlinkSync(path);
+  symlinkSync(join(root, 'privkey.pem'), path);
+  // The memory entry is re-read (without following links) once it is a second old; within a few requests it is gone.
+  const deadline = Date.now() + 5000;
+  let last = await rawRequest(port, url);
+  while (last.status === 200 && Date.now() < deadline) {
+    assert.equal(last.body.toString(), 'answer', 'never the link target');
+    await new Promise((r) => setTimeout(r, 200));
+    last = await rawRequest(port, url);
+  }
+  assert.equal(last.status, 404);
+  assert.ok(!last.body.toString().includes('PRIVATE KEY'));
 });
