@@ -8,6 +8,8 @@ import { FilesOrchestrator, filePaths } from './orchestrators/files/files.js';
 import { Notifier } from './events/notifier.js';
 import type { CertEvent } from './events/events.js';
 import { RequestBook } from './requests.js';
+import { Ledger } from './limits/ledger.js';
+import { directoryId } from './acme/account.js';
 import { RancherOrchestrator } from './orchestrators/rancher/rancher.js';
 import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
@@ -65,11 +67,19 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     log,
     ...(opts.onEvent ? { listeners: [opts.onEvent] } : {}),
   });
+  const ledgers = new Map<string, Ledger>();
+  const ledger = (directoryUrl: string) => {
+    const id = directoryId(directoryUrl);
+    let l = ledgers.get(id);
+    if (!l) ledgers.set(id, (l = Ledger.forDirectory(config.dataDir, id, opts.now)));
+    return l;
+  };
   return {
     config,
     store,
     orchestrator,
     events,
+    ledger,
     requests: new RequestBook(config.dataDir, { allowWildcard: config.challenge === 'dns-01', onePerName: false, allowedSuffixes: config.allowedDomains }),
     accounts: new AccountBook(config.dataDir, config.email),
     solver: new WebrootSolver(config.webrootDir),

@@ -18,6 +18,9 @@ import { decideAction, renewalTime, type Copy, type Decision } from './policy.js
 import type { Logger } from './log.js';
 import type { CertEvent, EventSink, EventType } from './events/events.js';
 import type { RequestBook } from './requests.js';
+import { isVerdict, type Ledger } from './limits/ledger.js';
+import { AcmeError } from './acme/issue.js';
+import { onRateLimited } from './acme/transport.js';
 
 export interface PassDeps {
   config: Config;
@@ -31,6 +34,8 @@ export interface PassDeps {
   events?: EventSink;
   /** Certificates asked for at run time through the status API. */
   requests?: RequestBook;
+  /** The rate-limit ledger of a directory; absent, orders are not checked (plan, some tests). */
+  ledger?: (directoryUrl: string) => Ledger;
 }
 
 export type Outcome = 'ok' | 'failed' | 'waiting' | 'foreign' | 'planned';
@@ -235,6 +240,17 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   const account = needsOrder ? deps.accounts.client(directoryUrl) : undefined;
   account?.catch(() => undefined); // reported per certificate below
   const limit = pLimit(config.acmeConcurrency);
+  // The CA's own "rateLimited" holds every order of this directory until its Retry-After, across restarts.
+  const stopListening = deps.ledger
+    ? onRateLimited((rl) => {
+        deps.ledger!(directoryUrl)
+          .caRateLimited(rl.retryAfterMs, rl.detail)
+          .then(
+            (until) => log.warn({ reason: 'CaRateLimited', detail: rl.detail, until: until.toISOString() }, `the CA answered rateLimited (${rl.detail}): no order before ${until.toISOString()}`),
+            (e: Error) => log.error({ error: e.message }, `cannot record the CA's rate limit: ${e.message}`),
+          );
+      })
+    : () => undefined;
 
   const results = await Promise.all(
     observed.map((o) => {
@@ -267,17 +283,29 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
             return r;
           }
           const client = await account!;
-          const issued = await limit(() =>
-            issueCertificate(client, o.wanted.names, {
-              keyType: config.keyType,
-              solver: deps.solver,
-              onOrder: (url) => {
-                orderUrl = url;
-                r.orders += 1;
-                log.info({ cert: o.wanted.name, action: 'order', order: url }, `${o.wanted.name}: order created`);
-              },
-            }),
-          );
+          const issued = await limit(async () => {
+            const ticket = await deps.ledger?.(directoryUrl).acquire(o.wanted.names);
+            if (ticket && isVerdict(ticket)) throw new RateLimitWait(ticket.message, ticket.retryAt);
+            try {
+              const got = await issueCertificate(client, o.wanted.names, {
+                keyType: config.keyType,
+                solver: deps.solver,
+                onOrder: (url) => {
+                  orderUrl = url;
+                  r.orders += 1;
+                  ticket?.ordered();
+                  log.info({ cert: o.wanted.name, action: 'order', order: url, reason: o.decision.reason }, `${o.wanted.name}: order created`);
+                },
+              });
+              ticket?.issued();
+              return got;
+            } catch (e) {
+              if (e instanceof AcmeError) ticket?.failedAuthorizations(e.failedNames);
+              throw e;
+            } finally {
+              await ticket?.done().catch((e: Error) => log.error({ cert: o.wanted.name, error: e.message }, `${o.wanted.name}: cannot write the rate-limit ledger: ${e.message}`));
+            }
+          });
           r.issued = true;
           await placeholderPushed;
           const kind = wantedKind(config);
@@ -302,14 +330,23 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           return r;
         } catch (e) {
           await placeholderPushed;
+          if (e instanceof RateLimitWait) {
+            // Not a failure of the certificate: the order was never made. No backoff is recorded for it.
+            r.outcome = 'waiting';
+            r.error = `not ordered: ${e.message}`;
+            r.nextAttempt = e.retryAt.toISOString();
+            log.warn({ cert: o.wanted.name, action, reason: 'RateLimit', nextAttempt: r.nextAttempt }, `${o.wanted.name}: not ordered, ${e.message}; the next pass after ${r.nextAttempt} may order`);
+            return r;
+          }
           r.outcome = 'failed';
           r.error = (e as Error).message;
           // Only a failure after the CA created an order counts against the limits: back off then.
           if (orderUrl) {
             const failures = o.status.failures + 1;
-            r.nextAttempt = new Date(Date.now() + backoffDelay(failures)).toISOString();
+            // From the pass's clock (`--at`, tests), which is the clock the next decision is made with.
+            r.nextAttempt = new Date(now.getTime() + backoffDelay(failures)).toISOString();
             await store
-              .writeStatus(o.wanted.name, { failures, lastAttempt: new Date().toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })
+              .writeStatus(o.wanted.name, { failures, lastAttempt: now.toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })
               .catch((we: Error) => log.error({ cert: o.wanted.name, error: we.message }, `${o.wanted.name}: cannot record failure`));
           }
           log.error({ cert: o.wanted.name, action, reason: o.decision.reason, error: r.error, ...(r.nextAttempt ? { nextAttempt: r.nextAttempt } : {}) }, `${o.wanted.name}: ${action} failed: ${r.error}`);
@@ -320,7 +357,16 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
       return job();
     }),
   );
+  stopListening();
   return finish(log, started, results, refused, errors);
+}
+
+/** A limit of the ledger says no order now. */
+class RateLimitWait extends Error {
+  constructor(message: string, readonly retryAt: Date) {
+    super(message);
+    this.name = 'RateLimitWait';
+  }
 }
 
 function emit(deps: PassDeps, o: Observed, type: EventType, r: CertResult, extra: Partial<CertEvent> = {}): void {

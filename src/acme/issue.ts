@@ -24,6 +24,9 @@ export interface IssueOptions {
 }
 
 export class AcmeError extends Error {
+  /** Names whose authorization the CA judged invalid (they count against the failed-validation limit). */
+  failedNames: string[] = [];
+
   constructor(message: string, readonly step: string) {
     super(message);
     this.name = 'AcmeError';
@@ -91,7 +94,14 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
     }),
   );
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  if (failed) {
+    const invalid = authorizations.filter((_, i) => {
+      const r = results[i]!;
+      return r.status === 'rejected' && r.reason instanceof AcmeError && r.reason.step === 'validation';
+    });
+    if (failed.reason instanceof AcmeError) failed.reason.failedNames = invalid.map((a) => a.identifier.value);
+    throw failed.reason;
+  }
 
   const { key, csr } = await step('key', () => keyAndCsr);
   let finalized = await step('finalize', () => client.finalizeOrder(order, csr));

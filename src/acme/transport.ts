@@ -7,6 +7,7 @@ import https from 'node:https';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import * as acme from 'acme-client';
 import type { AxiosError, InternalAxiosRequestConfig } from 'axios';
+import { retryAfterMs } from './poll.js';
 
 export interface TransportOptions {
   timeoutMs: number;
@@ -23,6 +24,28 @@ type RetryConfig = InternalAxiosRequestConfig & {
 
 /** Network failures that mean "the request never reached a server that answered": safe to send again. */
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+export interface RateLimited {
+  url: string;
+  /** From Retry-After; undefined when the CA sent none. */
+  retryAfterMs: number | undefined;
+  detail: string;
+}
+
+const rateLimitListeners = new Set<(r: RateLimited) => void>();
+
+/** Tells `cb` of every rateLimited answer from the CA; returns a function that stops it. */
+export function onRateLimited(cb: (r: RateLimited) => void): () => void {
+  rateLimitListeners.add(cb);
+  return () => rateLimitListeners.delete(cb);
+}
+
+function noticeRateLimit(status: number, data: unknown, headers: Record<string, unknown>, url: string): void {
+  const problem = (data ?? {}) as { type?: string; detail?: string };
+  if (status !== 429 && problem.type !== 'urn:ietf:params:acme:error:rateLimited') return;
+  const r: RateLimited = { url, retryAfterMs: retryAfterMs(headers['retry-after'], Date.now()), detail: problem.detail ?? `HTTP ${status}` };
+  for (const cb of rateLimitListeners) cb(r);
+}
 
 export function configureAcmeTransport(opts: TransportOptions): void {
   const ax = acme.axios;
@@ -50,6 +73,7 @@ export function configureAcmeTransport(opts: TransportOptions): void {
       return ax.request(config);
     }
     if (!response) throw error;
+    noticeRateLimit(response.status, response.data, response.headers as Record<string, unknown>, config.url ?? '');
     // acme-client inspects status codes itself (its request path passes validateStatus: null).
     const validate = config.retryValidateStatus;
     if (!validate || validate(response.status)) return response;
