@@ -21,7 +21,7 @@ interface Waiter<T> {
 
 export class Scheduler<T = unknown> {
   private running: Promise<void> | undefined;
-  /** Callers waiting for the next pass to start; moved to `current` when it does. */
+  /** Callers of requestPass; each gets the report of the first pass that starts after its call. */
   private waiting: Waiter<T>[] = [];
   private again = false;
   private stopped = false;
