@@ -3,7 +3,7 @@ import type { Config } from './config.js';
 import { LocalStore } from './certs/store.js';
 import { AccountBook } from './acme/account.js';
 import { WebrootSolver } from './acme/http01.js';
-import { configureAcmeTransport } from './acme/transport.js';
+import { configureAcmeTransport, type RequestObservation } from './acme/transport.js';
 import { FilesOrchestrator, filePaths } from './orchestrators/files/files.js';
 import { Notifier } from './events/notifier.js';
 import type { CertEvent } from './events/events.js';
@@ -21,7 +21,7 @@ export interface AssembleOptions {
   retryBaseMs?: number;
   settleTimeoutMs?: number;
   /** Told of every orchestrator API call (metrics). */
-  observeOrchestrator?: (r: { method: string; url: string; status: string; seconds: number }) => void;
+  observeOrchestrator?: (r: RequestObservation) => void;
   /** Told of every certificate event (the status page). */
   onEvent?: (e: CertEvent) => void;
 }

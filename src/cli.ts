@@ -65,14 +65,6 @@ function warnIfNothingWanted(config: Config, log: Logger): void {
   }
 }
 
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return 'unknown';
-  }
-}
-
 function printPlan(report: PassReport): void {
   const rows = report.results.map((r) => [r.name, r.decision.action, r.decision.message, r.names.join(',')]);
   const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i]!.length), i === 0 ? 11 : 6));
@@ -93,7 +85,7 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
     return report.ok ? 0 : 1;
   }
   // The status endpoint's parts: loaded only for a long-running manager.
-  const [{ StatusBook }, { Metrics, pathShape }, { listenStatus }] = await Promise.all([
+  const [{ StatusBook }, { Metrics }, { listenStatus }] = await Promise.all([
     import('./status/book.js'),
     import('./status/metrics.js'),
     import('./status/server.js'),
@@ -102,15 +94,15 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
   const book = new StatusBook(version());
   const deps = await assemble(config, log, {
     ...(at ? { now: () => at } : {}),
-    observeOrchestrator: (r) => metrics.orchestratorRequest(config.orchestrator, { ...r, host: hostOf(r.url), path: pathShape(r.url) }),
+    observeOrchestrator: (r) => metrics.orchestratorRequest(config.orchestrator, r),
     onEvent: (e) => book.onEvent(e),
   });
-  observeAcmeRequests((r) => metrics.acmeRequest({ ...r, host: hostOf(r.url), path: pathShape(r.url) }));
+  observeAcmeRequests((r) => metrics.acmeRequest(r));
   warnIfNothingWanted(config, log);
   const pass = async (): Promise<PassReport> => {
     const report = await runPass(deps);
     book.record(report);
-    metrics.recordPass(report, new Map(book.snapshot().certificates.map((c) => [c.name, c.health])));
+    metrics.recordPass(report, (name) => book.row(name)?.health);
     return report;
   };
   const scheduler = new Scheduler(pass, {

@@ -60,10 +60,6 @@ export class RequestBook {
     return out;
   }
 
-  async has(name: string): Promise<boolean> {
-    return name in (await this.load()).certificates;
-  }
-
   /**
    * Validates and records one request. The certificate's name is its first name, so `name` must be one
    * of `names`; it is moved to the front.

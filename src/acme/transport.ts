@@ -87,16 +87,15 @@ export function configureAcmeTransport(opts: TransportOptions): void {
  */
 export function countAcmeRequests(): { counts: Map<string, number>; stop: () => void } {
   const counts = new Map<string, number>();
-  const id = acme.axios.interceptors.response.use((res) => {
-    const path = new URL(res.config.url ?? '', 'http://x').pathname;
-    const key = `${res.status} ${(res.config.method ?? 'get').toUpperCase()} ${path}`;
+  const stop = observeAcmeRequests((r) => {
+    const key = `${r.status} ${r.method} ${new URL(r.url, 'http://x').pathname}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
-    return res;
   });
-  return { counts, stop: () => acme.axios.interceptors.response.eject(id) };
+  return { counts, stop };
 }
 
-export interface AcmeRequest {
+/** One finished HTTP call, for metrics and tests; the orchestrators report theirs in the same shape. */
+export interface RequestObservation {
   method: string;
   url: string;
   /** HTTP status, or the network error's code when there was no answer. */
@@ -107,7 +106,7 @@ export interface AcmeRequest {
 type Timed = InternalAxiosRequestConfig & { certwranglerStart?: number };
 
 /** Tells `cb` of every ACME request when it ends (for metrics); returns a function that stops it. */
-export function observeAcmeRequests(cb: (r: AcmeRequest) => void): () => void {
+export function observeAcmeRequests(cb: (r: RequestObservation) => void): () => void {
   const ax = acme.axios;
   const req = ax.interceptors.request.use((config: Timed) => {
     config.certwranglerStart = performance.now();

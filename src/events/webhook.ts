@@ -1,8 +1,9 @@
 /**
  * WEBHOOK_URL: one POST per event, a JSON body of our own or a Slack incoming-webhook message. Retried
- * with backoff on network errors, 429 and 5xx; never logged with its URL's path, which for Slack is the secret.
+ * with backoff (axios-retry, as the Rancher client) on network errors, 429 and 5xx; never logged with its URL's path, which for Slack is the secret.
  */
-import axios from 'axios';
+import axios, { type AxiosError } from 'axios';
+import axiosRetry from 'axios-retry';
 import { describeEvent, type CertEvent } from './events.js';
 
 export type WebhookFormat = 'json' | 'slack';
@@ -36,25 +37,20 @@ export interface WebhookOptions {
 export async function postWebhook(e: CertEvent, opts: WebhookOptions): Promise<void> {
   const attempts = opts.attempts ?? 3;
   const base = opts.retryBaseMs ?? 1000;
-  for (let attempt = 1; ; attempt++) {
-    let why: string;
-    let retryable: boolean;
-    try {
-      const res = await axios.post(opts.url, webhookBody(e, opts.format), {
-        timeout: opts.timeoutMs,
-        maxRedirects: 0,
-        validateStatus: () => true,
-        headers: { 'Content-Type': 'application/json', 'User-Agent': 'certwrangler' },
-      });
-      if (res.status >= 200 && res.status < 300) return;
-      why = `answered ${res.status}`;
-      retryable = res.status === 429 || res.status >= 500;
-    } catch (err) {
-      const ax = err as { code?: string; message: string };
-      why = ax.code === 'ECONNABORTED' ? `no answer within ${opts.timeoutMs} ms` : (ax.code ?? ax.message);
-      retryable = true;
-    }
-    if (!retryable || attempt >= attempts) throw new Error(`webhook ${redactUrl(opts.url)} ${why} (attempt ${attempt} of ${attempts})`);
-    await new Promise((r) => setTimeout(r, base * 2 ** (attempt - 1) * (0.5 + Math.random() / 2)));
+  const http = axios.create({ timeout: opts.timeoutMs, maxRedirects: 0, headers: { 'Content-Type': 'application/json', 'User-Agent': 'certwrangler' } });
+  axiosRetry(http, {
+    retries: attempts - 1,
+    shouldResetTimeout: true,
+    // A POST is not idempotent, but a receiver that failed or was busy has not acted on it.
+    retryCondition: (err) => !err.response || err.response.status === 429 || err.response.status >= 500,
+    retryDelay: (n) => base * 2 ** (n - 1) * (0.5 + Math.random() / 2),
+  });
+  try {
+    await http.post(opts.url, webhookBody(e, opts.format));
+  } catch (err) {
+    const ax = err as AxiosError & { config?: { 'axios-retry'?: { retryCount?: number } } };
+    const why = ax.response ? `answered ${ax.response.status}` : ax.code === 'ECONNABORTED' ? `no answer within ${opts.timeoutMs} ms` : (ax.code ?? ax.message);
+    const attempt = (ax.config?.['axios-retry']?.retryCount ?? 0) + 1;
+    throw new Error(`webhook ${redactUrl(opts.url)} ${why} (attempt ${attempt} of ${attempts})`);
   }
 }

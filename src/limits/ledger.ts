@@ -46,10 +46,22 @@ export function emptyLedger(): LedgerData {
   return { version: 1, orders: [], issued: [], failedAuthorizations: [], caLimited: [] };
 }
 
-/** Let's Encrypt counts by the registered domain of the Public Suffix List, private section included. */
+const domainMemo = new Map<string, string>();
+
+/**
+ * Let's Encrypt counts by the registered domain of the Public Suffix List, private section included.
+ * Memoised: every check walks every certificate of the last week, so a first run with thousands of
+ * certificates would otherwise parse the same names millions of times.
+ */
 export function registeredDomain(name: string): string {
-  const bare = name.replace(/^\*\./, '');
-  return getDomain(bare, { allowPrivateDomains: true }) ?? bare;
+  let d = domainMemo.get(name);
+  if (d === undefined) {
+    const bare = name.replace(/^\*\./, '');
+    d = getDomain(bare, { allowPrivateDomains: true }) ?? bare;
+    if (domainMemo.size >= 100_000) domainMemo.clear();
+    domainMemo.set(name, d);
+  }
+  return d;
 }
 
 const key = (names: string[]) => [...new Set(names.map((n) => n.toLowerCase()))].sort().join(',');

@@ -2,31 +2,26 @@
  * What the status page, the JSON API and the readiness check show: the latest view of every wanted
  * certificate, kept across passes (a quiet pass does not erase what the last real action was).
  */
-import type { Kind } from '../certs/kind.js';
 import type { CertEvent } from '../events/events.js';
 import type { CertResult, Outcome, PassReport } from '../reconciler.js';
 import type { RefusedCert } from '../domains.js';
 
 export type Health = 'ok' | 'expired' | 'expiring' | 'failing' | 'pending';
 
-export interface CertRow {
-  name: string;
-  names: string[];
-  sources: string[];
-  kind?: Kind;
-  issuer?: string;
-  notBefore?: string;
-  notAfter?: string;
-  renewAt?: string;
-  renewRule?: string;
+/** What a pass learns about the certificate in place; a pass that could not look keeps the last values. */
+const LEARNED = ['kind', 'issuer', 'notBefore', 'notAfter', 'renewAt', 'renewRule'] as const;
+
+/** What the book keeps per certificate. Health is not kept: it changes with the clock, so it is derived when shown. */
+type KeptRow = Pick<CertResult, 'name' | 'names' | 'sources' | (typeof LEARNED)[number]> & {
   /** What the last pass decided and why. */
   decision: { action: string; reason: string; message: string };
   /** The last pass that did something for this certificate. */
   lastAction?: { action: string; outcome: Outcome; at: string };
   lastError?: string;
   nextAttempt?: string;
-  health: Health;
-}
+};
+
+export type CertRow = KeptRow & { health: Health };
 
 export interface PassSummary {
   startedAt: string;
@@ -54,7 +49,7 @@ export interface StatusSnapshot {
 const MAX_EVENTS = 50;
 
 /** Expired; in its last tenth of life; its last attempt failed; or nothing in place yet. */
-export function healthOf(row: Omit<CertRow, 'health'>, now: Date): Health {
+export function healthOf(row: KeptRow, now: Date): Health {
   if (row.notAfter && now >= new Date(row.notAfter)) return 'expired';
   if (row.lastError) return 'failing';
   if (row.notAfter && row.notBefore) {
@@ -67,7 +62,7 @@ export function healthOf(row: Omit<CertRow, 'health'>, now: Date): Health {
 }
 
 /** Errors often start with the certificate's own name; the alert already says it. */
-const bare = (row: CertRow, error: string | undefined) => (error?.startsWith(`${row.name}: `) ? error.slice(row.name.length + 2) : error);
+const bare = (row: KeptRow, error: string | undefined) => (error?.startsWith(`${row.name}: `) ? error.slice(row.name.length + 2) : error);
 
 function alertFor(row: CertRow, now: Date): string | undefined {
   const days = row.notAfter ? Math.floor((new Date(row.notAfter).getTime() - now.getTime()) / 86_400_000) : undefined;
@@ -86,7 +81,7 @@ function alertFor(row: CertRow, now: Date): string | undefined {
 const SEVERITY: Record<Health, number> = { expired: 0, expiring: 1, failing: 2, pending: 3, ok: 4 };
 
 export class StatusBook {
-  private rows = new Map<string, CertRow>();
+  private rows = new Map<string, KeptRow>();
   private passes = 0;
   private lastPass: PassSummary | undefined;
   private lastSuccessfulPassAt: string | undefined;
@@ -99,7 +94,7 @@ export class StatusBook {
 
   record(report: PassReport): void {
     this.passes++;
-    const next = new Map<string, CertRow>();
+    const next = new Map<string, KeptRow>();
     for (const r of report.results) next.set(r.name, this.merge(this.rows.get(r.name), r, report.finishedAt));
     this.rows = next;
     this.lastPass = {
@@ -122,28 +117,22 @@ export class StatusBook {
     return this.passes > 0;
   }
 
-  row(name: string): CertRow | undefined {
-    return this.rows.get(name);
+  row(name: string, now: Date = new Date()): CertRow | undefined {
+    const r = this.rows.get(name);
+    return r && { ...r, health: healthOf(r, now) };
   }
 
-  private merge(prev: CertRow | undefined, r: CertResult, at: string): CertRow {
-    const row: Omit<CertRow, 'health'> = {
+  private merge(prev: KeptRow | undefined, r: CertResult, at: string): KeptRow {
+    const row: KeptRow = {
       name: r.name,
       names: r.names,
       sources: r.sources,
       decision: { action: r.decision.action, reason: r.decision.reason, message: r.decision.message },
     };
-    // Fields the pass did not learn (the orchestrator was unreadable) keep their last known value.
-    const keep = <K extends keyof CertRow>(k: K, v: CertRow[K] | undefined) => {
-      const value = v ?? prev?.[k];
-      if (value !== undefined) row[k as keyof typeof row] = value as never;
-    };
-    keep('kind', r.kind);
-    keep('issuer', r.issuer);
-    keep('notBefore', r.notBefore);
-    keep('notAfter', r.notAfter);
-    keep('renewAt', r.renewAt);
-    keep('renewRule', r.renewRule);
+    for (const k of LEARNED) {
+      const value = r[k] ?? prev?.[k];
+      if (value !== undefined) (row as Record<string, unknown>)[k] = value;
+    }
     const acted = r.decision.action !== 'none' && r.decision.action !== 'wait';
     // Name what was done rather than what was decided: a "placeholder" decision usually ends with an issued certificate.
     const failedAt = r.decision.action === 'placeholder' ? 'issue' : r.decision.action;
@@ -154,7 +143,7 @@ export class StatusBook {
       if (r.error) row.lastError = r.error;
       if (r.nextAttempt) row.nextAttempt = r.nextAttempt;
     }
-    return { ...row, health: 'ok' };
+    return row;
   }
 
   snapshot(now: Date = new Date()): StatusSnapshot {

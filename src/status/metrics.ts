@@ -4,15 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PassReport } from '../reconciler.js';
-
-export interface RequestObservation {
-  method: string;
-  /** A path with identifiers removed, e.g. `/authZ` or `certificates`. */
-  path: string;
-  host: string;
-  status: string;
-  seconds: number;
-}
+import type { RequestObservation } from '../acme/transport.js';
 
 const P = 'certwrangler_';
 
@@ -49,19 +41,19 @@ export class Metrics {
   }
 
   acmeRequest(o: RequestObservation): void {
-    const labels = { host: o.host, path: o.path, method: o.method, status: o.status };
+    const labels = { host: hostOf(o.url), path: pathShape(o.url), method: o.method, status: o.status };
     this.acmeCount.inc(labels);
     this.acmeDuration.observe(labels, o.seconds);
   }
 
   orchestratorRequest(orchestrator: string, o: RequestObservation): void {
-    const labels = { orchestrator, path: o.path, method: o.method, status: o.status };
+    const labels = { orchestrator, path: pathShape(o.url), method: o.method, status: o.status };
     this.orchCount.inc(labels);
     this.orchDuration.observe(labels, o.seconds);
   }
 
   /** After each pass; `health` comes from the status book so both say the same. */
-  recordPass(report: PassReport, health: Map<string, string>): void {
+  recordPass(report: PassReport, health: (name: string) => string | undefined): void {
     const seconds = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
     this.passDuration.observe(seconds);
     const finished = Date.parse(report.finishedAt) / 1000;
@@ -77,7 +69,7 @@ export class Metrics {
       if (r.orders > 0) this.orders.inc({ result: r.issued ? 'issued' : 'failed' }, r.orders);
       if (r.notAfter) this.expiration.set({ name: r.name, kind: r.kind ?? 'unknown' }, Date.parse(r.notAfter) / 1000);
       if (r.renewAt) this.renewal.set({ name: r.name }, Date.parse(r.renewAt) / 1000);
-      const h = health.get(r.name) ?? 'pending';
+      const h = health(r.name) ?? 'pending';
       byHealth.set(h, (byHealth.get(h) ?? 0) + 1);
       const ready = h === 'ok' || h === 'expiring';
       for (const condition of ['True', 'False', 'Unknown']) this.ready.set({ name: r.name, condition }, condition === (ready ? 'True' : 'False') ? 1 : 0);
@@ -91,6 +83,14 @@ export class Metrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'unknown';
   }
 }
 

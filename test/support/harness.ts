@@ -31,6 +31,14 @@ export async function passWithOrders(env: Record<string, string>, opts: Assemble
   }
 }
 
+/** Every answer carries a fresh nonce; asking newNonce before each signed request would double the load. */
+export function assertNoncesReused(requests: Map<string, number>): void {
+  const total = (re: RegExp) => [...requests].filter(([k]) => re.test(k)).reduce((n, [, v]) => n + v, 0);
+  const signed = total(/^\d+ POST /);
+  const nonceAsks = total(/ (HEAD|GET) \/nonce-plz$/);
+  assert.ok(nonceAsks < signed / 2, `${nonceAsks} newNonce requests for ${signed} signed ones`);
+}
+
 export const pebbleEnv = (p: Pebble, as: 'staging' | 'production'): Record<string, string> => ({
   [as === 'staging' ? 'ACME_STAGING_DIRECTORY_URL' : 'ACME_DIRECTORY_URL']: p.directoryUrl,
   STAGING: as === 'staging' ? 'true' : 'false',

@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import axiosRetry from 'axios-retry';
+import type { RequestObservation } from '../../acme/transport.js';
 
 export interface RancherApiOptions {
   /** CATTLE_URL as injected (…/v1) or already …/v2-beta. */
@@ -18,7 +19,7 @@ export interface RancherApiOptions {
   retries?: number;
   retryBaseMs?: number;
   /** Told of every call when it ends, retries included in its time (for metrics). */
-  observe?: (r: { method: string; url: string; status: string; seconds: number }) => void;
+  observe?: (r: RequestObservation) => void;
 }
 
 /** An answer from Rancher that is not the one asked for, or no answer at all. */
