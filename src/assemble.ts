@@ -81,7 +81,7 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     events,
     ledger,
     requests: new RequestBook(config.dataDir, { allowWildcard: config.challenge === 'dns-01', onePerName: false, allowedSuffixes: config.allowedDomains }),
-    accounts: new AccountBook(config.dataDir, config.email),
+    accounts: new AccountBook(config.dataDir, config.email, config.eab),
     solver: new WebrootSolver(config.webrootDir),
     log,
     ...(opts.now ? { now: opts.now } : {}),

@@ -92,11 +92,15 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
   ]);
   const metrics = new Metrics();
   const book = new StatusBook(version());
-  const deps = await assemble(config, log, {
-    ...(at ? { now: () => at } : {}),
-    observeOrchestrator: (r) => metrics.orchestratorRequest(config.orchestrator, r),
-    onEvent: (e) => book.onEvent(e),
-  });
+  const shutdownSignal = new AbortController();
+  const deps = {
+    ...(await assemble(config, log, {
+      ...(at ? { now: () => at } : {}),
+      observeOrchestrator: (r) => metrics.orchestratorRequest(config.orchestrator, r),
+      onEvent: (e) => book.onEvent(e),
+    })),
+    signal: shutdownSignal.signal,
+  };
   observeAcmeRequests((r) => metrics.acmeRequest(r));
   warnIfNothingWanted(config, log);
   const pass = async (): Promise<PassReport> => {
@@ -127,8 +131,10 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
       log.info({ signal }, `${signal}: finishing the pass in flight, then exiting`);
       status?.close();
       status?.closeAllConnections();
-      // Orders still running after the grace period are abandoned; the CA lets them expire. Hooks and
-      // webhooks get what is left of the 10 s a container runtime waits.
+      // Orders still validating are abandoned now (the CA lets them expire); an order past validation
+      // gets the grace period to finish, since its certificate counts against the limits either way.
+      // Hooks and webhooks get what is left of the 10 s a container runtime waits.
+      shutdownSignal.abort(new Error(`abandoned: the manager is shutting down (${signal})`));
       scheduler
         .stop(8000)
         .then(() => deps.solver.cleanupAll())

@@ -18,6 +18,8 @@ export interface Config {
   email: string | undefined;
   productionDirectoryUrl: string;
   stagingDirectoryUrl: string;
+  /** External account binding (ACME_EAB_KID, ACME_EAB_HMAC_KEY) for CAs that require one. */
+  eab: { kid: string; hmacKey: string } | undefined;
   /** PEM text of ACME_CA_BUNDLE, already read. */
   caBundle: string | undefined;
   orchestrator: OrchestratorName;
@@ -224,6 +226,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     }
   }
 
+  const eabKid = str(env, 'ACME_EAB_KID');
+  const eabKey = str(env, 'ACME_EAB_HMAC_KEY');
+  if (eabKid && !eabKey) throw new ConfigError('ACME_EAB_HMAC_KEY', '', 'the base64url HMAC key your CA issued with ACME_EAB_KID', true);
+  if (eabKey && !eabKid) throw new ConfigError('ACME_EAB_KID', '', 'the key identifier your CA issued with ACME_EAB_HMAC_KEY');
+  if (eabKey && !/^[A-Za-z0-9_-]+={0,2}$/.test(eabKey)) throw new ConfigError('ACME_EAB_HMAC_KEY', eabKey, 'a base64url string, as the CA issued it', true);
+
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const loopTime = parseInt(env, 'LOOP_TIME', 10, 7 * 86400);
 
@@ -234,6 +242,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     email: str(env, 'EMAIL') ?? str(env, 'CERTBOT_EMAIL'),
     productionDirectoryUrl: parseUrl(env, 'ACME_DIRECTORY_URL', LE_PRODUCTION),
     stagingDirectoryUrl: parseUrl(env, 'ACME_STAGING_DIRECTORY_URL', LE_STAGING),
+    eab: eabKid && eabKey ? { kid: eabKid, hmacKey: eabKey } : undefined,
     caBundle,
     orchestrator,
     cattle,

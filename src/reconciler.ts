@@ -11,6 +11,7 @@ import { parseCert } from './certs/parse.js';
 import { createSelfSigned } from './certs/placeholder.js';
 import type { CertBundle, CertStatus, LocalCopy, LocalStore } from './certs/store.js';
 import type { AccountBook } from './acme/account.js';
+import type { Client as AcmeClient } from 'acme-client';
 import { issueCertificate } from './acme/issue.js';
 import type { ChallengeSolver } from './acme/http01.js';
 import type { Orchestrator, RemoteCopy } from './orchestrators/orchestrator.js';
@@ -20,7 +21,7 @@ import type { CertEvent, EventSink, EventType } from './events/events.js';
 import type { RequestBook } from './requests.js';
 import { isVerdict, type Ledger } from './limits/ledger.js';
 import { AcmeError } from './acme/issue.js';
-import { onRateLimited } from './acme/transport.js';
+import { onAccountMissing, onRateLimited } from './acme/transport.js';
 
 export interface PassDeps {
   config: Config;
@@ -36,6 +37,8 @@ export interface PassDeps {
   requests?: RequestBook;
   /** The rate-limit ledger of a directory; absent, orders are not checked (plan, some tests). */
   ledger?: (directoryUrl: string) => Ledger;
+  /** Shutdown: no new order starts, and orders still validating are abandoned. */
+  signal?: AbortSignal;
 }
 
 export type Outcome = 'ok' | 'failed' | 'waiting' | 'foreign' | 'planned';
@@ -241,6 +244,8 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   account?.catch(() => undefined); // reported per certificate below
   const limit = pLimit(config.acmeConcurrency);
   // The CA's own "rateLimited" holds every order of this directory until its Retry-After, across restarts.
+  let accountMissing = false;
+  const stopAccountListener = onAccountMissing(() => (accountMissing = true));
   const stopListening = deps.ledger
     ? onRateLimited((rl) => {
         deps.ledger!(directoryUrl)
@@ -282,20 +287,29 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
             emit(deps, o, 'pushed', r, { target: to.target });
             return r;
           }
-          const client = await account!;
           const issued = await limit(async () => {
+            deps.signal?.throwIfAborted();
             const ticket = await deps.ledger?.(directoryUrl).acquire(o.wanted.names);
             if (ticket && isVerdict(ticket)) throw new RateLimitWait(ticket.message, ticket.retryAt);
             try {
-              const got = await issueCertificate(client, o.wanted.names, {
-                keyType: config.keyType,
-                solver: deps.solver,
-                onOrder: (url) => {
-                  orderUrl = url;
-                  r.orders += 1;
-                  ticket?.ordered();
-                  log.info({ cert: o.wanted.name, action: 'order', order: url, reason: o.decision.reason }, `${o.wanted.name}: order created`);
-                },
+              const order = (client: AcmeClient) =>
+                issueCertificate(client, o.wanted.names, {
+                  keyType: config.keyType,
+                  solver: deps.solver,
+                  ...(deps.signal ? { signal: deps.signal } : {}),
+                  onOrder: (url) => {
+                    orderUrl = url;
+                    r.orders += 1;
+                    log.info({ cert: o.wanted.name, action: 'order', order: url, reason: o.decision.reason }, `${o.wanted.name}: order created`);
+                  },
+                });
+              const client = await account!;
+              const got = await order(client).catch(async (e: unknown) => {
+                // The CA no longer knows the account (Pebble restarted, or it was deactivated): register
+                // a new one, once for the pass, and make this order with it. No order was created.
+                if (!accountMissing || !(e instanceof AcmeError) || e.step !== 'new order') throw e;
+                log.warn({ cert: o.wanted.name, reason: 'AccountDoesNotExist' }, `the CA does not know our account at ${directoryUrl} any more; registering a new one`);
+                return order(await deps.accounts.replace(directoryUrl, client));
               });
               ticket?.issued();
               return got;
@@ -340,6 +354,11 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           }
           r.outcome = 'failed';
           r.error = (e as Error).message;
+          if (deps.signal?.aborted && !r.issued) {
+            // Shutting down is not the certificate's failure: no backoff, no failure event; the next start orders again.
+            log.warn({ cert: o.wanted.name, action, reason: 'ShuttingDown' }, `${o.wanted.name}: ${action} abandoned: ${r.error}`);
+            return r;
+          }
           // Only a failure after the CA created an order counts against the limits: back off then.
           if (orderUrl) {
             const failures = o.status.failures + 1;
@@ -358,6 +377,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
     }),
   );
   stopListening();
+  stopAccountListener();
   return finish(log, started, results, refused, errors);
 }
 

@@ -33,10 +33,13 @@ export function directoryId(directoryUrl: string): string {
 
 export class AccountBook {
   private readonly clients = new Map<string, Promise<acme.Client>>();
+  private readonly replacements = new WeakMap<acme.Client, Promise<acme.Client>>();
 
   constructor(
     private readonly dataDir: string,
     private readonly email: string | undefined,
+    /** Sent once, when the account is registered; a CA that requires it refuses registration without. */
+    private readonly eab?: { kid: string; hmacKey: string },
   ) {}
 
   private file(directoryUrl: string): string {
@@ -54,9 +57,25 @@ export class AccountBook {
     return p;
   }
 
-  /** Forget the cached client (after the CA says the account does not exist). */
-  forget(directoryUrl: string): void {
-    this.clients.delete(directoryUrl);
+  /**
+   * The CA answered accountDoesNotExist for `stale` (it lost or deactivated the account): the old
+   * account file is kept aside as `account.json.gone-<time>` and a new account registered. However many
+   * orders noticed it together, one new account is made.
+   */
+  replace(directoryUrl: string, stale: acme.Client): Promise<acme.Client> {
+    let p = this.replacements.get(stale);
+    if (!p) {
+      p = (async () => {
+        const path = this.file(directoryUrl);
+        await fs.rename(path, `${path}.gone-${new Date().toISOString().replace(/[:.]/g, '')}`).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOENT') throw e;
+        });
+        this.clients.delete(directoryUrl);
+        return this.client(directoryUrl);
+      })();
+      this.replacements.set(stale, p);
+    }
+    return p;
   }
 
   private async load(directoryUrl: string): Promise<acme.Client> {
@@ -80,7 +99,7 @@ export class AccountBook {
     if (!saved) {
       await writeFileAtomic(path, JSON.stringify({ directoryUrl, url: '', key, createdAt: '' }), KEY_MODE);
     }
-    const client = poolNonces(new acme.Client({ directoryUrl, accountKey: key, ...POLL }));
+    const client = poolNonces(new acme.Client({ directoryUrl, accountKey: key, ...POLL, ...(this.eab ? { externalAccountBinding: this.eab } : {}) }));
     await client.createAccount({
       termsOfServiceAgreed: true,
       ...(this.email ? { contact: [`mailto:${this.email}`] } : {}),

@@ -21,6 +21,8 @@ export interface IssueOptions {
   /** Told the order URL as soon as the CA creates the order (for logs and the ledger). */
   onOrder?: (orderUrl: string) => void;
   poll?: PollOptions;
+  /** Shutdown: abandon the order at the next step; the `finally` blocks still remove challenge files. */
+  signal?: AbortSignal;
 }
 
 export class AcmeError extends Error {
@@ -33,8 +35,9 @@ export class AcmeError extends Error {
   }
 }
 
-async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+async function step<T>(name: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   try {
+    signal?.throwIfAborted();
     return await fn();
   } catch (e) {
     if (e instanceof AcmeError) throw e;
@@ -51,7 +54,11 @@ function authzFailure(name: string, authz: Polled): string {
 }
 
 export async function issueCertificate(client: acme.Client, names: string[], opts: IssueOptions): Promise<Issued> {
-  const poll = opts.poll ?? DEFAULT_POLL;
+  const { signal } = opts;
+  // Validation may be abandoned at shutdown; an order past it is finished, since its certificate would
+  // count against the CA's limits whether or not we download it.
+  const finishPoll = opts.poll ?? DEFAULT_POLL;
+  const poll = { ...finishPoll, ...(signal ? { signal } : {}) };
   const fetch = fetchWith(client);
   // An RSA key takes a few hundred ms of CPU: make it while the CA creates the order and validates.
   const keyAndCsr = (async () => {
@@ -64,9 +71,10 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
   keyAndCsr.catch(() => undefined); // awaited below; an order that fails first must not leave it unhandled
   const order = await step('new order', () =>
     client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) }),
+    signal,
   );
   opts.onOrder?.(order.url);
-  const authorizations = await step('authorizations', () => client.getAuthorizations(order));
+  const authorizations = await step('authorizations', () => client.getAuthorizations(order), signal);
 
   const results = await Promise.allSettled(
     authorizations.map(async (authz) => {
@@ -77,9 +85,9 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
       let answered = false;
       try {
         const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-        await step(`${name}: write challenge`, () => opts.solver.present(name, challenge.token, keyAuthorization));
+        await step(`${name}: write challenge`, () => opts.solver.present(name, challenge.token, keyAuthorization), signal);
         try {
-          await step(`${name}: answer challenge`, () => client.completeChallenge(challenge));
+          await step(`${name}: answer challenge`, () => client.completeChallenge(challenge), signal);
           answered = true;
           const settled = await step(`${name}: validation`, () => pollUntilSettled(fetch, authz.url, poll));
           if (settled.status !== 'valid') throw new AcmeError(authzFailure(name, settled), 'validation');
@@ -106,7 +114,7 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
   const { key, csr } = await step('key', () => keyAndCsr);
   let finalized = await step('finalize', () => client.finalizeOrder(order, csr));
   if (finalized.status !== 'valid') {
-    const settled = await step('finalize', () => pollUntilSettled(fetch, order.url, poll));
+    const settled = await step('finalize', () => pollUntilSettled(fetch, order.url, finishPoll));
     if (settled.status !== 'valid') throw new AcmeError(`finalize: order ${settled.status}`, 'finalize');
     finalized = { ...finalized, ...(settled as unknown as acme.Order), url: order.url };
   }

@@ -14,6 +14,7 @@ interface Resp {
 }
 
 interface HttpClientInternals {
+  maxBadNonceRetries: number;
   request(url: string, method: string, opts?: unknown): Promise<Resp>;
   getNonce(): Promise<string>;
   getResourceUrl(resource: string): Promise<string>;
@@ -22,9 +23,15 @@ interface HttpClientInternals {
 /** Enough for the parallel requests of a few orders; older nonces are the likeliest to have expired. */
 const MAX_POOLED = 32;
 
+// acme-client retries a badNonce answer 5 times. A CA refusing half its nonces (Pebble's
+// PEBBLE_WFE_NONCEREJECT=50) then fails about one signed request in 64, i.e. most orders of a pass
+// sooner or later; 20 retries make that one in a million. Each retry is one request, with no wait.
+const BAD_NONCE_RETRIES = 20;
+
 export function poolNonces(client: acme.Client): acme.Client {
   const http = (client as unknown as { http: HttpClientInternals }).http;
   const pool: string[] = [];
+  http.maxBadNonceRetries = BAD_NONCE_RETRIES;
   const request = http.request.bind(http);
   http.request = async (url, method, opts) => {
     const resp = await request(url, method, opts);

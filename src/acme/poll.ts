@@ -5,6 +5,7 @@
  * Retry-After when it sends one, and otherwise back off to a ceiling, within a deadline.
  */
 import type * as acme from 'acme-client';
+import { setTimeout as delay } from 'node:timers/promises';
 
 export interface PollOptions {
   /** First wait after the challenge was answered or the order finalized. */
@@ -15,6 +16,8 @@ export interface PollOptions {
   deadlineMs: number;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
+  /** Shutdown: stop waiting at once and throw the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export const DEFAULT_POLL: PollOptions = { firstMs: 50, maxMs: 4000, deadlineMs: 120_000 };
@@ -57,13 +60,15 @@ export class PollTimeout extends Error {
 
 /** Returns the object once its status is anything but pending/processing; the caller judges that status. */
 export async function pollUntilSettled(fetch: Fetch, url: string, opts: PollOptions = DEFAULT_POLL): Promise<Polled> {
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const { signal } = opts;
+  const sleep = opts.sleep ?? ((ms: number) => delay(ms, undefined, signal ? { signal } : {}).catch(() => signal?.throwIfAborted()));
   const now = opts.now ?? Date.now;
   const started = now();
   let ours = opts.firstMs;
   let wait = opts.firstMs;
   for (;;) {
     await sleep(wait);
+    signal?.throwIfAborted();
     const res = await fetch(url);
     const data = res.data as Polled;
     if (!data || typeof data.status !== 'string') throw new Error(`${url}: the CA's answer has no status`);

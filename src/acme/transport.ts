@@ -33,6 +33,7 @@ export interface RateLimited {
 }
 
 const rateLimitListeners = new Set<(r: RateLimited) => void>();
+const accountMissingListeners = new Set<(url: string) => void>();
 
 /** Tells `cb` of every rateLimited answer from the CA; returns a function that stops it. */
 export function onRateLimited(cb: (r: RateLimited) => void): () => void {
@@ -40,8 +41,21 @@ export function onRateLimited(cb: (r: RateLimited) => void): () => void {
   return () => rateLimitListeners.delete(cb);
 }
 
-function noticeRateLimit(status: number, data: unknown, headers: Record<string, unknown>, url: string): void {
+/**
+ * Tells `cb` of every accountDoesNotExist answer (the CA lost or deactivated the account, e.g. Pebble
+ * restarted). acme-client keeps only the problem's detail in the error it throws, so the type is read here.
+ */
+export function onAccountMissing(cb: (url: string) => void): () => void {
+  accountMissingListeners.add(cb);
+  return () => accountMissingListeners.delete(cb);
+}
+
+function noticeProblem(status: number, data: unknown, headers: Record<string, unknown>, url: string): void {
   const problem = (data ?? {}) as { type?: string; detail?: string };
+  if (problem.type === 'urn:ietf:params:acme:error:accountDoesNotExist') {
+    for (const cb of accountMissingListeners) cb(url);
+    return;
+  }
   if (status !== 429 && problem.type !== 'urn:ietf:params:acme:error:rateLimited') return;
   const r: RateLimited = { url, retryAfterMs: retryAfterMs(headers['retry-after'], Date.now()), detail: problem.detail ?? `HTTP ${status}` };
   for (const cb of rateLimitListeners) cb(r);
@@ -73,7 +87,7 @@ export function configureAcmeTransport(opts: TransportOptions): void {
       return ax.request(config);
     }
     if (!response) throw error;
-    noticeRateLimit(response.status, response.data, response.headers as Record<string, unknown>, config.url ?? '');
+    noticeProblem(response.status, response.data, response.headers as Record<string, unknown>, config.url ?? '');
     // acme-client inspects status codes itself (its request path passes validateStatus: null).
     const validate = config.retryValidateStatus;
     if (!validate || validate(response.status)) return response;

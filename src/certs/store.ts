@@ -67,8 +67,14 @@ export class LocalStore {
   }
 
   async init(): Promise<void> {
-    await ensureDir(this.dataDir, DIR_MODE);
-    await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
+    try {
+      await ensureDir(this.dataDir, DIR_MODE);
+      await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = err.code === 'EROFS' ? 'the volume is read-only' : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.message;
+      throw new Error(`DATA_DIR ${this.dataDir} cannot be prepared (${why}): certwrangler keeps its keys and certificates there and needs it writable by its own user`);
+    }
   }
 
   /** `recover: false` reads without finishing an interrupted write (for `plan`, which changes nothing). */

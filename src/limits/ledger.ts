@@ -3,6 +3,8 @@
  * DATA_DIR so that a restart forgets nothing, and checked before every order against Let's Encrypt's
  * production limits. An order that would break one is not made; the verdict says which limit and when
  * the order may be made. Checks count orders in flight, so parallel orders cannot overshoot together.
+ * An order is written to the file before it is made: a volume that is full or read-only stops orders
+ * instead of letting them run unrecorded, and a crash right after an order cannot forget it.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -73,8 +75,8 @@ function retryAt(times: number[], limit: Limit): Date {
 }
 
 /**
- * Pure: would an order for `names` at `now` break a limit, counting `pending` (orders reserved but not
- * yet recorded) as orders and as certificates? Returns the first limit it would break, or undefined.
+ * Pure: would an order for `names` at `now` break a limit, counting `pending` (orders in flight, already
+ * in `data.orders`) as certificates? Returns the first limit it would break, or undefined.
  */
 export function checkLimits(data: LedgerData, names: string[], now: Date, pending: string[][] = [], limits = LE_LIMITS): Verdict | undefined {
   const t = now.getTime();
@@ -85,7 +87,7 @@ export function checkLimits(data: LedgerData, names: string[], now: Date, pendin
     if (Date.parse(c.until) > t) return { limit: 'caRateLimited', message: `the CA answered rateLimited (${c.detail}); no order before ${c.until}`, retryAt: new Date(c.until) };
   }
 
-  const orders = [...data.orders.filter((o) => within(o.at, limits.newOrdersPerAccount)).map((o) => Date.parse(o.at)), ...pending.map(() => t)];
+  const orders = data.orders.filter((o) => within(o.at, limits.newOrdersPerAccount)).map((o) => Date.parse(o.at));
   if (orders.length >= limits.newOrdersPerAccount.count) {
     const at = retryAt(orders, limits.newOrdersPerAccount);
     return { limit: 'newOrdersPerAccount', message: `${orders.length} new orders in the last 3 hours (limit ${limits.newOrdersPerAccount.count} per account)`, retryAt: at };
@@ -128,7 +130,6 @@ export function prune(data: LedgerData, now: Date): LedgerData {
 }
 
 export interface Ticket {
-  ordered(): void;
   issued(): void;
   failedAuthorizations(names: string[]): void;
   /** Ends the reservation; records made through the ticket stay. */
@@ -171,17 +172,28 @@ export class Ledger {
     return this.data;
   }
 
-  /** The verdict, or a ticket that counts this order as in flight until `done()`. */
+  /**
+   * The verdict, or a ticket once the order is on file: it counts as an order from now on, and as a
+   * certificate in flight until `done()`.
+   */
   async acquire(names: string[]): Promise<Verdict | Ticket> {
     const data = await this.load();
     const now = this.clock();
     const verdict = checkLimits(data, names, now, [...this.pending]);
     if (verdict) return verdict;
     const reservation = [...names];
+    const order = { at: now.toISOString(), names: reservation };
+    data.orders.push(order);
     this.pending.add(reservation);
+    try {
+      await this.save();
+    } catch (e) {
+      data.orders.splice(data.orders.indexOf(order), 1);
+      this.pending.delete(reservation);
+      throw new Error(`cannot record the order in the rate-limit ledger ${this.path} (${(e as Error).message}); no order made`);
+    }
     const at = () => this.clock().toISOString();
     return {
-      ordered: () => void data.orders.push({ at: at(), names }),
       issued: () => void data.issued.push({ at: at(), names }),
       failedAuthorizations: (failed) => void data.failedAuthorizations.push(...failed.map((name) => ({ at: at(), name }))),
       done: async () => {

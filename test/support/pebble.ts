@@ -20,6 +20,10 @@ export interface Pebble {
   /** pebble-challtestsrv's management API: the DNS every name resolves through (127.0.0.1 by default). */
   dnsManagementUrl: string;
   root(): Promise<string>;
+  /** SIGKILL the CA alone (challtestsrv stays): it forgets every account, order and its CA keys. */
+  kill(): Promise<void>;
+  /** Start the CA again on the same ports, as a new CA with new root and intermediate names. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -28,6 +32,8 @@ export interface PebbleOptions {
   httpPort: number;
   /** PEBBLE_WFE_NONCEREJECT: percentage of nonces refused. Pebble's default when undefined. */
   nonceReject?: number;
+  /** Require external account binding with this key id and base64url HMAC key. */
+  eab?: { kid: string; hmacKey: string };
 }
 
 function waitExit(p: ChildProcess): Promise<void> {
@@ -71,7 +77,8 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
         httpPort: opts.httpPort,
         tlsPort,
         ocspResponderURL: '',
-        externalAccountBindingRequired: false,
+        externalAccountBindingRequired: opts.eab !== undefined,
+        ...(opts.eab ? { externalAccountMACKeys: { [opts.eab.kid]: opts.eab.hmacKey } } : {}),
       },
     }),
   );
@@ -82,29 +89,33 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   );
   const env: NodeJS.ProcessEnv = { ...process.env, PEBBLE_VA_NOSLEEP: '1' };
   if (opts.nonceReject !== undefined) env.PEBBLE_WFE_NONCEREJECT = String(opts.nonceReject);
-  const pebble = spawn('pebble', ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  pebble.stdout!.on('data', (b: Buffer) => (output += b));
-  pebble.stderr!.on('data', (b: Buffer) => (output += b));
-
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
   const managementUrl = `https://127.0.0.1:${mgmtPort}`;
+  let pebble: ChildProcess;
+  const spawnCa = async () => {
+    const p = spawn('pebble', ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    pebble = p;
+    let output = '';
+    p.stdout!.on('data', (b: Buffer) => (output += b));
+    p.stderr!.on('data', (b: Buffer) => (output += b));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        if ((await get(directoryUrl, tls.cert)).status === 200) return;
+      } catch {
+        /* not up yet */
+      }
+      if (p.exitCode !== null || Date.now() > deadline) {
+        await stop();
+        throw new Error(`pebble did not start: ${output.slice(-2000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
   const stop = async () => {
     await Promise.all([waitExit(pebble), waitExit(dns)]);
   };
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      if ((await get(directoryUrl, tls.cert)).status === 200) break;
-    } catch {
-      /* not up yet */
-    }
-    if (pebble.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`pebble did not start: ${output.slice(-2000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await spawnCa();
   return {
     directoryUrl,
     managementUrl,
@@ -112,6 +123,13 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
     httpPort: opts.httpPort,
     dnsManagementUrl: `http://127.0.0.1:${dnsMgmtPort}`,
     root: async () => (await get(`${managementUrl}/roots/0`, tls.cert)).body,
+    kill: () =>
+      new Promise<void>((resolve) => {
+        if (pebble.exitCode !== null || pebble.signalCode !== null) return resolve();
+        pebble.once('exit', () => resolve());
+        pebble.kill('SIGKILL');
+      }),
+    start: spawnCa,
     stop,
   };
 }

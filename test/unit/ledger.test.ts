@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkLimits, emptyLedger, isVerdict, Ledger, registeredDomain, type LedgerData } from '../../src/limits/ledger.js';
@@ -41,7 +41,8 @@ test('5 failed authorizations per name per hour; 300 new orders per account per 
   assert.equal(v.retryAt.toISOString(), at(H));
   const orders: LedgerData = { ...emptyLedger(), orders: Array.from({ length: 299 }, (_, i) => ({ at: at(i * 1000), names: [`o${i}.example.org`] })) };
   assert.equal(checkLimits(orders, ['x.example.net'], new Date(T0.getTime() + H)), undefined);
-  assert.equal(checkLimits(orders, ['x.example.net'], new Date(T0.getTime() + H), [['y.example.net']])?.limit, 'newOrdersPerAccount', 'an order in flight counts');
+  orders.orders.push({ at: at(H), names: ['y.example.net'] });
+  assert.equal(checkLimits(orders, ['x.example.net'], new Date(T0.getTime() + H))?.limit, 'newOrdersPerAccount', 'the 300th order holds the 301st');
 });
 
 test('ledger: orders in flight count, records survive a new process, the file is 0600, an unreadable ledger stops orders', async () => {
@@ -59,7 +60,6 @@ test('ledger: orders in flight count, records survive a new process, the file is
   const sixth = await l1.acquire(names);
   assert.ok(isVerdict(sixth) && sixth.limit === 'duplicateCertificates', 'five in flight already');
   for (const t of tickets) {
-    t.ordered();
     t.issued();
     await t.done();
   }
@@ -79,4 +79,21 @@ test('ledger: orders in flight count, records survive a new process, the file is
   mkdirSync(join(dir, 'ledger'), { recursive: true });
   writeFileSync(join(dir, 'ledger', 'broken.json'), '{not json');
   await assert.rejects(Ledger.forDirectory(dir, 'broken', clock).acquire(names), /rate-limit ledger .*broken\.json is unreadable .*move it aside/);
+});
+
+test('ledger: an order that cannot be written down is not made, and leaves nothing counted', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cw-ledger-'));
+  const l = Ledger.forDirectory(dir, 'ca', () => T0);
+  const first = await l.acquire(['a.example.com']);
+  assert.ok(!isVerdict(first));
+  await first.done();
+  // A file where the ledger's folder was: every write fails from now on, as on a full or read-only volume.
+  rmSync(join(dir, 'ledger'), { recursive: true });
+  writeFileSync(join(dir, 'ledger'), '');
+  await assert.rejects(l.acquire(['a.example.com']), /cannot record the order in the rate-limit ledger .*ca\.json .*no order made/);
+  rmSync(join(dir, 'ledger'));
+  const t = await l.acquire(['a.example.com']);
+  assert.ok(!isVerdict(t));
+  await t.done();
+  assert.equal((JSON.parse(readFileSync(join(dir, 'ledger', 'ca.json'), 'utf8')) as LedgerData).orders.length, 2, 'the refused order was not counted');
 });
