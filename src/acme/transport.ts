@@ -61,6 +61,10 @@ function noticeProblem(status: number, data: unknown, headers: Record<string, un
   for (const cb of rateLimitListeners) cb(r);
 }
 
+// acme-client's own retry rule goes as soon as this module loads, before any observer is registered.
+acme.axios.interceptors.response.clear();
+let retryInterceptor: number | undefined;
+
 export function configureAcmeTransport(opts: TransportOptions): void {
   const ax = acme.axios;
   const retries = opts.retries ?? 3;
@@ -72,8 +76,9 @@ export function configureAcmeTransport(opts: TransportOptions): void {
     // store again for each new socket (about 0.3 s of CPU each, most of an issuance's CPU time).
     ...(opts.caBundle ? { secureContext: createSecureContext({ ca: [...rootCertificates, opts.caBundle] }) } : {}),
   });
-  ax.interceptors.response.clear();
-  ax.interceptors.response.use(undefined, async (error: AxiosError) => {
+  // Replaces only our own rule from an earlier call, not the observers registered meanwhile.
+  if (retryInterceptor !== undefined) ax.interceptors.response.eject(retryInterceptor);
+  retryInterceptor = ax.interceptors.response.use(undefined, async (error: AxiosError) => {
     const config = error.config as RetryConfig | undefined;
     if (!config) throw error;
     const { response } = error;

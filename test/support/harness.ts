@@ -1,7 +1,7 @@
 /** What the end-to-end tests share: one pass with its orders counted on the wire, chain checks, the CLI. */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { assemble, type AssembleOptions } from '../../src/assemble.js';
@@ -56,16 +56,32 @@ export function assertChainVerifies(fullchain: string, rootPem: string): void {
   }
 }
 
+export interface CliRun {
+  proc: ChildProcess;
+  /** Everything written so far to stdout and stderr. */
+  output(): string;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** Starts `certwrangler <args>` from source as a child process (to be signalled or killed by the test). */
+export function startCli(args: string[], env: Record<string, string>, opts: { wrap?: string[] } = {}): CliRun {
+  const argv = [process.execPath, '--import', 'tsx', 'src/cli.ts', ...args];
+  const [cmd, ...rest] = [...(opts.wrap ?? []), ...argv];
+  const proc = spawn(cmd!, rest, { env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (b: Buffer) => (stdout += b));
+  proc.stderr!.on('data', (b: Buffer) => (stderr += b));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    proc.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return { proc, output: () => stdout + stderr, done };
+}
+
 /** Runs `certwrangler <args>` from source as a child process and collects its output. */
-export function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b));
-    p.stderr.on('data', (b: Buffer) => (stderr += b));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+export async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await startCli(args, env).done;
+  return { code, stdout, stderr };
 }
 
 /** Pebbles that validate against our webroot, each with its own webroot listener, all stopped together. */

@@ -57,7 +57,7 @@ export interface SimService {
   served: Map<string, string>;
 }
 
-export type FaultKind = 500 | 503 | 401 | 'hangup' | 'delay' | 'malformed' | 'race';
+export type FaultKind = 500 | 502 | 503 | 401 | 403 | 'hangup' | 'delay' | 'malformed' | 'race';
 
 export interface Fault {
   kind: FaultKind;
@@ -80,6 +80,8 @@ export interface RequestRecord {
   query: string;
   body: unknown;
   status: number;
+  /** Date.now() when the request arrived. */
+  at: number;
 }
 
 export interface SimOptions {
@@ -103,7 +105,7 @@ const COLLECTIONS: Record<string, string> = {
   project: 'project',
   projects: 'project',
 };
-const REASON: Record<number, string> = { 401: 'Unauthorized', 404: 'Not Found', 405: 'Method not allowed', 409: 'Conflict', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+const REASON: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method not allowed', 409: 'Conflict', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 class HttpError extends Error {
   constructor(
@@ -615,7 +617,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
         } catch {
           body = raw;
         }
-        const record: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.search.replace(/^\?/, ''), body: redact(body), status: 0 };
+        const record: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.search.replace(/^\?/, ''), body: redact(body), status: 0, at: Date.now() };
         log.push(record);
         res.setHeader('X-API-Schemas', `${base}/v2-beta/schemas`);
 
@@ -627,7 +629,15 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
             req.socket.destroy();
             return;
           }
-          if (fault.kind === 'delay') await new Promise((r) => setTimeout(r, fault.delayMs ?? 1000));
+          if (fault.kind === 'delay') {
+            // Unref'd: a held answer must not keep a finished test process alive.
+            await new Promise((r) => setTimeout(r, fault.delayMs ?? 1000).unref());
+            // A client that went away (killed, timed out) never gets an answer, and nothing is changed for it.
+            if (req.socket.destroyed) {
+              record.status = -1;
+              return;
+            }
+          }
           else if (fault.kind === 'malformed') {
             record.status = 200;
             res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"type":"collection","data":[{"id":"1c');
