@@ -10,9 +10,17 @@ export interface HookResult {
   output: string;
 }
 
-// The hook is the operator's own program, but it has no business with the orchestrator's credentials.
-const WITHHELD = ['CATTLE_SECRET_KEY', 'CATTLE_ACCESS_KEY', 'CATTLE_AGENT_INSTANCE_AUTH'];
+// The hook is the operator's own program, but it has no business with our credentials.
+const WITHHELD = ['CATTLE_SECRET_KEY', 'CATTLE_ACCESS_KEY', 'CATTLE_AGENT_INSTANCE_AUTH', 'ACME_EAB_HMAC_KEY', 'STATUS_TOKEN', 'WEBHOOK_URL'];
 const MAX_OUTPUT = 4096;
+
+/**
+ * The hook's output goes to our log; a hook that prints the key it was pointed at (cat "$CERTWRANGLER_KEY")
+ * must not put it there. Output is cut at MAX_OUTPUT, so a block may have lost its END line.
+ */
+export function redactKeys(text: string): string {
+  return text.replace(/-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(-----END \1PRIVATE KEY-----|$)/g, '[private key withheld]');
+}
 
 export function runHook(command: string, vars: Record<string, string>, timeoutMs: number): Promise<HookResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...vars };
@@ -40,7 +48,7 @@ export function runHook(command: string, vars: Record<string, string>, timeoutMs
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, timedOut, output: output.trim() });
+      resolve({ code, timedOut, output: redactKeys(output).trim() });
     });
   });
 }

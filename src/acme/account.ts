@@ -100,10 +100,21 @@ export class AccountBook {
       await writeFileAtomic(path, JSON.stringify({ directoryUrl, url: '', key, createdAt: '' }), KEY_MODE);
     }
     const client = poolNonces(new acme.Client({ directoryUrl, accountKey: key, ...POLL, ...(this.eab ? { externalAccountBinding: this.eab } : {}) }));
-    await client.createAccount({
-      termsOfServiceAgreed: true,
-      ...(this.email ? { contact: [`mailto:${this.email}`] } : {}),
-    });
+    try {
+      await client.createAccount({
+        termsOfServiceAgreed: true,
+        ...(this.email ? { contact: [`mailto:${this.email}`] } : {}),
+      });
+    } catch (e) {
+      const detail = (e as Error).message;
+      // A CA such as ZeroSSL or a company CA binds accounts to one it issued: say which variables do that.
+      const hint = /externalAccount|external account/i.test(detail)
+        ? this.eab
+          ? '; check ACME_EAB_KID and ACME_EAB_HMAC_KEY against what the CA issued'
+          : '; this CA requires external account binding: set ACME_EAB_KID and ACME_EAB_HMAC_KEY'
+        : '';
+      throw new Error(`account registration at ${directoryUrl} refused: ${detail}${hint}`);
+    }
     const record: AccountFile = { directoryUrl, url: client.getAccountUrl(), key, createdAt: new Date().toISOString() };
     await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, KEY_MODE);
     return client;

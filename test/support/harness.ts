@@ -87,7 +87,7 @@ export async function runCli(args: string[], env: Record<string, string>): Promi
 /** Pebbles that validate against our webroot, each with its own webroot listener, all stopped together. */
 export interface AcmeLab {
   webroot: string;
-  pebble(name: string, nonceReject?: number): Promise<Pebble>;
+  pebble(name: string, nonceReject?: number, eab?: { kid: string; hmacKey: string }): Promise<Pebble>;
   stop(): Promise<void>;
 }
 
@@ -97,10 +97,10 @@ export function acmeLab(base: string): AcmeLab {
   const pebbles: Pebble[] = [];
   return {
     webroot,
-    async pebble(name, nonceReject = 0) {
+    async pebble(name, nonceReject = 0, eab) {
       const httpPort = await freePort();
       servers.push(await listenWebroot(createWebroot(webroot), httpPort, '127.0.0.1'));
-      const p = await startPebble({ dir: join(base, name), httpPort, nonceReject });
+      const p = await startPebble({ dir: join(base, name), httpPort, nonceReject, ...(eab ? { eab } : {}) });
       pebbles.push(p);
       return p;
     },
