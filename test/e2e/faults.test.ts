@@ -164,6 +164,20 @@ test('Rancher answers 403: one clear error naming the credential variables, not 
   assert.ok(!existsSync(join(env.DATA_DIR!, 'certs', 'forbidden.example.com', 'cert.pem')));
 });
 
+test('labels cannot be read: the pass goes on with DOMAINS, says why, and removes nothing', async () => {
+  const { s, env } = await rancher('rancher-labels', { DOMAINS: 'env.example.com' });
+  s.addService({ name: 'web', labels: { 'com.danieldent.rancher-lets-encrypt.hosts': 'label.example.com' } });
+  assert.equal((await rancherPass({ ...env, DOMAINS: 'env.example.com' })).report.ok, true);
+  const labelled = JSON.stringify(s.certByName('label.example.com'));
+  s.fault({ kind: 503, method: 'GET', url: /\/services/, times: 100 });
+  const got = await rancherPass(env);
+  assert.equal(got.report.ok, false);
+  assert.match(got.report.errors.join('\n'), /cannot read labels from rancher: .*503/);
+  assert.deepEqual(got.report.results.map((r) => [r.name, r.outcome]), [['env.example.com', 'ok']]);
+  assert.equal(got.orders, 0);
+  assert.equal(JSON.stringify(s.certByName('label.example.com')), labelled, 'the labelled certificate is left as it was');
+});
+
 test('SIGKILL between issue and push: on restart the stored certificate matches its key and is pushed, with no new order', async () => {
   const name = 'killed.example.com';
   const { s, env } = await rancher('kill-push', { DOMAINS: name, PLACEHOLDERS: 'false', LOG_LEVEL: 'info' });
