@@ -19,7 +19,7 @@ import { renewalTime } from '../../src/policy.js';
 import { CHALLENGE_PATH } from '../../src/acme/http01.js';
 import { startPebble, type Pebble } from '../support/pebble.js';
 import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, startCli } from '../support/harness.js';
-import { startRancherSim, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
+import { simPool, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
 import { freePort } from '../support/ports.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-faults-'));
@@ -27,7 +27,7 @@ const lab = acmeLab(base);
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 let main: Pebble;
-const sims: RancherSim[] = [];
+const sims = simPool();
 const servers: Server[] = [];
 const extraPebbles: Pebble[] = [];
 
@@ -35,7 +35,7 @@ before(async () => {
   main = await lab.pebble('pebble-main');
 });
 after(async () => {
-  await Promise.all([...sims.map((s) => s.close()), ...extraPebbles.map((p) => p.stop())]);
+  await Promise.all([sims.closeAll(), ...extraPebbles.map((p) => p.stop())]);
   for (const s of servers) s.close();
   await lab.stop();
 });
@@ -45,8 +45,7 @@ function filesEnv(dir: string, extra: Record<string, string>): Record<string, st
 }
 
 async function rancher(dir: string, extra: Record<string, string>): Promise<{ s: RancherSim; env: Record<string, string> }> {
-  const s = await startRancherSim();
-  sims.push(s);
+  const s = await sims.start();
   return { s, env: { DATA_DIR: join(base, dir, 'data'), WEBROOT_DIR: lab.webroot, LOG_LEVEL: 'silent', ...s.env, ...pebbleEnv(main, 'production'), ...extra } };
 }
 

@@ -17,27 +17,23 @@ import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
 import type { PassReport } from '../../src/reconciler.js';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
-import { startRancherSim, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
+import { simPool, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-rancher-'));
 const lab = acmeLab(base);
 const LABEL = DEFAULT_HOSTS_LABEL;
 let pebble: Pebble;
-const sims: RancherSim[] = [];
+const sims = simPool();
 
 before(async () => {
   pebble = await lab.pebble('pebble');
 });
 after(async () => {
-  await Promise.all(sims.map((s) => s.close()));
+  await sims.closeAll();
   await lab.stop();
 });
 
-async function sim(): Promise<RancherSim> {
-  const s = await startRancherSim();
-  sims.push(s);
-  return s;
-}
+const sim = () => sims.start();
 
 function envFor(dir: string, s: RancherSim, extra: Record<string, string> = {}): Record<string, string> {
   return {

@@ -15,24 +15,19 @@ import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, passWithOrders, runCli } from '../support/harness.js';
-import { startRancherSim, type RancherSim } from '../support/rancher-sim.js';
+import { simPool } from '../support/rancher-sim.js';
 import { freePort } from '../support/ports.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-safety-'));
 const lab = acmeLab(base);
 const LABEL = DEFAULT_HOSTS_LABEL;
-const sims: RancherSim[] = [];
+const sims = simPool();
+const sim = () => sims.start();
 
 after(async () => {
-  await Promise.all(sims.map((s) => s.close()));
+  await sims.closeAll();
   await lab.stop();
 });
-
-async function sim(): Promise<RancherSim> {
-  const s = await startRancherSim();
-  sims.push(s);
-  return s;
-}
 
 /** One ACME_CA_BUNDLE trusting the TLS listeners of several Pebbles. */
 function bundleFor(name: string, pebbles: Pebble[]): string {

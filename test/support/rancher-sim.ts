@@ -728,3 +728,16 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       }),
   };
 }
+
+/** Simulators started by one test file, all closed together in its `after`. */
+export function simPool(): { start(opts?: SimOptions): Promise<RancherSim>; closeAll(): Promise<void> } {
+  const started: RancherSim[] = [];
+  return {
+    async start(opts) {
+      const s = await startRancherSim(opts);
+      started.push(s);
+      return s;
+    },
+    closeAll: async () => void (await Promise.all(started.map((s) => s.close()))),
+  };
+}
