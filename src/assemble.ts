@@ -3,6 +3,8 @@ import type { Config } from './config.js';
 import { LocalStore } from './certs/store.js';
 import { AccountBook } from './acme/account.js';
 import { WebrootSolver } from './acme/http01.js';
+import { Dns01Solver } from './acme/dns01/solver.js';
+import { createDnsProvider } from './acme/dns01/providers.js';
 import { configureAcmeTransport, type RequestObservation } from './acme/transport.js';
 import { FilesOrchestrator, filePaths } from './orchestrators/files/files.js';
 import { Notifier } from './events/notifier.js';
@@ -39,7 +41,7 @@ export function createOrchestrator(config: Config, log: Logger, opts: AssembleOp
         ...(opts.observeOrchestrator ? { observe: opts.observeOrchestrator } : {}),
         hostsLabel: config.hostsLabel,
         readLabels: config.readLabels,
-        domains: { allowWildcard: config.challenge === 'dns-01', onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
+        domains: { allowWildcard: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
         adoptExisting: config.adoptExisting,
         log,
       });
@@ -80,9 +82,10 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     orchestrator,
     events,
     ledger,
-    requests: new RequestBook(config.dataDir, { allowWildcard: config.challenge === 'dns-01', onePerName: false, allowedSuffixes: config.allowedDomains }),
+    requests: new RequestBook(config.dataDir, { allowWildcard: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }),
     accounts: new AccountBook(config.dataDir, config.email, config.eab),
     solver: new WebrootSolver(config.webrootDir),
+    ...(config.dns ? { dnsSolver: new Dns01Solver(createDnsProvider(config.dns, config.acmeTimeoutMs), { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),
     log,
     ...(opts.now ? { now: opts.now } : {}),
   };

@@ -80,7 +80,7 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
     const deps = await assemble(config, log, at ? { now: () => at } : {});
     warnIfNothingWanted(config, log);
     const report = await runPass(deps);
-    await deps.solver.cleanupAll();
+    await Promise.all([deps.solver.cleanupAll(), deps.dnsSolver?.cleanupAll()]);
     await deps.events.drain();
     return report.ok ? 0 : 1;
   }
@@ -137,7 +137,7 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
       shutdownSignal.abort(new Error(`abandoned: the manager is shutting down (${signal})`));
       scheduler
         .stop(8000)
-        .then(() => deps.solver.cleanupAll())
+        .then(() => Promise.all([deps.solver.cleanupAll(), deps.dnsSolver?.cleanupAll()]))
         .then(() => Promise.race([deps.events.drain(), new Promise((r) => setTimeout(r, 1500))]))
         .finally(resolve);
     };

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
+import { isIP } from 'node:net';
 import cronParser from 'cron-parser';
 import { parseDomainList, type ParsedDomains } from './domains.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
@@ -43,6 +44,8 @@ export interface Config {
   discoveryIntervalMs: number;
   allowedDomains: string[];
   challenge: Challenge;
+  /** DNS-01: the provider and how to check the record is visible; undefined without DNS_PROVIDER. */
+  dns: DnsConfig | undefined;
   onChangeCommand: string | undefined;
   onFailureCommand: string | undefined;
   hookTimeoutMs: number;
@@ -53,6 +56,20 @@ export interface Config {
   placeholders: boolean;
   logLevel: string;
   logFormat: 'json' | 'pretty';
+}
+
+export const DNS_PROVIDERS = ['challtestsrv', 'exec'] as const;
+
+export interface DnsConfig {
+  provider: (typeof DNS_PROVIDERS)[number];
+  /** challtestsrv: its management API. */
+  challtestsrvUrl: string;
+  /** exec: the script, called as `<path> present|cleanup <fqdn.> <value>`. */
+  execPath: string | undefined;
+  execTimeoutMs: number;
+  /** Servers asked whether the record is visible ("ip" or "ip:port"); undefined: the zone's authoritative servers. */
+  resolvers: string[] | undefined;
+  propagationTimeoutMs: number;
 }
 
 /** A bad environment value: names the variable, the value and what is accepted. */
@@ -185,15 +202,17 @@ function parseWebhook(env: Env): Config['webhook'] {
  * do not throw: they are returned in `domains.refused` and reported per certificate.
  */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
-  // dns-01 arrives with its providers (issue 5); until then only the webroot solver exists.
-  const challenge = parseEnum(env, 'CHALLENGE', ['http-01'] as const, 'http-01') as Challenge;
+  const dns = parseDns(env);
+  const challenge = parseEnum(env, 'CHALLENGE', ['http-01', 'dns-01'] as const, 'http-01');
+  if (challenge === 'dns-01' && !dns) throw new ConfigError('DNS_PROVIDER', '', `one of ${DNS_PROVIDERS.join(', ')} (CHALLENGE=dns-01 needs a provider to write TXT records)`);
   const allowedDomains = (str(env, 'ALLOWED_DOMAINS') ?? '')
     .split(',')
     .map((s) => s.trim().toLowerCase().replace(/^\*?\./, ''))
     .filter((s) => s !== '');
   const domainsOnePerName = parseBool(env, 'DOMAINS_ONE_PER_NAME', false);
   const domains = parseDomainList(str(env, 'DOMAINS') ?? '', 'DOMAINS', {
-    allowWildcard: challenge === 'dns-01',
+    // A wildcard takes DNS-01 whatever CHALLENGE says, so a provider is what makes it possible.
+    allowWildcard: dns !== undefined,
     onePerName: domainsOnePerName,
     allowedSuffixes: allowedDomains,
   });
@@ -262,6 +281,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     discoveryIntervalMs: parseDuration(env, 'DISCOVERY_INTERVAL', 60_000, 1000),
     allowedDomains,
     challenge,
+    dns,
     onChangeCommand: str(env, 'ON_CHANGE_COMMAND'),
     onFailureCommand: str(env, 'ON_FAILURE_COMMAND'),
     webhook: parseWebhook(env),
@@ -271,5 +291,28 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     placeholders: parseBool(env, 'PLACEHOLDERS', true),
     logLevel: parseEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
     logFormat: parseEnum(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
+  };
+}
+
+function parseDns(env: Env): DnsConfig | undefined {
+  if (str(env, 'DNS_PROVIDER') === undefined) return undefined;
+  const provider = parseEnum(env, 'DNS_PROVIDER', DNS_PROVIDERS, 'exec');
+  const execPath = str(env, 'EXEC_PATH');
+  if (provider === 'exec' && !execPath) throw new ConfigError('EXEC_PATH', '', 'the script that adds and removes TXT records, called as `<script> present|cleanup <fqdn.> <value>` (DNS_PROVIDER=exec)');
+  const resolvers = str(env, 'DNS_RESOLVERS')
+    ?.split(',')
+    .map((r) => r.trim())
+    .filter((r) => r !== '');
+  for (const r of resolvers ?? []) {
+    const host = r.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
+    if (!isIP(host)) throw new ConfigError('DNS_RESOLVERS', env.DNS_RESOLVERS, 'comma-separated IP addresses with an optional port, e.g. 1.1.1.1,8.8.8.8:53,[2606:4700::1111]:53');
+  }
+  return {
+    provider,
+    challtestsrvUrl: parseUrl(env, 'CHALLTESTSRV_URL', 'http://127.0.0.1:8055'),
+    execPath,
+    execTimeoutMs: parseDuration(env, 'EXEC_TIMEOUT', 60_000, 100),
+    resolvers: resolvers && resolvers.length > 0 ? resolvers : undefined,
+    propagationTimeoutMs: parseDuration(env, 'DNS_PROPAGATION_TIMEOUT', 120_000, 100),
   };
 }

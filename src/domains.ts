@@ -7,6 +7,8 @@ export interface WantedCert {
   names: string[];
   /** Where the request came from, for logs: "DOMAINS", "label on web", "api". */
   sources: string[];
+  /** Asked for by the source (a service's `<HOSTS_LABEL>.challenge` label); else CHALLENGE decides. */
+  challenge?: 'http-01' | 'dns-01';
 }
 
 /** A certificate that was asked for but cannot be ordered, with the reason. */
@@ -40,7 +42,7 @@ export function normaliseName(raw: string, opts: { allowWildcard: boolean }): st
   let wildcard = false;
   if (name.startsWith('*.')) {
     if (!opts.allowWildcard) {
-      throw new Error(`"${raw}" is a wildcard; wildcards need CHALLENGE=dns-01 (HTTP-01 cannot validate them)`);
+      throw new Error(`"${raw}" is a wildcard; wildcards are validated over DNS-01 only: set DNS_PROVIDER (HTTP-01 cannot validate them)`);
     }
     wildcard = true;
     name = name.slice(2);
@@ -126,9 +128,11 @@ export function mergeWanted(lists: WantedCert[][]): WantedCert[] {
     for (const cert of list) {
       const seen = byName.get(cert.name);
       if (!seen) {
-        byName.set(cert.name, { name: cert.name, names: [...cert.names], sources: [...cert.sources] });
+        byName.set(cert.name, { name: cert.name, names: [...cert.names], sources: [...cert.sources], ...(cert.challenge ? { challenge: cert.challenge } : {}) });
         continue;
       }
+      // Asked for twice with different challenges: the first source that names one decides.
+      if (!seen.challenge && cert.challenge) seen.challenge = cert.challenge;
       for (const n of cert.names) if (!seen.names.includes(n)) seen.names.push(n);
       for (const s of cert.sources) if (!seen.sources.includes(s)) seen.sources.push(s);
     }

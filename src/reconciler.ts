@@ -13,7 +13,7 @@ import type { CertBundle, CertStatus, LocalCopy, LocalStore } from './certs/stor
 import type { AccountBook } from './acme/account.js';
 import type { Client as AcmeClient } from 'acme-client';
 import { issueCertificate } from './acme/issue.js';
-import type { ChallengeSolver } from './acme/http01.js';
+import { challengeFor, type ChallengeSolver } from './acme/challenge.js';
 import type { Orchestrator, RemoteCopy } from './orchestrators/orchestrator.js';
 import { decideAction, renewalTime, type Copy, type Decision } from './policy.js';
 import type { Logger } from './log.js';
@@ -28,7 +28,10 @@ export interface PassDeps {
   store: LocalStore;
   orchestrator: Orchestrator;
   accounts: AccountBook;
+  /** HTTP-01 (the webroot). */
   solver: ChallengeSolver;
+  /** DNS-01, when DNS_PROVIDER is set. */
+  dnsSolver?: ChallengeSolver;
   log: Logger;
   now?: () => Date;
   /** Hooks, webhooks and the status page's event list; absent in `plan`. */
@@ -292,15 +295,17 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
             const ticket = await deps.ledger?.(directoryUrl).acquire(o.wanted.names);
             if (ticket && isVerdict(ticket)) throw new RateLimitWait(ticket.message, ticket.retryAt);
             try {
+              const challenge = challengeFor(o.wanted.names, o.wanted.challenge, config.challenge);
               const order = (client: AcmeClient) =>
                 issueCertificate(client, o.wanted.names, {
                   keyType: config.keyType,
-                  solver: deps.solver,
+                  solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
+                  challenge,
                   ...(deps.signal ? { signal: deps.signal } : {}),
                   onOrder: (url) => {
                     orderUrl = url;
                     r.orders += 1;
-                    log.info({ cert: o.wanted.name, action: 'order', order: url, reason: o.decision.reason }, `${o.wanted.name}: order created`);
+                    log.info({ cert: o.wanted.name, action: 'order', order: url, challenge, reason: o.decision.reason }, `${o.wanted.name}: order created, validating with ${challenge}`);
                   },
                 });
               const client = await account!;

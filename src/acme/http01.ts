@@ -6,18 +6,15 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../certs/atomic.js';
+import type { ChallengeSolver } from './challenge.js';
 
 export const CHALLENGE_PATH = '.well-known/acme-challenge';
 /** RFC 8555 §8.3: a token is base64url; we also bound its length. */
 export const TOKEN_PATTERN = '[A-Za-z0-9_-]{1,255}';
 export const TOKEN_RE = new RegExp(`^${TOKEN_PATTERN}$`);
 
-export interface ChallengeSolver {
-  present(identifier: string, token: string, keyAuthorization: string): Promise<void>;
-  cleanup(identifier: string, token: string): Promise<void>;
-}
-
 export class WebrootSolver implements ChallengeSolver {
+  readonly type = 'http-01';
   private readonly written = new Set<string>();
 
   constructor(private readonly webrootDir: string) {}

@@ -5,7 +5,7 @@
 import * as acme from 'acme-client';
 import { generatePrivateKey, loadPrivateKey, type KeyType } from '../certs/keys.js';
 import { keyMatchesCert, parseCert, splitPemChain } from '../certs/parse.js';
-import type { ChallengeSolver } from './http01.js';
+import type { ChallengeSolver, ChallengeType } from './challenge.js';
 import { DEFAULT_POLL, fetchWith, pollUntilSettled, type Polled, type PollOptions } from './poll.js';
 
 export interface Issued {
@@ -17,7 +17,9 @@ export interface Issued {
 
 export interface IssueOptions {
   keyType: KeyType;
-  solver: ChallengeSolver;
+  /** The solvers this manager has; `challenge` picks one (a wildcard's authorization always takes dns-01). */
+  solvers: Partial<Record<ChallengeType, ChallengeSolver>>;
+  challenge: ChallengeType;
   /** Told the order URL as soon as the CA creates the order (for logs and the ledger). */
   onOrder?: (orderUrl: string) => void;
   poll?: PollOptions;
@@ -79,25 +81,31 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
   const results = await Promise.allSettled(
     authorizations.map(async (authz) => {
       if (authz.status === 'valid') return;
-      const name = authz.identifier.value;
-      const challenge = authz.challenges.find((c) => c.type === 'http-01');
-      if (!challenge) throw new AcmeError(`${name}: the CA offers no http-01 challenge`, 'challenge');
+      const name = `${authz.wildcard ? '*.' : ''}${authz.identifier.value}`;
+      const type: ChallengeType = authz.wildcard ? 'dns-01' : opts.challenge;
+      const solver = opts.solvers[type];
+      if (!solver) throw new AcmeError(`${name}: ${type} is asked for but no ${type} solver is configured (set DNS_PROVIDER)`, 'challenge');
+      const challenge = authz.challenges.find((c) => c.type === type);
+      if (!challenge) throw new AcmeError(`${name}: the CA offers no ${type} challenge`, 'challenge');
       let answered = false;
+      let keyAuthorization = '';
+      let presenting = false;
       try {
-        const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-        await step(`${name}: write challenge`, () => opts.solver.present(name, challenge.token, keyAuthorization), signal);
-        try {
-          await step(`${name}: answer challenge`, () => client.completeChallenge(challenge), signal);
-          answered = true;
-          const settled = await step(`${name}: validation`, () => pollUntilSettled(fetch, authz.url, poll));
-          if (settled.status !== 'valid') throw new AcmeError(authzFailure(name, settled), 'validation');
-        } finally {
-          await opts.solver.cleanup(name, challenge.token).catch(() => undefined);
-        }
+        keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+        const answer = keyAuthorization;
+        presenting = true;
+        await step(`${name}: ${type === 'dns-01' ? 'write TXT record' : 'write challenge'}`, () => solver.present(name, challenge.token, answer), signal);
+        await step(`${name}: answer challenge`, () => client.completeChallenge(challenge), signal);
+        answered = true;
+        const settled = await step(`${name}: validation`, () => pollUntilSettled(fetch, authz.url, poll));
+        if (settled.status !== 'valid') throw new AcmeError(authzFailure(name, settled), 'validation');
       } catch (e) {
         // An authorization we never answered stays pending on the CA; release it.
         if (!answered) await client.deactivateAuthorization(authz).catch(() => undefined);
         throw e;
+      } finally {
+        // Also after a failed present: a script that failed half-way may have written the record.
+        if (presenting) await solver.cleanup(name, challenge.token, keyAuthorization).catch(() => undefined);
       }
     }),
   );

@@ -19,6 +19,8 @@ export interface Pebble {
   /** Pebble's root for the chains it issues (management API /roots/0). */
   /** pebble-challtestsrv's management API: the DNS every name resolves through (127.0.0.1 by default). */
   dnsManagementUrl: string;
+  /** pebble-challtestsrv's DNS server, "127.0.0.1:<port>" (what DNS_RESOLVERS points at). */
+  dnsAddress: string;
   root(): Promise<string>;
   /** SIGKILL the CA alone (challtestsrv stays): it forgets every account, order and its CA keys. */
   kill(): Promise<void>;
@@ -122,6 +124,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
     caBundlePath: certPath,
     httpPort: opts.httpPort,
     dnsManagementUrl: `http://127.0.0.1:${dnsMgmtPort}`,
+    dnsAddress: `127.0.0.1:${dnsPort}`,
     root: async () => (await get(`${managementUrl}/roots/0`, tls.cert)).body,
     kill: () =>
       new Promise<void>((resolve) => {

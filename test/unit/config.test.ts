@@ -19,7 +19,7 @@ test('DOMAINS: a bad name refuses its certificate only, with the reason', () => 
   const long = `${'a'.repeat(64)}.example.com`;
   const cases: Array<[string, RegExp]> = [
     ['10.0.0.1', /IP address/],
-    ['*.example.com', /wildcard.*dns-01/],
+    ['*.example.com', /wildcard.*DNS-01 only: set DNS_PROVIDER/],
     [long, /label of 64 characters \(at most 63\)/],
     [`${'abcdefghi.'.repeat(26)}com`, /at most 253/],
     ['a..example.com', /empty label/],
@@ -142,4 +142,17 @@ test('LOG_FORMAT=pretty prints readable lines instead of JSON', () => {
   const pretty = run('pretty').stdout;
   assert.match(pretty, /WARN.*no certificates wanted/);
   assert.ok(!pretty.trimStart().startsWith('{'));
+});
+
+test('DNS-01 settings: the provider, its variables and DNS_RESOLVERS are checked at start, naming what is accepted', () => {
+  const base = { DOMAINS: '*.example.com,example.com' };
+  assert.throws(() => loadConfig({ ...base, CHALLENGE: 'dns-01' }), /DNS_PROVIDER="" is not valid; accepted: one of challtestsrv, exec/);
+  assert.throws(() => loadConfig({ ...base, DNS_PROVIDER: 'route53' }), /DNS_PROVIDER="route53" is not valid; accepted: challtestsrv, exec/);
+  assert.throws(() => loadConfig({ ...base, DNS_PROVIDER: 'exec' }), /EXEC_PATH="" is not valid; accepted: the script that adds and removes TXT records/);
+  assert.throws(() => loadConfig({ ...base, DNS_PROVIDER: 'challtestsrv', DNS_RESOLVERS: 'ns1.example.com' }), /DNS_RESOLVERS="ns1.example.com" is not valid; accepted: comma-separated IP addresses/);
+  const c = loadConfig({ ...base, DNS_PROVIDER: 'challtestsrv', DNS_RESOLVERS: '127.0.0.1:8053, [::1]:53,8.8.8.8', DNS_PROPAGATION_TIMEOUT: '30s' });
+  assert.deepEqual(c.dns?.resolvers, ['127.0.0.1:8053', '[::1]:53', '8.8.8.8']);
+  assert.equal(c.dns?.propagationTimeoutMs, 30_000);
+  assert.deepEqual(c.domains.certs[0]!.names, ['*.example.com', 'example.com'], 'a DNS provider makes wildcards possible');
+  assert.equal(c.domains.certs[0]!.name, '_.example.com');
 });

@@ -14,8 +14,19 @@ export function wantedFromLabels(services: ServiceResource[], label: string, opt
     for (const set of s.labelSets) {
       const value = set.labels[label];
       if (value === undefined || value.trim() === '') continue;
-      const parsed = parseDomainList(value, `label ${label} on ${set.source}`, opts);
-      lists.push(parsed.certs);
+      const source = `label ${label} on ${set.source}`;
+      const parsed = parseDomainList(value, source, opts);
+      const challenge = set.labels[`${label}.challenge`]?.trim().toLowerCase();
+      if (challenge !== undefined && challenge !== '' && challenge !== 'http-01' && challenge !== 'dns-01') {
+        refused.push({ spec: value, source, error: `${label}.challenge=${JSON.stringify(challenge)} is not valid; accepted: http-01, dns-01` });
+        continue;
+      }
+      if (challenge === 'dns-01' && !opts.allowWildcard) {
+        // allowWildcard is true exactly when a DNS provider is configured.
+        refused.push({ spec: value, source, error: `${label}.challenge=dns-01 needs a DNS provider: set DNS_PROVIDER` });
+        continue;
+      }
+      lists.push(challenge ? parsed.certs.map((c) => ({ ...c, challenge: challenge as 'http-01' | 'dns-01' })) : parsed.certs);
       refused.push(...parsed.refused);
     }
   }

@@ -1,0 +1,182 @@
+/**
+ * DNS-01 end to end with Pebble, whose DNS is pebble-challtestsrv: wildcards, a pass mixing HTTP-01 and
+ * DNS-01 per service label, delegation through a CNAME, the exec provider with scripts that work, fail or
+ * hang, and the propagation check. After every run the TXT records are gone.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Resolver } from 'node:dns/promises';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseCert } from '../../src/certs/parse.js';
+import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
+import type { LedgerData } from '../../src/limits/ledger.js';
+import type { Pebble } from '../support/pebble.js';
+import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
+import { simPool } from '../support/rancher-sim.js';
+
+const base = mkdtempSync(join(tmpdir(), 'cw-dns01-'));
+const lab = acmeLab(base);
+const sims = simPool();
+let pebble: Pebble;
+
+before(async () => {
+  pebble = await lab.pebble('pebble');
+});
+after(async () => {
+  await sims.closeAll();
+  await lab.stop();
+});
+
+function envFor(dir: string, extra: Record<string, string>): Record<string, string> {
+  return {
+    DATA_DIR: join(base, dir, 'data'),
+    CERTS_DIR: join(base, dir, 'live'),
+    WEBROOT_DIR: lab.webroot,
+    LOG_LEVEL: 'silent',
+    ...pebbleEnv(pebble, 'production'),
+    DNS_PROVIDER: 'challtestsrv',
+    CHALLTESTSRV_URL: pebble.dnsManagementUrl,
+    DNS_RESOLVERS: pebble.dnsAddress,
+    ...extra,
+  };
+}
+
+/** The TXT values challtestsrv serves at a name now. */
+async function txt(fqdn: string): Promise<string[]> {
+  const r = new Resolver({ timeout: 1000, tries: 1 });
+  r.setServers([pebble.dnsAddress]);
+  return (await r.resolveTxt(fqdn).catch(() => [] as string[][])).map((c) => c.join(''));
+}
+
+const errorsOf = (report: { results: { name: string; error?: string }[]; errors: string[] }) =>
+  JSON.stringify(report.results.filter((x) => x.error).map((x) => `${x.name}: ${x.error}`).concat(report.errors));
+
+test('a wildcard with its apex, validated over DNS-01: one certificate for both, and no TXT record left', async () => {
+  const env = envFor('wildcard', { DOMAINS: 'wild.example.com,*.wild.example.com' });
+  const { report, orders } = await passWithOrders(env);
+  assert.equal(report.ok, true, errorsOf(report));
+  assert.equal(orders, 1);
+  assert.equal(report.results[0]!.name, 'wild.example.com');
+  const dir = join(env.CERTS_DIR!, 'wild.example.com');
+  const info = parseCert(readFileSync(join(dir, 'cert.pem'), 'utf8'));
+  assert.deepEqual([...info.names].sort(), ['*.wild.example.com', 'wild.example.com']);
+  assertChainVerifies(readFileSync(join(dir, 'fullchain.pem'), 'utf8'), await pebble.root());
+  assert.deepEqual(await txt('_acme-challenge.wild.example.com'), []);
+});
+
+test('without a DNS provider a wildcard is refused with what to set; CHALLENGE=dns-01 without one is a configuration error', async () => {
+  const plain = await runCli(['plan'], { ...envFor('no-provider', { DOMAINS: '*.nope.example.com' }), DNS_PROVIDER: '' });
+  assert.match(plain.stdout, /refused: \*\.nope\.example\.com \(DOMAINS\): "\*\.nope\.example\.com" is a wildcard; wildcards are validated over DNS-01 only: set DNS_PROVIDER/);
+  const bad = await runCli(['plan'], { ...envFor('no-provider', { DOMAINS: 'a.example.com', CHALLENGE: 'dns-01' }), DNS_PROVIDER: '' });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /DNS_PROVIDER="" is not valid; accepted: one of challtestsrv, exec \(CHALLENGE=dns-01 needs a provider/);
+});
+
+test('a mixed pass: a service labelled <HOSTS_LABEL>.challenge=dns-01 and a wildcard use DNS-01, the rest HTTP-01', async () => {
+  const s = await sims.start();
+  s.addService({ name: 'web', labels: { [DEFAULT_HOSTS_LABEL]: 'www.mixed.example.com' } });
+  s.addService({ name: 'internal', labels: { [DEFAULT_HOSTS_LABEL]: 'intranet.mixed.example.com', [`${DEFAULT_HOSTS_LABEL}.challenge`]: 'dns-01' } });
+  s.addService({ name: 'typo', labels: { [DEFAULT_HOSTS_LABEL]: 'typo.mixed.example.com', [`${DEFAULT_HOSTS_LABEL}.challenge`]: 'dns01' } });
+  const env: Record<string, string> = { ...envFor('mixed', { DOMAINS: '*.apps.mixed.example.com', LOG_LEVEL: 'info' }), ...s.env };
+  delete env.CERTS_DIR; // certificates go to Rancher
+  const run = await runCli(['manager', '--once'], env);
+  const lines = run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; cert?: string; action?: string; challenge?: string });
+  const used = Object.fromEntries(lines.filter((l) => l.action === 'order').map((l) => [l.cert, l.challenge]));
+  assert.deepEqual(used, { 'www.mixed.example.com': 'http-01', 'intranet.mixed.example.com': 'dns-01', '_.apps.mixed.example.com': 'dns-01' });
+  for (const name of ['www.mixed.example.com', 'intranet.mixed.example.com', '_.apps.mixed.example.com']) {
+    const c = s.certByName(name);
+    assert.ok(c && !parseCert(c.cert).selfSigned, `${name} is in Rancher with its real certificate`);
+  }
+  assert.ok(lines.some((l) => /^refused typo\.mixed\.example\.com from label .* on service typo .*\.challenge="dns01" is not valid; accepted: http-01, dns-01/.test(l.msg)));
+  assert.equal(run.code, 1, 'the refused label makes the pass need attention');
+  assert.deepEqual(await txt('_acme-challenge.intranet.mixed.example.com'), []);
+});
+
+test('a CNAME on _acme-challenge delegates validation: the record is written at its target', async () => {
+  const set = await fetch(`${pebble.dnsManagementUrl}/set-cname`, { method: 'POST', body: JSON.stringify({ host: '_acme-challenge.delegated.example.com.', target: 'delegated.acme-zone.example.net.' }) });
+  assert.equal(set.status, 200);
+  const dir = join(base, 'cname');
+  mkdirSync(dir, { recursive: true });
+  const calls = join(dir, 'calls.log');
+  const script = writeScript(dir, 'record.mjs', recorder(calls, true));
+  const env = envFor('cname', { DOMAINS: 'delegated.example.com', CHALLENGE: 'dns-01', DNS_PROVIDER: 'exec', EXEC_PATH: script });
+  const { report } = await passWithOrders(env);
+  assert.equal(report.ok, true, errorsOf(report));
+  const logged = readFileSync(calls, 'utf8').trim().split('\n').map((l) => l.split(' ').slice(0, 2).join(' '));
+  assert.deepEqual(logged, ['present delegated.acme-zone.example.net.', 'cleanup delegated.acme-zone.example.net.']);
+});
+
+/** An exec provider script that logs its calls and, when `write`, sets the record through challtestsrv. */
+function recorder(calls: string, write: boolean): string {
+  return `
+import { appendFileSync } from 'node:fs';
+const [action, fqdn, value] = process.argv.slice(2);
+appendFileSync(${JSON.stringify(calls)}, \`\${action} \${fqdn} \${value}\\n\`);
+if (${write}) {
+  const path = action === 'present' ? '/set-txt' : '/clear-txt';
+  const res = await fetch(${JSON.stringify(pebble.dnsManagementUrl)} + path, { method: 'POST', body: JSON.stringify({ host: fqdn, value }) });
+  if (res.status !== 200) { console.error('challtestsrv said ' + res.status); process.exit(1); }
+}
+`;
+}
+
+function writeScript(dir: string, name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, `#!${process.execPath}\n${body}`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+test('exec provider: a working script issues; a failing one and a hanging one fail with what they said, are cleaned up, and hold nothing up', async () => {
+  const dir = join(base, 'exec');
+  mkdirSync(dir, { recursive: true });
+  const calls = join(dir, 'calls.log');
+  const works = writeScript(dir, 'works.mjs', recorder(calls, true));
+  const ok = await passWithOrders(envFor('exec-ok', { DOMAINS: 'exec.example.com', CHALLENGE: 'dns-01', DNS_PROVIDER: 'exec', EXEC_PATH: works }));
+  assert.equal(ok.report.ok, true, errorsOf(ok.report));
+  const log = readFileSync(calls, 'utf8').trim().split('\n');
+  assert.equal(log.length, 2);
+  assert.match(log[0]!, /^present _acme-challenge\.exec\.example\.com\. [A-Za-z0-9_-]{43}$/);
+  assert.equal(log[1]!.replace(/^cleanup/, 'present'), log[0], 'cleanup gets the same name and value');
+  assert.deepEqual(await txt('_acme-challenge.exec.example.com'), []);
+
+  const failCalls = join(dir, 'fail.log');
+  const fails = writeScript(dir, 'fails.mjs', `${recorder(failCalls, false)}\nif (process.argv[2] === 'present') { console.error('zone example.com not found in account'); process.exit(3); }`);
+  const hangs = writeScript(dir, 'hangs.mjs', `await new Promise((r) => setTimeout(r, 60_000));`);
+  const started = Date.now();
+  const [failed, hung] = await Promise.all([
+    passWithOrders(envFor('exec-fail', { DOMAINS: 'fails.example.com', CHALLENGE: 'dns-01', DNS_PROVIDER: 'exec', EXEC_PATH: fails })),
+    passWithOrders(envFor('exec-hang', { DOMAINS: 'hangs.example.com', CHALLENGE: 'dns-01', DNS_PROVIDER: 'exec', EXEC_PATH: hangs, EXEC_TIMEOUT: '1s' })),
+  ]);
+  assert.ok(Date.now() - started < 20_000, 'a hanging script is killed at EXEC_TIMEOUT');
+  const f = failed.report.results[0]!;
+  assert.equal(f.outcome, 'failed');
+  assert.match(f.error!, /EXEC_PATH .*fails\.mjs present _acme-challenge\.fails\.example\.com\. exited with 3: zone example\.com not found in account/);
+  assert.deepEqual(readFileSync(failCalls, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]), ['present', 'cleanup'], 'cleaned up after a failed present');
+  const h = hung.report.results[0]!;
+  assert.equal(h.outcome, 'failed');
+  assert.match(h.error!, /hangs\.mjs present .* killed after 1000 ms \(EXEC_TIMEOUT\)/);
+  // Neither failure reached the CA's validation, so neither counts against the failed-validation limit.
+  for (const d of ['exec-fail', 'exec-hang']) {
+    const ledgerDir = join(base, d, 'data', 'ledger');
+    const ledger = JSON.parse(readFileSync(join(ledgerDir, readdirSync(ledgerDir)[0]!), 'utf8')) as LedgerData;
+    assert.deepEqual(ledger.failedAuthorizations, []);
+  }
+});
+
+test('propagation: a record that never becomes visible fails at DNS_PROPAGATION_TIMEOUT, before the CA is asked to validate', async () => {
+  const dir = join(base, 'invisible');
+  mkdirSync(dir, { recursive: true });
+  const calls = join(dir, 'calls.log');
+  const liar = writeScript(dir, 'liar.mjs', recorder(calls, false));
+  const env = envFor('invisible', { DOMAINS: 'invisible.example.com', CHALLENGE: 'dns-01', DNS_PROVIDER: 'exec', EXEC_PATH: liar, DNS_PROPAGATION_TIMEOUT: '1s' });
+  const { report, requests } = await passWithOrders(env);
+  const r = report.results[0]!;
+  assert.equal(r.outcome, 'failed');
+  assert.match(r.error!, new RegExp(`TXT _acme-challenge\\.invisible\\.example\\.com not visible at ${pebble.dnsAddress.replace(/\./g, '\\.')} after 1 s \\(DNS_PROPAGATION_TIMEOUT\\)`));
+  const answered = [...requests].filter(([k]) => /^200 POST \/chalZ\//.test(k));
+  assert.deepEqual(answered, [], 'the challenge was never answered');
+  assert.ok(existsSync(calls) && readFileSync(calls, 'utf8').includes('cleanup'), 'the record is cleaned up anyway');
+});
