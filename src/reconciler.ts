@@ -246,9 +246,9 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   const account = needsOrder ? deps.accounts.client(directoryUrl) : undefined;
   account?.catch(() => undefined); // reported per certificate below
   const limit = pLimit(config.acmeConcurrency);
-  // The CA's own "rateLimited" holds every order of this directory until its Retry-After, across restarts.
   let accountMissing = false;
   const stopAccountListener = onAccountMissing(() => (accountMissing = true));
+  // The CA's own "rateLimited" holds every order of this directory until its Retry-After, across restarts.
   const stopListening = deps.ledger
     ? onRateLimited((rl) => {
         deps.ledger!(directoryUrl)
@@ -292,6 +292,8 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           }
           const issued = await limit(async () => {
             deps.signal?.throwIfAborted();
+            // Before the ledger: an account that cannot be registered makes no order, so none is recorded.
+            const client = await account!;
             const ticket = await deps.ledger?.(directoryUrl).acquire(o.wanted.names);
             if (ticket && isVerdict(ticket)) throw new RateLimitWait(ticket.message, ticket.retryAt);
             try {
@@ -308,7 +310,6 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
                     log.info({ cert: o.wanted.name, action: 'order', order: url, challenge, reason: o.decision.reason }, `${o.wanted.name}: order created, validating with ${challenge}`);
                   },
                 });
-              const client = await account!;
               const got = await order(client).catch(async (e: unknown) => {
                 // The CA no longer knows the account (Pebble restarted, or it was deactivated): register
                 // a new one, once for the pass, and make this order with it. No order was created.
