@@ -66,7 +66,7 @@ function warnIfNothingWanted(config: Config, log: Logger): void {
 }
 
 function printPlan(report: PassReport): void {
-  const rows = report.results.map((r) => [r.name, r.decision.action, r.decision.message, r.names.join(',')]);
+  const rows = report.results.map((r) => [r.name, r.decision.action, r.error ? `${r.decision.message}; ${r.error}${r.nextAttempt ? ` until ${r.nextAttempt}` : ''}` : r.decision.message, r.names.join(',')]);
   const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i]!.length), i === 0 ? 11 : 6));
   console.log(`${'CERTIFICATE'.padEnd(widths[0]!)}  ${'ACTION'.padEnd(widths[1]!)}  WHY  [NAMES]`);
   for (const row of rows) console.log(`${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padEnd(widths[1]!)}  ${row[2]}  [${row[3]}]`);

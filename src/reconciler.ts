@@ -220,8 +220,21 @@ export async function planPass(deps: PassDeps): Promise<PassReport> {
   const now = deps.now?.() ?? started;
   const { wanted, refused, errors } = await discover(deps);
   const observed = await observeOrReport(deps, wanted, now, false, errors);
-  const results = Array.isArray(observed) ? observed.map((o) => ({ ...baseResult(o, deps.config), outcome: 'planned' as const })) : observed.results;
+  const results = Array.isArray(observed) ? await Promise.all(observed.map((o) => planned(deps, o))) : observed.results;
   return { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, errors, ok: refused.length === 0 && errors.length === 0 };
+}
+
+/** A planned result; an order the rate-limit ledger would hold says so, as the pass would. */
+async function planned(deps: PassDeps, o: Observed): Promise<CertResult> {
+  const r: CertResult = { ...baseResult(o, deps.config), outcome: 'planned' };
+  const { action } = o.decision;
+  if (!deps.ledger || (action !== 'issue' && action !== 'placeholder')) return r;
+  const verdict = await deps.ledger(directoryFor(deps.config)).peek(o.wanted.names).catch((e: Error) => ({ message: e.message, retryAt: undefined }));
+  if (verdict) {
+    r.error = `not ordered: ${verdict.message}`;
+    if (verdict.retryAt) r.nextAttempt = verdict.retryAt.toISOString();
+  }
+  return r;
 }
 
 export async function runPass(deps: PassDeps): Promise<PassReport> {

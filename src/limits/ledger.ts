@@ -203,6 +203,11 @@ export class Ledger {
     };
   }
 
+  /** The verdict an order for `names` would get now, reserving nothing (for `plan`). */
+  async peek(names: string[]): Promise<Verdict | undefined> {
+    return checkLimits(await this.load(), names, this.clock(), [...this.pending]);
+  }
+
   async caRateLimited(retryAfterMs: number | undefined, detail: string): Promise<Date> {
     const data = await this.load();
     // Without a Retry-After, an hour: the shortest window of Let's Encrypt's limits.

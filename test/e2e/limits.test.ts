@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acmeLab, passWithOrders, pebbleEnv, type AcmeLab } from '../support/harness.js';
+import { acmeLab, runCli, passWithOrders, pebbleEnv, type AcmeLab } from '../support/harness.js';
 import type { Pebble } from '../support/pebble.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
 
@@ -73,4 +73,8 @@ test('the ledger holds an order that would break a limit, says which and when, a
   assert.equal(last!.outcome, 'waiting');
   assert.match(last!.error!, /not ordered: 5 certificates for exactly these names in the last 7 days \(limit 5\)/);
   assert.ok(Date.parse(last!.nextAttempt!) > now + 6 * 24 * 3_600_000);
+  // plan says the same before any pass is run, and changes nothing.
+  const plan = await runCli(['plan', '--at', new Date(now + 9 * 60 * 60_000).toISOString()], { ...env, LOG_LEVEL: 'silent' });
+  assert.equal(plan.code, 0);
+  assert.match(plan.stdout, /dup\.limits\.example\s+issue\s+expired \S+; not ordered: 5 certificates for exactly these names in the last 7 days \(limit 5\) until \S+/);
 });
