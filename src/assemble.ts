@@ -41,7 +41,7 @@ export function createOrchestrator(config: Config, log: Logger, opts: AssembleOp
         ...(opts.observeOrchestrator ? { observe: opts.observeOrchestrator } : {}),
         hostsLabel: config.hostsLabel,
         readLabels: config.readLabels,
-        domains: { allowWildcard: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
+        domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
         adoptExisting: config.adoptExisting,
         log,
       });
@@ -82,7 +82,7 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     orchestrator,
     events,
     ledger,
-    requests: new RequestBook(config.dataDir, { allowWildcard: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }),
+    requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }),
     accounts: new AccountBook(config.dataDir, config.email, config.eab),
     solver: new WebrootSolver(config.webrootDir),
     ...(config.dns ? { dnsSolver: new Dns01Solver(createDnsProvider(config.dns, config.acmeTimeoutMs), { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),

@@ -211,8 +211,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     .filter((s) => s !== '');
   const domainsOnePerName = parseBool(env, 'DOMAINS_ONE_PER_NAME', false);
   const domains = parseDomainList(str(env, 'DOMAINS') ?? '', 'DOMAINS', {
-    // A wildcard takes DNS-01 whatever CHALLENGE says, so a provider is what makes it possible.
-    allowWildcard: dns !== undefined,
+    dnsProvider: dns !== undefined,
     onePerName: domainsOnePerName,
     allowedSuffixes: allowedDomains,
   });

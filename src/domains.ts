@@ -68,7 +68,8 @@ export function normaliseName(raw: string, opts: { allowWildcard: boolean }): st
 }
 
 export interface DomainsOptions {
-  allowWildcard: boolean;
+  /** A DNS provider is configured: DNS-01 is possible, and with it wildcards (which take DNS-01 whatever CHALLENGE says). */
+  dnsProvider: boolean;
   /** The seed's form: every comma-separated name is its own certificate. */
   onePerName: boolean;
   /** Suffixes a name must end in; empty means all names are allowed. */
@@ -97,7 +98,7 @@ export function parseDomainList(value: string, source: string, opts: DomainsOpti
     for (const raw of spec.split(',')) {
       if (raw.trim() === '') continue;
       try {
-        const name = normaliseName(raw, { allowWildcard: opts.allowWildcard });
+        const name = normaliseName(raw, { allowWildcard: opts.dnsProvider });
         if (!allowed(name, opts.allowedSuffixes)) {
           throw new Error(`"${name}" is outside ALLOWED_DOMAINS (${opts.allowedSuffixes.join(', ')})`);
         }

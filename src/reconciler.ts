@@ -21,7 +21,7 @@ import type { CertEvent, EventSink, EventType } from './events/events.js';
 import type { RequestBook } from './requests.js';
 import { isVerdict, type Ledger } from './limits/ledger.js';
 import { AcmeError } from './acme/issue.js';
-import { onAccountMissing, onRateLimited } from './acme/transport.js';
+import { onAcmeProblem } from './acme/transport.js';
 
 export interface PassDeps {
   config: Config;
@@ -260,18 +260,19 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   account?.catch(() => undefined); // reported per certificate below
   const limit = pLimit(config.acmeConcurrency);
   let accountMissing = false;
-  const stopAccountListener = onAccountMissing(() => (accountMissing = true));
-  // The CA's own "rateLimited" holds every order of this directory until its Retry-After, across restarts.
-  const stopListening = deps.ledger
-    ? onRateLimited((rl) => {
-        deps.ledger!(directoryUrl)
-          .caRateLimited(rl.retryAfterMs, rl.detail)
-          .then(
-            (until) => log.warn({ reason: 'CaRateLimited', detail: rl.detail, until: until.toISOString() }, `the CA answered rateLimited (${rl.detail}): no order before ${until.toISOString()}`),
-            (e: Error) => log.error({ error: e.message }, `cannot record the CA's rate limit: ${e.message}`),
-          );
-      })
-    : () => undefined;
+  const stopListening = onAcmeProblem((p) => {
+    if (p.kind === 'accountDoesNotExist') {
+      accountMissing = true;
+      return;
+    }
+    // The CA's own "rateLimited" holds every order of this directory until its Retry-After, across restarts.
+    deps.ledger?.(directoryUrl)
+      .caRateLimited(p.retryAfterMs, p.detail)
+      .then(
+        (until) => log.warn({ reason: 'CaRateLimited', detail: p.detail, until: until.toISOString() }, `the CA answered rateLimited (${p.detail}): no order before ${until.toISOString()}`),
+        (e: Error) => log.error({ error: e.message }, `cannot record the CA's rate limit: ${e.message}`),
+      );
+  });
 
   const results = await Promise.all(
     observed.map((o) => {
@@ -396,7 +397,6 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
     }),
   );
   stopListening();
-  stopAccountListener();
   return finish(log, started, results, refused, errors);
 }
 

@@ -25,40 +25,29 @@ type RetryConfig = InternalAxiosRequestConfig & {
 /** Network failures that mean "the request never reached a server that answered": safe to send again. */
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-export interface RateLimited {
-  url: string;
-  /** From Retry-After; undefined when the CA sent none. */
-  retryAfterMs: number | undefined;
-  detail: string;
-}
-
-const rateLimitListeners = new Set<(r: RateLimited) => void>();
-const accountMissingListeners = new Set<(url: string) => void>();
-
-/** Tells `cb` of every rateLimited answer from the CA; returns a function that stops it. */
-export function onRateLimited(cb: (r: RateLimited) => void): () => void {
-  rateLimitListeners.add(cb);
-  return () => rateLimitListeners.delete(cb);
-}
-
 /**
- * Tells `cb` of every accountDoesNotExist answer (the CA lost or deactivated the account, e.g. Pebble
- * restarted). acme-client keeps only the problem's detail in the error it throws, so the type is read here.
+ * Problems the CA answers that the manager acts on beyond the one failed request. acme-client keeps only
+ * the problem's detail in the error it throws, so the type is read here, on the way past.
  */
-export function onAccountMissing(cb: (url: string) => void): () => void {
-  accountMissingListeners.add(cb);
-  return () => accountMissingListeners.delete(cb);
+export type AcmeProblem =
+  /** A 429 or a rateLimited problem; `retryAfterMs` from Retry-After, undefined when the CA sent none. */
+  | { kind: 'rateLimited'; url: string; retryAfterMs: number | undefined; detail: string }
+  /** The CA lost or deactivated the account (e.g. Pebble restarted). */
+  | { kind: 'accountDoesNotExist'; url: string };
+
+const problemListeners = new Set<(p: AcmeProblem) => void>();
+
+/** Tells `cb` of every such problem; returns a function that stops it. */
+export function onAcmeProblem(cb: (p: AcmeProblem) => void): () => void {
+  problemListeners.add(cb);
+  return () => problemListeners.delete(cb);
 }
 
-function noticeProblem(status: number, data: unknown, headers: Record<string, unknown>, url: string): void {
+function classifyProblem(status: number, data: unknown, headers: Record<string, unknown>, url: string): AcmeProblem | undefined {
   const problem = (data ?? {}) as { type?: string; detail?: string };
-  if (problem.type === 'urn:ietf:params:acme:error:accountDoesNotExist') {
-    for (const cb of accountMissingListeners) cb(url);
-    return;
-  }
-  if (status !== 429 && problem.type !== 'urn:ietf:params:acme:error:rateLimited') return;
-  const r: RateLimited = { url, retryAfterMs: retryAfterMs(headers['retry-after'], Date.now()), detail: problem.detail ?? `HTTP ${status}` };
-  for (const cb of rateLimitListeners) cb(r);
+  if (problem.type === 'urn:ietf:params:acme:error:accountDoesNotExist') return { kind: 'accountDoesNotExist', url };
+  if (status !== 429 && problem.type !== 'urn:ietf:params:acme:error:rateLimited') return undefined;
+  return { kind: 'rateLimited', url, retryAfterMs: retryAfterMs(headers['retry-after'], Date.now()), detail: problem.detail ?? `HTTP ${status}` };
 }
 
 // acme-client's own retry rule goes as soon as this module loads, before any observer is registered.
@@ -92,7 +81,8 @@ export function configureAcmeTransport(opts: TransportOptions): void {
       return ax.request(config);
     }
     if (!response) throw error;
-    noticeProblem(response.status, response.data, response.headers as Record<string, unknown>, config.url ?? '');
+    const problem = classifyProblem(response.status, response.data, response.headers as Record<string, unknown>, config.url ?? '');
+    if (problem) for (const cb of problemListeners) cb(problem);
     // acme-client inspects status codes itself (its request path passes validateStatus: null).
     const validate = config.retryValidateStatus;
     if (!validate || validate(response.status)) return response;

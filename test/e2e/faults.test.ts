@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { keyMatchesCert, parseCert } from '../../src/certs/parse.js';
 import { LocalStore, type CertBundle } from '../../src/certs/store.js';
 import { directoryId } from '../../src/acme/account.js';
@@ -18,7 +18,7 @@ import { observeAcmeRequests } from '../../src/acme/transport.js';
 import { renewalTime } from '../../src/policy.js';
 import { CHALLENGE_PATH } from '../../src/acme/http01.js';
 import { startPebble, type Pebble } from '../support/pebble.js';
-import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, startCli } from '../support/harness.js';
+import { acmeLab, assertChainVerifies, filesUnder, passWithOrders, pebbleEnv, startCli } from '../support/harness.js';
 import { simPool, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
 import { freePort } from '../support/ports.js';
 
@@ -53,16 +53,7 @@ const rancherPass = (env: Record<string, string>) => passWithOrders(env, { settl
 
 /** Every file under `dir` with its bytes, except the per-certificate status notes. */
 function files(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name !== 'status.json') out.set(relative(dir, p), readFileSync(p, 'latin1'));
-    }
-  };
-  if (existsSync(dir)) walk(dir);
-  return out;
+  return new Map(filesUnder(dir).filter((p) => basename(p) !== 'status.json').map((p) => [relative(dir, p), readFileSync(p, 'latin1')]));
 }
 
 /** Files a crash or a failed write could leave behind: temp files, uncommitted sets, commit markers. */

@@ -15,7 +15,7 @@ import { keyMatchesCert, parseCert } from '../../src/certs/parse.js';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { renewalTime } from '../../src/policy.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, assertChainVerifies, assertNoncesReused, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
+import { acmeLab, assertChainVerifies, assertNoncesReused, filesUnder, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-e2e-'));
@@ -36,20 +36,14 @@ function envFor(dir: string, extra: Record<string, string>): Record<string, stri
 
 const pass = (env: Record<string, string>, now?: Date) => passWithOrders(env, now ? { now: () => now } : {});
 
+/** Identity of every file: a file rewritten, even with the same bytes, shows as changed. */
 function snapshot(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else {
-        const s = statSync(p);
-        out.set(p, `${s.ino}:${s.mtimeMs}:${s.size}`);
-      }
-    }
-  };
-  walk(dir);
-  return out;
+  return new Map(
+    filesUnder(dir).map((p) => {
+      const s = statSync(p);
+      return [p, `${s.ino}:${s.mtimeMs}:${s.size}`];
+    }),
+  );
 }
 
 test('a fresh start issues every certificate in DOMAINS, SANs included, into CERTS_DIR', async () => {

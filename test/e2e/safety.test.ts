@@ -8,13 +8,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { parseCert } from '../../src/certs/parse.js';
 import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, passWithOrders, runCli } from '../support/harness.js';
+import { acmeLab, filesUnder, passWithOrders, pathsUnder, runCli } from '../support/harness.js';
 import { simPool } from '../support/rancher-sim.js';
 import { freePort } from '../support/ports.js';
 
@@ -130,37 +130,25 @@ test('ALLOWED_DOMAINS: names outside it, from labels or DOMAINS, are refused wit
 /** Every directory 0700, every file holding a key 0600, nothing writable by others, all owned by us. */
 function assertModes(dataDir: string): void {
   const uid = process.getuid!();
-  const walk = (d: string) => {
-    const st = statSync(d);
-    assert.equal(st.mode & 0o777, 0o700, `${d} is 0700`);
-    assert.equal(st.uid, uid);
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) {
-        walk(p);
-        continue;
-      }
-      const m = statSync(p).mode & 0o777;
-      assert.equal(statSync(p).uid, uid, `${p} is ours`);
+  for (const p of [dataDir, ...pathsUnder(dataDir)]) {
+    const st = statSync(p);
+    const m = st.mode & 0o777;
+    assert.equal(st.uid, uid, `${p} is ours`);
+    if (st.isDirectory()) assert.equal(m, 0o700, `${p} is 0700`);
+    else {
       assert.equal(m & 0o022, 0, `${p} is writable by nobody else (${m.toString(8)})`);
       if (/privkey\.pem|account\.json|status\.json|ledger|requests\.json|issuers\.json/.test(p)) assert.equal(m, 0o600, `${p} is 0600`);
     }
-  };
-  walk(dataDir);
+  }
 }
 
 /** Every secret the runs knew, in the forms a leak would take. */
 function secretsIn(dataDir: string, extra: string[]): string[] {
   const out = [...extra];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name === 'privkey.pem') out.push(readFileSync(p, 'utf8'));
-      else if (e.name.startsWith('account.json')) out.push((JSON.parse(readFileSync(p, 'utf8')) as { key: string }).key);
-    }
-  };
-  walk(dataDir);
+  for (const p of filesUnder(dataDir)) {
+    if (basename(p) === 'privkey.pem') out.push(readFileSync(p, 'utf8'));
+    else if (basename(p).startsWith('account.json')) out.push((JSON.parse(readFileSync(p, 'utf8')) as { key: string }).key);
+  }
   // A PEM leaks as a whole or line by line: look for every base64 line of every key.
   return out.flatMap((s) => (s.includes('-----BEGIN') ? s.split('\n').filter((l) => l.length >= 40 && !l.startsWith('-----')) : [s]));
 }

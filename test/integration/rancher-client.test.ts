@@ -35,7 +35,7 @@ function options(extra: Partial<RancherOptions> = {}, sim: RancherSim = s): Ranc
     settleTimeoutMs: 2000,
     hostsLabel: LABEL,
     readLabels: true,
-    domains: { allowWildcard: false, onePerName: false, allowedSuffixes: [] },
+    domains: { dnsProvider: false, onePerName: false, allowedSuffixes: [] },
     adoptExisting: false,
     log: createLogger('silent'),
     ...extra,

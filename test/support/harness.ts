@@ -9,6 +9,7 @@ import { runPass, type PassReport } from '../../src/reconciler.js';
 import { countAcmeRequests } from '../../src/acme/transport.js';
 import { splitPemChain } from '../../src/certs/parse.js';
 import { join } from 'node:path';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createWebroot, listenWebroot } from '../../src/webroot/server.js';
 import { startPebble, type Pebble } from './pebble.js';
@@ -109,4 +110,15 @@ export function acmeLab(base: string): AcmeLab {
       for (const s of servers) s.close();
     },
   };
+}
+
+/** Every entry under `dir`, recursively, as absolute paths (folders included); [] when `dir` does not exist. */
+export function pathsUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return (readdirSync(dir, { recursive: true }) as string[]).map((p) => join(dir, p));
+}
+
+/** Every regular file under `dir`, recursively, as absolute paths. */
+export function filesUnder(dir: string): string[] {
+  return pathsUnder(dir).filter((p) => lstatSync(p).isFile());
 }

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { loadConfig, ConfigError } from '../../src/config.js';
 import { parseDomainList } from '../../src/domains.js';
 
-const opts = { allowWildcard: false, onePerName: false, allowedSuffixes: [] };
+const opts = { dnsProvider: false, onePerName: false, allowedSuffixes: [] };
 
 test('DOMAINS: ";" separates certificates, "," names within one, first name is the certificate name', () => {
   const d = parseDomainList(' Example.com, www.example.com ; api.example.com;', 'DOMAINS', opts);

@@ -36,7 +36,7 @@ async function serve(opts: Partial<StatusServerOptions>) {
     token: undefined,
     book: new StatusBook('test'),
     metrics: new Metrics(),
-    requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-req-')), { allowWildcard: false, onePerName: false, allowedSuffixes: ['example.com'] }),
+    requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-req-')), { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] }),
     reconcile: async () => report([]),
     log: createLogger('silent'),
     ...opts,

@@ -21,8 +21,7 @@ export function wantedFromLabels(services: ServiceResource[], label: string, opt
         refused.push({ spec: value, source, error: `${label}.challenge=${JSON.stringify(challenge)} is not valid; accepted: http-01, dns-01` });
         continue;
       }
-      if (challenge === 'dns-01' && !opts.allowWildcard) {
-        // allowWildcard is true exactly when a DNS provider is configured.
+      if (challenge === 'dns-01' && !opts.dnsProvider) {
         refused.push({ spec: value, source, error: `${label}.challenge=dns-01 needs a DNS provider: set DNS_PROVIDER` });
         continue;
       }
