@@ -26,4 +26,5 @@ export const TEST_TOOLS = [
   { command: 'pebble', pkg: 'pebble' },
   { command: 'pebble-challtestsrv', pkg: 'pebble' },
   { command: 'nginx', pkg: 'nginx' },
+  { command: 'named', pkg: 'bind9' },
 ];

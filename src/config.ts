@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import cronParser from 'cron-parser';
 import { parseDomainList, type ParsedDomains } from './domains.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
+import { TSIG_ALGORITHMS, type TsigKey } from './acme/dns01/rfc2136/message.js';
 
 export const LE_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
 export const LE_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
@@ -58,7 +59,7 @@ export interface Config {
   logFormat: 'json' | 'pretty';
 }
 
-export const DNS_PROVIDERS = ['challtestsrv', 'exec'] as const;
+export const DNS_PROVIDERS = ['rfc2136', 'cloudflare', 'exec', 'challtestsrv'] as const;
 
 export interface DnsConfig {
   provider: (typeof DNS_PROVIDERS)[number];
@@ -67,9 +68,27 @@ export interface DnsConfig {
   /** exec: the script, called as `<path> present|cleanup <fqdn.> <value>`. */
   execPath: string | undefined;
   execTimeoutMs: number;
+  /** rfc2136: the primary that takes TSIG-signed updates. */
+  rfc2136: Rfc2136Config | undefined;
+  /** cloudflare: API v4 with an API token. */
+  cloudflare: CloudflareConfig | undefined;
   /** Servers asked whether the record is visible ("ip" or "ip:port"); undefined: the zone's authoritative servers. */
   resolvers: string[] | undefined;
   propagationTimeoutMs: number;
+}
+
+export interface Rfc2136Config {
+  host: string;
+  port: number;
+  zone: string | undefined;
+  ttl: number;
+  tsig: TsigKey | undefined;
+}
+
+export interface CloudflareConfig {
+  apiUrl: string;
+  token: string;
+  ttl: number;
 }
 
 /** A bad environment value: names the variable, the value and what is accepted. */
@@ -311,7 +330,59 @@ function parseDns(env: Env): DnsConfig | undefined {
     challtestsrvUrl: parseUrl(env, 'CHALLTESTSRV_URL', 'http://127.0.0.1:8055'),
     execPath,
     execTimeoutMs: parseDuration(env, 'EXEC_TIMEOUT', 60_000, 100),
+    rfc2136: provider === 'rfc2136' ? parseRfc2136(env) : undefined,
+    cloudflare: provider === 'cloudflare' ? parseCloudflare(env) : undefined,
     resolvers: resolvers && resolvers.length > 0 ? resolvers : undefined,
     propagationTimeoutMs: parseDuration(env, 'DNS_PROPAGATION_TIMEOUT', 120_000, 100),
   };
+}
+
+/** "host", "host:port", "[v6]:port" or a bare IPv6 address; port 53 when not given. */
+function parseHostPort(env: Env, name: string, dfltPort: number): { host: string; port: number } {
+  const v = str(env, name);
+  const m = v === undefined ? null : /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+))(?::(\d{1,5}))?$/.exec(v);
+  const host = m ? (m[1] ?? m[2]!) : v !== undefined && isIP(v) === 6 ? v : undefined;
+  const port = m?.[3] !== undefined ? Number(m[3]) : dfltPort;
+  if (host === undefined || port < 1 || port > 65535) throw new ConfigError(name, v, 'the DNS server as host, host:port, ip:port or [ipv6]:port, e.g. 192.0.2.53 or ns1.example.com:53');
+  return { host, port };
+}
+
+/** lego and cert-manager spell algorithms differently (hmac-sha256., HMACSHA256): all are taken. */
+function parseTsigAlgorithm(env: Env): TsigKey['algorithm'] {
+  const v = str(env, 'RFC2136_TSIG_ALGORITHM');
+  if (v === undefined) return 'hmac-sha256';
+  const l = v.toLowerCase().replace(/\.$/, '').replace(/\.sig-alg\.reg\.int$/, '').replace(/^hmac(?=[a-z])/, 'hmac-');
+  const found = TSIG_ALGORITHMS.find((a) => a === l);
+  if (!found) throw new ConfigError('RFC2136_TSIG_ALGORITHM', v, TSIG_ALGORITHMS.join(', '));
+  return found;
+}
+
+function parseRfc2136(env: Env): Rfc2136Config {
+  if (str(env, 'RFC2136_NAMESERVER') === undefined) throw new ConfigError('RFC2136_NAMESERVER', '', 'the primary DNS server that takes dynamic updates, as host or host:port (DNS_PROVIDER=rfc2136)');
+  const { host, port } = parseHostPort(env, 'RFC2136_NAMESERVER', 53);
+  const keyName = str(env, 'RFC2136_TSIG_KEY');
+  const secret = str(env, 'RFC2136_TSIG_SECRET');
+  if ((keyName === undefined) !== (secret === undefined)) {
+    const missing = keyName === undefined ? 'RFC2136_TSIG_KEY' : 'RFC2136_TSIG_SECRET';
+    throw new ConfigError(missing, '', 'set both RFC2136_TSIG_KEY (the key name) and RFC2136_TSIG_SECRET (its base64 secret), or neither for unsigned updates', missing === 'RFC2136_TSIG_SECRET');
+  }
+  if (secret !== undefined && (!/^[A-Za-z0-9+/]+={0,2}$/.test(secret) || Buffer.from(secret, 'base64').length === 0)) {
+    throw new ConfigError('RFC2136_TSIG_SECRET', secret, 'the key\'s secret in base64, as in the `secret "…";` line tsig-keygen prints', true);
+  }
+  const zone = str(env, 'RFC2136_ZONE')?.replace(/\.$/, '').toLowerCase();
+  return {
+    host,
+    port,
+    zone,
+    ttl: parseInt(env, 'RFC2136_TTL', 1, 86_400) ?? 60,
+    tsig: keyName !== undefined && secret !== undefined ? { name: keyName.replace(/\.$/, ''), algorithm: parseTsigAlgorithm(env), secret: Buffer.from(secret, 'base64') } : undefined,
+  };
+}
+
+function parseCloudflare(env: Env): CloudflareConfig {
+  const token = str(env, 'CLOUDFLARE_DNS_API_TOKEN');
+  if (token === undefined) throw new ConfigError('CLOUDFLARE_DNS_API_TOKEN', '', 'an API token with Zone:Read and DNS:Edit on the zones (DNS_PROVIDER=cloudflare)', true);
+  const ttl = parseInt(env, 'CLOUDFLARE_TTL', 1, 86_400) ?? 120;
+  if (ttl > 1 && ttl < 30) throw new ConfigError('CLOUDFLARE_TTL', String(ttl), '1 (automatic) or 60 to 86400 seconds (30 and up on Enterprise zones)');
+  return { apiUrl: parseUrl(env, 'CLOUDFLARE_API_URL', 'https://api.cloudflare.com/client/v4').replace(/\/+$/, ''), token, ttl };
 }

@@ -11,7 +11,7 @@ export interface HookResult {
 }
 
 // The hook is the operator's own program, but it has no business with our credentials.
-const WITHHELD = ['CATTLE_SECRET_KEY', 'CATTLE_ACCESS_KEY', 'CATTLE_AGENT_INSTANCE_AUTH', 'ACME_EAB_HMAC_KEY', 'STATUS_TOKEN', 'WEBHOOK_URL'];
+const WITHHELD = ['CATTLE_SECRET_KEY', 'CATTLE_ACCESS_KEY', 'CATTLE_AGENT_INSTANCE_AUTH', 'ACME_EAB_HMAC_KEY', 'STATUS_TOKEN', 'WEBHOOK_URL', 'RFC2136_TSIG_SECRET', 'CLOUDFLARE_DNS_API_TOKEN'];
 const MAX_OUTPUT = 4096;
 
 /**

@@ -22,7 +22,7 @@ const base = mkdtempSync(join(tmpdir(), 'cw-e2e-'));
 const lab = acmeLab(base);
 const WEBROOT = lab.webroot;
 const DOMAINS = 'one.example.com;multi.example.com,www.multi.example.com,api.multi.example.com;three.example.com';
-const pebbleWithWebroot = (name: string, nonceReject = 0) => lab.pebble(name, nonceReject);
+const pebbleWithWebroot = (name: string, nonceReject = 0) => lab.pebble(name, { nonceReject });
 
 let main: Pebble;
 before(async () => {

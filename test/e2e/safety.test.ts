@@ -155,7 +155,7 @@ function secretsIn(dataDir: string, extra: string[]): string[] {
 
 test('no private key, account key, CATTLE_SECRET_KEY or EAB secret in any output of runs that hit every error path; files 0600 and folders 0700', async () => {
   const eab = { kid: 'kid-certwrangler', hmacKey: randomBytes(32).toString('base64url') };
-  const ca = await lab.pebble('eab', 0, eab);
+  const ca = await lab.pebble('eab', { eab });
   const dns = await fetch(`${ca.dnsManagementUrl}/add-a`, { method: 'POST', body: JSON.stringify({ host: 'broken.example.com.', addresses: ['127.0.0.2'] }) });
   assert.equal(dns.status, 200);
   const s = await sim();

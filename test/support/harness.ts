@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createWebroot, listenWebroot } from '../../src/webroot/server.js';
-import { startPebble, type Pebble } from './pebble.js';
+import { startPebble, type Pebble, type PebbleOptions } from './pebble.js';
 import { freePort } from './ports.js';
 
 /**
@@ -88,7 +88,7 @@ export async function runCli(args: string[], env: Record<string, string>): Promi
 /** Pebbles that validate against our webroot, each with its own webroot listener, all stopped together. */
 export interface AcmeLab {
   webroot: string;
-  pebble(name: string, nonceReject?: number, eab?: { kid: string; hmacKey: string }): Promise<Pebble>;
+  pebble(name: string, opts?: Omit<PebbleOptions, 'dir' | 'httpPort'>): Promise<Pebble>;
   stop(): Promise<void>;
 }
 
@@ -98,10 +98,10 @@ export function acmeLab(base: string): AcmeLab {
   const pebbles: Pebble[] = [];
   return {
     webroot,
-    async pebble(name, nonceReject = 0, eab) {
+    async pebble(name, opts = {}) {
       const httpPort = await freePort();
       servers.push(await listenWebroot(createWebroot(webroot), httpPort, '127.0.0.1'));
-      const p = await startPebble({ dir: join(base, name), httpPort, nonceReject, ...(eab ? { eab } : {}) });
+      const p = await startPebble({ nonceReject: 0, ...opts, dir: join(base, name), httpPort });
       pebbles.push(p);
       return p;
     },

@@ -36,6 +36,8 @@ export interface PebbleOptions {
   nonceReject?: number;
   /** Require external account binding with this key id and base64url HMAC key. */
   eab?: { kid: string; hmacKey: string };
+  /** The DNS server Pebble resolves through ("ip:port"), e.g. a test BIND; challtestsrv's when undefined. */
+  dnsServer?: string;
 }
 
 function waitExit(p: ChildProcess): Promise<void> {
@@ -95,7 +97,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   const managementUrl = `https://127.0.0.1:${mgmtPort}`;
   let pebble: ChildProcess;
   const spawnCa = async () => {
-    const p = spawn('pebble', ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('pebble', ['-config', configPath, '-dnsserver', opts.dnsServer ?? `127.0.0.1:${dnsPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     pebble = p;
     let output = '';
     p.stdout!.on('data', (b: Buffer) => (output += b));

@@ -1,0 +1,175 @@
+/**
+ * Cloudflare API v4 with an API token (Zone:Read to find the zone, DNS:Edit to write the record). Every
+ * answer is the envelope {success, errors, messages, result, result_info}; an error is reported with
+ * Cloudflare's own codes and messages, never with the token.
+ */
+import axios, { type AxiosError, type AxiosInstance } from 'axios';
+import axiosRetry from 'axios-retry';
+import type { DnsProvider } from '../provider.js';
+
+export interface CloudflareOptions {
+  apiUrl: string;
+  token: string;
+  ttl: number;
+  timeoutMs: number;
+  /** First retry wait; tests shorten it. */
+  retryBaseMs?: number;
+}
+
+interface Envelope<T> {
+  success: boolean;
+  errors: { code: number; message: string }[];
+  result: T;
+  result_info?: { page: number; per_page: number; total_pages?: number; count: number; total_count?: number };
+}
+
+interface Zone {
+  id: string;
+  name: string;
+}
+
+interface TxtRecord {
+  id: string;
+  name: string;
+  content: string;
+}
+
+/** Cloudflare: "A record with the same settings already exists" (a POST retried after a lost answer). */
+const RECORD_EXISTS = 81057;
+/** Cloudflare: "Record does not exist". */
+const RECORD_MISSING = 81044;
+/** The zone list is read again after this long, so a zone added while certwrangler runs is found. */
+const ZONE_LIST_TTL_MS = 10 * 60_000;
+/** The largest page Cloudflare serves for /zones. */
+const ZONES_PER_PAGE = 50;
+
+export class CloudflareError extends Error {
+  constructor(
+    message: string,
+    readonly codes: number[],
+  ) {
+    super(message);
+    this.name = 'CloudflareError';
+  }
+}
+
+export class CloudflareProvider implements DnsProvider {
+  readonly name = 'cloudflare';
+  private readonly http: AxiosInstance;
+  private zoneList: { zones: Zone[]; at: number } | undefined;
+  /** fqdn|value → the record's zone and id, for cleanup. */
+  private readonly records = new Map<string, { zoneId: string; id: string }>();
+
+  constructor(private readonly opts: CloudflareOptions) {
+    const base = opts.retryBaseMs ?? 1000;
+    this.http = axios.create({
+      baseURL: opts.apiUrl,
+      timeout: opts.timeoutMs,
+      headers: { Authorization: `Bearer ${opts.token}`, 'Content-Type': 'application/json', 'User-Agent': 'certwrangler' },
+      maxRedirects: 0,
+      // Cloudflare answers errors with the envelope too: read it, whatever the status.
+      validateStatus: () => true,
+    });
+    axiosRetry(this.http, {
+      retries: 4,
+      shouldResetTimeout: true,
+      retryCondition: (err) => !err.response,
+      retryDelay: (n) => base * 2 ** (n - 1) * (0.5 + Math.random() / 2),
+    });
+  }
+
+  private async call<T>(method: 'get' | 'post' | 'delete', path: string, body?: unknown, attempt = 1): Promise<Envelope<T>> {
+    let res;
+    try {
+      res = await this.http.request<Envelope<T>>({ method, url: path, ...(body !== undefined ? { data: body } : {}) });
+    } catch (e) {
+      const err = e as AxiosError;
+      throw new CloudflareError(`Cloudflare ${method.toUpperCase()} ${path}: ${err.code === 'ECONNABORTED' ? `no answer within ${this.opts.timeoutMs} ms` : (err.code ?? err.message)}`, []);
+    }
+    // 429 (1,200 requests per 5 minutes) and 5xx: wait as told, or back off, and try again.
+    if ((res.status === 429 || res.status >= 500) && attempt < 5) {
+      const after = Number(res.headers['retry-after']);
+      const wait = Number.isFinite(after) && after > 0 ? Math.min(after * 1000, 60_000) : (this.opts.retryBaseMs ?? 1000) * 2 ** (attempt - 1);
+      await new Promise((r) => setTimeout(r, wait));
+      return this.call(method, path, body, attempt + 1);
+    }
+    const env = res.data as Envelope<T> | undefined;
+    if (typeof env !== 'object' || env === null || typeof env.success !== 'boolean') {
+      throw new CloudflareError(`Cloudflare ${method.toUpperCase()} ${path}: HTTP ${res.status} without Cloudflare's JSON envelope`, []);
+    }
+    if (!env.success || res.status >= 400) {
+      const errors = Array.isArray(env.errors) ? env.errors : [];
+      const said = errors.map((e) => `${e.code} ${e.message}`).join('; ') || 'no error given';
+      const hint = res.status === 401 || res.status === 403 ? ' (check CLOUDFLARE_DNS_API_TOKEN: it needs Zone:Read and DNS:Edit on this zone)' : '';
+      throw new CloudflareError(`Cloudflare ${method.toUpperCase()} ${path}: HTTP ${res.status}: ${said}${hint}`, errors.map((e) => e.code));
+    }
+    return env;
+  }
+
+  /** Every zone the token can see, page by page. */
+  private async zones(fresh: boolean): Promise<Zone[]> {
+    if (!fresh && this.zoneList && Date.now() - this.zoneList.at < ZONE_LIST_TTL_MS) return this.zoneList.zones;
+    const zones: Zone[] = [];
+    for (let page = 1; ; page++) {
+      const env = await this.call<Zone[]>('get', `/zones?page=${page}&per_page=${ZONES_PER_PAGE}`);
+      if (!Array.isArray(env.result)) throw new CloudflareError('Cloudflare GET /zones: result is not a list', []);
+      zones.push(...env.result.map((z) => ({ id: z.id, name: z.name.toLowerCase() })));
+      const info = env.result_info;
+      const last = info?.total_pages !== undefined ? page >= info.total_pages : env.result.length < ZONES_PER_PAGE;
+      if (last || env.result.length === 0) break;
+    }
+    this.zoneList = { zones, at: Date.now() };
+    return zones;
+  }
+
+  /** The zone holding `fqdn`: the longest zone name the name ends with, walking up one label at a time. */
+  private async zoneOf(fqdn: string): Promise<Zone> {
+    for (const fresh of [false, true]) {
+      const zones = await this.zones(fresh);
+      const labels = fqdn.toLowerCase().split('.');
+      for (let i = 0; i < labels.length - 1; i++) {
+        const zone = zones.find((z) => z.name === labels.slice(i).join('.'));
+        if (zone) return zone;
+      }
+    }
+    throw new CloudflareError(`Cloudflare: no zone that CLOUDFLARE_DNS_API_TOKEN can read holds ${fqdn} (give the token Zone:Read on that zone)`, []);
+  }
+
+  private async find(zoneId: string, fqdn: string, value: string): Promise<TxtRecord | undefined> {
+    const env = await this.call<TxtRecord[]>('get', `/zones/${zoneId}/dns_records?type=TXT&name=${encodeURIComponent(fqdn)}&per_page=100`);
+    // Cloudflare may hand TXT content back in quotes.
+    return (env.result ?? []).find((r) => r.content === value || r.content === `"${value}"`);
+  }
+
+  async present(fqdn: string, value: string): Promise<void> {
+    const zone = await this.zoneOf(fqdn);
+    let id: string;
+    try {
+      const env = await this.call<TxtRecord>('post', `/zones/${zone.id}/dns_records`, { type: 'TXT', name: fqdn, content: value, ttl: this.opts.ttl });
+      id = env.result.id;
+    } catch (e) {
+      const existing = e instanceof CloudflareError && e.codes.includes(RECORD_EXISTS) ? await this.find(zone.id, fqdn, value) : undefined;
+      if (!existing) throw e;
+      id = existing.id;
+    }
+    this.records.set(`${fqdn}|${value}`, { zoneId: zone.id, id });
+  }
+
+  async cleanup(fqdn: string, value: string): Promise<void> {
+    const key = `${fqdn}|${value}`;
+    let rec = this.records.get(key);
+    if (!rec) {
+      const zone = await this.zoneOf(fqdn);
+      const found = await this.find(zone.id, fqdn, value);
+      if (!found) return;
+      rec = { zoneId: zone.id, id: found.id };
+    }
+    try {
+      await this.call('delete', `/zones/${rec.zoneId}/dns_records/${rec.id}`);
+    } catch (e) {
+      // Already gone (removed by hand, or a retried DELETE whose first answer was lost): nothing to do.
+      if (!(e instanceof CloudflareError && e.codes.includes(RECORD_MISSING))) throw e;
+    }
+    this.records.delete(key);
+  }
+}
