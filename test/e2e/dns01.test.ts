@@ -1,7 +1,8 @@
 /**
- * DNS-01 end to end with Pebble, whose DNS is pebble-challtestsrv: wildcards, a pass mixing HTTP-01 and
- * DNS-01 per service label, delegation through a CNAME, the exec provider with scripts that work, fail or
- * hang, and the propagation check. After every run the TXT records are gone.
+ * DNS-01 end to end with Pebble. One Pebble resolves through a real BIND, written to by the rfc2136
+ * provider; the other through pebble-challtestsrv: wildcards, a pass mixing HTTP-01 and DNS-01 per service
+ * label, delegation through a CNAME, the exec provider with scripts that work, fail or hang, and the
+ * propagation check. After every run, successful or not, the TXT records are gone.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { parseCert } from '../../src/certs/parse.js';
 import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
 import type { Pebble } from '../support/pebble.js';
+import { startBind, type Bind } from '../support/bind.js';
 import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
 import { simPool } from '../support/rancher-sim.js';
 
@@ -20,14 +22,39 @@ const base = mkdtempSync(join(tmpdir(), 'cw-dns01-'));
 const lab = acmeLab(base);
 const sims = simPool();
 let pebble: Pebble;
+let bind: Bind;
+/** A Pebble whose every lookup (A for HTTP-01, TXT for DNS-01) goes to `bind`. */
+let pebbleOnBind: Pebble;
 
 before(async () => {
-  pebble = await lab.pebble('pebble');
+  // In BIND's zone every name is 127.0.0.1: Pebble's HTTP-01 reaches the webroot.
+  bind = await startBind({ dir: join(base, 'bind'), zones: ['example.test'] });
+  [pebble, pebbleOnBind] = await Promise.all([lab.pebble('pebble'), lab.pebble('pebble-bind', { dnsServer: bind.address })]);
 });
 after(async () => {
   await sims.closeAll();
   await lab.stop();
+  await bind.stop();
 });
+
+function bindEnv(dir: string, extra: Record<string, string>): Record<string, string> {
+  return {
+    DATA_DIR: join(base, dir, 'data'),
+    CERTS_DIR: join(base, dir, 'live'),
+    WEBROOT_DIR: lab.webroot,
+    LOG_LEVEL: 'silent',
+    ...pebbleEnv(pebbleOnBind, 'production'),
+    DNS_PROVIDER: 'rfc2136',
+    RFC2136_NAMESERVER: bind.address,
+    RFC2136_TSIG_KEY: bind.key.name,
+    RFC2136_TSIG_SECRET: bind.key.secret,
+    RFC2136_TSIG_ALGORITHM: bind.key.algorithm,
+    DNS_RESOLVERS: bind.address,
+    ...extra,
+  };
+}
+
+const namesOf = (env: Record<string, string>, cert: string) => [...parseCert(readFileSync(join(env.CERTS_DIR!, cert, 'cert.pem'), 'utf8')).names].sort();
 
 function envFor(dir: string, extra: Record<string, string>): Record<string, string> {
   return {
@@ -53,6 +80,46 @@ async function txt(fqdn: string): Promise<string[]> {
 const errorsOf = (report: { results: { name: string; error?: string }[]; errors: string[] }) =>
   JSON.stringify(report.results.filter((x) => x.error).map((x) => `${x.name}: ${x.error}`).concat(report.errors));
 
+test('rfc2136 on a real BIND: a wildcard with its apex, both validated over DNS-01 by a Pebble resolving through that BIND', async () => {
+  const env = bindEnv('bind-wildcard', { DOMAINS: 'example.test,*.example.test', CHALLENGE: 'dns-01' });
+  const { report, orders, requests } = await passWithOrders(env);
+  assert.equal(report.ok, true, errorsOf(report));
+  assert.equal(orders, 1);
+  assert.deepEqual(namesOf(env, 'example.test'), ['*.example.test', 'example.test']);
+  assertChainVerifies(readFileSync(join(env.CERTS_DIR!, 'example.test', 'fullchain.pem'), 'utf8'), await pebbleOnBind.root());
+  // Two authorizations (apex and wildcard), two challenges answered, both dns-01 at the same name.
+  assert.equal([...requests].filter(([k]) => /^200 POST \/chalZ\//.test(k)).reduce((n, [, v]) => n + v, 0), 2);
+  const changes = bind.journal('example.test').filter((l) => l.includes('_acme-challenge.example.test.'));
+  assert.deepEqual(changes.map((l) => l.split(' ')[0]).sort(), ['add', 'add', 'del', 'del'], 'two values written through TSIG-signed updates, both deleted');
+  assert.deepEqual(await bind.txt('_acme-challenge.example.test'), []);
+});
+
+test('rfc2136 on a real BIND, mixed pass: an HTTP-01 certificate (its name resolved by BIND) and a DNS-01 wildcard', async () => {
+  const env = { ...bindEnv('bind-mixed', { DOMAINS: 'www.example.test;*.apps.example.test', LOG_LEVEL: 'info' }) };
+  const run = await runCli(['manager', '--once'], env);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  const lines = run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { cert?: string; action?: string; challenge?: string });
+  const used = Object.fromEntries(lines.filter((l) => l.action === 'order').map((l) => [l.cert, l.challenge]));
+  assert.deepEqual(used, { 'www.example.test': 'http-01', '_.apps.example.test': 'dns-01' });
+  assert.deepEqual(namesOf(env, 'www.example.test'), ['www.example.test']);
+  assert.deepEqual(namesOf(env, '_.apps.example.test'), ['*.apps.example.test']);
+  assert.deepEqual(await bind.txt('_acme-challenge.apps.example.test'), []);
+});
+
+test('rfc2136: when the CA cannot see the record (it asks another DNS), validation fails and the record is deleted from BIND', async () => {
+  // Split horizon: the record is visible at DNS_RESOLVERS (BIND), but this Pebble resolves through challtestsrv.
+  const env = { ...bindEnv('bind-fail', { DOMAINS: 'fail.example.test', CHALLENGE: 'dns-01' }), ...pebbleEnv(pebble, 'production') };
+  const { report, requests } = await passWithOrders(env);
+  const r = report.results[0]!;
+  assert.equal(r.outcome, 'failed');
+  assert.match(r.error!, /fail\.example\.test/);
+  assert.equal([...requests].filter(([k]) => /^200 POST \/chalZ\//.test(k)).length, 1, 'the CA was asked to validate');
+  const changes = bind.journal('example.test').filter((l) => l.includes('_acme-challenge.fail.example.test.'));
+  assert.deepEqual(changes.map((l) => l.split(' ')[0]), ['add', 'del'], 'written, then deleted');
+  assert.deepEqual(await bind.txt('_acme-challenge.fail.example.test'), []);
+  assert.equal(parseCert(readFileSync(join(env.CERTS_DIR!, 'fail.example.test', 'cert.pem'), 'utf8')).selfSigned, true, 'only the placeholder is served');
+});
+
 test('a wildcard with its apex, validated over DNS-01: one certificate for both, and no TXT record left', async () => {
   const env = envFor('wildcard', { DOMAINS: 'wild.example.com,*.wild.example.com' });
   const { report, orders } = await passWithOrders(env);
@@ -71,7 +138,7 @@ test('without a DNS provider a wildcard is refused with what to set; CHALLENGE=d
   assert.match(plain.stdout, /refused: \*\.nope\.example\.com \(DOMAINS\): "\*\.nope\.example\.com" is a wildcard; wildcards are validated over DNS-01 only: set DNS_PROVIDER/);
   const bad = await runCli(['plan'], { ...envFor('no-provider', { DOMAINS: 'a.example.com', CHALLENGE: 'dns-01' }), DNS_PROVIDER: '' });
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /DNS_PROVIDER="" is not valid; accepted: one of challtestsrv, exec \(CHALLENGE=dns-01 needs a provider/);
+  assert.match(bad.stderr, /DNS_PROVIDER="" is not valid; accepted: one of rfc2136, cloudflare, exec, challtestsrv \(CHALLENGE=dns-01 needs a provider/);
 });
 
 test('a mixed pass: a service labelled <HOSTS_LABEL>.challenge=dns-01 and a wildcard use DNS-01, the rest HTTP-01', async () => {

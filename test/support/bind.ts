@@ -3,9 +3,9 @@
  * open to dynamic updates signed with one TSIG key made here. Every name in a zone has an A record for
  * 127.0.0.1 (a wildcard), so Pebble resolving through this server reaches the test's webroot for HTTP-01.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Resolver } from 'node:dns/promises';
 import { freePort } from './ports.js';
@@ -19,6 +19,8 @@ export interface Bind {
   keys: BindKey[];
   /** The TXT values of `fqdn` as the server answers them now. */
   txt(fqdn: string): Promise<string[]>;
+  /** The zone's update journal as `named-journalprint` shows it: one "add …" or "del …" line per change. */
+  journal(zone: string): string[];
   stop(): Promise<void>;
 }
 
@@ -116,6 +118,11 @@ export async function startBind(opts: BindOptions): Promise<Bind> {
         if (['ENODATA', 'ENOTFOUND'].includes((e as NodeJS.ErrnoException).code ?? '')) return [];
         throw e;
       }
+    },
+    journal: (zone) => {
+      const path = join(opts.dir, `${zone}.db.jnl`);
+      if (!existsSync(path)) return [];
+      return execFileSync('named-journalprint', [path], { encoding: 'utf8' }).split('\n').filter((l) => /^(add|del) /.test(l) && !/ SOA /.test(l));
     },
     stop,
   };
