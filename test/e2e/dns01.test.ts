@@ -15,6 +15,7 @@ import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
 import type { Pebble } from '../support/pebble.js';
 import { startBind, type Bind } from '../support/bind.js';
+import { startCloudflareSim } from '../support/cloudflare-sim.js';
 import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
 import { simPool } from '../support/rancher-sim.js';
 
@@ -118,6 +119,33 @@ test('rfc2136: when the CA cannot see the record (it asks another DNS), validati
   assert.deepEqual(changes.map((l) => l.split(' ')[0]), ['add', 'del'], 'written, then deleted');
   assert.deepEqual(await bind.txt('_acme-challenge.fail.example.test'), []);
   assert.equal(parseCert(readFileSync(join(env.CERTS_DIR!, 'fail.example.test', 'cert.pem'), 'utf8')).selfSigned, true, 'only the placeholder is served');
+});
+
+test('cloudflare: a wildcard with its apex through the API (zone on the second page); the records are deleted; the token is never logged', async () => {
+  // The simulated Cloudflare serves its TXT records through challtestsrv, the DNS this Pebble resolves with.
+  const cf = await startCloudflareSim({
+    zones: [...Array.from({ length: 60 }, (_, i) => `z${i}.example.net`), 'cf.example.org'],
+    publish: async (fqdn, values) => {
+      await fetch(`${pebble.dnsManagementUrl}/clear-txt`, { method: 'POST', body: JSON.stringify({ host: `${fqdn}.` }) });
+      for (const value of values) await fetch(`${pebble.dnsManagementUrl}/set-txt`, { method: 'POST', body: JSON.stringify({ host: `${fqdn}.`, value }) });
+    },
+  });
+  try {
+    const env = envFor('cloudflare', { DOMAINS: 'cf.example.org,*.cf.example.org', DNS_PROVIDER: 'cloudflare', CLOUDFLARE_API_URL: cf.apiUrl, CLOUDFLARE_DNS_API_TOKEN: cf.token, LOG_LEVEL: 'debug' });
+    const run = await runCli(['manager', '--once'], env);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.deepEqual(namesOf(env, 'cf.example.org'), ['*.cf.example.org', 'cf.example.org']);
+    const creates = cf.requests.filter((r) => r.method === 'POST');
+    const deletes = cf.requests.filter((r) => r.method === 'DELETE');
+    assert.deepEqual([creates.length, deletes.length], [2, 2]);
+    assert.ok([...creates, ...deletes].every((r) => r.status === 200));
+    assert.deepEqual(cf.requests.filter((r) => r.path.startsWith('/zones?')).map((r) => r.path), ['/zones?page=1&per_page=50', '/zones?page=2&per_page=50']);
+    assert.deepEqual(cf.records, []);
+    assert.deepEqual(await txt('_acme-challenge.cf.example.org'), []);
+    assert.ok(!(run.stdout + run.stderr).includes(cf.token), 'the API token is not in the output');
+  } finally {
+    await cf.close();
+  }
 });
 
 test('a wildcard with its apex, validated over DNS-01: one certificate for both, and no TXT record left', async () => {

@@ -56,7 +56,7 @@ export class CloudflareError extends Error {
 export class CloudflareProvider implements DnsProvider {
   readonly name = 'cloudflare';
   private readonly http: AxiosInstance;
-  private zoneList: { zones: Zone[]; at: number } | undefined;
+  private zoneList: { zones: Promise<Zone[]>; at: number } | undefined;
   /** fqdn|value → the record's zone and id, for cleanup. */
   private readonly records = new Map<string, { zoneId: string; id: string }>();
 
@@ -106,9 +106,19 @@ export class CloudflareProvider implements DnsProvider {
     return env;
   }
 
-  /** Every zone the token can see, page by page. */
-  private async zones(fresh: boolean): Promise<Zone[]> {
+  /** Every zone the token can see. Authorizations presented together share one listing. */
+  private zones(fresh: boolean): Promise<Zone[]> {
     if (!fresh && this.zoneList && Date.now() - this.zoneList.at < ZONE_LIST_TTL_MS) return this.zoneList.zones;
+    const listing = this.listZones();
+    this.zoneList = { zones: listing, at: Date.now() };
+    // A failed listing is not kept: the next certificate asks again.
+    listing.catch(() => {
+      if (this.zoneList?.zones === listing) this.zoneList = undefined;
+    });
+    return listing;
+  }
+
+  private async listZones(): Promise<Zone[]> {
     const zones: Zone[] = [];
     for (let page = 1; ; page++) {
       const env = await this.call<Zone[]>('get', `/zones?page=${page}&per_page=${ZONES_PER_PAGE}`);
@@ -116,10 +126,8 @@ export class CloudflareProvider implements DnsProvider {
       zones.push(...env.result.map((z) => ({ id: z.id, name: z.name.toLowerCase() })));
       const info = env.result_info;
       const last = info?.total_pages !== undefined ? page >= info.total_pages : env.result.length < ZONES_PER_PAGE;
-      if (last || env.result.length === 0) break;
+      if (last || env.result.length === 0) return zones;
     }
-    this.zoneList = { zones, at: Date.now() };
-    return zones;
   }
 
   /** The zone holding `fqdn`: the longest zone name the name ends with, walking up one label at a time. */
