@@ -153,7 +153,7 @@ function secretsIn(dataDir: string, extra: string[]): string[] {
   return out.flatMap((s) => (s.includes('-----BEGIN') ? s.split('\n').filter((l) => l.length >= 40 && !l.startsWith('-----')) : [s]));
 }
 
-test('no private key, account key, CATTLE_SECRET_KEY or EAB secret in any output of runs that hit every error path; files 0600 and folders 0700', async () => {
+test('no private key, account key, CATTLE_SECRET_KEY, EAB or DNS provider secret in any output of runs that hit every error path; files 0600 and folders 0700', async () => {
   const eab = { kid: 'kid-certwrangler', hmacKey: randomBytes(32).toString('base64url') };
   const ca = await lab.pebble('eab', { eab });
   const dns = await fetch(`${ca.dnsManagementUrl}/add-a`, { method: 'POST', body: JSON.stringify({ host: 'broken.example.com.', addresses: ['127.0.0.2'] }) });
@@ -180,6 +180,8 @@ test('no private key, account key, CATTLE_SECRET_KEY or EAB secret in any output
   };
   const wrongHmac = randomBytes(32).toString('base64url');
   const wrongSecret = `wrong-${randomBytes(8).toString('hex')}`;
+  const tsigSecret = randomBytes(32).toString('base64');
+  const cfToken = randomBytes(30).toString('base64url');
   const runs = [
     // Registration refused: no binding, then a binding with the wrong key.
     await runCli(['manager', '--once'], { ...env, ACME_EAB_KID: '', ACME_EAB_HMAC_KEY: '' }),
@@ -187,7 +189,8 @@ test('no private key, account key, CATTLE_SECRET_KEY or EAB secret in any output
     // A binding key that is not base64url: a configuration error that must not echo it.
     await runCli(['manager', '--once'], { ...env, ACME_EAB_HMAC_KEY: `${wrongHmac}!/+` }),
     // Registration, issuance, a validation failure, a 503, a dead webhook, a failing hook.
-    await runCli(['manager', '--once'], { ...env, WEBHOOK_URL: `http://127.0.0.1:${deadPort}/hooks/T000/B000/XXXXsecretpath`, WEBHOOK_TIMEOUT: '1s' }),
+    // DNS provider secrets in the environment too (every certificate here uses HTTP-01): hooks must not see them.
+    await runCli(['manager', '--once'], { ...env, WEBHOOK_URL: `http://127.0.0.1:${deadPort}/hooks/T000/B000/XXXXsecretpath`, WEBHOOK_TIMEOUT: '1s', DNS_PROVIDER: 'rfc2136', RFC2136_NAMESERVER: `127.0.0.1:${deadPort}`, RFC2136_TSIG_KEY: 'k', RFC2136_TSIG_SECRET: tsigSecret, CLOUDFLARE_DNS_API_TOKEN: cfToken }),
     // The orchestrator refuses the key.
     await runCli(['manager', '--once'], { ...env, CATTLE_SECRET_KEY: wrongSecret }),
     await runCli(['plan', '--json'], env),
@@ -208,7 +211,7 @@ test('no private key, account key, CATTLE_SECRET_KEY or EAB secret in any output
 
   const output = runs.map((r) => r!.stdout + r!.stderr).join('\n');
   assert.doesNotMatch(output, /PRIVATE KEY/);
-  const secrets = secretsIn(dataDir, [s.secretKey, wrongSecret, eab.hmacKey, wrongHmac, 'XXXXsecretpath']);
+  const secrets = secretsIn(dataDir, [s.secretKey, wrongSecret, eab.hmacKey, wrongHmac, 'XXXXsecretpath', tsigSecret, cfToken]);
   assert.ok(secrets.length > 50, `${secrets.length} secret fragments to look for`);
   const leaked = secrets.filter((x) => output.includes(x));
   assert.deepEqual(leaked.map((x) => `${x.slice(0, 6)}…`), [], 'no secret in the output');
