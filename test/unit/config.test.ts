@@ -146,8 +146,8 @@ test('LOG_FORMAT=pretty prints readable lines instead of JSON', () => {
 
 test('DNS-01 settings: the provider, its variables and DNS_RESOLVERS are checked at start, naming what is accepted', () => {
   const base = { DOMAINS: '*.example.com,example.com' };
-  assert.throws(() => loadConfig({ ...base, CHALLENGE: 'dns-01' }), /DNS_PROVIDER="" is not valid; accepted: one of challtestsrv, exec/);
-  assert.throws(() => loadConfig({ ...base, DNS_PROVIDER: 'route53' }), /DNS_PROVIDER="route53" is not valid; accepted: challtestsrv, exec/);
+  assert.throws(() => loadConfig({ ...base, CHALLENGE: 'dns-01' }), /DNS_PROVIDER="" is not valid; accepted: one of rfc2136, cloudflare, exec, challtestsrv/);
+  assert.throws(() => loadConfig({ ...base, DNS_PROVIDER: 'route53' }), /DNS_PROVIDER="route53" is not valid; accepted: rfc2136, cloudflare, exec, challtestsrv/);
   assert.throws(() => loadConfig({ ...base, DNS_PROVIDER: 'exec' }), /EXEC_PATH="" is not valid; accepted: the script that adds and removes TXT records/);
   assert.throws(() => loadConfig({ ...base, DNS_PROVIDER: 'challtestsrv', DNS_RESOLVERS: 'ns1.example.com' }), /DNS_RESOLVERS="ns1.example.com" is not valid; accepted: comma-separated IP addresses/);
   const c = loadConfig({ ...base, DNS_PROVIDER: 'challtestsrv', DNS_RESOLVERS: '127.0.0.1:8053, [::1]:53,8.8.8.8', DNS_PROPAGATION_TIMEOUT: '30s' });
