@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // @ts-expect-error plain ESM helper shared with the test runner
 import { ensureDebianTools, TEST_TOOLS } from '../scripts/debian-tools.mjs';
-import { benchIssuance } from './issuance.js';
+import { benchIssuance, type BenchKey, type IssuanceWorkload } from './issuance.js';
 import { benchSteady } from './steady.js';
 import { benchWebroot } from './webroot.js';
 import { benchPlaceholders } from './placeholders.js';
@@ -30,16 +30,22 @@ Object.assign(results, { date: new Date().toISOString(), machine: machine(), run
 const save = () => writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
 
 if (want('issuance')) {
-  const r = await benchIssuance({ runs, tools: ['certwrangler', 'lego', 'certbot'], base: join(base, 'issuance') });
+  // RSA-2048 is certwrangler's default; ECDSA P-256 is lego's and certbot's. Each case gives every tool the same key type.
+  const cases: [IssuanceWorkload, BenchKey][] = [
+    ['20 × 1 name', 'rsa-2048'],
+    ['1 × 10 names', 'rsa-2048'],
+    ['20 × 1 name', 'ecdsa-p256'],
+  ];
+  const r = await benchIssuance({ runs, tools: ['certwrangler', 'lego', 'certbot'], base: join(base, 'issuance'), cases });
   results.issuance = r;
   save();
-  for (const workload of new Set(r.map((x) => x.workload))) {
-    const of = r.filter((x) => x.workload === workload);
+  for (const [workload, keyType] of cases) {
+    const of = r.filter((x) => x.workload === workload && x.keyType === keyType);
     const ours = of.find((x) => x.tool === 'certwrangler')!;
     const fastestPeer = Math.min(...of.filter((x) => x.tool !== 'certwrangler').map((x) => x.wallMs));
     for (const x of of) {
       const ratio = x.tool === 'certwrangler' ? `1/${(fastestPeer / x.wallMs).toFixed(1)} of the fastest peer` : `${(x.wallMs / ours.wallMs).toFixed(1)}× certwrangler`;
-      rows.push({ benchmark: `issuance, ${workload}`, subject: x.tool, value: `${ms(x.wallMs)} wall, ${ms(x.cpuMs)} CPU`, note: ratio });
+      rows.push({ benchmark: `issuance, ${workload}, ${keyType === 'rsa-2048' ? 'RSA-2048' : 'ECDSA P-256'}`, subject: x.tool, value: `${ms(x.wallMs)} wall, ${ms(x.cpuMs)} CPU`, note: ratio });
     }
   }
 }
