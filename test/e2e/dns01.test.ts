@@ -38,38 +38,19 @@ after(async () => {
   await bind.stop();
 });
 
-function bindEnv(dir: string, extra: Record<string, string>): Record<string, string> {
-  return {
-    DATA_DIR: join(base, dir, 'data'),
-    CERTS_DIR: join(base, dir, 'live'),
-    WEBROOT_DIR: lab.webroot,
-    LOG_LEVEL: 'silent',
-    ...pebbleEnv(pebbleOnBind, 'production'),
-    DNS_PROVIDER: 'rfc2136',
-    RFC2136_NAMESERVER: bind.address,
-    RFC2136_TSIG_KEY: bind.key.name,
-    RFC2136_TSIG_SECRET: bind.key.secret,
-    RFC2136_TSIG_ALGORITHM: bind.key.algorithm,
-    DNS_RESOLVERS: bind.address,
-    ...extra,
-  };
+/** A run of its own (data and certificate folders under `dir`) against `ca`, writing TXT records as `dns` says. */
+function caseEnv(dir: string, ca: Pebble, dns: Record<string, string>, extra: Record<string, string>): Record<string, string> {
+  return { DATA_DIR: join(base, dir, 'data'), CERTS_DIR: join(base, dir, 'live'), WEBROOT_DIR: lab.webroot, LOG_LEVEL: 'silent', ...pebbleEnv(ca, 'production'), ...dns, ...extra };
 }
+
+/** rfc2136 into the test BIND, with the Pebble that resolves through it. */
+const bindEnv = (dir: string, extra: Record<string, string>) =>
+  caseEnv(dir, pebbleOnBind, { DNS_PROVIDER: 'rfc2136', RFC2136_NAMESERVER: bind.address, RFC2136_TSIG_KEY: bind.key.name, RFC2136_TSIG_SECRET: bind.key.secret, RFC2136_TSIG_ALGORITHM: bind.key.algorithm, DNS_RESOLVERS: bind.address }, extra);
+
+/** challtestsrv, with the Pebble that resolves through it. */
+const envFor = (dir: string, extra: Record<string, string>) => caseEnv(dir, pebble, { DNS_PROVIDER: 'challtestsrv', CHALLTESTSRV_URL: pebble.dnsManagementUrl, DNS_RESOLVERS: pebble.dnsAddress }, extra);
 
 const namesOf = (env: Record<string, string>, cert: string) => [...parseCert(readFileSync(join(env.CERTS_DIR!, cert, 'cert.pem'), 'utf8')).names].sort();
-
-function envFor(dir: string, extra: Record<string, string>): Record<string, string> {
-  return {
-    DATA_DIR: join(base, dir, 'data'),
-    CERTS_DIR: join(base, dir, 'live'),
-    WEBROOT_DIR: lab.webroot,
-    LOG_LEVEL: 'silent',
-    ...pebbleEnv(pebble, 'production'),
-    DNS_PROVIDER: 'challtestsrv',
-    CHALLTESTSRV_URL: pebble.dnsManagementUrl,
-    DNS_RESOLVERS: pebble.dnsAddress,
-    ...extra,
-  };
-}
 
 /** The TXT values challtestsrv serves at a name now. */
 async function txt(fqdn: string): Promise<string[]> {

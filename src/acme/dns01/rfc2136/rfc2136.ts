@@ -119,7 +119,12 @@ export class Rfc2136Provider implements DnsProvider {
     const { signed, mac } = this.opts.tsig ? sign(unsigned, this.opts.tsig, Date.now()) : { signed: unsigned, mac: undefined };
     const what = `${action === 'add' ? 'adding' : 'deleting'} TXT ${fqdn} in zone ${zone}`;
     const raw = await this.exchange(signed);
-    const answer = parseAnswer(raw);
+    let answer: ReturnType<typeof parseAnswer>;
+    try {
+      answer = parseAnswer(raw);
+    } catch (e) {
+      throw new Error(`RFC2136: ${this.server}'s answer to ${what} cannot be read (${(e as Error).message}); is RFC2136_NAMESERVER a DNS server?`);
+    }
     if (answer.id !== id) throw new Error(`RFC2136: ${this.server} answered another message (id ${answer.id}, sent ${id}) while ${what}`);
     if (answer.tsig && answer.tsig.fields.error !== 0) throw new Error(`RFC2136: ${this.server} refused ${what}: ${tsigError(answer.tsig.fields.error)}`);
     if (answer.rcode !== 0) throw new Error(`RFC2136: ${this.server} refused ${what}: ${RCODES[answer.rcode] ?? `rcode ${answer.rcode}`}`);
