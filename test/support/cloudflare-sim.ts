@@ -55,9 +55,14 @@ export async function startCloudflareSim(opts: CloudflareSimOptions): Promise<Cl
   const token = randomBytes(20).toString('base64url');
   const sim: Omit<CloudflareSim, 'apiUrl' | 'close'> = { token, zones: opts.zones.map((name) => ({ id: id(), name })), records: [], requests: [], faults: [] };
 
-  const publish = async (name: string) => {
-    if (!opts.publish) return;
-    await opts.publish(name, sim.records.filter((r) => r.name === name && r.type === 'TXT').map((r) => r.content));
+  // One publication at a time, each of the records as they are when it runs: two deletes answered together
+  // must not leave the first one's view of the name behind.
+  let publishing = Promise.resolve();
+  const publish = (name: string) => {
+    if (!opts.publish) return Promise.resolve();
+    const run = publishing.then(() => opts.publish!(name, sim.records.filter((r) => r.name === name && r.type === 'TXT').map((r) => r.content)));
+    publishing = run.catch(() => undefined);
+    return run;
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, body: string) => {
