@@ -104,11 +104,22 @@ test('rfc2136: when the CA cannot see the record (it asks another DNS), validati
 
 test('cloudflare: a wildcard with its apex through the API (zone on the second page); the records are deleted; the token is never logged', async () => {
   // The simulated Cloudflare serves its TXT records through challtestsrv, the DNS this Pebble resolves with.
+  // challtestsrv can only clear a name whole, so a name is cleared when its last record goes: clearing and
+  // re-adding on every delete would hide the wildcard's value while the CA is looking for it.
+  const served = new Map<string, Set<string>>();
   const cf = await startCloudflareSim({
     zones: [...Array.from({ length: 60 }, (_, i) => `z${i}.example.net`), 'cf.example.org'],
     publish: async (fqdn, values) => {
-      await fetch(`${pebble.dnsManagementUrl}/clear-txt`, { method: 'POST', body: JSON.stringify({ host: `${fqdn}.` }) });
-      for (const value of values) await fetch(`${pebble.dnsManagementUrl}/set-txt`, { method: 'POST', body: JSON.stringify({ host: `${fqdn}.`, value }) });
+      const now = served.get(fqdn) ?? new Set<string>();
+      served.set(fqdn, now);
+      if (values.length === 0) {
+        now.clear();
+        await fetch(`${pebble.dnsManagementUrl}/clear-txt`, { method: 'POST', body: JSON.stringify({ host: `${fqdn}.` }) });
+      }
+      for (const value of values.filter((v) => !now.has(v))) {
+        now.add(value);
+        await fetch(`${pebble.dnsManagementUrl}/set-txt`, { method: 'POST', body: JSON.stringify({ host: `${fqdn}.`, value }) });
+      }
     },
   });
   try {
