@@ -6,6 +6,7 @@
  */
 import type * as acme from 'acme-client';
 import { setTimeout as delay } from 'node:timers/promises';
+import { retryAfterMs } from '../retry.js';
 
 export interface PollOptions {
   /** First wait after the challenge was answered or the order finalized. */
@@ -39,14 +40,6 @@ export type Fetch = (url: string) => Promise<Response>;
 export function fetchWith(client: acme.Client): Fetch {
   const api = (client as unknown as { api: { apiRequest(url: string, payload: null, codes: number[]): Promise<Response> } }).api;
   return (url) => api.apiRequest(url, null, [200]);
-}
-
-/** Seconds or an HTTP date, as RFC 8555 §8.2 and RFC 9110 allow; undefined when absent or unreadable. */
-export function retryAfterMs(header: unknown, now: number): number | undefined {
-  if (typeof header !== 'string' || header.trim() === '') return undefined;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 const PENDING = new Set(['pending', 'processing']);

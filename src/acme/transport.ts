@@ -7,7 +7,7 @@ import https from 'node:https';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import * as acme from 'acme-client';
 import type { AxiosError, InternalAxiosRequestConfig } from 'axios';
-import { retryAfterMs } from './poll.js';
+import { retryAfterMs } from '../retry.js';
 
 export interface TransportOptions {
   timeoutMs: number;

@@ -1,9 +1,9 @@
 /**
  * WEBHOOK_URL: one POST per event, a JSON body of our own or a Slack incoming-webhook message. Retried
- * with backoff (axios-retry, as the Rancher client) on network errors, 429 and 5xx; never logged with its URL's path, which for Slack is the secret.
+ * with backoff (src/retry.ts, as the Rancher client) on network errors, 429 and 5xx; never logged with its URL's path, which for Slack is the secret.
  */
 import axios, { type AxiosError } from 'axios';
-import axiosRetry from 'axios-retry';
+import { retryWithBackoff } from '../retry.js';
 import { describeEvent, type CertEvent } from './events.js';
 
 export type WebhookFormat = 'json' | 'slack';
@@ -38,13 +38,8 @@ export async function postWebhook(e: CertEvent, opts: WebhookOptions): Promise<v
   const attempts = opts.attempts ?? 3;
   const base = opts.retryBaseMs ?? 1000;
   const http = axios.create({ timeout: opts.timeoutMs, maxRedirects: 0, headers: { 'Content-Type': 'application/json', 'User-Agent': 'certwrangler' } });
-  axiosRetry(http, {
-    retries: attempts - 1,
-    shouldResetTimeout: true,
-    // A POST is not idempotent, but a receiver that failed or was busy has not acted on it.
-    retryCondition: (err) => !err.response || err.response.status === 429 || err.response.status >= 500,
-    retryDelay: (n) => base * 2 ** (n - 1) * (0.5 + Math.random() / 2),
-  });
+  // A POST is not idempotent, but a receiver that failed or was busy has not acted on it.
+  retryWithBackoff(http, { retries: attempts - 1, baseMs: base, retryCondition: (err) => !err.response || err.response.status === 429 || err.response.status >= 500 });
   try {
     await http.post(opts.url, webhookBody(e, opts.format));
   } catch (err) {

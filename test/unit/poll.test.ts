@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pollUntilSettled, retryAfterMs, PollTimeout, type Fetch } from '../../src/acme/poll.js';
+import { pollUntilSettled, PollTimeout, type Fetch } from '../../src/acme/poll.js';
+import { retryAfterMs } from '../../src/retry.js';
 
 /** A CA that answers `statuses` in turn, with an optional Retry-After per answer, on a simulated clock. */
 function ca(statuses: string[], retryAfter: (string | undefined)[] = []) {

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
-import axiosRetry from 'axios-retry';
+import { retryWithBackoff } from '../../retry.js';
 import type { RequestObservation } from '../../acme/transport.js';
 
 export interface RancherApiOptions {
@@ -111,13 +111,7 @@ export class RancherApi {
       httpAgent: new http.Agent({ keepAlive: true, maxSockets: 8 }),
       httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 8 }),
     });
-    axiosRetry(this.http, {
-      retries: opts.retries ?? 3,
-      shouldResetTimeout: true,
-      retryCondition: isTransient,
-      // Exponential backoff with jitter so that a restarting Rancher is not hit in step.
-      retryDelay: (n) => base * 2 ** (n - 1) * (0.5 + Math.random() / 2),
-    });
+    retryWithBackoff(this.http, { retries: opts.retries ?? 3, baseMs: base, retryCondition: isTransient });
   }
 
   /** An absolute URL for a collection or resource path under the root, e.g. `certificates?limit=1000`. */

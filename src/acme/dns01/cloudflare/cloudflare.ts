@@ -3,8 +3,8 @@
  * answer is the envelope {success, errors, messages, result, result_info}; an error is reported with
  * Cloudflare's own codes and messages, never with the token.
  */
-import axios, { type AxiosError, type AxiosInstance } from 'axios';
-import axiosRetry from 'axios-retry';
+import axios, { type AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
+import { retryWithBackoff } from '../../../retry.js';
 import type { DnsProvider } from '../provider.js';
 
 export interface CloudflareOptions {
@@ -61,37 +61,29 @@ export class CloudflareProvider implements DnsProvider {
   private readonly records = new Map<string, { zoneId: string; id: string }>();
 
   constructor(private readonly opts: CloudflareOptions) {
-    const base = opts.retryBaseMs ?? 1000;
     this.http = axios.create({
       baseURL: opts.apiUrl,
       timeout: opts.timeoutMs,
       headers: { Authorization: `Bearer ${opts.token}`, 'Content-Type': 'application/json', 'User-Agent': 'certwrangler' },
       maxRedirects: 0,
-      // Cloudflare answers errors with the envelope too: read it, whatever the status.
-      validateStatus: () => true,
+      // Cloudflare answers errors with the envelope too: a 4xx is read below, a 429 or 5xx retried first.
+      validateStatus: (s) => s < 500 && s !== 429,
     });
-    axiosRetry(this.http, {
-      retries: 4,
-      shouldResetTimeout: true,
-      retryCondition: (err) => !err.response,
-      retryDelay: (n) => base * 2 ** (n - 1) * (0.5 + Math.random() / 2),
-    });
+    // 429 (1,200 requests per 5 minutes) waits for its Retry-After. A POST retried after a lost answer
+    // finds its record already there (81057), which present() adopts.
+    retryWithBackoff(this.http, { retries: 4, baseMs: opts.retryBaseMs ?? 1000, retryCondition: (e) => !e.response || e.response.status === 429 || e.response.status >= 500 });
   }
 
-  private async call<T>(method: 'get' | 'post' | 'delete', path: string, body?: unknown, attempt = 1): Promise<Envelope<T>> {
-    let res;
+  private async call<T>(method: 'get' | 'post' | 'delete', path: string, body?: unknown): Promise<Envelope<T>> {
+    let res: AxiosResponse<Envelope<T>>;
     try {
       res = await this.http.request<Envelope<T>>({ method, url: path, ...(body !== undefined ? { data: body } : {}) });
     } catch (e) {
-      const err = e as AxiosError;
-      throw new CloudflareError(`Cloudflare ${method.toUpperCase()} ${path}: ${err.code === 'ECONNABORTED' ? `no answer within ${this.opts.timeoutMs} ms` : (err.code ?? err.message)}`, []);
-    }
-    // 429 (1,200 requests per 5 minutes) and 5xx: wait as told, or back off, and try again.
-    if ((res.status === 429 || res.status >= 500) && attempt < 5) {
-      const after = Number(res.headers['retry-after']);
-      const wait = Number.isFinite(after) && after > 0 ? Math.min(after * 1000, 60_000) : (this.opts.retryBaseMs ?? 1000) * 2 ** (attempt - 1);
-      await new Promise((r) => setTimeout(r, wait));
-      return this.call(method, path, body, attempt + 1);
+      const err = e as AxiosError<Envelope<T>>;
+      if (!err.response) {
+        throw new CloudflareError(`Cloudflare ${method.toUpperCase()} ${path}: ${err.code === 'ECONNABORTED' ? `no answer within ${this.opts.timeoutMs} ms` : (err.code ?? err.message)}`, []);
+      }
+      res = err.response; // still 429 or 5xx after the retries
     }
     const env = res.data as Envelope<T> | undefined;
     if (typeof env !== 'object' || env === null || typeof env.success !== 'boolean') {
