@@ -199,12 +199,11 @@ function parseSchedule(env: Env): string {
 function parseStatus(env: Env): Config['status'] {
   const v = str(env, 'STATUS_ADDR') ?? '127.0.0.1:9180';
   if (FALSE.includes(v.toLowerCase())) return undefined;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(v);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new ConfigError('STATUS_ADDR', v, 'host:port such as 127.0.0.1:9180, 0.0.0.0:9180, [::1]:9180 or :9180, or off');
+  const at = splitHostPort(v);
+  if (!at || at.port === undefined || isIP(v) === 6) throw new ConfigError('STATUS_ADDR', v, 'host:port such as 127.0.0.1:9180, 0.0.0.0:9180, [::1]:9180 or :9180, or off');
   const token = str(env, 'STATUS_TOKEN');
   if (token !== undefined && token.length < 16) throw new ConfigError('STATUS_TOKEN', token, 'at least 16 characters (e.g. openssl rand -hex 16)', true);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port, token };
+  return { host: at.host || '0.0.0.0', port: at.port, token };
 }
 
 function parseWebhook(env: Env): Config['webhook'] {
@@ -322,8 +321,7 @@ function parseDns(env: Env): DnsConfig | undefined {
     .map((r) => r.trim())
     .filter((r) => r !== '');
   for (const r of resolvers ?? []) {
-    const host = r.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
-    if (!isIP(host)) throw new ConfigError('DNS_RESOLVERS', env.DNS_RESOLVERS, 'comma-separated IP addresses with an optional port, e.g. 1.1.1.1,8.8.8.8:53,[2606:4700::1111]:53');
+    if (!isIP(splitHostPort(r)?.host ?? '')) throw new ConfigError('DNS_RESOLVERS', env.DNS_RESOLVERS, 'comma-separated IP addresses with an optional port, e.g. 1.1.1.1,8.8.8.8:53,[2606:4700::1111]:53');
   }
   return {
     provider,
@@ -337,14 +335,16 @@ function parseDns(env: Env): DnsConfig | undefined {
   };
 }
 
-/** "host", "host:port", "[v6]:port" or a bare IPv6 address; port 53 when not given. */
-function parseHostPort(env: Env, name: string, dfltPort: number): { host: string; port: number } {
-  const v = str(env, name);
-  const m = v === undefined ? null : /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+))(?::(\d{1,5}))?$/.exec(v);
-  const host = m ? (m[1] ?? m[2]!) : v !== undefined && isIP(v) === 6 ? v : undefined;
-  const port = m?.[3] !== undefined ? Number(m[3]) : dfltPort;
-  if (host === undefined || port < 1 || port > 65535) throw new ConfigError(name, v, 'the DNS server as host, host:port, ip:port or [ipv6]:port, e.g. 192.0.2.53 or ns1.example.com:53');
-  return { host, port };
+/**
+ * "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 address, split; the host may be empty (":9180").
+ * Undefined when it is none of these or the port is out of range.
+ */
+function splitHostPort(v: string): { host: string; port: number | undefined } | undefined {
+  if (isIP(v) === 6) return { host: v, port: undefined };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*))(?::(\d{1,5}))?$/.exec(v);
+  const port = m?.[3] === undefined ? undefined : Number(m[3]);
+  if (!m || (port !== undefined && (port < 1 || port > 65535))) return undefined;
+  return { host: m[1] ?? m[2]!, port };
 }
 
 /** lego and cert-manager spell algorithms differently (hmac-sha256., HMACSHA256): all are taken. */
@@ -359,7 +359,9 @@ function parseTsigAlgorithm(env: Env): TsigKey['algorithm'] {
 
 function parseRfc2136(env: Env): Rfc2136Config {
   if (str(env, 'RFC2136_NAMESERVER') === undefined) throw new ConfigError('RFC2136_NAMESERVER', '', 'the primary DNS server that takes dynamic updates, as host or host:port (DNS_PROVIDER=rfc2136)');
-  const { host, port } = parseHostPort(env, 'RFC2136_NAMESERVER', 53);
+  const nameserver = str(env, 'RFC2136_NAMESERVER')!;
+  const at = splitHostPort(nameserver);
+  if (!at || at.host === '') throw new ConfigError('RFC2136_NAMESERVER', nameserver, 'the DNS server as host, host:port, ip:port or [ipv6]:port, e.g. 192.0.2.53 or ns1.example.com:53');
   const keyName = str(env, 'RFC2136_TSIG_KEY');
   const secret = str(env, 'RFC2136_TSIG_SECRET');
   if ((keyName === undefined) !== (secret === undefined)) {
@@ -371,8 +373,8 @@ function parseRfc2136(env: Env): Rfc2136Config {
   }
   const zone = str(env, 'RFC2136_ZONE')?.replace(/\.$/, '').toLowerCase();
   return {
-    host,
-    port,
+    host: at.host,
+    port: at.port ?? 53,
     zone,
     ttl: parseInt(env, 'RFC2136_TTL', 1, 86_400) ?? 60,
     tsig: keyName !== undefined && secret !== undefined ? { name: keyName.replace(/\.$/, ''), algorithm: parseTsigAlgorithm(env), secret: Buffer.from(secret, 'base64') } : undefined,

@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import type { Config } from './config.js';
 import { mergeWanted, type RefusedCert, type WantedCert } from './domains.js';
 import { classifyByIssuer, kindOfDirectory, type Kind, type KnownIssuers } from './certs/kind.js';
-import { parseCert } from './certs/parse.js';
+import { parseCert, type CertInfo } from './certs/parse.js';
 import { createSelfSigned } from './certs/placeholder.js';
 import type { CertBundle, CertStatus, LocalCopy, LocalStore } from './certs/store.js';
 import type { AccountBook } from './acme/account.js';
@@ -199,15 +199,20 @@ function baseResult(o: Observed, config: Config): CertResult {
   };
   if (o.localCopy.state === 'present') {
     r.kind = o.localCopy.kind;
-    r.issuer = o.localCopy.info.issuer;
-    r.notBefore = o.localCopy.info.notBefore.toISOString();
-    r.notAfter = o.localCopy.info.notAfter.toISOString();
+    describeCert(r, o.localCopy.info);
   }
   if (o.decision.renewAt) {
     r.renewAt = o.decision.renewAt.toISOString();
     r.renewRule = renewRule(config);
   }
   return r;
+}
+
+/** The certificate in place, as the report, the status page and the events show it. */
+function describeCert(r: CertResult, info: CertInfo): void {
+  r.issuer = info.issuer;
+  r.notBefore = info.notBefore.toISOString();
+  r.notAfter = info.notAfter.toISOString();
 }
 
 function renewRule(config: Config): string {
@@ -349,9 +354,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           await store.rememberIssuer(info.issuer, kind);
           await store.writeStatus(o.wanted.name, { failures: 0, lastAttempt: new Date().toISOString() });
           r.kind = kind;
-          r.issuer = info.issuer;
-          r.notBefore = info.notBefore.toISOString();
-          r.notAfter = info.notAfter.toISOString();
+          describeCert(r, info);
           r.renewAt = renewalTime(info, config.renewBeforeDays).toISOString();
           r.renewRule = renewRule(config);
           log.info({ cert: o.wanted.name, action: 'issued', kind, notAfter: r.notAfter, issuer: info.issuer, reason: o.decision.reason }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
@@ -428,9 +431,7 @@ async function storePlaceholder(deps: PassDeps, o: Observed, r: CertResult): Pro
   const info = parseCert(ss.cert);
   r.placeholder = true;
   r.kind = 'self-signed';
-  r.issuer = info.issuer;
-  r.notBefore = info.notBefore.toISOString();
-  r.notAfter = info.notAfter.toISOString();
+  describeCert(r, info);
   delete r.renewAt;
   delete r.renewRule;
   const pushed = deps.orchestrator.push(bundle).then(
