@@ -27,4 +27,5 @@ export const TEST_TOOLS = [
   { command: 'pebble-challtestsrv', pkg: 'pebble' },
   { command: 'nginx', pkg: 'nginx' },
   { command: 'named', pkg: 'bind9' },
+  { command: 'openssl', pkg: 'openssl' },
 ];

@@ -1,5 +1,6 @@
 import { generateKeyPair, createPrivateKey, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
+import { generateRsaKey } from './rsa-key.js';
 
 export const KEY_TYPES = ['rsa-2048', 'rsa-3072', 'rsa-4096', 'ecdsa-p256', 'ecdsa-p384'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -12,7 +13,7 @@ const generate = promisify(generateKeyPair);
  */
 export async function generatePrivateKey(type: KeyType): Promise<string> {
   if (type.startsWith('rsa-')) {
-    const { privateKey } = await generate('rsa', { modulusLength: Number(type.slice(4)), publicExponent: 0x10001 });
+    const privateKey = await generateRsaKey(Number(type.slice(4)));
     return privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   }
   const namedCurve = type === 'ecdsa-p256' ? 'prime256v1' : 'secp384r1';
