@@ -29,8 +29,9 @@ interface HotToken {
 }
 
 /**
- * The request handler: tokens served before come from memory; everything else (the first request for
- * a token, /healthz, every 404) goes through express and serve-static.
+ * The request handler. Tokens served before come from memory, and every 404 is answered here with one
+ * lstat at most: express and serve-static see only /healthz and the first request for a token that is
+ * on disk. A scanner's flood of unknown paths then costs what nginx's 404 costs, not express's routing.
  */
 export function createWebroot(webrootDir: string): WebrootHandler {
   const app = expressWebroot(webrootDir);
@@ -47,25 +48,32 @@ export function createWebroot(webrootDir: string): WebrootHandler {
     );
   };
   return (req, res) => {
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      const url = req.url ?? '';
-      const q = url.indexOf('?');
-      const token = TOKEN_URL_RE.exec(q === -1 ? url : url.slice(0, q))?.[1];
-      if (token !== undefined) {
-        const entry = hot.get(token);
-        if (entry) {
-          if (!entry.refreshing && Date.now() - entry.readAt > HOT_TOKEN_MS) refresh(token, entry);
-          res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store', 'Content-Length': entry.body.length });
-          res.end(req.method === 'HEAD' ? undefined : entry.body);
-          return;
-        }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return notFound(res);
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path === '/healthz') return app(req, res);
+    const token = TOKEN_URL_RE.exec(path)?.[1];
+    if (token === undefined) return notFound(res);
+    const entry = hot.get(token);
+    if (entry) {
+      if (!entry.refreshing && Date.now() - entry.readAt > HOT_TOKEN_MS) refresh(token, entry);
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store', 'Content-Length': entry.body.length });
+      res.end(req.method === 'HEAD' ? undefined : entry.body);
+      return;
+    }
+    // Misses are never remembered, so a token written just after a probe for it is served at once.
+    fs.lstat(join(dir, token)).then(
+      (st) => {
+        if (!st.isFile()) return notFound(res);
         // Only a token serve-static found is worth keeping: a flood of unknown tokens costs no extra read.
         res.once('finish', () => {
           if (res.statusCode === 200 && !hot.has(token)) refresh(token);
         });
-      }
-    }
-    app(req, res);
+        app(req, res);
+      },
+      () => notFound(res),
+    );
   };
 }
 
@@ -121,9 +129,11 @@ function expressWebroot(webrootDir: string): express.Express {
   return app;
 }
 
-function notFound(res: express.Response): void {
-  res.status(404).setHeader('Cache-Control', 'no-store');
-  res.type('text/plain').send('not found\n');
+const NOT_FOUND = Buffer.from('not found\n');
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': NOT_FOUND.length });
+  res.end(res.req.method === 'HEAD' ? undefined : NOT_FOUND);
 }
 
 export function listenWebroot(handler: WebrootHandler, port: number, host?: string): Promise<Server> {

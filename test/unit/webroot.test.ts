@@ -77,6 +77,9 @@ test('webroot: everything else is 404 — no listing, traversal, dotfiles or red
   for (const p of paths) {
     const r = await rawRequest(port, p);
     assert.equal(r.status, 404, `${p.slice(0, 80)} → ${r.status}`);
+    assert.equal(r.body.toString(), 'not found\n', p);
+    assert.match(String(r.headers['content-type']), /^text\/plain/);
+    assert.equal(r.headers['cache-control'], 'no-store');
     assert.equal(r.headers.location, undefined);
     assert.ok(!r.body.includes('outside') && !r.body.includes('secret'), p);
   }
@@ -92,6 +95,9 @@ test('webroot: only GET and HEAD', async () => {
   for (const method of ['POST', 'PUT', 'DELETE', 'OPTIONS']) {
     assert.equal((await rawRequest(port, `/.well-known/acme-challenge/${TOKEN}`, { method })).status, 404, method);
   }
+  const head = await rawRequest(port, '/.well-known/acme-challenge/missing-token', { method: 'HEAD' });
+  assert.equal(head.status, 404);
+  assert.equal(head.body.length, 0);
 });
 
 test('webroot: a query string does not change the answer', async () => {
