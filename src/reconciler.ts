@@ -95,6 +95,10 @@ const BACKOFF_FIRST_MS = 60 * 60 * 1000;
 const BACKOFF_MAX_MS = 24 * 60 * 60 * 1000;
 
 const STORE_READ_CONCURRENCY = 64;
+// Placeholders made and written at once. Each write is several fsyncs on libuv's 4 threads; with every
+// placeholder of a first pass writing at once, the first finished (and could be pushed) only when nearly
+// all had: 0.8 s for 100 names. One batch of the pool's size at a time lets the pushes start at once.
+const PLACEHOLDER_WRITE_CONCURRENCY = 4;
 
 export function backoffDelay(failures: number): number {
   return Math.min(BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
@@ -264,6 +268,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   const account = needsOrder ? deps.accounts.client(directoryUrl) : undefined;
   account?.catch(() => undefined); // reported per certificate below
   const limit = pLimit(config.acmeConcurrency);
+  const placeholderWrites = pLimit(PLACEHOLDER_WRITE_CONCURRENCY);
   let accountMissing = false;
   const stopListening = onAcmeProblem((p) => {
     if (p.kind === 'accountDoesNotExist') {
@@ -300,7 +305,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           // A placeholder that cannot be stored means the real certificate could not be either: no order then.
           // Its push only lets a balancer start, so it runs while the real order does and may fail with a
           // warning; the real certificate is pushed only after it, never under it.
-          if (action === 'placeholder') placeholderPushed = (await storePlaceholder(deps, o, r)).pushed;
+          if (action === 'placeholder') placeholderPushed = (await placeholderWrites(() => storePlaceholder(deps, o, r))).pushed;
           if (action === 'push') {
             if (o.local.state !== 'present') throw new Error('no local copy to push');
             const to = await deps.orchestrator.push(o.local.bundle);
