@@ -3,7 +3,7 @@
  * (lego and certbot dominate). `-- --quick` runs each once with smaller sizes, to check the scripts.
  * Results also go to bench/results.json; BENCHMARKS.md records the method and the latest figures.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // @ts-expect-error plain ESM helper shared with the test runner
@@ -21,6 +21,8 @@ const tools = [...TEST_TOOLS, { command: 'lego', pkg: 'lego' }, { command: 'cert
 if (!ensureDebianTools(tools)) process.exit(1);
 
 const base = join(tmpdir(), `certwrangler-bench-${process.pid}`);
+// State directories, keys and Pebble's data: a full run leaves over 200 MB otherwise.
+process.on('exit', () => rmSync(base, { recursive: true, force: true }));
 const runs = quick ? 1 : 3;
 const rows: Row[] = [];
 // Sections merge into the results file as each one finishes, so a long run that fails late keeps the rest.

@@ -17,16 +17,13 @@ export interface SelfSigned {
  */
 export async function createSelfSigned(
   names: string[],
-  opts: { ips?: string[]; days?: number; now?: Date; organization?: string; sharedKey?: boolean } = {},
+  opts: { ips?: string[]; days?: number; now?: Date; organization?: string; sharedKey?: boolean; serialBytes?: Buffer } = {},
 ): Promise<SelfSigned> {
   const keyPem = opts.sharedKey ? await placeholderKey() : await generatePrivateKey('rsa-2048');
   const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  // Positive 16-byte serial (top bit cleared), as RFC 5280 §4.1.2.2 requires.
-  const serial = randomBytes(16);
-  serial[0] = serial[0]! & 0x7f;
-  cert.serialNumber = serial.toString('hex');
+  cert.serialNumber = serialHex(opts.serialBytes ?? randomBytes(16));
   const now = opts.now ?? new Date();
   cert.validity.notBefore = new Date(now.getTime() - 60 * 60 * 1000);
   cert.validity.notAfter = new Date(now.getTime() + (opts.days ?? PLACEHOLDER_DAYS) * 86_400_000);
@@ -50,6 +47,18 @@ export async function createSelfSigned(
   ]);
   signNatively(cert, keyPem);
   return { cert: forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n'), key: keyPem };
+}
+
+/**
+ * A positive serial (RFC 5280 §4.1.2.2) whose DER INTEGER is minimal: the first byte is 0x01–0x7f.
+ * forge writes the hex as given, dropping one leading zero byte at most, and OpenSSL refuses a serial
+ * that starts 00 00 ("illegal padding"): with only the top bit cleared, one placeholder in 65,536 was
+ * unreadable, and its certificate was then not ordered in that pass.
+ */
+function serialHex(random: Buffer): string {
+  const serial = Buffer.from(random);
+  serial[0] = (serial[0]! & 0x7f) || 0x01;
+  return serial.toString('hex');
 }
 
 let sharedPlaceholderKey: Promise<string> | undefined;
