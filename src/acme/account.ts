@@ -27,7 +27,7 @@ export const POLL = { backoffMin: 250, backoffMax: 4000, backoffAttempts: 20 };
 /**
  * An acme-client Client that reuses nonces (nonces.ts) and signs with the account key parsed once:
  * acme-client hands the PEM to node:crypto for every signed request, which parses it again each time
- * (about 1 ms, a sixth of the main thread's work in a pass that orders many certificates).
+ * (about 1 ms per request: 0.13 s of the main thread in a pass that orders 20 certificates).
  */
 function newClient(opts: acme.ClientOptions): acme.Client {
   const client = poolNonces(new acme.Client(opts));
