@@ -60,11 +60,12 @@ function b64u(n: bigint): string {
 
 /** Assembles the key from p and q, or returns undefined when they fail a condition and must be redrawn. */
 export function rsaKeyFromPrimes(p: bigint, q: bigint, modulusBits: number): KeyObject | undefined {
+  // p > q, as OpenSSL's own keys have always been: a CRT implementation that assumes it gets what it expects.
+  if (p < q) [p, q] = [q, p];
   const half = modulusBits / 2;
   if (p % E === 1n || q % E === 1n) return undefined;
   // B.3.3 step 5.4: p and q far apart, so that n cannot be factored by Fermat's method.
-  const diff = p > q ? p - q : q - p;
-  if (diff <= 2n ** BigInt(half - 100)) return undefined;
+  if (p - q <= 2n ** BigInt(half - 100)) return undefined;
   const n = p * q;
   if (bitLength(n) !== modulusBits) return undefined;
   const lambda = ((p - 1n) * (q - 1n)) / gcd(p - 1n, q - 1n);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { checkPrimeSync, createPublicKey, generatePrimeSync } from 'node:crypto';
+import { checkPrimeSync, createPrivateKey, createPublicKey, generatePrimeSync } from 'node:crypto';
 import { generatePrivateKey } from '../../src/certs/keys.js';
 import { rsaKeyFromPrimes } from '../../src/certs/rsa-key.js';
 
@@ -22,6 +22,9 @@ for (const [type, bits] of [['rsa-2048', 2048], ['rsa-3072', 3072]] as const) {
       assert.match(out, /publicExponent: 65537 /);
       const jwk = createPublicKey(pem).export({ format: 'jwk' });
       assert.equal(Buffer.from(jwk.n!, 'base64url').length * 8, bits);
+      const priv = createPrivateKey(pem).export({ format: 'jwk' });
+      const big = (b64: string) => BigInt(`0x${Buffer.from(b64, 'base64url').toString('hex')}`);
+      assert.ok(big(priv.p!) > big(priv.q!), 'p > q, as OpenSSL orders them');
     }
   });
 }
