@@ -17,6 +17,11 @@ export function retryAfterMs(header: unknown, now: number): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
+/** No answer at all, "slow down" (429) or a server error: worth sending again after a wait. */
+export function isBusyOrDown(e: AxiosError): boolean {
+  return !e.response || e.response.status === 429 || e.response.status >= 500;
+}
+
 export interface RetryPolicy {
   retries: number;
   /** The first wait; each further one doubles (times a jitter of 0.5–1). */

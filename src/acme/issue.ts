@@ -92,9 +92,8 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
       let presenting = false;
       try {
         keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-        const answer = keyAuthorization;
         presenting = true;
-        await step(`${name}: ${type === 'dns-01' ? 'write TXT record' : 'write challenge'}`, () => solver.present(name, challenge.token, answer), signal);
+        await step(`${name}: ${type === 'dns-01' ? 'write TXT record' : 'write challenge'}`, () => solver.present(name, challenge.token, keyAuthorization), signal);
         await step(`${name}: answer challenge`, () => client.completeChallenge(challenge), signal);
         answered = true;
         const settled = await step(`${name}: validation`, () => pollUntilSettled(fetch, authz.url, poll));

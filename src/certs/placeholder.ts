@@ -1,5 +1,5 @@
 import forge from 'node-forge';
-import { randomBytes, sign } from 'node:crypto';
+import { createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { generatePrivateKey } from './keys.js';
 
 // Long enough to outlive a run of failed orders with backoff (§6: up to 24 h between tries).
@@ -19,10 +19,9 @@ export async function createSelfSigned(
   names: string[],
   opts: { ips?: string[]; days?: number; now?: Date; organization?: string; sharedKey?: boolean; serialBytes?: Buffer } = {},
 ): Promise<SelfSigned> {
-  const keyPem = opts.sharedKey ? await placeholderKey() : await generatePrivateKey('rsa-2048');
-  const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
+  const key = opts.sharedKey ? await placeholderKey() : await signingKey();
   const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  cert.publicKey = key.forgePublic;
   cert.serialNumber = serialHex(opts.serialBytes ?? randomBytes(16));
   const now = opts.now ?? new Date();
   cert.validity.notBefore = new Date(now.getTime() - 60 * 60 * 1000);
@@ -45,8 +44,8 @@ export async function createSelfSigned(
       ],
     },
   ]);
-  signNatively(cert, keyPem);
-  return { cert: forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n'), key: keyPem };
+  signNatively(cert, key.signer);
+  return { cert: forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n'), key: key.pem };
 }
 
 /**
@@ -61,7 +60,20 @@ function serialHex(random: Buffer): string {
   return serial.toString('hex');
 }
 
-let sharedPlaceholderKey: Promise<string> | undefined;
+/** A new key, parsed once for forge (the certificate's public key) and for node:crypto (the signature). */
+interface SigningKey {
+  pem: string;
+  forgePublic: forge.pki.rsa.PublicKey;
+  signer: KeyObject;
+}
+
+async function signingKey(): Promise<SigningKey> {
+  const pem = await generatePrivateKey('rsa-2048');
+  const k = forge.pki.privateKeyFromPem(pem) as forge.pki.rsa.PrivateKey;
+  return { pem, forgePublic: forge.pki.setRsaPublicKey(k.n, k.e), signer: createPrivateKey(pem) };
+}
+
+let sharedPlaceholderKey: Promise<SigningKey> | undefined;
 
 /**
  * One RSA key for every placeholder this process makes. A placeholder is self-signed and trusted by
@@ -69,8 +81,8 @@ let sharedPlaceholderKey: Promise<string> | undefined;
  * first pass over many names, placeholder keys were half of all the CPU spent. Real certificates always
  * get a key of their own.
  */
-function placeholderKey(): Promise<string> {
-  sharedPlaceholderKey ??= generatePrivateKey('rsa-2048');
+function placeholderKey(): Promise<SigningKey> {
+  sharedPlaceholderKey ??= signingKey();
   sharedPlaceholderKey.catch(() => (sharedPlaceholderKey = undefined));
   return sharedPlaceholderKey;
 }
@@ -79,7 +91,7 @@ function placeholderKey(): Promise<string> {
  * What forge's `cert.sign()` does, with the RSA operation done by node:crypto: forge's pure-JS signing
  * takes about 100 ms of blocked event loop per certificate, the native one well under 1 ms.
  */
-function signNatively(cert: forge.pki.Certificate, keyPem: string): void {
+function signNatively(cert: forge.pki.Certificate, key: KeyObject): void {
   const oid = forge.pki.oids.sha256WithRSAEncryption!;
   const c = cert as forge.pki.Certificate & { md: forge.md.MessageDigest; tbsCertificate: forge.asn1.Asn1 };
   c.md = forge.md.sha256.create();
@@ -88,5 +100,5 @@ function signNatively(cert: forge.pki.Certificate, keyPem: string): void {
   // getTBSCertificate is public in forge but missing from its type definitions.
   c.tbsCertificate = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
   const tbs = Buffer.from(forge.asn1.toDer(c.tbsCertificate).getBytes(), 'binary');
-  c.signature = sign('sha256', tbs, keyPem).toString('binary');
+  c.signature = sign('sha256', tbs, key).toString('binary');
 }

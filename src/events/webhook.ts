@@ -3,7 +3,7 @@
  * with backoff (src/retry.ts, as the Rancher client) on network errors, 429 and 5xx; never logged with its URL's path, which for Slack is the secret.
  */
 import axios, { type AxiosError } from 'axios';
-import { retryWithBackoff } from '../retry.js';
+import { isBusyOrDown, retryWithBackoff } from '../retry.js';
 import { describeEvent, type CertEvent } from './events.js';
 
 export type WebhookFormat = 'json' | 'slack';
@@ -39,7 +39,7 @@ export async function postWebhook(e: CertEvent, opts: WebhookOptions): Promise<v
   const base = opts.retryBaseMs ?? 1000;
   const http = axios.create({ timeout: opts.timeoutMs, maxRedirects: 0, headers: { 'Content-Type': 'application/json', 'User-Agent': 'certwrangler' } });
   // A POST is not idempotent, but a receiver that failed or was busy has not acted on it.
-  retryWithBackoff(http, { retries: attempts - 1, baseMs: base, retryCondition: (err) => !err.response || err.response.status === 429 || err.response.status >= 500 });
+  retryWithBackoff(http, { retries: attempts - 1, baseMs: base, retryCondition: isBusyOrDown });
   try {
     await http.post(opts.url, webhookBody(e, opts.format));
   } catch (err) {

@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { getDomain } from 'tldts';
 import { ensureDir, writeFileAtomic } from '../certs/atomic.js';
+import { DIR_MODE, KEY_MODE } from '../certs/store.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -222,8 +223,8 @@ export class Ledger {
       const data = await this.load();
       const pruned = prune(data, this.clock());
       Object.assign(data, pruned);
-      await ensureDir(join(this.path, '..'), 0o700);
-      await writeFileAtomic(this.path, `${JSON.stringify(data)}\n`, 0o600);
+      await ensureDir(join(this.path, '..'), DIR_MODE);
+      await writeFileAtomic(this.path, `${JSON.stringify(data)}\n`, KEY_MODE);
     });
     this.chain = p.catch(() => undefined);
     return p;

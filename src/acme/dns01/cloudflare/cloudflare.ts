@@ -4,7 +4,7 @@
  * Cloudflare's own codes and messages, never with the token.
  */
 import axios, { type AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
-import { retryWithBackoff } from '../../../retry.js';
+import { isBusyOrDown, retryWithBackoff } from '../../../retry.js';
 import type { DnsProvider } from '../provider.js';
 
 export interface CloudflareOptions {
@@ -71,7 +71,7 @@ export class CloudflareProvider implements DnsProvider {
     });
     // 429 (1,200 requests per 5 minutes) waits for its Retry-After. A POST retried after a lost answer
     // finds its record already there (81057), which present() adopts.
-    retryWithBackoff(this.http, { retries: 4, baseMs: opts.retryBaseMs ?? 1000, retryCondition: (e) => !e.response || e.response.status === 429 || e.response.status >= 500 });
+    retryWithBackoff(this.http, { retries: 4, baseMs: opts.retryBaseMs ?? 1000, retryCondition: isBusyOrDown });
   }
 
   private async call<T>(method: 'get' | 'post' | 'delete', path: string, body?: unknown): Promise<Envelope<T>> {
