@@ -42,7 +42,6 @@ export function createOrchestrator(config: Config, log: Logger, opts: AssembleOp
         hostsLabel: config.hostsLabel,
         readLabels: config.readLabels,
         domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
-        adoptExisting: config.adoptExisting,
         log,
       });
   }

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { isIP } from 'node:net';
 import cronParser from 'cron-parser';
-import { parseDomainList, type ParsedDomains } from './domains.js';
+import { certName, normaliseName, parseDomainList, type ParsedDomains } from './domains.js';
+import type { AdoptList } from './adopt.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { TSIG_ALGORITHMS, type TsigKey } from './acme/dns01/rfc2136/message.js';
 
@@ -41,7 +42,8 @@ export interface Config {
   keyType: KeyType;
   acmeConcurrency: number;
   acmeTimeoutMs: number;
-  adoptExisting: boolean;
+  /** ADOPT_EXISTING: which foreign orchestrator certificates may be taken over (DESIGN §10: never a label's). */
+  adoptExisting: AdoptList;
   discoveryIntervalMs: number;
   allowedDomains: string[];
   challenge: Challenge;
@@ -206,6 +208,26 @@ function parseStatus(env: Env): Config['status'] {
   return { host: at.host || '0.0.0.0', port: at.port, token };
 }
 
+/**
+ * `true` adopts every certificate of DOMAINS (what it always meant); a list names the certificates to adopt,
+ * by their name (first domain). A label can never adopt: a foreign certificate's key cannot be read back.
+ */
+function parseAdopt(env: Env): AdoptList {
+  const v = str(env, 'ADOPT_EXISTING');
+  if (v === undefined || FALSE.includes(v.toLowerCase())) return { domains: false, names: [] };
+  if (TRUE.includes(v.toLowerCase())) return { domains: true, names: [] };
+  const names: string[] = [];
+  for (const raw of v.split(/[,;]/)) {
+    if (raw.trim() === '') continue;
+    try {
+      names.push(certName([normaliseName(raw, { allowWildcard: true })]));
+    } catch (e) {
+      throw new ConfigError('ADOPT_EXISTING', v, `true (every certificate of DOMAINS), false, or a comma-separated list of certificate names to take over (${(e as Error).message})`);
+    }
+  }
+  return { domains: false, names };
+}
+
 function parseWebhook(env: Env): Config['webhook'] {
   if (str(env, 'WEBHOOK_URL') === undefined) return undefined;
   return {
@@ -294,7 +316,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     keyType: parseEnum(env, 'KEY_TYPE', KEY_TYPES, 'rsa-2048'),
     acmeConcurrency: parseInt(env, 'ACME_CONCURRENCY', 1, 50) ?? 4,
     acmeTimeoutMs: parseDuration(env, 'ACME_TIMEOUT', 30_000, 100),
-    adoptExisting: parseBool(env, 'ADOPT_EXISTING', false),
+    adoptExisting: parseAdopt(env),
     discoveryIntervalMs: parseDuration(env, 'DISCOVERY_INTERVAL', 60_000, 1000),
     allowedDomains,
     challenge,

@@ -5,7 +5,9 @@
  */
 import pLimit from 'p-limit';
 import type { Config } from './config.js';
-import { mergeWanted, type RefusedCert, type WantedCert } from './domains.js';
+import type { RefusedCert, WantedCert } from './domains.js';
+import { discover } from './discover.js';
+import { mayAdopt } from './adopt.js';
 import { classifyByIssuer, kindOfDirectory, type Kind, type KnownIssuers } from './certs/kind.js';
 import { parseCert, type CertInfo } from './certs/parse.js';
 import { createSelfSigned } from './certs/placeholder.js';
@@ -87,6 +89,8 @@ interface Observed {
   localCopy: Copy;
   remoteCopy: Copy;
   decision: Decision;
+  /** ADOPT_EXISTING lets this certificate take over a foreign copy of its name. */
+  adopt: boolean;
 }
 
 // DESIGN §6: after a failed order wait 1 h, doubling to 24 h, so a name that cannot validate does not
@@ -128,20 +132,6 @@ function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers): Cop
   return { state: 'present', info: remote.info, kind, keyMatches: true, owned: remote.owned };
 }
 
-async function discover(deps: PassDeps): Promise<{ wanted: WantedCert[]; refused: RefusedCert[]; errors: string[] }> {
-  const { domains } = deps.config;
-  const errors: string[] = [];
-  const requested = deps.requests ? await deps.requests.wanted().catch((e: Error) => (errors.push(e.message), { certs: [], refused: [] })) : { certs: [], refused: [] };
-  try {
-    const fromLabels = await deps.orchestrator.discover();
-    return { wanted: mergeWanted([domains.certs, fromLabels.certs, requested.certs]), refused: [...domains.refused, ...fromLabels.refused, ...requested.refused], errors };
-  } catch (e) {
-    // Labels unreadable: go on with DOMAINS. Nothing is removed for a missing label, so a failed read loses nothing.
-    errors.push(`cannot read labels from ${deps.orchestrator.name}: ${(e as Error).message}`);
-    return { wanted: mergeWanted([domains.certs, requested.certs]), refused: [...domains.refused, ...requested.refused], errors };
-  }
-}
-
 /**
  * `observe`, or, when the orchestrator's copies cannot be read, the error added to `errors` and every
  * certificate failed with it: nothing can be decided safely, so each waits for the next pass.
@@ -177,15 +167,16 @@ async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover:
       const [local, status] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name)]));
       const localCopy = localToCopy(local, config);
       const remoteCopy = remoteToCopy(remotes.get(w.name) ?? { state: 'absent' }, localCopy, known);
+      const adopt = mayAdopt(config.adoptExisting, w);
       const decision = decideAction({
         wanted: { name: w.name, names: w.names, kind: wantedKind(config) },
         local: localCopy,
         remote: remoteCopy,
         now,
-        policy: { renewBeforeDays: config.renewBeforeDays, adoptExisting: config.adoptExisting, placeholders: config.placeholders },
+        policy: { renewBeforeDays: config.renewBeforeDays, adoptExisting: adopt, placeholders: config.placeholders },
         ...(status.nextAttempt ? { backoffUntil: new Date(status.nextAttempt) } : {}),
       });
-      return { wanted: w, local, status, localCopy, remoteCopy, decision };
+      return { wanted: w, local, status, localCopy, remoteCopy, decision, adopt };
     }),
   );
 }
@@ -308,7 +299,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           if (action === 'placeholder') placeholderPushed = (await placeholderWrites(() => storePlaceholder(deps, o, r))).pushed;
           if (action === 'push') {
             if (o.local.state !== 'present') throw new Error('no local copy to push');
-            const to = await deps.orchestrator.push(o.local.bundle);
+            const to = await deps.orchestrator.push(o.local.bundle, { adopt: o.adopt });
             r.pushed = true;
             log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed local copy to ${to.target}`);
             emit(deps, o, 'pushed', r, { target: to.target });
@@ -363,7 +354,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
           r.renewAt = renewalTime(info, config.renewBeforeDays).toISOString();
           r.renewRule = renewRule(config);
           log.info({ cert: o.wanted.name, action: 'issued', kind, notAfter: r.notAfter, issuer: info.issuer, reason: o.decision.reason }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
-          const to = await deps.orchestrator.push(bundle);
+          const to = await deps.orchestrator.push(bundle, { adopt: o.adopt });
           r.pushed = true;
           log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed to ${to.target}`);
           // A certificate replacing one of its own kind is a renewal; anything else (none, a placeholder, staging) is new.
@@ -439,7 +430,7 @@ async function storePlaceholder(deps: PassDeps, o: Observed, r: CertResult): Pro
   describeCert(r, info);
   delete r.renewAt;
   delete r.renewRule;
-  const pushed = deps.orchestrator.push(bundle).then(
+  const pushed = deps.orchestrator.push(bundle, { adopt: o.adopt }).then(
     (to) => {
       log.info({ cert: o.wanted.name, action: 'placeholder', target: to.target }, `${o.wanted.name}: self-signed placeholder pushed to ${to.target}`);
       emit(deps, o, 'placeholder', r, { target: to.target, kind: 'self-signed', issuer: info.issuer, notAfter: info.notAfter.toISOString() });

@@ -13,13 +13,20 @@ export interface PushResult {
   target: string;
 }
 
+export interface PushOptions {
+  adopt: boolean;
+}
+
 /** The small interface every orchestrator implements (DESIGN §7). */
 export interface Orchestrator {
   readonly name: string;
   /** What it holds for these names, found with as few calls as the orchestrator allows (one listing). */
   list(names: string[]): Promise<Map<string, RemoteCopy>>;
-  /** Creates or updates one certificate in place. */
-  push(bundle: CertBundle): Promise<PushResult>;
+  /**
+   * Creates or updates one certificate in place. A copy certwrangler did not write is never replaced
+   * unless `adopt` (ADOPT_EXISTING names this certificate).
+   */
+  push(bundle: CertBundle, opts: PushOptions): Promise<PushResult>;
   /** Certificates asked for by labels on the orchestrator's services. */
   discover(): Promise<ParsedDomains>;
 }

@@ -36,7 +36,6 @@ function options(extra: Partial<RancherOptions> = {}, sim: RancherSim = s): Ranc
     hostsLabel: LABEL,
     readLabels: true,
     domains: { dnsProvider: false, onePerName: false, allowedSuffixes: [] },
-    adoptExisting: false,
     log: createLogger('silent'),
     ...extra,
   };
@@ -149,14 +148,14 @@ test('push creates with POST, renews with PUT to links.self keeping the id, and 
   const o = orchestrator();
   await o.list(['a.example.com']);
   s.clearLog();
-  const first = await o.push(bundle('a.example.com', pems[0]!));
+  const first = await o.push(bundle('a.example.com', pems[0]!), { adopt: false });
   const c = s.certByName('a.example.com')!;
   assert.match(first.target, new RegExp(`\\(${c.id}\\)`));
   assert.equal(c.certChain, null);
   assert.deepEqual(s.log.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.status}`), ['POST 201']);
   await o.list(['a.example.com']);
   s.clearLog();
-  await o.push(bundle('a.example.com', pems[1]!));
+  await o.push(bundle('a.example.com', pems[1]!), { adopt: false });
   const after = s.certByName('a.example.com')!;
   assert.equal(after.id, c.id);
   assert.equal(after.cert, pems[1]!.cert);
@@ -171,12 +170,12 @@ test('NotUnique after POST: our own earlier create is updated in place; another 
   // Our POST timed out after Rancher stored it: the retry is refused NotUnique, the manager re-lists and PUTs.
   s.fault({ kind: 'race', method: 'POST', url: /certificates/, raceDescription: 'managed by certwrangler; an earlier attempt' });
   s.clearLog();
-  await o.push(bundle('race.example.com', pems[2]!));
+  await o.push(bundle('race.example.com', pems[2]!), { adopt: false });
   assert.deepEqual(s.log.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.status}`), ['POST 422', 'PUT 200'], 'refused as NotUnique, then updated in place');
   assert.equal([...s.certificates.values()].filter((c) => c.name === 'race.example.com').length, 1, 'not created twice');
 
   s.fault({ kind: 'race', method: 'POST', url: /certificates/, raceDescription: 'uploaded by hand' });
-  await assert.rejects(o.push(bundle('theirs.example.com', pems[2]!)), /was not pushed by certwrangler; left alone/);
+  await assert.rejects(o.push(bundle('theirs.example.com', pems[2]!), { adopt: false }), /was not pushed by certwrangler; left alone/);
   const theirs = s.certByName('theirs.example.com')!;
   assert.equal(theirs.description, 'uploaded by hand');
   assert.equal(theirs.writes, 0);
@@ -187,13 +186,13 @@ test('a PUT refused with 409 while Rancher is still busy waits for the resource 
   try {
     const o = new RancherOrchestrator(options({}, slow));
     await o.list(['busy.example.com']);
-    await o.push(bundle('busy.example.com', pems[0]!));
+    await o.push(bundle('busy.example.com', pems[0]!), { adopt: false });
     const c = slow.certByName('busy.example.com')!;
     // Someone else starts an update just before ours.
     c.state = 'updating-active';
     c.transitioning = 'yes';
     c.settleAt = Date.now() + 300;
-    await o.push(bundle('busy.example.com', pems[1]!));
+    await o.push(bundle('busy.example.com', pems[1]!), { adopt: false });
     assert.equal(slow.certByName('busy.example.com')!.cert, pems[1]!.cert);
     assert.equal(slow.certByName('busy.example.com')!.state, 'active');
   } finally {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ensureDir, writeFileSet } from '../../certs/atomic.js';
 import { parseCert } from '../../certs/parse.js';
 import { KEY_MODE, type CertBundle } from '../../certs/store.js';
-import type { Orchestrator, PushResult, RemoteCopy } from '../orchestrator.js';
+import type { Orchestrator, PushOptions, PushResult, RemoteCopy } from '../orchestrator.js';
 
 const MARKER = '.certwrangler';
 // Readers (nginx workers, HAProxy) may run as another user: folders and public files are readable,
@@ -64,7 +64,7 @@ export class FilesOrchestrator implements Orchestrator {
     }
   }
 
-  async push(bundle: CertBundle): Promise<PushResult> {
+  async push(bundle: CertBundle, _opts: PushOptions): Promise<PushResult> {
     const dir = this.dir(bundle.name);
     const info = parseCert(bundle.cert);
     const fullchain = bundle.cert + bundle.chain;

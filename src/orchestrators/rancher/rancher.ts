@@ -11,7 +11,7 @@ import { parseCert } from '../../certs/parse.js';
 import type { CertBundle } from '../../certs/store.js';
 import type { DomainsOptions, ParsedDomains } from '../../domains.js';
 import type { Logger } from '../../log.js';
-import type { Orchestrator, PushResult, RemoteCopy } from '../orchestrator.js';
+import type { Orchestrator, PushOptions, PushResult, RemoteCopy } from '../orchestrator.js';
 import { RancherApi, RancherError, type RancherApiOptions } from './api.js';
 import { wantedFromLabels } from './labels.js';
 import { isGone, parseCertificate, parseService, type CertificateResource, type ServiceResource } from './resources.js';
@@ -33,7 +33,6 @@ export interface RancherOptions extends RancherApiOptions {
   /** Read HOSTS_LABEL from services (the seed's DYNAMIC_CONFIG). */
   readLabels: boolean;
   domains: DomainsOptions;
-  adoptExisting: boolean;
   /** How long a certificate or balancer may stay `transitioning: yes` (specs §4.5: janeczku caps it at 2 min). */
   settleTimeoutMs?: number;
   log: Logger;
@@ -87,11 +86,11 @@ export class RancherOrchestrator implements Orchestrator {
     return wantedFromLabels(services, this.opts.hostsLabel, this.opts.domains);
   }
 
-  push(bundle: CertBundle): Promise<PushResult> {
-    return this.writes(() => this.write(bundle));
+  push(bundle: CertBundle, opts: PushOptions): Promise<PushResult> {
+    return this.writes(() => this.write(bundle, opts));
   }
 
-  private async write(bundle: CertBundle): Promise<PushResult> {
+  private async write(bundle: CertBundle, opts: PushOptions): Promise<PushResult> {
     const info = parseCert(bundle.cert);
     const body = {
       name: bundle.name,
@@ -115,8 +114,8 @@ export class RancherOrchestrator implements Orchestrator {
       }
     }
     if (existing) {
-      if (!isOwned(existing) && !this.opts.adoptExisting) {
-        throw new RancherError(`Rancher certificate ${bundle.name} (${existing.id}) was not pushed by certwrangler; left alone (set ADOPT_EXISTING=true to take it over)`);
+      if (!isOwned(existing) && !opts.adopt) {
+        throw new RancherError(`Rancher certificate ${bundle.name} (${existing.id}) was not pushed by certwrangler; left alone (list it in ADOPT_EXISTING to take it over)`);
       }
       written = await this.put(existing, body);
     }
