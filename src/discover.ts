@@ -18,7 +18,7 @@ export async function discover(deps: PassDeps): Promise<Discovered> {
   const requested = deps.requests ? await deps.requests.wanted().catch((e: Error) => (errors.push(e.message), { certs: [], refused: [] })) : { certs: [], refused: [] };
   try {
     const fromLabels = await deps.orchestrator.discover();
-    return { wanted: mergeWanted([domains.certs, fromLabels.certs, requested.certs]), refused: [...domains.refused, ...fromLabels.refused, ...requested.refused], errors };
+    return { wanted: mergeWanted([domains.certs, requested.certs, fromLabels.certs]), refused: [...domains.refused, ...fromLabels.refused, ...requested.refused], errors };
   } catch (e) {
     // Labels unreadable: go on with DOMAINS. Nothing is removed for a missing label, so a failed read loses nothing.
     errors.push(`cannot read labels from ${deps.orchestrator.name}: ${(e as Error).message}`);

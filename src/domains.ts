@@ -1,12 +1,25 @@
 import { domainToASCII } from 'node:url';
 import { isIP } from 'node:net';
 
+/**
+ * The kinds of source, highest rank first (DESIGN §10): the operator's DOMAINS, then the run-time request
+ * API, then labels, which anyone who may deploy a service can set and which are therefore untrusted.
+ */
+export const ORIGINS = ['DOMAINS', 'api', 'label'] as const;
+export type Origin = (typeof ORIGINS)[number];
+
+export function originOf(source: string): Origin {
+  return source === 'DOMAINS' ? 'DOMAINS' : source === 'api' ? 'api' : 'label';
+}
+
 /** One wanted certificate: its name (= first domain, the common name) and every name it must cover. */
 export interface WantedCert {
   name: string;
   names: string[];
   /** Where the request came from, for logs: "DOMAINS", "label on web", "api". */
   sources: string[];
+  /** The kind of source that owns the certificate: the highest-ranked one that asks for it. */
+  origin: Origin;
   /** Asked for by the source (a service's `<HOSTS_LABEL>.challenge` label); else CHALLENGE decides. */
   challenge?: 'http-01' | 'dns-01';
 }
@@ -109,7 +122,7 @@ export function parseDomainList(value: string, source: string, opts: DomainsOpti
       }
     }
     if (error !== undefined) refused.push({ spec, source, error });
-    else if (names.length > 0) certs.push({ name: certName(names), names, sources: [source] });
+    else if (names.length > 0) certs.push({ name: certName(names), names, sources: [source], origin: originOf(source) });
   }
   return { certs, refused };
 }
@@ -129,13 +142,14 @@ export function mergeWanted(lists: WantedCert[][]): WantedCert[] {
     for (const cert of list) {
       const seen = byName.get(cert.name);
       if (!seen) {
-        byName.set(cert.name, { name: cert.name, names: [...cert.names], sources: [...cert.sources], ...(cert.challenge ? { challenge: cert.challenge } : {}) });
+        byName.set(cert.name, { name: cert.name, names: [...cert.names], sources: [...cert.sources], origin: cert.origin, ...(cert.challenge ? { challenge: cert.challenge } : {}) });
         continue;
       }
       // Asked for twice with different challenges: the first source that names one decides.
       if (!seen.challenge && cert.challenge) seen.challenge = cert.challenge;
       for (const n of cert.names) if (!seen.names.includes(n)) seen.names.push(n);
       for (const s of cert.sources) if (!seen.sources.includes(s)) seen.sources.push(s);
+      if (ORIGINS.indexOf(cert.origin) < ORIGINS.indexOf(seen.origin)) seen.origin = cert.origin;
     }
   }
   return [...byName.values()];
