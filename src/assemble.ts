@@ -72,7 +72,7 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
   const ledger = (directoryUrl: string) => {
     const id = directoryId(directoryUrl);
     let l = ledgers.get(id);
-    if (!l) ledgers.set(id, (l = Ledger.forDirectory(config.dataDir, id, opts.now)));
+    if (!l) ledgers.set(id, (l = Ledger.forDirectory(config.dataDir, id, opts.now, config.newOrderBudget)));
     return l;
   };
   return {

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import cronParser from 'cron-parser';
 import { certName, normaliseName, parseDomainList, type ParsedDomains } from './domains.js';
 import type { AdoptList } from './adopt.js';
+import { DEFAULT_NEW_ORDER_BUDGET } from './limits/ledger.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { TSIG_ALGORITHMS, type TsigKey } from './acme/dns01/rfc2136/message.js';
 
@@ -46,6 +47,8 @@ export interface Config {
   adoptExisting: AdoptList;
   discoveryIntervalMs: number;
   allowedDomains: string[];
+  /** NEW_ORDER_BUDGET as a fraction: the share of each rate limit new certificates from labels or the API may use. */
+  newOrderBudget: number;
   challenge: Challenge;
   /** DNS-01: the provider and how to check the record is visible; undefined without DNS_PROVIDER. */
   dns: DnsConfig | undefined;
@@ -208,6 +211,17 @@ function parseStatus(env: Env): Config['status'] {
   return { host: at.host || '0.0.0.0', port: at.port, token };
 }
 
+/** "80%" or "80": a whole percentage from 1 to 100. */
+function parseBudget(env: Env): number {
+  const v = str(env, 'NEW_ORDER_BUDGET');
+  if (v === undefined) return DEFAULT_NEW_ORDER_BUDGET;
+  const m = /^(\d{1,3})%?$/.exec(v);
+  if (!m || Number(m[1]) < 1 || Number(m[1]) > 100) {
+    throw new ConfigError('NEW_ORDER_BUDGET', v, 'a percentage from 1% to 100%, e.g. 80%: the share of each Let\'s Encrypt rate limit that new certificates from labels or the API may use');
+  }
+  return Number(m[1]) / 100;
+}
+
 /**
  * `true` adopts every certificate of DOMAINS (what it always meant); a list names the certificates to adopt,
  * by their name (first domain). A label can never adopt: a foreign certificate's key cannot be read back.
@@ -319,6 +333,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     adoptExisting: parseAdopt(env),
     discoveryIntervalMs: parseDuration(env, 'DISCOVERY_INTERVAL', 60_000, 1000),
     allowedDomains,
+    newOrderBudget: parseBudget(env),
     challenge,
     dns,
     onChangeCommand: str(env, 'ON_CHANGE_COMMAND'),

@@ -28,7 +28,36 @@ export const LE_LIMITS = {
   newOrdersPerAccount: { count: 300, windowMs: 3 * HOUR },
 } satisfies Record<string, Limit>;
 
-export type LimitName = keyof typeof LE_LIMITS | 'caRateLimited';
+export type LimitName = keyof typeof LE_LIMITS | 'caRateLimited' | 'newOrderBudget';
+
+/**
+ * Which share of the limits an order may use (DESIGN §10, issue 15). `new`: a new certificate asked for by a
+ * label or the API, which any tenant can cause; it may use only NEW_ORDER_BUDGET of each limit. `reserved`:
+ * renewals and DOMAINS, which may use all of it, so no tenant can starve a certificate already in service.
+ */
+export type BudgetClass = 'new' | 'reserved';
+
+/** The default share of each limit that new certificates from labels or the API may use. */
+export const DEFAULT_NEW_ORDER_BUDGET = 0.8;
+
+export interface OrderOptions {
+  budget?: BudgetClass;
+}
+
+/** One limit as it stands, for `plan` and the status page. */
+export interface BudgetRow {
+  limit: keyof typeof LE_LIMITS;
+  /** What it counts: "account", a registered domain, a name, or a set of names. */
+  scope: string;
+  used: number;
+  max: number;
+  /** The most that new certificates from labels or the API may use. */
+  newMax: number;
+  /** Kept back for renewals and DOMAINS. */
+  heldBack: number;
+  /** When the oldest entry leaves the window, so one more fits. */
+  refillsAt: string | undefined;
+}
 
 export interface LedgerData {
   version: 1;
@@ -117,6 +146,64 @@ export function checkLimits(data: LedgerData, names: string[], now: Date, pendin
   return undefined;
 }
 
+/** Each limit cut to the share new certificates may use; never below 1, so a small budget still lets one through. */
+export function newOrderLimits(fraction: number, limits = LE_LIMITS): typeof LE_LIMITS {
+  const cut = (l: Limit): Limit => ({ count: Math.max(1, Math.floor(l.count * fraction)), windowMs: l.windowMs });
+  return {
+    certificatesPerRegisteredDomain: cut(limits.certificatesPerRegisteredDomain),
+    duplicateCertificates: cut(limits.duplicateCertificates),
+    failedAuthorizationsPerName: cut(limits.failedAuthorizationsPerName),
+    newOrdersPerAccount: cut(limits.newOrdersPerAccount),
+  };
+}
+
+/**
+ * checkLimits for one class of order: a `new` order is also held once it would use more than its share of
+ * any limit, with a verdict that names the share and the limit behind it.
+ */
+export function checkOrder(data: LedgerData, names: string[], now: Date, pending: string[][], budget: BudgetClass, fraction: number, limits = LE_LIMITS): Verdict | undefined {
+  const full = checkLimits(data, names, now, pending, limits);
+  if (full || budget === 'reserved' || fraction >= 1) return full;
+  const share = checkLimits(data, names, now, pending, newOrderLimits(fraction, limits));
+  if (!share) return undefined;
+  const pct = Math.round(fraction * 100);
+  return {
+    limit: 'newOrderBudget',
+    message: `${share.message.replace('(limit ', '(share of new certificates ')}; new certificates from labels and the API may use ${pct}% of each limit (NEW_ORDER_BUDGET), the rest is kept for renewals`,
+    retryAt: share.retryAt,
+  };
+}
+
+/** Every limit with something counted against it now: used, the share of new certificates, held back, refill time. */
+export function budgetRows(data: LedgerData, now: Date, fraction: number, limits = LE_LIMITS): BudgetRow[] {
+  const t = now.getTime();
+  const within = (at: string, l: Limit) => t - Date.parse(at) < l.windowMs;
+  const share = newOrderLimits(fraction, limits);
+  const rows: BudgetRow[] = [];
+  const row = (limit: keyof typeof LE_LIMITS, scope: string, times: number[]) => {
+    if (times.length === 0) return;
+    const max = limits[limit].count;
+    const newMax = fraction >= 1 ? max : Math.min(max, share[limit].count);
+    const oldest = Math.min(...times);
+    rows.push({ limit, scope, used: times.length, max, newMax, heldBack: max - newMax, refillsAt: new Date(oldest + limits[limit].windowMs).toISOString() });
+  };
+  row('newOrdersPerAccount', 'account', data.orders.filter((o) => within(o.at, limits.newOrdersPerAccount)).map((o) => Date.parse(o.at)));
+  const issued = data.issued.filter((i) => within(i.at, limits.certificatesPerRegisteredDomain));
+  const byDomain = new Map<string, number[]>();
+  const bySet = new Map<string, number[]>();
+  for (const i of issued) {
+    for (const d of new Set(i.names.map(registeredDomain))) (byDomain.get(d) ?? byDomain.set(d, []).get(d)!).push(Date.parse(i.at));
+    if (within(i.at, limits.duplicateCertificates)) (bySet.get(key(i.names)) ?? bySet.set(key(i.names), []).get(key(i.names))!).push(Date.parse(i.at));
+  }
+  for (const [d, times] of byDomain) row('certificatesPerRegisteredDomain', d, times);
+  // A set issued once is every renewal's normal state; only sets nearing their limit are worth a row.
+  for (const [set, times] of bySet) if (times.length > 1) row('duplicateCertificates', set, times);
+  const fails = new Map<string, number[]>();
+  for (const f of data.failedAuthorizations) if (within(f.at, limits.failedAuthorizationsPerName)) (fails.get(f.name) ?? fails.set(f.name, []).get(f.name)!).push(Date.parse(f.at));
+  for (const [name, times] of fails) row('failedAuthorizationsPerName', name, times);
+  return rows;
+}
+
 /** Drops what no window can see any more, so the file stays small. */
 export function prune(data: LedgerData, now: Date): LedgerData {
   const t = now.getTime();
@@ -132,6 +219,11 @@ export function prune(data: LedgerData, now: Date): LedgerData {
 
 export interface Ticket {
   issued(): void;
+  /**
+   * The CA refused the order at creation (rejectedIdentifier, unsupportedIdentifier, malformed): no order
+   * exists, so it leaves the ledger as if never made. done() must still be called.
+   */
+  release(): void;
   failedAuthorizations(names: string[]): void;
   /** Ends the reservation; records made through the ticket stay. */
   done(): Promise<void>;
@@ -146,10 +238,12 @@ export class Ledger {
   constructor(
     private readonly path: string,
     private readonly clock: () => Date = () => new Date(),
+    /** NEW_ORDER_BUDGET: the share of each limit that `new` orders may use. */
+    private readonly newOrderBudget = DEFAULT_NEW_ORDER_BUDGET,
   ) {}
 
-  static forDirectory(dataDir: string, id: string, clock?: () => Date): Ledger {
-    return new Ledger(join(dataDir, 'ledger', `${id}.json`), clock);
+  static forDirectory(dataDir: string, id: string, clock?: () => Date, newOrderBudget?: number): Ledger {
+    return new Ledger(join(dataDir, 'ledger', `${id}.json`), clock, newOrderBudget);
   }
 
   private load(): Promise<LedgerData> {
@@ -177,10 +271,10 @@ export class Ledger {
    * The verdict, or a ticket once the order is on file: it counts as an order from now on, and as a
    * certificate in flight until `done()`.
    */
-  async acquire(names: string[]): Promise<Verdict | Ticket> {
+  async acquire(names: string[], opts: OrderOptions = {}): Promise<Verdict | Ticket> {
     const data = await this.load();
     const now = this.clock();
-    const verdict = checkLimits(data, names, now, [...this.pending]);
+    const verdict = checkOrder(data, names, now, [...this.pending], opts.budget ?? 'reserved', this.newOrderBudget);
     if (verdict) return verdict;
     const reservation = [...names];
     const order = { at: now.toISOString(), names: reservation };
@@ -196,6 +290,10 @@ export class Ledger {
     const at = () => this.clock().toISOString();
     return {
       issued: () => void data.issued.push({ at: at(), names }),
+      release: () => {
+        const i = data.orders.indexOf(order);
+        if (i >= 0) data.orders.splice(i, 1);
+      },
       failedAuthorizations: (failed) => void data.failedAuthorizations.push(...failed.map((name) => ({ at: at(), name }))),
       done: async () => {
         this.pending.delete(reservation);
@@ -205,8 +303,13 @@ export class Ledger {
   }
 
   /** The verdict an order for `names` would get now, reserving nothing (for `plan`). */
-  async peek(names: string[]): Promise<Verdict | undefined> {
-    return checkLimits(await this.load(), names, this.clock(), [...this.pending]);
+  async peek(names: string[], opts: OrderOptions = {}): Promise<Verdict | undefined> {
+    return checkOrder(await this.load(), names, this.clock(), [...this.pending], opts.budget ?? 'reserved', this.newOrderBudget);
+  }
+
+  /** Each limit with something counted against it, for `plan` and the status page. */
+  async budgets(): Promise<BudgetRow[]> {
+    return budgetRows(await this.load(), this.clock(), this.newOrderBudget);
   }
 
   async caRateLimited(retryAfterMs: number | undefined, detail: string): Promise<Date> {

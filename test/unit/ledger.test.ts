@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, statSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkLimits, emptyLedger, isVerdict, Ledger, registeredDomain, type LedgerData } from '../../src/limits/ledger.js';
+import { budgetRows, checkLimits, checkOrder, emptyLedger, isVerdict, Ledger, registeredDomain, type LedgerData } from '../../src/limits/ledger.js';
 
 const T0 = new Date('2027-05-01T00:00:00Z');
 const H = 3_600_000;
@@ -96,4 +96,65 @@ test('ledger: an order that cannot be written down is not made, and leaves nothi
   assert.ok(!isVerdict(t));
   await t.done();
   assert.equal((JSON.parse(readFileSync(join(dir, 'ledger', 'ca.json'), 'utf8')) as LedgerData).orders.length, 2, 'the refused order was not counted');
+});
+
+test('NEW_ORDER_BUDGET: new certificates from labels or the API stop at 80% of a limit; renewals and DOMAINS may use the rest', async () => {
+  // 40 certificates for example.com this week: 80% of Let's Encrypt's 50 per registered domain.
+  const d: LedgerData = { ...emptyLedger(), issued: Array.from({ length: 40 }, (_, i) => ({ at: at(i * H), names: [`n${i}.example.com`] })) };
+  const now = new Date(T0.getTime() + 50 * H);
+  const held = checkOrder(d, ['tenant.example.com'], now, [], 'new', 0.8)!;
+  assert.equal(held.limit, 'newOrderBudget');
+  assert.match(held.message, /40 certificates for example\.com in the last 7 days \(share of new certificates 40 per registered domain\); .*80% .*NEW_ORDER_BUDGET.*kept for renewals/);
+  assert.equal(held.retryAt.toISOString(), at(7 * 24 * H), 'the oldest of the 40 leaving the window lets one more in');
+  assert.equal(checkOrder(d, ['renewal.example.com'], now, [], 'reserved', 0.8), undefined, 'a renewal may use the reserve');
+  assert.equal(checkOrder(d, ['tenant.example.com'], now, [], 'new', 1), undefined, 'NEW_ORDER_BUDGET=100% keeps nothing back');
+  assert.equal(checkOrder(d, ['tenant.other.org'], now, [], 'new', 0.8), undefined, 'another registered domain has its own budget');
+  // The reserve itself is still a limit: at 50 even a renewal waits, with the CA's limit named.
+  d.issued.push(...Array.from({ length: 10 }, (_, i) => ({ at: at((40 + i) * H), names: [`m${i}.example.com`] })));
+  assert.equal(checkOrder(d, ['renewal.example.com'], now, [], 'reserved', 0.8)?.limit, 'certificatesPerRegisteredDomain');
+
+  // Through the ledger: the class is the caller's, and peek answers as acquire would.
+  const dir = mkdtempSync(join(tmpdir(), 'cw-ledger-'));
+  const l = Ledger.forDirectory(dir, 'ca', () => T0, 0.5);
+  for (let i = 0; i < 2; i++) {
+    const t = await l.acquire(['dup.example.com'], { budget: 'new' });
+    assert.ok(!isVerdict(t));
+    t.issued();
+    await t.done();
+  }
+  assert.equal((await l.peek(['dup.example.com'], { budget: 'new' }))?.limit, 'newOrderBudget', 'half of 5 duplicates is 2');
+  const renewal = await l.acquire(['dup.example.com']);
+  assert.ok(!isVerdict(renewal), 'a reserved order is not held by the share');
+  await renewal.done();
+});
+
+test('an order the CA refused at creation is released: it does not count against new orders per account', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cw-ledger-'));
+  const l = Ledger.forDirectory(dir, 'ca', () => T0);
+  const t = await l.acquire(['co.uk']);
+  assert.ok(!isVerdict(t));
+  t.release();
+  await t.done();
+  const kept = await l.acquire(['fine.example.com']);
+  assert.ok(!isVerdict(kept));
+  await kept.done();
+  const file = JSON.parse(readFileSync(join(dir, 'ledger', 'ca.json'), 'utf8')) as LedgerData;
+  assert.deepEqual(file.orders.map((o) => o.names), [['fine.example.com']]);
+});
+
+test('budgets: each limit in use with what is used, what new certificates may use, what is held back and when it refills', () => {
+  const d: LedgerData = {
+    ...emptyLedger(),
+    orders: [{ at: at(0), names: ['a.example.com'] }, { at: at(H), names: ['b.example.com'] }],
+    issued: [{ at: at(0), names: ['a.example.com'] }, { at: at(H), names: ['a.example.com'] }, { at: at(2 * H), names: ['b.example.com', 'c.other.org'] }],
+    failedAuthorizations: [{ at: at(2 * H), name: 'bad.example.com' }],
+  };
+  const rows = budgetRows(d, new Date(T0.getTime() + 2.5 * H), 0.8);
+  const find = (limit: string, scope: string) => rows.find((r) => r.limit === limit && r.scope === scope);
+  assert.deepEqual(find('newOrdersPerAccount', 'account'), { limit: 'newOrdersPerAccount', scope: 'account', used: 2, max: 300, newMax: 240, heldBack: 60, refillsAt: at(3 * H) });
+  assert.deepEqual(find('certificatesPerRegisteredDomain', 'example.com'), { limit: 'certificatesPerRegisteredDomain', scope: 'example.com', used: 3, max: 50, newMax: 40, heldBack: 10, refillsAt: at(7 * 24 * H) });
+  assert.equal(find('certificatesPerRegisteredDomain', 'other.org')?.used, 1);
+  assert.equal(find('duplicateCertificates', 'a.example.com')?.used, 2, 'a set issued twice is shown');
+  assert.equal(find('duplicateCertificates', 'b.example.com,c.other.org'), undefined, 'a set issued once is every renewal\'s normal state');
+  assert.deepEqual(find('failedAuthorizationsPerName', 'bad.example.com'), { limit: 'failedAuthorizationsPerName', scope: 'bad.example.com', used: 1, max: 5, newMax: 4, heldBack: 1, refillsAt: at(3 * H) });
 });
