@@ -4,6 +4,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { parseCert } from '../../src/certs/parse.js';
 import type { CertBundle } from '../../src/certs/store.js';
@@ -36,6 +39,7 @@ function options(extra: Partial<RancherOptions> = {}, sim: RancherSim = s): Ranc
     hostsLabel: LABEL,
     readLabels: true,
     domains: { dnsProvider: false, onePerName: false, allowedSuffixes: [] },
+    dataDir: mkdtempSync(join(tmpdir(), 'cw-rancher-client-')),
     log: createLogger('silent'),
     ...extra,
   };
