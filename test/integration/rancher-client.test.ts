@@ -330,3 +330,19 @@ test('a pending reload is dropped when the certificate is pushed again, when the
     await local.close();
   }
 });
+
+test('two certificates of one balancer pushed at once: its update actions run one after the other, so neither is refused', async () => {
+  const slow = await startRancherSim({ settleMs: 300 });
+  try {
+    const o = new RancherOrchestrator(options({}, slow));
+    const lb = slow.addBalancer({ name: 'shared-lb', defaultCertificateName: 'p.example.com', certificateNames: ['q.example.com'] });
+    await o.list(['p.example.com', 'q.example.com']);
+    const pushes = await Promise.all(['p.example.com', 'q.example.com'].map((n) => o.push(bundle(n, pems[2]!), { adopt: false })));
+    assert.deepEqual(pushes.map((p) => p.pendingReloads), [undefined, undefined]);
+    assert.equal(lb.updateCalls, 2);
+    assert.equal(lb.reloadCount, 2);
+    assert.ok(!slow.log.some((r) => r.status === 409), 'no update was refused');
+  } finally {
+    await slow.close();
+  }
+});

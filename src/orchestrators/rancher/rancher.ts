@@ -72,6 +72,8 @@ export class RancherOrchestrator implements Orchestrator {
   private balancers: Promise<ServiceResource[]> | undefined;
   private readonly writes = pLimit(WRITE_CONCURRENCY);
   private readonly reloads: ReloadBook;
+  /** One update action per balancer at a time: Rancher refuses a second while the first runs (409, specs §4.5). */
+  private readonly balancerTurns = new Map<string, Promise<unknown>>();
   private readonly now: () => Date;
 
   constructor(private readonly opts: RancherOptions) {
@@ -239,19 +241,32 @@ export class RancherOrchestrator implements Orchestrator {
     } else if (!lb.updateAction) {
       outcome = { kind: 'skipped', reason: `${who} offers no update action in state ${lb.state}: not reloaded and not retried; check that the API key is an environment key` };
     } else {
-      try {
-        const r = await this.api.post(lb.updateAction);
-        const after = r.transitioning === 'yes' ? await this.waitSettled(lb.self, who) : r;
-        if (after.transitioning === 'error') throw new RancherError(`Rancher ${who} is in error: ${String(after.transitioningMessage ?? 'no message')}`);
-        outcome = { kind: 'done' };
-      } catch (e) {
-        outcome = { kind: 'pending', reason: `update action failed: ${(e as Error).message}` };
-      }
+      const action = lb.updateAction;
+      outcome = await this.inTurn(lb.id, async (): Promise<ReloadOutcome> => {
+        try {
+          const r = await this.api.post(action);
+          const after = r.transitioning === 'yes' ? await this.waitSettled(lb.self, who) : r;
+          if (after.transitioning === 'error') throw new RancherError(`Rancher ${who} is in error: ${String(after.transitioningMessage ?? 'no message')}`);
+          return { kind: 'done' };
+        } catch (e) {
+          return { kind: 'pending', reason: `update action failed: ${(e as Error).message}` };
+        }
+      });
     }
     if (outcome.kind === 'done') this.opts.log.info(fields, `${who} updated for ${cert} (sha1 ${fingerprint.slice(0, 23)})`);
     else if (outcome.kind === 'pending') this.opts.log.warn({ ...fields, reason: 'ReloadPending', error: outcome.reason }, `${cert}: ${who} has not reloaded the new certificate (${outcome.reason}); retried later, without a new order`);
     else this.opts.log.warn({ ...fields, reason: 'BalancerInactive' }, `${cert}: ${outcome.reason}`);
     return outcome;
+  }
+
+  private inTurn<T>(balancerId: string, fn: () => Promise<T>): Promise<T> {
+    const p = (this.balancerTurns.get(balancerId) ?? Promise.resolve()).then(fn, fn);
+    const tail = p.catch(() => undefined);
+    this.balancerTurns.set(balancerId, tail);
+    void tail.then(() => {
+      if (this.balancerTurns.get(balancerId) === tail) this.balancerTurns.delete(balancerId);
+    });
+    return p;
   }
 
   async retryReloads(now: Date): Promise<{ cert: string; balancer: string; ok: boolean; message: string }[]> {
