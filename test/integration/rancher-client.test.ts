@@ -4,7 +4,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
@@ -344,5 +344,24 @@ test('two certificates of one balancer pushed at once: its update actions run on
     assert.ok(!slow.log.some((r) => r.status === 409), 'no update was refused');
   } finally {
     await slow.close();
+  }
+});
+
+test('an unreadable pending-reload file: the retry fails naming the file and what to do; a push still succeeds', async () => {
+  const local = await startRancherSim();
+  try {
+    const dataDir = mkdtempSync(join(tmpdir(), 'cw-reloads-'));
+    const file = join(dataDir, 'rancher-reloads.json');
+    writeFileSync(file, '{"version":1,"pending":[{"cert":"c.example.com"', { mode: 0o600 });
+    const o = new RancherOrchestrator(options({ dataDir }, local));
+    await assert.rejects(o.retryReloads(new Date()), (e: Error) => e.message.startsWith(`${file} is not valid (`) && /move it aside to forget the pending balancer reloads/.test(e.message));
+    const lb = local.addBalancer({ name: 'c-lb', defaultCertificateName: 'c.example.com' });
+    await o.list(['c.example.com']);
+    const pushed = await o.push(bundle('c.example.com', pems[0]!), { adopt: false });
+    assert.equal(pushed.pendingReloads, undefined);
+    assert.equal(lb.reloadCount, 1);
+    assert.equal(readFileSync(file, 'utf8'), '{"version":1,"pending":[{"cert":"c.example.com"', 'never replaced by an empty book');
+  } finally {
+    await local.close();
   }
 });

@@ -199,7 +199,6 @@ export class RancherOrchestrator implements Orchestrator {
     return cur;
   }
 
-
   /** Every balancer of the environment, whatever its state (a busy one must be seen to be retried). */
   private async listBalancers(): Promise<ServiceResource[]> {
     return (await this.api.listAll(`loadbalancerservices?${PAGE}&removed_null=1`)).map(parseService);
@@ -239,7 +238,7 @@ export class RancherOrchestrator implements Orchestrator {
     } else if (lb.state !== 'active') {
       outcome = { kind: 'skipped', reason: `${who} is ${lb.state || 'in no state'}: not reloaded and not retried; it serves the new certificate once it is activated` };
     } else if (!lb.updateAction) {
-      outcome = { kind: 'skipped', reason: `${who} offers no update action in state ${lb.state}: not reloaded and not retried; check that the API key is an environment key` };
+      outcome = { kind: 'skipped', reason: `${who} offers no update action in state ${lb.state}: not reloaded and not retried` };
     } else {
       const action = lb.updateAction;
       outcome = await this.inTurn(lb.id, async (): Promise<ReloadOutcome> => {
@@ -277,6 +276,12 @@ export class RancherOrchestrator implements Orchestrator {
     const update: PendingReload[] = [];
     const add: PendingReload[] = [];
     const later = (p: PendingReload, reason: string): PendingReload => ({ ...p, reason, attempts: p.attempts + 1, nextAttempt: new Date(now.getTime() + retryDelay(p.attempts + 1)).toISOString() });
+    // What reloadBalancer does not log itself: the balancer could not be read, or needs no reload.
+    const note = (r: { cert: string; balancer: string; ok: boolean; message: string }) => {
+      out.push(r);
+      if (r.ok) this.opts.log.info({ cert: r.cert, balancer: r.balancer }, `${r.cert}: ${r.message}`);
+      else this.opts.log.warn({ cert: r.cert, balancer: r.balancer, reason: 'ReloadPending', error: r.message }, `${r.cert}: ${r.message}`);
+    };
     // One listing for all the certificates whose balancers were not known, only when there are such.
     let listing: Promise<ServiceResource[]> | undefined;
     // One at a time: a handful of balancers, and Rancher runs each update as a process of its own.
@@ -288,7 +293,7 @@ export class RancherOrchestrator implements Orchestrator {
         } catch (e) {
           const reason = `balancers could not be listed: ${(e as Error).message}`;
           update.push(later(p, reason));
-          out.push({ cert: p.cert, balancer: EVERY_BALANCER, ok: false, message: describePending({ ...p, reason }) });
+          note({ cert: p.cert, balancer: EVERY_BALANCER, ok: false, message: describePending({ ...p, reason }) });
           continue;
         }
         drop.push(p);
@@ -305,17 +310,17 @@ export class RancherOrchestrator implements Orchestrator {
       } catch (e) {
         if (e instanceof RancherError && e.status === 404) {
           drop.push(p);
-          out.push({ cert: p.cert, balancer: `${p.balancerName} (${p.balancerId})`, ok: true, message: `balancer ${p.balancerName} (${p.balancerId}) is gone; nothing to reload` });
+          note({ cert: p.cert, balancer: `${p.balancerName} (${p.balancerId})`, ok: true, message: `balancer ${p.balancerName} (${p.balancerId}) is gone; nothing to reload` });
           continue;
         }
         const reason = `balancer could not be read: ${(e as Error).message}`;
         update.push(later(p, reason));
-        out.push({ cert: p.cert, balancer: `${p.balancerName} (${p.balancerId})`, ok: false, message: describePending({ ...p, reason }) });
+        note({ cert: p.cert, balancer: `${p.balancerName} (${p.balancerId})`, ok: false, message: describePending({ ...p, reason }) });
         continue;
       }
       if (isGone(lb.state) || !lb.certificateIds.includes(p.certId)) {
         drop.push(p);
-        out.push({ cert: p.cert, balancer: `${lb.name} (${lb.id})`, ok: true, message: `balancer ${lb.name} (${lb.id}) ${isGone(lb.state) ? `is ${lb.state}` : `no longer serves ${p.cert}`}; nothing to reload` });
+        note({ cert: p.cert, balancer: `${lb.name} (${lb.id})`, ok: true, message: `balancer ${lb.name} (${lb.id}) ${isGone(lb.state) ? `is ${lb.state}` : `no longer serves ${p.cert}`}; nothing to reload` });
         continue;
       }
       const o = await this.reloadBalancer(lb, p.cert, p.fingerprint);

@@ -112,9 +112,10 @@ export class ReloadBook {
       const parsed = JSON.parse(text) as ReloadsFile;
       if (parsed?.version !== 1 || !Array.isArray(parsed.pending)) throw new Error('not a version 1 reloads file');
       for (const p of parsed.pending) {
-        for (const f of ['cert', 'certId', 'balancerId', 'self', 'nextAttempt'] as const) {
+        for (const f of ['cert', 'certId', 'balancerId', 'balancerName', 'self', 'fingerprint', 'reason', 'since', 'nextAttempt'] as const) {
           if (typeof p?.[f] !== 'string') throw new Error(`an entry has no ${f}`);
         }
+        if (!Number.isInteger(p.attempts) || Number.isNaN(Date.parse(p.nextAttempt))) throw new Error(`the entry for ${p.cert} and balancer ${p.balancerId} has no attempts count or a bad nextAttempt`);
       }
       return parsed;
     } catch (e) {
