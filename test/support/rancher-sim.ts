@@ -8,7 +8,9 @@
  * certificates with computed fields, states that settle after `settleMs`, read-on-create `key`, name
  * uniqueness, 422/405/409 errors, paginated lists with `m<offset>` markers, filters (unknown ones
  * ignored), services/balancers/stacks/projects, the balancer `update` action with a reload counter and
- * the PEM each balancer serves, fault injection per route and call count, and a request log.
+ * the PEM each balancer serves, balancers whose `update` fails N times (409, 500, or a reload ending in
+ * transitioning=error) or that sit in a given state, fault injection per route and call count, and a
+ * request log.
  * Not covered: the rancher-metadata service (§7); nothing in certwrangler reads it.
  */
 import http from 'node:http';
