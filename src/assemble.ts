@@ -42,6 +42,8 @@ export function createOrchestrator(config: Config, log: Logger, opts: AssembleOp
         hostsLabel: config.hostsLabel,
         readLabels: config.readLabels,
         domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
+        dataDir: config.dataDir,
+        ...(opts.now ? { now: opts.now } : {}),
         log,
       });
   }

@@ -11,6 +11,8 @@ export type RemoteCopy =
 export interface PushResult {
   /** Where it went, for the log: a folder, a Rancher id. */
   target: string;
+  /** The certificate was written, but these balancers have not reloaded it yet: one line each, naming the balancer and why. */
+  pendingReloads?: string[];
 }
 
 export interface PushOptions {
@@ -29,4 +31,9 @@ export interface Orchestrator {
   push(bundle: CertBundle, opts: PushOptions): Promise<PushResult>;
   /** Certificates asked for by labels on the orchestrator's services. */
   discover(): Promise<ParsedDomains>;
+  /**
+   * Retries every pending balancer reload due at `now` and says what it did (`ok`: the balancer serves the
+   * certificate now, or no longer needs to). Called by a pass, never by `plan`.
+   */
+  retryReloads?(now: Date): Promise<{ cert: string; balancer: string; ok: boolean; message: string }[]>;
 }

@@ -4,6 +4,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { parseCert } from '../../src/certs/parse.js';
 import type { CertBundle } from '../../src/certs/store.js';
@@ -36,6 +39,7 @@ function options(extra: Partial<RancherOptions> = {}, sim: RancherSim = s): Ranc
     hostsLabel: LABEL,
     readLabels: true,
     domains: { dnsProvider: false, onePerName: false, allowedSuffixes: [] },
+    dataDir: mkdtempSync(join(tmpdir(), 'cw-rancher-client-')),
     log: createLogger('silent'),
     ...extra,
   };
@@ -233,6 +237,130 @@ test('discovery reads the label on every service and sidekick, with the DOMAINS 
 
     const off = new RancherOrchestrator(options({ readLabels: false }, local));
     assert.deepEqual(await off.discover(), { certs: [], refused: [] });
+  } finally {
+    await local.close();
+  }
+});
+
+const MINUTE = 60_000;
+const collectionGets = (sim: RancherSim) => sim.log.filter((r) => r.method === 'GET' && /\/loadbalancerservices$/i.test(r.path));
+const updateActions = (sim: RancherSim) => sim.log.filter((r) => r.method === 'POST' && r.query === 'action=update');
+
+test('a pending balancer reload survives a restart: a new orchestrator on the same DATA_DIR retries it with one GET of the balancer', async () => {
+  const local = await startRancherSim();
+  try {
+    const dataDir = mkdtempSync(join(tmpdir(), 'cw-reloads-'));
+    const first = new RancherOrchestrator(options({ dataDir }, local));
+    const lb = local.addBalancer({ name: 'web-lb', defaultCertificateName: 'r.example.com' });
+    local.failUpdate(lb.id, 1, 'error');
+    await first.list(['r.example.com']);
+    const pushed = await first.push(bundle('r.example.com', pems[0]!), { adopt: false });
+    assert.deepEqual(pushed.pendingReloads, [`balancer web-lb (${lb.id}): reload pending, update action failed: Rancher balancer web-lb (${lb.id}) is in error: Failed to reload haproxy: config check failed`]);
+    assert.match(pushed.target, /reload pending/);
+    assert.equal(lb.reloadCount, 0);
+    const file = join(dataDir, 'rancher-reloads.json');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+
+    // Restarted: a new instance knows nothing but DATA_DIR. Reading (list, discover) retries nothing.
+    const second = new RancherOrchestrator(options({ dataDir }, local));
+    local.clearLog();
+    await second.list(['r.example.com']);
+    await second.discover();
+    assert.deepEqual(updateActions(local), [], 'list and discover (plan) change nothing');
+    const results = await second.retryReloads(new Date(Date.now() + MINUTE));
+    assert.deepEqual(results, [{ cert: 'r.example.com', balancer: `web-lb (${lb.id})`, ok: true, message: `balancer web-lb (${lb.id}) updated: it serves the new certificate` }]);
+    assert.equal(lb.reloadCount, 1);
+    assert.equal(lb.served.get(local.certByName('r.example.com')!.id), `${pems[0]!.cert}\n`);
+    assert.deepEqual(collectionGets(local), [], 'the balancer is read by its link, never by listing them all');
+    assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')).pending, []);
+  } finally {
+    await local.close();
+  }
+});
+
+test('balancers that cannot be listed: the push still succeeds, and one listing at the retry serves every certificate', async () => {
+  const local = await startRancherSim();
+  try {
+    const o = new RancherOrchestrator(options({}, local));
+    const lb = local.addBalancer({ name: 'both-lb', defaultCertificateName: 'x.example.com', certificateNames: ['y.example.com'] });
+    // The first try and its 3 retries.
+    local.fault({ kind: 500, method: 'GET', url: /loadbalancerservices/, times: 4 });
+    await o.list(['x.example.com', 'y.example.com']);
+    const pushes = await Promise.all(['x.example.com', 'y.example.com'].map((n) => o.push(bundle(n, pems[2]!), { adopt: false })));
+    for (const p of pushes) assert.match(p.pendingReloads?.[0] ?? '', /^every balancer that serves it: reload pending, balancers could not be listed: .*500/);
+    assert.equal(lb.updateCalls, 0);
+    local.clearLog();
+    const results = await o.retryReloads(new Date(Date.now() + MINUTE));
+    assert.deepEqual(results.map((r) => [r.cert, r.ok]).sort(), [['x.example.com', true], ['y.example.com', true]]);
+    assert.equal(collectionGets(local).length, 1, 'one listing for both certificates');
+    assert.equal(lb.reloadCount, 2);
+    assert.deepEqual(await o.retryReloads(new Date(Date.now() + 120 * MINUTE)), []);
+  } finally {
+    await local.close();
+  }
+});
+
+test('a pending reload is dropped when the certificate is pushed again, when the balancer stops serving it, or is removed', async () => {
+  const local = await startRancherSim();
+  try {
+    const o = new RancherOrchestrator(options({}, local));
+    const names = ['again.example.com', 'moved.example.com', 'gone.example.com'];
+    const lbs = names.map((n) => local.addBalancer({ name: `lb-${n.split('.')[0]}`, defaultCertificateName: n }));
+    for (const lb of lbs) local.failUpdate(lb.id, 1);
+    for (const n of names) {
+      await o.list(names); // a pass each: balancers are listed once a pass, and bind to a certificate when it is created
+      assert.equal((await o.push(bundle(n, pems[0]!), { adopt: false })).pendingReloads?.length, 1);
+    }
+
+    // Pushed again: that push reloads the balancer, so nothing is left pending for it.
+    await o.list(names);
+    assert.equal((await o.push(bundle('again.example.com', pems[1]!), { adopt: false })).pendingReloads, undefined);
+    assert.equal(lbs[0]!.reloadCount, 1);
+    lbs[1]!.lbConfig!.defaultCertificateId = null;
+    lbs[2]!.state = 'removed';
+    const results = await o.retryReloads(new Date(Date.now() + MINUTE));
+    assert.deepEqual(results.map((r) => [r.cert, r.ok, r.message]), [
+      ['moved.example.com', true, `balancer lb-moved (${lbs[1]!.id}) no longer serves moved.example.com; nothing to reload`],
+      ['gone.example.com', true, `balancer lb-gone (${lbs[2]!.id}) is removed; nothing to reload`],
+    ]);
+    assert.equal(lbs[1]!.updateCalls, 1, 'only the refused first call');
+    assert.equal(lbs[2]!.updateCalls, 1);
+    assert.deepEqual(await o.retryReloads(new Date(Date.now() + 120 * MINUTE)), []);
+  } finally {
+    await local.close();
+  }
+});
+
+test('two certificates of one balancer pushed at once: its update actions run one after the other, so neither is refused', async () => {
+  const slow = await startRancherSim({ settleMs: 300 });
+  try {
+    const o = new RancherOrchestrator(options({}, slow));
+    const lb = slow.addBalancer({ name: 'shared-lb', defaultCertificateName: 'p.example.com', certificateNames: ['q.example.com'] });
+    await o.list(['p.example.com', 'q.example.com']);
+    const pushes = await Promise.all(['p.example.com', 'q.example.com'].map((n) => o.push(bundle(n, pems[2]!), { adopt: false })));
+    assert.deepEqual(pushes.map((p) => p.pendingReloads), [undefined, undefined]);
+    assert.equal(lb.updateCalls, 2);
+    assert.equal(lb.reloadCount, 2);
+    assert.ok(!slow.log.some((r) => r.status === 409), 'no update was refused');
+  } finally {
+    await slow.close();
+  }
+});
+
+test('an unreadable pending-reload file: the retry fails naming the file and what to do; a push still succeeds', async () => {
+  const local = await startRancherSim();
+  try {
+    const dataDir = mkdtempSync(join(tmpdir(), 'cw-reloads-'));
+    const file = join(dataDir, 'rancher-reloads.json');
+    writeFileSync(file, '{"version":1,"pending":[{"cert":"c.example.com"', { mode: 0o600 });
+    const o = new RancherOrchestrator(options({ dataDir }, local));
+    await assert.rejects(o.retryReloads(new Date()), (e: Error) => e.message.startsWith(`${file} is not valid (`) && /move it aside to forget the pending balancer reloads/.test(e.message));
+    const lb = local.addBalancer({ name: 'c-lb', defaultCertificateName: 'c.example.com' });
+    await o.list(['c.example.com']);
+    const pushed = await o.push(bundle('c.example.com', pems[0]!), { adopt: false });
+    assert.equal(pushed.pendingReloads, undefined);
+    assert.equal(lb.reloadCount, 1);
+    assert.equal(readFileSync(file, 'utf8'), '{"version":1,"pending":[{"cert":"c.example.com"', 'never replaced by an empty book');
   } finally {
     await local.close();
   }

@@ -8,7 +8,9 @@
  * certificates with computed fields, states that settle after `settleMs`, read-on-create `key`, name
  * uniqueness, 422/405/409 errors, paginated lists with `m<offset>` markers, filters (unknown ones
  * ignored), services/balancers/stacks/projects, the balancer `update` action with a reload counter and
- * the PEM each balancer serves, fault injection per route and call count, and a request log.
+ * the PEM each balancer serves, balancers whose `update` fails N times (409, 500, or a reload ending in
+ * transitioning=error) or that sit in a given state, fault injection per route and call count, and a
+ * request log.
  * Not covered: the rancher-metadata service (§7); nothing in certwrangler reads it.
  */
 import http from 'node:http';
@@ -51,11 +53,17 @@ export interface SimService {
   sidekicks: { name: string; labels: Record<string, string> }[];
   lbConfig: { defaultCertificateId: string | null; certificateIds: string[]; portRules: Json[] } | null;
   transitioning: 'yes' | 'no' | 'error';
+  transitioningMessage: string | null;
   settleAt: number;
   reloadCount: number;
   /** cert + "\n" + certChain of every referenced certificate, as of the last `update` action. */
   served: Map<string, string>;
+  /** `update` actions asked for, answered or refused (reloadCount counts only the ones that ran). */
+  updateCalls: number;
 }
+
+/** How a balancer's `update` action is refused by failUpdate: the answers Cattle gives (specs §3.4). */
+export type UpdateFailure = 409 | 500 | 'error';
 
 export type FaultKind = 500 | 502 | 503 | 401 | 403 | 'hangup' | 'delay' | 'malformed' | 'race';
 
@@ -105,6 +113,8 @@ const COLLECTIONS: Record<string, string> = {
   project: 'project',
   projects: 'project',
 };
+/** States in which Cattle runs a process on a service (transitioning=yes). */
+const BUSY = new Set(['activating', 'updating-active', 'upgrading', 'deactivating', 'updating-inactive', 'removing', 'requested', 'registering', 'restarting', 'finishing-upgrade', 'rolling-back']);
 const REASON: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method not allowed', 409: 'Conflict', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 class HttpError extends Error {
@@ -235,6 +245,19 @@ export interface RancherSim {
    */
   addBalancer(b: { name: string; defaultCertificateId?: string | null; certificateIds?: string[]; defaultCertificateName?: string; certificateNames?: string[]; state?: string }): SimService;
   certByName(name: string): SimCertificate | undefined;
+  /**
+   * The next `times` update actions of this balancer fail: 409 `Conflict` "process already in progress"
+   * (the default; not retried by HTTP clients), 500 `Internal Server Error`, or 'error': accepted (202) but
+   * the reload process fails, leaving the balancer active with transitioning=error and a message. The
+   * balancer's served certificates do not change.
+   */
+  failUpdate(balancerId: string, times: number, how?: UpdateFailure): void;
+  /**
+   * Puts a balancer in `state` (specs §5: active, inactive, activating, updating-active, upgrading,
+   * deactivating, error…). A transitional state (activating, updating-active, upgrading, deactivating…)
+   * has transitioning=yes and stays until the test sets another state.
+   */
+  setBalancerState(balancerId: string, state: string): void;
   /** Every further write of this certificate ends in transitioning=error with this message (undefined clears it). */
   stickInError(name: string, message: string | undefined): void;
   fault(f: Fault): void;
@@ -254,6 +277,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   const projects = new Map([[projectId, { id: projectId, name: 'Default', uuid: randomUUID() }]]);
   const faults: (Fault & { seen: number; fired: number })[] = [];
   const stuck = new Map<string, string>();
+  const updateFailures = new Map<string, { times: number; how: UpdateFailure }>();
   const log: RequestRecord[] = [];
   // Cattle computes these fields once on write; caching by PEM keeps big listings fast here too.
   const computedCache = new Map<string, Json>();
@@ -369,7 +393,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       stackId: s.stackId,
       system: s.system,
       transitioning: s.transitioning,
-      transitioningMessage: null,
+      transitioningMessage: s.transitioningMessage,
       transitioningProgress: null,
       created: '2026-01-01T00:00:00Z',
       removed: null,
@@ -558,8 +582,19 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       settle(s);
       if (method === 'GET') return { status: 200, json: renderService(s, version) };
       if (method === 'POST' && action === 'update') {
+        s.updateCalls += 1;
         if (s.state !== 'active') throw new HttpError(405, 'ActionNotAvailable', `action update is not available in state ${s.state}`);
         if (s.transitioning === 'yes') throw new HttpError(409, 'Conflict', 'process already in progress');
+        const failing = updateFailures.get(s.id);
+        if (failing && failing.times > 0) {
+          failing.times -= 1;
+          if (failing.how === 409) throw new HttpError(409, 'Conflict', 'process already in progress');
+          if (failing.how === 500) throw new HttpError(500, 'Internal Server Error', 'Internal Server Error');
+          // The update process started and failed: Cattle leaves the message on the resource.
+          s.transitioning = 'error';
+          s.transitioningMessage = 'Failed to reload haproxy: config check failed';
+          return { status: 202, json: renderService(s, version) };
+        }
         s.reloadCount += 1;
         s.served = new Map();
         for (const cid of s.lbConfig ? [s.lbConfig.defaultCertificateId, ...s.lbConfig.certificateIds] : []) {
@@ -568,6 +603,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
         }
         s.state = 'updating-active';
         s.transitioning = 'yes';
+        s.transitioningMessage = null;
         s.settleAt = now() + settleMs;
         return { status: 202, json: renderService({ ...s, settleAt: Number.MAX_SAFE_INTEGER }, version) };
       }
@@ -701,17 +737,30 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       return cert;
     },
     addService(s) {
-      const svc: SimService = { id: `1s${nextId++}`, accountId: projectId, uuid: randomUUID(), type: 'service', name: s.name, stackId: '1st1', state: s.state ?? 'active', system: s.system ?? false, labels: s.labels ?? {}, sidekicks: s.sidekicks ?? [], lbConfig: null, transitioning: 'no', settleAt: 0, reloadCount: 0, served: new Map() };
+      const svc: SimService = { id: `1s${nextId++}`, accountId: projectId, uuid: randomUUID(), type: 'service', name: s.name, stackId: '1st1', state: s.state ?? 'active', system: s.system ?? false, labels: s.labels ?? {}, sidekicks: s.sidekicks ?? [], lbConfig: null, transitioning: 'no', transitioningMessage: null, settleAt: 0, reloadCount: 0, served: new Map(), updateCalls: 0 };
       services.set(svc.id, svc);
       return svc;
     },
     addBalancer(b) {
-      const lb: SimService = { id: `1s${nextId++}`, accountId: projectId, uuid: randomUUID(), type: 'loadBalancerService', name: b.name, stackId: '1st1', state: b.state ?? 'active', system: false, labels: {}, sidekicks: [], lbConfig: { defaultCertificateId: b.defaultCertificateId ?? null, certificateIds: b.certificateIds ?? [], portRules: [] }, transitioning: 'no', settleAt: 0, reloadCount: 0, served: new Map() };
+      const lb: SimService = { id: `1s${nextId++}`, accountId: projectId, uuid: randomUUID(), type: 'loadBalancerService', name: b.name, stackId: '1st1', state: b.state ?? 'active', system: false, labels: {}, sidekicks: [], lbConfig: { defaultCertificateId: b.defaultCertificateId ?? null, certificateIds: b.certificateIds ?? [], portRules: [] }, transitioning: 'no', transitioningMessage: null, settleAt: 0, reloadCount: 0, served: new Map(), updateCalls: 0 };
       services.set(lb.id, lb);
       if (b.defaultCertificateName) pendingNames.push({ lb, name: b.defaultCertificateName, asDefault: true });
       for (const name of b.certificateNames ?? []) pendingNames.push({ lb, name, asDefault: false });
       for (const c of [...certificates.values()].filter((x) => x.state !== 'removed')) bindByName(c);
       return lb;
+    },
+    failUpdate(balancerId, times, how = 409) {
+      if (!services.get(balancerId)) throw new Error(`no balancer ${balancerId} in the simulator`);
+      updateFailures.set(balancerId, { times, how });
+    },
+    setBalancerState(balancerId, state) {
+      const lb = services.get(balancerId);
+      if (!lb) throw new Error(`no balancer ${balancerId} in the simulator`);
+      lb.state = state;
+      lb.transitioning = BUSY.has(state) ? 'yes' : state === 'error' ? 'error' : 'no';
+      lb.transitioningMessage = state === 'error' ? 'Failed to start: container exited' : null;
+      // Held until the test moves it on.
+      lb.settleAt = Number.MAX_SAFE_INTEGER;
     },
     certByName: (name) => [...certificates.values()].find((c) => c.name === name && c.state !== 'removed'),
     stickInError(name, message) {

@@ -3,6 +3,8 @@
  * certificate resources named after the certificate, so balancers can refer to them by name. One
  * paginated list per pass; create with POST, renew with PUT in place (same id, so balancers keep their
  * reference), never DELETE; then every balancer that serves the certificate runs its `update` action.
+ * A reload that does not happen is state, not an error of the push: it is kept in the pending-reload
+ * book (`reloads.ts`) and retried by `retryReloads` without a new order.
  * What certwrangler pushed carries a marker in `description`; anything else with a wanted name is left
  * alone unless ADOPT_EXISTING is on (the seed overwrote other CAs' certificates).
  */
@@ -15,6 +17,7 @@ import type { Orchestrator, PushOptions, PushResult, RemoteCopy } from '../orche
 import { RancherApi, RancherError, type RancherApiOptions } from './api.js';
 import { wantedFromLabels } from './labels.js';
 import { isGone, parseCertificate, parseService, type CertificateResource, type ServiceResource } from './resources.js';
+import { describePending, EVERY_BALANCER, ReloadBook, retryDelay, type PendingReload } from './reloads.js';
 
 const OWNER_MARKER = 'managed by certwrangler';
 
@@ -25,6 +28,10 @@ const SETTLE_FIRST_MS = 150;
 const SETTLE_MAX_STEP_MS = 2000;
 // A 409 means another process runs on the resource; after it settles we try again, a few times at most.
 const CONFLICT_ATTEMPTS = 3;
+// Balancer states in which a process is running (specs §5 `state`): its `update` action is not offered
+// now but will be once the process ends, so the reload waits for a later pass. Any other state that is
+// not active (inactive, deactivating, error…) needs an operator; it is logged, not retried.
+const BUSY_STATES = new Set(['updating-active', 'activating', 'upgrading']);
 // Writes in flight at once: enough to push a first batch quickly, few enough not to queue Rancher's processes.
 const WRITE_CONCURRENCY = 4;
 
@@ -35,8 +42,15 @@ export interface RancherOptions extends RancherApiOptions {
   domains: DomainsOptions;
   /** How long a certificate or balancer may stay `transitioning: yes` (specs §4.5: janeczku caps it at 2 min). */
   settleTimeoutMs?: number;
+  /** DATA_DIR: pending balancer reloads are kept there, so a restart retries them. */
+  dataDir: string;
+  /** The pass's clock (tests, `--at`); pending reloads are timed with it. */
+  now?: () => Date;
   log: Logger;
 }
+
+/** What became of one balancer's reload. */
+type ReloadOutcome = { kind: 'done' } | { kind: 'pending'; reason: string } | { kind: 'skipped'; reason: string };
 
 export function ownerDescription(fingerprintSha1: string): string {
   return `${OWNER_MARKER}; renewed in place before expiry; sha1 ${fingerprintSha1.slice(0, 23)}`;
@@ -57,10 +71,16 @@ export class RancherOrchestrator implements Orchestrator {
   /** Balancers, read once per pass by the first push that needs them. */
   private balancers: Promise<ServiceResource[]> | undefined;
   private readonly writes = pLimit(WRITE_CONCURRENCY);
+  private readonly reloads: ReloadBook;
+  /** One update action per balancer at a time: Rancher refuses a second while the first runs (409, specs §4.5). */
+  private readonly balancerTurns = new Map<string, Promise<unknown>>();
+  private readonly now: () => Date;
 
   constructor(private readonly opts: RancherOptions) {
     this.api = new RancherApi(opts);
     this.settleTimeoutMs = opts.settleTimeoutMs ?? 120_000;
+    this.reloads = new ReloadBook(opts.dataDir);
+    this.now = opts.now ?? (() => new Date());
   }
 
   private async listCertificates(filter = ''): Promise<CertificateResource[]> {
@@ -124,9 +144,33 @@ export class RancherOrchestrator implements Orchestrator {
       throw new RancherError(`Rancher certificate ${bundle.name} (${settled.id}) holds fingerprint ${settled.certFingerprint} after the push, expected ${info.fingerprintSha1}`);
     }
     this.known.set(bundle.name, settled);
-    const reloaded = await this.updateBalancers(settled);
+    // From here on the certificate is in Rancher: nothing a balancer does makes this push fail.
+    const { reloaded, pending } = await this.updateBalancers(settled, info.fingerprintSha1);
+    const entries = pending.map((p) => this.pendingEntry(settled, info.fingerprintSha1, p.lb, p.reason));
+    // Whatever was pending for this certificate is settled by this push, which reloaded every balancer again.
+    await this.reloads.replaceFor(settled.name, entries).catch((e: Error) => {
+      this.opts.log.error({ cert: settled.name, error: e.message }, `${settled.name}: cannot record the pending balancer reloads in ${this.reloads.path}: ${e.message}; the next renewal reloads them`);
+    });
     const via = reloaded.length > 0 ? `; balancers updated: ${reloaded.join(', ')}` : '';
-    return { target: `Rancher certificate ${bundle.name} (${settled.id})${via}` };
+    const pendingReloads = entries.map(describePending);
+    const waiting = pendingReloads.length > 0 ? `; ${pendingReloads.join('; ')}` : '';
+    return { target: `Rancher certificate ${bundle.name} (${settled.id})${via}${waiting}`, ...(pendingReloads.length > 0 ? { pendingReloads } : {}) };
+  }
+
+  private pendingEntry(cert: CertificateResource, fingerprint: string, lb: ServiceResource | undefined, reason: string): PendingReload {
+    const now = this.now();
+    return {
+      cert: cert.name,
+      certId: cert.id,
+      balancerId: lb?.id ?? EVERY_BALANCER,
+      balancerName: lb?.name ?? EVERY_BALANCER,
+      self: lb?.self ?? '',
+      fingerprint,
+      reason,
+      since: now.toISOString(),
+      attempts: 1,
+      nextAttempt: new Date(now.getTime() + retryDelay(1)).toISOString(),
+    };
   }
 
   /** PUT to links.self; a 409 means a process is still running on it, so wait for it to settle and try again. */
@@ -155,6 +199,146 @@ export class RancherOrchestrator implements Orchestrator {
     return cur;
   }
 
+  /** Every balancer of the environment, whatever its state (a busy one must be seen to be retried). */
+  private async listBalancers(): Promise<ServiceResource[]> {
+    return (await this.api.listAll(`loadbalancerservices?${PAGE}&removed_null=1`)).map(parseService);
+  }
+
+  /**
+   * Runs the `update` action of every balancer that serves `cert`. Never throws: what did not reload is
+   * returned as pending (retried later) and logged; a balancer that needs an operator is logged only.
+   */
+  private async updateBalancers(cert: CertificateResource, fingerprint: string): Promise<{ reloaded: string[]; pending: { lb: ServiceResource | undefined; reason: string }[] }> {
+    this.balancers ??= this.listBalancers();
+    let all: ServiceResource[];
+    try {
+      all = await this.balancers;
+    } catch (e) {
+      const reason = `balancers could not be listed: ${(e as Error).message}`;
+      this.opts.log.warn({ cert: cert.name, reason: 'ReloadPending', error: reason }, `${cert.name}: certificate written to Rancher (${cert.id}), but ${reason}; their reload is retried later`);
+      return { reloaded: [], pending: [{ lb: undefined, reason }] };
+    }
+    const reloaded: string[] = [];
+    const pending: { lb: ServiceResource; reason: string }[] = [];
+    for (const lb of all.filter((b) => !isGone(b.state) && b.certificateIds.includes(cert.id))) {
+      const o = await this.reloadBalancer(lb, cert.name, fingerprint);
+      if (o.kind === 'done') reloaded.push(`${lb.name} (${lb.id})`);
+      if (o.kind === 'pending') pending.push({ lb, reason: o.reason });
+    }
+    return { reloaded, pending };
+  }
+
+  /** One balancer's `update` action, from its state as last read; logs what happened. */
+  private async reloadBalancer(lb: ServiceResource, cert: string, fingerprint: string): Promise<ReloadOutcome> {
+    const who = `balancer ${lb.name} (${lb.id})`;
+    const fields = { cert, balancer: lb.id, state: lb.state };
+    let outcome: ReloadOutcome;
+    if (BUSY_STATES.has(lb.state)) {
+      outcome = { kind: 'pending', reason: `balancer is ${lb.state}` };
+    } else if (lb.state !== 'active') {
+      outcome = { kind: 'skipped', reason: `${who} is ${lb.state || 'in no state'}: not reloaded and not retried; it serves the new certificate once it is activated` };
+    } else if (!lb.updateAction) {
+      outcome = { kind: 'skipped', reason: `${who} offers no update action in state ${lb.state}: not reloaded and not retried` };
+    } else {
+      const action = lb.updateAction;
+      outcome = await this.inTurn(lb.id, async (): Promise<ReloadOutcome> => {
+        try {
+          const r = await this.api.post(action);
+          const after = r.transitioning === 'yes' ? await this.waitSettled(lb.self, who) : r;
+          if (after.transitioning === 'error') throw new RancherError(`Rancher ${who} is in error: ${String(after.transitioningMessage ?? 'no message')}`);
+          return { kind: 'done' };
+        } catch (e) {
+          return { kind: 'pending', reason: `update action failed: ${(e as Error).message}` };
+        }
+      });
+    }
+    if (outcome.kind === 'done') this.opts.log.info(fields, `${who} updated for ${cert} (sha1 ${fingerprint.slice(0, 23)})`);
+    else if (outcome.kind === 'pending') this.opts.log.warn({ ...fields, reason: 'ReloadPending', error: outcome.reason }, `${cert}: ${who} has not reloaded the new certificate (${outcome.reason}); retried later, without a new order`);
+    else this.opts.log.warn({ ...fields, reason: 'BalancerInactive' }, `${cert}: ${outcome.reason}`);
+    return outcome;
+  }
+
+  private inTurn<T>(balancerId: string, fn: () => Promise<T>): Promise<T> {
+    const p = (this.balancerTurns.get(balancerId) ?? Promise.resolve()).then(fn, fn);
+    const tail = p.catch(() => undefined);
+    this.balancerTurns.set(balancerId, tail);
+    void tail.then(() => {
+      if (this.balancerTurns.get(balancerId) === tail) this.balancerTurns.delete(balancerId);
+    });
+    return p;
+  }
+
+  async retryReloads(now: Date): Promise<{ cert: string; balancer: string; ok: boolean; message: string }[]> {
+    const due = (await this.reloads.all()).filter((p) => Date.parse(p.nextAttempt) <= now.getTime());
+    if (due.length === 0) return [];
+    const out: { cert: string; balancer: string; ok: boolean; message: string }[] = [];
+    const drop: PendingReload[] = [];
+    const update: PendingReload[] = [];
+    const add: PendingReload[] = [];
+    const later = (p: PendingReload, reason: string): PendingReload => ({ ...p, reason, attempts: p.attempts + 1, nextAttempt: new Date(now.getTime() + retryDelay(p.attempts + 1)).toISOString() });
+    // What reloadBalancer does not log itself: the balancer could not be read, or needs no reload.
+    const note = (r: { cert: string; balancer: string; ok: boolean; message: string }) => {
+      out.push(r);
+      if (r.ok) this.opts.log.info({ cert: r.cert, balancer: r.balancer }, `${r.cert}: ${r.message}`);
+      else this.opts.log.warn({ cert: r.cert, balancer: r.balancer, reason: 'ReloadPending', error: r.message }, `${r.cert}: ${r.message}`);
+    };
+    // One listing for all the certificates whose balancers were not known, only when there are such.
+    let listing: Promise<ServiceResource[]> | undefined;
+    // One at a time: a handful of balancers, and Rancher runs each update as a process of its own.
+    for (const p of due) {
+      if (p.balancerId === EVERY_BALANCER) {
+        let users: ServiceResource[];
+        try {
+          users = (await (listing ??= this.listBalancers())).filter((b) => !isGone(b.state) && b.certificateIds.includes(p.certId));
+        } catch (e) {
+          const reason = `balancers could not be listed: ${(e as Error).message}`;
+          update.push(later(p, reason));
+          note({ cert: p.cert, balancer: EVERY_BALANCER, ok: false, message: describePending({ ...p, reason }) });
+          continue;
+        }
+        drop.push(p);
+        for (const lb of users) {
+          const o = await this.reloadBalancer(lb, p.cert, p.fingerprint);
+          if (o.kind === 'pending') add.push(later({ ...p, balancerId: lb.id, balancerName: lb.name, self: lb.self }, o.reason));
+          out.push(this.attempt(p.cert, lb, o));
+        }
+        continue;
+      }
+      let lb: ServiceResource;
+      try {
+        lb = parseService(await this.api.get(p.self));
+      } catch (e) {
+        if (e instanceof RancherError && e.status === 404) {
+          drop.push(p);
+          note({ cert: p.cert, balancer: `${p.balancerName} (${p.balancerId})`, ok: true, message: `balancer ${p.balancerName} (${p.balancerId}) is gone; nothing to reload` });
+          continue;
+        }
+        const reason = `balancer could not be read: ${(e as Error).message}`;
+        update.push(later(p, reason));
+        note({ cert: p.cert, balancer: `${p.balancerName} (${p.balancerId})`, ok: false, message: describePending({ ...p, reason }) });
+        continue;
+      }
+      if (isGone(lb.state) || !lb.certificateIds.includes(p.certId)) {
+        drop.push(p);
+        note({ cert: p.cert, balancer: `${lb.name} (${lb.id})`, ok: true, message: `balancer ${lb.name} (${lb.id}) ${isGone(lb.state) ? `is ${lb.state}` : `no longer serves ${p.cert}`}; nothing to reload` });
+        continue;
+      }
+      const o = await this.reloadBalancer(lb, p.cert, p.fingerprint);
+      if (o.kind === 'pending') update.push(later(p, o.reason));
+      else drop.push(p);
+      out.push(this.attempt(p.cert, lb, o));
+    }
+    await this.reloads.settle({ drop, update, add });
+    return out;
+  }
+
+  private attempt(cert: string, lb: ServiceResource, o: ReloadOutcome): { cert: string; balancer: string; ok: boolean; message: string } {
+    const balancer = `${lb.name} (${lb.id})`;
+    if (o.kind === 'done') return { cert, balancer, ok: true, message: `balancer ${balancer} updated: it serves the new certificate` };
+    if (o.kind === 'pending') return { cert, balancer, ok: false, message: describePending({ balancerId: lb.id, balancerName: lb.name, reason: o.reason }) };
+    return { cert, balancer, ok: false, message: o.reason };
+  }
+
   /** GETs `self` with backoff until its `transitioning` is no longer `yes`; certificates and balancers alike. */
   private async waitSettled(self: string, what: string): Promise<Record<string, unknown>> {
     const deadline = Date.now() + this.settleTimeoutMs;
@@ -166,34 +350,6 @@ export class RancherOrchestrator implements Orchestrator {
       if (r.transitioning !== 'yes') return r;
       if (Date.now() >= deadline) throw new RancherError(`Rancher ${what} still ${String(r.state ?? 'transitioning')} after ${this.settleTimeoutMs} ms`);
     }
-  }
-
-  private async updateBalancers(cert: CertificateResource): Promise<string[]> {
-    this.balancers ??= this.api
-      .listAll(`loadbalancerservices?${PAGE}&removed_null=1&state=active`)
-      .then((items) => items.map(parseService));
-    const users = (await this.balancers).filter((lb) => !isGone(lb.state) && lb.certificateIds.includes(cert.id));
-    const done: string[] = [];
-    const problems: string[] = [];
-    for (const lb of users) {
-      if (!lb.updateAction) {
-        problems.push(`balancer ${lb.name} (${lb.id}) offers no update action in state ${lb.state}`);
-        continue;
-      }
-      try {
-        const r = await this.api.post(lb.updateAction);
-        const after = r.transitioning === 'yes' ? await this.waitSettled(lb.self, `balancer ${lb.name} (${lb.id})`) : r;
-        if (after.transitioning === 'error') throw new RancherError(`Rancher balancer ${lb.name} (${lb.id}) is in error: ${String(after.transitioningMessage ?? '')}`);
-        done.push(`${lb.name} (${lb.id})`);
-        this.opts.log.info({ cert: cert.name, balancer: lb.id }, `balancer ${lb.name} (${lb.id}) updated for ${cert.name}`);
-      } catch (e) {
-        problems.push((e as Error).message);
-      }
-    }
-    if (problems.length > 0) {
-      throw new RancherError(`certificate ${cert.name} (${cert.id}) is in Rancher, but ${problems.join('; ')}`);
-    }
-    return done;
   }
 }
 
