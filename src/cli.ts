@@ -52,7 +52,8 @@ function version(): string {
 async function webroot(config: Config, log: Logger): Promise<void> {
   // Loaded here so that the manager does not pay for express at start.
   const { createWebroot, listenWebroot } = await import('./webroot/server.js');
-  const server = await listenWebroot(createWebroot(config.webrootDir), config.port);
+  const onError = (err: Error) => log.error({ error: err.message }, `webroot: ${err.message}`);
+  const server = await listenWebroot(createWebroot(config.webrootDir, { onError }), config.port);
   log.info({ port: config.port, webroot: config.webrootDir }, `webroot serving ${config.webrootDir} on port ${config.port}`);
   const stop = () => server.close(() => process.exit(0));
   process.once('SIGTERM', stop);
