@@ -103,12 +103,12 @@ test('status API: a change from another site (Origin, Sec-Fetch-Site) is refused
       { origin: 'null' },
       { 'sec-fetch-site': 'cross-site' },
       { 'sec-fetch-site': 'same-site' },
-    ]) {
+    ] as Record<string, string>[]) {
       const r = await rawRequest(s.port, '/api/reconcile', { method: 'POST', host, headers: { ...AUTH, ...headers } });
       assert.equal(r.status, 403, JSON.stringify(headers));
       assert.match(JSON.parse(r.body.toString()).error, /^refused: a (cross-site|same-site) request/);
     }
-    for (const headers of [{ origin: `http://${host}` }, { 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, {}]) {
+    for (const headers of [{ origin: `http://${host}` }, { 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, {}] as Record<string, string>[]) {
       assert.equal((await rawRequest(s.port, '/api/reconcile', { method: 'POST', host, headers: { ...AUTH, ...headers } })).status, 202, JSON.stringify(headers));
     }
   } finally {
