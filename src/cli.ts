@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * certwrangler webroot | manager [--once] | plan [--json]
- * Exit codes: 0 fine, 1 a certificate needs attention (--once) or the orchestrator cannot be read (plan), 2 bad configuration or usage.
+ * certwrangler webroot | manager [--once] | plan [--json] | request <name>… [--wait N] | reconcile [--wait N]
+ * Exit codes: 0 fine, 1 a certificate needs attention (--once, request, reconcile) or the orchestrator cannot be read (plan)
+ * or no manager answers (request, reconcile), 2 bad configuration or usage, or the manager refused the request.
  */
 import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError, type Config } from './config.js';
@@ -19,29 +20,45 @@ commands:
   manager              keep certificates issued and pushed, forever
   manager --once       one pass, then exit 0 when every certificate is fine, 1 otherwise
   plan [--json]        show what the next pass would do for each certificate and why; changes nothing
+  request <name>…      ask the running manager for a certificate for these names (the first is its name)
+  reconcile            ask the running manager for a pass now
 
 options:
   --at <ISO date>      (manager --once, plan) decide as if it were this time, e.g. --at 2027-01-20
+  --wait <seconds>     (request, reconcile) wait up to this long (at most 600) for the outcome
   --help, --version
+
+request and reconcile talk to STATUS_ADDR with STATUS_TOKEN, or with the token the manager keeps in
+DATA_DIR/status-token; exit 0 done (or accepted, without --wait), 1 failed, unfinished or no manager, 2 refused.
 
 configuration is read from the environment; see the README.`;
 
 class UsageError extends Error {}
 
-function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: Date } {
+/** Longest --wait, as the status API's `?wait=` allows. */
+const MAX_WAIT_SEC = 600;
+
+function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: Date; names: string[]; waitSec: number } {
   const [command = '', ...rest] = argv;
   const flags = new Set<string>();
+  const names: string[] = [];
+  let waitSec = 0;
   let at: Date | undefined;
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
-    if (a === '--at') {
+    if (a === '--wait' && (command === 'request' || command === 'reconcile')) {
+      const v = rest[++i] ?? '';
+      if (!/^\d+$/.test(v) || Number(v) > MAX_WAIT_SEC) throw new UsageError(`--wait needs whole seconds from 0 to ${MAX_WAIT_SEC}, got ${JSON.stringify(v)}`);
+      waitSec = Number(v);
+    } else if (command === 'request' && !a.startsWith('-')) names.push(a);
+    else if (a === '--at') {
       const v = rest[++i];
       at = v ? new Date(v) : undefined;
       if (!at || Number.isNaN(at.getTime())) throw new UsageError(`--at needs a date such as 2027-01-20 or 2027-01-20T12:00:00Z, got ${JSON.stringify(v ?? '')}`);
     } else if (['--once', '--json'].includes(a)) flags.add(a);
     else throw new UsageError(`unknown option ${a}`);
   }
-  return { command, flags, ...(at ? { at } : {}) };
+  return { command, flags, ...(at ? { at } : {}), names, waitSec };
 }
 
 function version(): string {
@@ -52,7 +69,8 @@ function version(): string {
 async function webroot(config: Config, log: Logger): Promise<void> {
   // Loaded here so that the manager does not pay for express at start.
   const { createWebroot, listenWebroot } = await import('./webroot/server.js');
-  const server = await listenWebroot(createWebroot(config.webrootDir), config.port);
+  const onError = (err: Error) => log.error({ error: err.message }, `webroot: ${err.message}`);
+  const server = await listenWebroot(createWebroot(config.webrootDir, { onError }), config.port);
   log.info({ port: config.port, webroot: config.webrootDir }, `webroot serving ${config.webrootDir} on port ${config.port}`);
   const stop = () => server.close(() => process.exit(0));
   process.once('SIGTERM', stop);
@@ -85,10 +103,11 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
     return report.ok ? 0 : 1;
   }
   // The status endpoint's parts: loaded only for a long-running manager.
-  const [{ StatusBook }, { Metrics }, { listenStatus }] = await Promise.all([
+  const [{ StatusBook }, { Metrics }, { listenStatus }, { loadOrCreateStatusToken }] = await Promise.all([
     import('./status/book.js'),
     import('./status/metrics.js'),
     import('./status/server.js'),
+    import('./status/token.js'),
   ]);
   const metrics = new Metrics();
   const book = new StatusBook(version());
@@ -122,7 +141,14 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
   let status: Server | undefined;
   if (config.status) {
     const s = config.status;
-    status = await listenStatus({ host: s.host, port: s.port, token: s.token, book, metrics, requests: deps.requests, reconcile: (why) => scheduler.requestPass(why), log });
+    let token = s.token;
+    if (token === undefined) {
+      // Every change needs a token; without STATUS_TOKEN the CLI on this host reads the generated one.
+      const t = await loadOrCreateStatusToken(config.dataDir);
+      token = t.token;
+      log.info({ tokenFile: t.path }, `status API: changes need the token ${t.created ? 'generated into' : 'kept in'} ${t.path} (certwrangler request and reconcile read it), or set STATUS_TOKEN`);
+    }
+    status = await listenStatus({ host: s.host, port: s.port, token, book, metrics, requests: deps.requests, reconcile: (why) => scheduler.requestPass(why), log });
     log.info({ statusAddr: `${s.host}:${s.port}` }, `status page, API and metrics on http://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}/`);
   }
   scheduler.start();
@@ -165,6 +191,19 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     case 'manager':
       return manager(config, log, args.flags.has('--once'), args.at);
+    case 'request':
+    case 'reconcile': {
+      const client = await import('./status/client.js');
+      try {
+        return args.command === 'request' ? await client.requestCertificate(config, args.names, args.waitSec) : await client.requestReconcile(config, args.waitSec);
+      } catch (e) {
+        if (e instanceof client.ClientUsageError) {
+          process.stderr.write(`certwrangler: ${e.message}\n`);
+          return 2;
+        }
+        throw e;
+      }
+    }
     case 'plan': {
       const deps = await assemble(config, createLogger('silent'), args.at ? { now: () => args.at! } : {});
       const report = await planPass(deps);

@@ -160,17 +160,27 @@ function parseEnum<T extends string>(env: Env, name: string, options: readonly T
   return l;
 }
 
-function parseUrl(env: Env, name: string, dflt: string): string {
+/**
+ * A URL as an error may show it: never its user and password, and with `hidePath` (a Slack webhook's path
+ * is its secret) only the scheme and host. A value too broken to find those in is "(hidden)".
+ */
+export function shownUrl(v: string, hidePath = false): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)?(?:[^/?#]*@)?([^/?#\s]*)([\s\S]*)$/i.exec(v.trim());
+  if (!m) return '(hidden)';
+  const rest = hidePath ? (m[3] ? '/…' : '') : m[3]!;
+  return `${m[1] ?? ''}${m[2]}${rest}`;
+}
+
+function parseUrl(env: Env, name: string, dflt: string, opts: { hidePath?: boolean } = {}): string {
   const v = str(env, name) ?? dflt;
+  const bad = () => new ConfigError(name, shownUrl(v, opts.hidePath), 'an absolute http:// or https:// URL');
   let u: URL;
   try {
     u = new URL(v);
   } catch {
-    throw new ConfigError(name, v, 'an absolute http:// or https:// URL');
+    throw bad();
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') {
-    throw new ConfigError(name, v, 'an absolute http:// or https:// URL');
-  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw bad();
   return v;
 }
 
@@ -245,7 +255,7 @@ function parseAdopt(env: Env): AdoptList {
 function parseWebhook(env: Env): Config['webhook'] {
   if (str(env, 'WEBHOOK_URL') === undefined) return undefined;
   return {
-    url: parseUrl(env, 'WEBHOOK_URL', ''),
+    url: parseUrl(env, 'WEBHOOK_URL', '', { hidePath: true }),
     format: parseEnum(env, 'WEBHOOK_FORMAT', ['json', 'slack'] as const, 'json'),
     timeoutMs: parseDuration(env, 'WEBHOOK_TIMEOUT', 10_000, 100),
   };

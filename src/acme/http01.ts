@@ -4,7 +4,7 @@
  * shutdown can remove what an abandoned order left.
  */
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../certs/atomic.js';
 import type { ChallengeSolver } from './challenge.js';
 
@@ -12,6 +12,10 @@ export const CHALLENGE_PATH = '.well-known/acme-challenge';
 /** RFC 8555 §8.3: a token is base64url; we also bound its length. */
 export const TOKEN_PATTERN = '[A-Za-z0-9_-]{1,255}';
 export const TOKEN_RE = new RegExp(`^${TOKEN_PATTERN}$`);
+// World-readable on purpose, whatever the umask: the webroot (or nginx) may run as another user and only
+// reads, and what it serves is public by design (RFC 8555 §8.3).
+const DIR_MODE = 0o755;
+const FILE_MODE = 0o644;
 
 export class WebrootSolver implements ChallengeSolver {
   readonly type = 'http-01';
@@ -31,10 +35,35 @@ export class WebrootSolver implements ChallengeSolver {
 
   async present(_identifier: string, token: string, keyAuthorization: string): Promise<void> {
     const file = this.fileFor(token);
-    // World-readable on purpose: the webroot may run as another user and only needs to read.
-    await fs.mkdir(this.challengeDir, { recursive: true, mode: 0o755 });
-    await writeFileAtomic(file, keyAuthorization, 0o644);
+    await this.prepareDirs();
+    await writeFileAtomic(file, keyAuthorization, FILE_MODE);
     this.written.add(file);
+  }
+
+  /**
+   * .well-known and acme-challenge (and the folders up to the webroot, when we create them) readable by all:
+   * mkdir's mode is cut by the umask, and under umask 077 a webroot running as another user reads nothing.
+   */
+  private async prepareDirs(): Promise<void> {
+    const first = await fs.mkdir(this.challengeDir, { recursive: true, mode: DIR_MODE });
+    const ours = [join(this.webrootDir, '.well-known'), this.challengeDir];
+    if (first !== undefined && !ours.includes(first)) {
+      // Created just now, from `first` down to the webroot.
+      for (let d = this.webrootDir; d.length >= first.length; d = dirname(d)) {
+        ours.unshift(d);
+        if (d === dirname(d)) break;
+      }
+    }
+    for (const dir of ours) {
+      const mode = (await fs.stat(dir)).mode & 0o777;
+      if ((mode & DIR_MODE) === DIR_MODE) continue; // never narrowed, only opened up to read and enter
+      try {
+        await fs.chmod(dir, mode | DIR_MODE);
+      } catch (e) {
+        // A shared volume's folder owned by the webroot's user: its owner set its mode; validation will tell.
+        if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+      }
+    }
   }
 
   async cleanup(_identifier: string, token: string): Promise<void> {

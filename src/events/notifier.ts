@@ -27,9 +27,18 @@ export class Notifier implements EventSink {
   constructor(private readonly opts: NotifierOptions) {}
 
   emit(e: CertEvent): void {
-    for (const l of this.opts.listeners ?? []) l(e);
+    for (const l of this.opts.listeners ?? []) {
+      try {
+        l(e);
+      } catch (err) {
+        this.opts.log.warn({ cert: e.name, event: e.type, error: (err as Error).message }, `${e.name}: a listener failed on ${e.type}: ${(err as Error).message}`);
+      }
+    }
     const prev = this.queues.get(e.name) ?? Promise.resolve();
-    const next = prev.then(() => this.deliver(e));
+    // Nothing may reject here: a rejection nobody awaits ends the process, and it would skip this certificate's later events.
+    const next = prev.then(() => this.deliver(e)).catch((err: unknown) => {
+      this.opts.log.error({ cert: e.name, event: e.type, error: (err as Error)?.message }, `${e.name}: delivering ${e.type} failed: ${(err as Error)?.message}`);
+    });
     this.queues.set(e.name, next);
     void next.finally(() => {
       if (this.queues.get(e.name) === next) this.queues.delete(e.name);
@@ -44,10 +53,13 @@ export class Notifier implements EventSink {
   private async deliver(e: CertEvent): Promise<void> {
     const command = e.type === 'failed' ? this.opts.onFailureCommand : this.opts.onChangeCommand;
     const hookName = e.type === 'failed' ? 'ON_FAILURE_COMMAND' : 'ON_CHANGE_COMMAND';
-    await Promise.all([
+    const results = await Promise.allSettled([
       command ? this.hook(hookName, command, e) : undefined,
       this.opts.webhook ? this.webhook(e, this.opts.webhook) : undefined,
     ]);
+    for (const r of results) {
+      if (r.status === 'rejected') this.opts.log.error({ cert: e.name, event: e.type, error: (r.reason as Error)?.message }, `${e.name}: ${e.type}: ${(r.reason as Error)?.message}`);
+    }
   }
 
   private async hook(hookName: string, command: string, e: CertEvent): Promise<void> {

@@ -1,7 +1,13 @@
 /**
  * The manager's own HTTP endpoint (STATUS_ADDR, loopback by default; never the public webroot): the
  * status page, its JSON, health and readiness, Prometheus metrics, and a small API to run a pass and to
- * ask for or drop a certificate at run time. Changes need STATUS_TOKEN when the address is not loopback.
+ * ask for or drop a certificate at run time.
+ *
+ * The caller is judged, never the address we are bound to: on a loopback address a request must name this
+ * endpoint in its Host (a page that rebinds its own name to 127.0.0.1 does not), a change must not come
+ * from another site (Origin, Sec-Fetch-Site), and every change needs the token (STATUS_TOKEN, or the one
+ * generated into DATA_DIR/status-token), since a same-host reverse proxy or a container port makes
+ * "loopback" mean nothing about who is asking.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -17,6 +23,7 @@ import { renderPage } from './page.js';
 export interface StatusServerOptions {
   host: string;
   port: number;
+  /** Bearer token every change needs; undefined turns changes off. */
   token: string | undefined;
   book: StatusBook;
   metrics: Metrics;
@@ -36,19 +43,68 @@ export function isLoopback(host: string): boolean {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** Bearer token check in constant time; with no token configured, only a loopback address may change things. */
-function guard(opts: StatusServerOptions) {
-  const open = isLoopback(opts.host) && opts.token === undefined;
+/** The address a Host header names, lower-cased and without brackets, and its port (undefined when absent). */
+function splitHost(header: string): { name: string; port: number | undefined } | undefined {
+  const m = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/i.exec(header.trim());
+  if (!m) return undefined;
+  return { name: (m[1] ?? m[2]!).toLowerCase().replace(/\.$/, ''), port: m[3] === undefined ? undefined : Number(m[3]) };
+}
+
+const unmapped = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '').toLowerCase();
+
+/**
+ * On a loopback binding, the Host must be this endpoint: the bound address, the address the connection
+ * arrived on, or localhost, with our port. Any other name reached us by DNS rebinding or a misdirected proxy.
+ */
+function hostGuard(opts: StatusServerOptions) {
+  const bound = opts.host.toLowerCase().replace(/^\[|\]$/g, '');
+  const names = new Set(['localhost', bound, ...(bound === 'localhost' ? ['127.0.0.1', '::1'] : [])]);
+  return (req: Request, res: Response, next: NextFunction) => {
+    const header = req.get('host') ?? '';
+    const at = splitHost(header);
+    const port = req.socket.localPort;
+    const portOk = at !== undefined && (at.port === port || (at.port === undefined && port === 80));
+    if (at && portOk && (names.has(at.name) || at.name === unmapped(req.socket.localAddress))) return next();
+    const shown = header.length > 100 ? `${header.slice(0, 100)}…` : header;
+    res
+      .status(421)
+      .json({ error: `Host ${JSON.stringify(shown)} is not this endpoint: on a loopback STATUS_ADDR only http://${bound.includes(':') ? `[${bound}]` : bound}:${port}/ or http://localhost:${port}/ is answered (another name pointing here is how a web page reaches it: DNS rebinding)` });
+  };
+}
+
+/** Browsers say where a request comes from; a change from another site (a form, a fetch) is refused. */
+function sameOriginOnly(req: Request, res: Response, next: NextFunction) {
+  const site = req.get('sec-fetch-site');
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    return void res.status(403).json({ error: `refused: a ${site} request (Sec-Fetch-Site) may not change anything here; use the API from a script or \`certwrangler request\`/\`certwrangler reconcile\`` });
+  }
+  const origin = req.get('origin');
+  if (origin !== undefined) {
+    let host: string | undefined;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = undefined;
+    }
+    if (host === undefined || host.toLowerCase() !== (req.get('host') ?? '').toLowerCase()) {
+      const shown = origin.length > 100 ? `${origin.slice(0, 100)}…` : origin;
+      return void res.status(403).json({ error: `refused: a cross-site request (Origin ${JSON.stringify(shown)}) may not change anything here` });
+    }
+  }
+  next();
+}
+
+/** Bearer token check in constant time; without a token, changes are off. */
+function tokenGuard(opts: StatusServerOptions) {
   const want = opts.token === undefined ? undefined : digest(opts.token);
   return (req: Request, res: Response, next: NextFunction) => {
-    if (open) return next();
-    if (!want) {
-      res.status(403).json({ error: `STATUS_ADDR ${opts.host} is not loopback: set STATUS_TOKEN to allow changes through this API` });
-      return;
-    }
+    if (!want) return void res.status(403).json({ error: 'changes through this API are off: the manager has no token (set STATUS_TOKEN)' });
     const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
     if (!m || !timingSafeEqual(digest(m[1]!), want)) {
-      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'missing or wrong token: send "Authorization: Bearer <STATUS_TOKEN>"' });
+      res
+        .status(401)
+        .set('WWW-Authenticate', 'Bearer')
+        .json({ error: 'missing or wrong token: send "Authorization: Bearer <token>" with STATUS_TOKEN, or the one in DATA_DIR/status-token (certwrangler request and certwrangler reconcile read it)' });
       return;
     }
     next();
@@ -83,7 +139,10 @@ export function createStatusApp(opts: StatusServerOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const changes = guard(opts);
+  if (isLoopback(opts.host)) app.use(hostGuard(opts));
+  const token = tokenGuard(opts);
+  // Where a change comes from is checked first, so a cross-site page learns nothing about the token.
+  const changes = (req: Request, res: Response, next: NextFunction) => sameOriginOnly(req, res, () => token(req, res, next));
 
   app.get('/', (_req, res) => {
     res.set('Cache-Control', 'no-store').type('html').send(renderPage(book.snapshot()));

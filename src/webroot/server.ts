@@ -8,7 +8,7 @@ import express from 'express';
 import serveStatic from 'serve-static';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import http, { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { CHALLENGE_PATH, TOKEN_PATTERN } from '../acme/http01.js';
 
 const TOKEN_URL_RE = new RegExp(`^/${CHALLENGE_PATH.replace(/\./g, '\\.')}/(${TOKEN_PATTERN})$`);
@@ -22,6 +22,11 @@ const HOT_TOKEN_LIMIT = 10_000;
 
 export type WebrootHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+export interface WebrootOptions {
+  /** Told of a request that failed inside (an unreadable token file): the message names the file; the client is not told. */
+  onError?: (err: Error) => void;
+}
+
 interface HotToken {
   body: Buffer;
   readAt: number;
@@ -33,8 +38,8 @@ interface HotToken {
  * lstat at most: express and serve-static see only /healthz and the first request for a token that is
  * on disk. A scanner's flood of unknown paths then costs what nginx's 404 costs, not express's routing.
  */
-export function createWebroot(webrootDir: string): WebrootHandler {
-  const app = expressWebroot(webrootDir);
+export function createWebroot(webrootDir: string, opts: WebrootOptions = {}): WebrootHandler {
+  const app = expressWebroot(webrootDir, opts);
   const dir = join(webrootDir, CHALLENGE_PATH);
   const hot = new Map<string, HotToken>();
   const refresh = (token: string, entry?: HotToken) => {
@@ -72,9 +77,15 @@ export function createWebroot(webrootDir: string): WebrootHandler {
         });
         app(req, res);
       },
-      () => notFound(res),
+      // Not there is a 404; anything else (EACCES) goes to express, which reports it.
+      (e: NodeJS.ErrnoException) => (isMissing(e) ? notFound(res) : app(req, res)),
     );
   };
+}
+
+/** Errors that mean "no such token", as opposed to a token we cannot read. */
+function isMissing(e: NodeJS.ErrnoException): boolean {
+  return e.code === 'ENOENT' || e.code === 'ENOTDIR' || e.code === 'ENAMETOOLONG';
 }
 
 /** The file's bytes, refusing a symlink (O_NOFOLLOW) or anything but a regular file. */
@@ -88,7 +99,7 @@ async function readRegularFile(path: string): Promise<Buffer> {
   }
 }
 
-function expressWebroot(webrootDir: string): express.Express {
+function expressWebroot(webrootDir: string, opts: WebrootOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -121,10 +132,23 @@ function expressWebroot(webrootDir: string): express.Express {
     req.url = `/${m[1]}`;
     for (const h of ['range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']) delete req.headers[h];
     // Only a regular file we (or a peer ACME client) wrote: a symlink could point at a key outside the webroot.
+    // A token we cannot read (the manager wrote it 0600, or its folder 0700) is an error the operator must
+    // see, not a 404 that looks like a missing file.
     fs.lstat(join(challengeDir, m[1]!)).then(
-      (st) => (st.isFile() ? files(req, res, () => notFound(res)) : notFound(res)),
-      () => notFound(res),
+      (st) => (st.isFile() ? files(req, res, (err?: unknown) => (err ? next(err) : notFound(res))) : notFound(res)),
+      (e: NodeJS.ErrnoException) => (isMissing(e) ? notFound(res) : next(e)),
     );
+  });
+  // Express's own handler answers with the stack trace and file paths unless NODE_ENV=production; the
+  // challenge port is public, so an error is a status line and nothing more, in every environment.
+  app.use((err: Error & { status?: number; statusCode?: number }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    const status = err.status ?? err.statusCode ?? 500;
+    const code = status >= 400 && status < 600 ? status : 500;
+    if (code >= 500) opts.onError?.(err);
+    if (res.headersSent) return void res.destroy();
+    const body = Buffer.from(`${(STATUS_CODES[code] ?? 'error').toLowerCase()}\n`);
+    res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': body.length });
+    res.end(res.req.method === 'HEAD' ? undefined : body);
   });
   return app;
 }

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ before(async () => {
   trafficNginx = await startNginx(
     join(dir, 'n2'),
     siteFile('traffic-manager.conf', [
-      ['server webroot:80;', `server 127.0.0.1:${(ourWebroot.address() as { port: number }).port};`],
+      ['server webroot:8080;', `server 127.0.0.1:${(ourWebroot.address() as { port: number }).port};`],
       ['server app:8080;', `server 127.0.0.1:${(app.address() as { port: number }).port};`],
       ['listen 80;', `listen 127.0.0.1:${trafficPort};`],
     ]),
@@ -87,4 +87,31 @@ test('nginx/traffic-manager.conf: the challenge path reaches the webroot, everyt
     const r = await rawRequest(trafficPort, p, { host: 'app.example.com' });
     assert.equal(r.body.toString(), 'from the app', p);
   }
+});
+
+test('nginx: no version in the Server header or on error pages, in either shipped file', async () => {
+  for (const [port, path] of [
+    [webrootPort, '/healthz'],
+    [webrootPort, '/nothing-here'],
+    [trafficPort, '/.well-known/acme-challenge/nope'],
+  ] as const) {
+    const r = await rawRequest(port, path, { host: 'app.example.com' });
+    assert.equal(r.headers.server, 'nginx', `${port} ${path}: ${r.headers.server}`);
+    assert.ok(!/nginx\/\d/.test(r.body.toString()), `${path}: the body names no version`);
+  }
+  // An error page nginx writes itself (the request line is refused before any location).
+  const long = await rawRequest(webrootPort, `/${'x'.repeat(10 * 1024)}`);
+  assert.ok(!/nginx\/\d/.test(long.headers.server ?? '') && !/nginx\/\d/.test(long.body.toString()), `${long.status}: ${long.body.toString().slice(0, 200)}`);
+});
+
+test('nginx/traffic-manager.conf: its webroot upstream is the port the webroot in the image listens on', () => {
+  const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
+  const imagePort = Number(/^ENV .*\bPORT=(\d+)/m.exec(dockerfile)?.[1]);
+  assert.ok(/^USER node$/m.test(dockerfile), 'the image runs as node, so its webroot cannot bind 80');
+  assert.equal(Number(/^EXPOSE (\d+)/m.exec(dockerfile)?.[1]), imagePort);
+  const conf = readFileSync(new URL('../../nginx/traffic-manager.conf', import.meta.url), 'utf8');
+  const upstream = /upstream certwrangler_webroot \{\s*server [^:;\s]+:(\d+);/.exec(conf);
+  assert.equal(Number(upstream?.[1]), imagePort);
+  const balancer = readFileSync(new URL('../../rancher-compose/traffic-manager/rancher-compose.yml', import.meta.url), 'utf8');
+  assert.match(balancer, new RegExp(`service: certwrangler/certwrangler-webroot\\s+target_port: ${imagePort}\\b`), 'the Rancher balancer agrees');
 });

@@ -5,7 +5,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -25,6 +27,9 @@ let manager: ChildProcess;
 let logs: { level: string; msg: string; [k: string]: unknown }[] = [];
 let statusUrl: string;
 let env: Record<string, string>;
+/** The token the manager generated into DATA_DIR/status-token (STATUS_TOKEN is not set). */
+let token: string;
+let auth: Record<string, string>;
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -72,6 +77,8 @@ before(async () => {
   });
   manager.stderr!.on('data', (b: Buffer) => process.stderr.write(b));
   await waitFor('readiness', async () => ((await fetch(`${statusUrl}/readyz`)).status === 200 ? true : undefined));
+  token = readFileSync(join(base, 'data', 'status-token'), 'utf8').trim();
+  auth = { authorization: `Bearer ${token}` };
 });
 
 after(async () => {
@@ -185,11 +192,11 @@ test('hooks: ON_CHANGE_COMMAND runs per change with the paths; a hanging ON_FAIL
 
 test('API: PUT a certificate and wait for it; it is kept across restarts; DELETE stops asking for it', async () => {
   const name = 'api.status.example';
-  const bad = await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ names: ['10.0.0.1'] }) });
+  const bad = await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ names: ['10.0.0.1'] }) });
   assert.equal(bad.status, 400);
   assert.match(((await bad.json()) as { error: string }).error, /IP address/);
 
-  const put = await fetch(`${statusUrl}/api/certificates/${name}?wait=60`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ names: [`www.${name}`, name] }) });
+  const put = await fetch(`${statusUrl}/api/certificates/${name}?wait=60`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ names: [`www.${name}`, name] }) });
   const body = (await put.json()) as { names: string[]; result: { outcome: string }; status: { kind: string; sources: string[] } };
   assert.equal(put.status, 200, JSON.stringify(body));
   assert.deepEqual(body.names, [name, `www.${name}`], 'the certificate name comes first');
@@ -203,11 +210,104 @@ test('API: PUT a certificate and wait for it; it is kept across restarts; DELETE
   const planned = (JSON.parse(plan.stdout) as { results: { name: string; sources: string[]; decision: { reason: string } }[] }).results.find((r) => r.name === name);
   assert.deepEqual(planned && { sources: planned.sources, reason: planned.decision.reason }, { sources: ['api'], reason: 'UpToDate' });
 
-  assert.equal((await fetch(`${statusUrl}/api/certificates/${GOOD}`, { method: 'DELETE' })).status, 409, 'DOMAINS certificates are not the API\'s to drop');
-  assert.equal((await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'DELETE' })).status, 204);
-  assert.equal((await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'DELETE' })).status, 404);
-  const recon = await fetch(`${statusUrl}/api/reconcile?wait=60`, { method: 'POST' });
+  assert.equal((await fetch(`${statusUrl}/api/certificates/${GOOD}`, { method: 'DELETE', headers: auth })).status, 409, 'DOMAINS certificates are not the API\'s to drop');
+  assert.equal((await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'DELETE' })).status, 401, 'no token, no change, on loopback too');
+  assert.equal((await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'DELETE', headers: auth })).status, 204);
+  assert.equal((await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'DELETE', headers: auth })).status, 404);
+  const recon = await fetch(`${statusUrl}/api/reconcile?wait=60`, { method: 'POST', headers: auth });
   assert.equal(recon.status, 502, 'the pass is not all fine while broken.status.example fails');
   assert.ok(!(await status()).certificates.some((c) => c.name === name), 'no longer wanted');
   assert.ok(existsSync(join(base, 'data', 'live', name, 'fullchain.pem')), 'its files are kept');
+});
+
+test('status token: generated into DATA_DIR/status-token, 0600, 256 bits, and never in the log', async () => {
+  const file = join(base, 'data', 'status-token');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+  assert.ok(logs.some((l) => l.msg.includes(file)), 'the log says where the token is');
+  assert.ok(!logs.some((l) => JSON.stringify(l).includes(token)), 'but never what it is');
+});
+
+test('CLI: certwrangler request and reconcile talk to the running manager with the generated token', async () => {
+  const name = 'cli.status.example';
+  const req = await runCli(['request', name, `www.${name}`, '--wait', '60'], env);
+  assert.equal(req.code, 0, req.stdout + req.stderr);
+  assert.match(req.stdout, new RegExp(`^${name.replace(/\./g, '\\.')} \\[${name.replace(/\./g, '\\.')}, www\\.${name.replace(/\./g, '\\.')}\\]: production certificate in place, expires 20`));
+  assert.ok(existsSync(join(base, 'data', 'live', name, 'fullchain.pem')));
+  assert.deepEqual((await status()).certificates.find((c) => c.name === name)?.sources, ['api']);
+
+  const accepted = await runCli(['request', name, `www.${name}`], env);
+  assert.equal(accepted.code, 0, accepted.stderr);
+  assert.match(accepted.stdout, /requested; a pass starts now/);
+
+  const refused = await runCli(['request', 'bad.status.example', '10.0.0.1'], env);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /the manager refused \(400\): .*IP address/);
+
+  const failing = await runCli(['request', BROKEN, '--wait', '60'], env);
+  assert.equal(failing.code, 1, 'broken.status.example fails (and is backing off)');
+  assert.match(failing.stdout + failing.stderr, /^broken\.status\.example \[broken\.status\.example\]: (not finished|failed)/);
+
+  const pass = await runCli(['reconcile', '--wait', '60'], env);
+  assert.equal(pass.code, 1, 'a pass with a failing certificate needs attention');
+  assert.match(pass.stderr, /needs attention:\n {2}broken\.status\.example: .*authorization invalid/);
+  const now = await runCli(['reconcile'], env);
+  assert.equal(now.code, 0, now.stderr);
+
+  // These change nothing, so they run side by side (each CLI start costs seconds of tsx).
+  const [wrong, noToken, noManager, usage] = await Promise.all([
+    runCli(['reconcile'], { ...env, STATUS_TOKEN: 'not-the-right-token-0123' }),
+    runCli(['reconcile'], { ...env, DATA_DIR: join(base, 'elsewhere') }),
+    runCli(['reconcile'], { ...env, STATUS_ADDR: `127.0.0.1:${await freePort()}` }),
+    runCli(['request', '--wait', 'soon'], env),
+  ]);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /the manager refused \(401\): missing or wrong token/);
+  assert.equal(noToken.code, 2);
+  assert.match(noToken.stderr, /no token: STATUS_TOKEN is not set and .*elsewhere\/status-token does not exist/);
+  assert.equal(noManager.code, 1);
+  assert.match(noManager.stderr, /no manager answers at http:\/\/127\.0\.0\.1:\d+ \(STATUS_ADDR\): ECONNREFUSED/);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /--wait needs whole seconds from 0 to 600, got "soon"/);
+  for (const r of [req, accepted, refused, failing, pass, now]) assert.ok(!(r.stdout + r.stderr).includes(token), 'the token is never printed');
+});
+
+test('headless Chromium: a page on another site (or a rebound name) cannot change anything, by form or by fetch', async () => {
+  // The attacker's page, on another origin: a form POST to /api/reconcile, and a fetch that sends the
+  // real token as if it had leaked (only the Origin check can stop that one).
+  const page = (target: string) => `<!doctype html><form id="f" method="POST" action="${target}/api/reconcile"></form>
+<script>
+window.fetchResult = fetch('${target}/api/reconcile', { method: 'POST', headers: { authorization: 'Bearer ${token}' } })
+  .then((r) => r.text().then((t) => r.status + ' ' + t), (e) => 'blocked ' + e.message);
+</script>`;
+  const evil: Server = createServer((_req, res) => res.setHeader('content-type', 'text/html').end(page(statusUrl))).listen(0, '127.0.0.1');
+  await new Promise((r) => evil.once('listening', r));
+  const evilUrl = `http://localhost:${(evil.address() as AddressInfo).port}/`;
+  const passesBefore = logs.filter((l) => /^pass finished/.test(l.msg)).length;
+  // rebind.attacker.example resolves to 127.0.0.1 in this browser, as a rebinding DNS server would make it.
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--host-resolver-rules=MAP rebind.attacker.example 127.0.0.1'] });
+  try {
+    const tab = await browser.newPage();
+    await tab.goto(evilUrl);
+    const fetched = String(await tab.evaluate('window.fetchResult'));
+    // Either the browser stops it (CORS preflight for the Authorization header) or we refuse it: never 2xx.
+    assert.ok(fetched.startsWith('blocked') || /^403 .*cross-site/.test(fetched), fetched);
+    const [answer] = await Promise.all([tab.waitForNavigation(), tab.evaluate('document.getElementById("f").submit()')]);
+    assert.equal(answer?.status(), 403);
+    assert.match(await tab.locator('body').innerText(), /refused: a cross-site request/);
+
+    // DNS rebinding, as the browser sees it: a name of the attacker's that resolves to 127.0.0.1.
+    // The page is now same-origin with the endpoint, so Origin says nothing: the Host does.
+    const rebound = await browser.newPage();
+    const res = await rebound.goto(`http://rebind.attacker.example:${new URL(statusUrl).port}/api/status`);
+    assert.equal(res?.status(), 421, 'the status is not read');
+    assert.match(await rebound.locator('body').innerText(), /Host .*rebind\.attacker\.example.* is not this endpoint/);
+    const posted = String(await rebound.evaluate(`fetch('/api/reconcile', { method: 'POST' }).then((r) => String(r.status))`));
+    assert.equal(posted, '421', 'nor is a pass started');
+  } finally {
+    await browser.close();
+    evil.close();
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(logs.filter((l) => /^pass finished/.test(l.msg)).length, passesBefore, 'no pass was started from the page');
 });

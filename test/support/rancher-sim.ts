@@ -260,6 +260,8 @@ export interface RancherSim {
   setBalancerState(balancerId: string, state: string): void;
   /** Every further write of this certificate ends in transitioning=error with this message (undefined clears it). */
   stickInError(name: string, message: string | undefined): void;
+  /** Answers these links pointing at `origin` (e.g. another server's http://127.0.0.1:port) instead of the sim; undefined clears it. */
+  foreignLinks(origin: string | undefined, links?: ('self' | 'next' | 'update')[]): void;
   fault(f: Fault): void;
   clearFaults(): void;
   clearLog(): void;
@@ -284,6 +286,8 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   const sockets = new Set<Socket>();
   let nextId = 1;
   let base = '';
+  let foreign: { origin: string; links: string[] } | undefined;
+  const linkBase = (link: 'self' | 'next' | 'update') => (foreign?.links.includes(link) ? foreign.origin : base);
 
   const now = () => Date.now();
   const settle = (r: { state: string; transitioning: string; settleAt: number; transitioningMessage?: string | null; stuckMessage?: string | undefined }) => {
@@ -325,7 +329,8 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
 
   function renderCert(c: SimCertificate, version: string, showKey: boolean): Json {
     settle(c);
-    const self = `${root(version, c.accountId)}/certificates/${c.id}`;
+    const self = `${root(version, c.accountId)}/certificates/${c.id}`.replace(base, linkBase('self'));
+    const update = `${self}/?action=update`.replace(linkBase('self'), linkBase('update'));
     let computed = computedCache.get(c.cert);
     if (!computed) {
       try {
@@ -340,7 +345,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       type: 'certificate',
       baseType: 'certificate',
       links: { self, account: `${self}/account` },
-      actions: c.state === 'removed' ? {} : { update: `${self}/?action=update`, remove: `${self}/?action=remove` },
+      actions: c.state === 'removed' ? {} : { update, remove: `${self}/?action=remove` },
       name: c.name,
       description: c.description,
       state: c.state,
@@ -376,14 +381,15 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   function renderService(s: SimService, version: string): Json {
     settle(s);
     const coll = s.type === 'loadBalancerService' ? 'loadbalancerservices' : 'services';
-    const self = `${root(version, s.accountId)}/${coll}/${s.id}`;
+    const self = `${root(version, s.accountId)}/${coll}/${s.id}`.replace(base, linkBase('self'));
+    const update = `${self}/?action=update`.replace(linkBase('self'), linkBase('update'));
     const active = s.state === 'active';
     return {
       id: s.id,
       type: s.type,
       baseType: 'service',
       links: { self, stack: `${self}/stack` },
-      actions: active ? { update: `${self}/?action=update`, deactivate: `${self}/?action=deactivate`, upgrade: `${self}/?action=upgrade`, remove: `${self}/?action=remove` } : s.state === 'inactive' ? { activate: `${self}/?action=activate`, remove: `${self}/?action=remove` } : {},
+      actions: active ? { update, deactivate: `${self}/?action=deactivate`, upgrade: `${self}/?action=upgrade`, remove: `${self}/?action=remove` } : s.state === 'inactive' ? { activate: `${self}/?action=activate`, remove: `${self}/?action=remove` } : {},
       name: s.name,
       description: null,
       state: s.state,
@@ -418,7 +424,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       const nq = new URLSearchParams(q);
       nq.delete('marker');
       const qs = nq.toString();
-      next = `${base}${url.pathname}?${qs}${qs ? '&' : ''}marker=m${offset + limit}`;
+      next = `${linkBase('next')}${url.pathname}?${qs}${qs ? '&' : ''}marker=m${offset + limit}`;
     }
     return {
       type: 'collection',
@@ -767,6 +773,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       if (message === undefined) stuck.delete(name);
       else stuck.set(name, message);
     },
+    foreignLinks: (origin, links = ['self', 'next', 'update']) => void (foreign = origin === undefined ? undefined : { origin, links }),
     fault: (f) => void faults.push({ ...f, seen: 0, fired: 0 }),
     clearFaults: () => void faults.splice(0),
     clearLog: () => void log.splice(0),

@@ -14,6 +14,7 @@ import { postWebhook, webhookBody } from '../../src/events/webhook.js';
 import type { CertEvent } from '../../src/events/events.js';
 import type { PassReport } from '../../src/reconciler.js';
 import { startReceiver } from '../support/receiver.js';
+import { rawRequest } from '../support/http.js';
 
 const DAY = 86_400_000;
 const NOW = new Date('2027-03-01T00:00:00Z');
@@ -29,11 +30,14 @@ function report(results: Partial<PassReport['results'][number]>[]): PassReport {
   };
 }
 
+const TOKEN = 'unit-test-token-0123456789';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+
 async function serve(opts: Partial<StatusServerOptions>) {
   const full: StatusServerOptions = {
     host: '127.0.0.1',
     port: 0,
-    token: undefined,
+    token: TOKEN,
     book: new StatusBook('test'),
     metrics: new Metrics(),
     requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-req-')), { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] }),
@@ -44,15 +48,20 @@ async function serve(opts: Partial<StatusServerOptions>) {
   const server = createStatusApp(full).listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, close: () => new Promise((r) => server.close(r)) };
+  return { url, port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(r)) };
 }
 
-const put = (url: string, headers: Record<string, string> = {}) =>
+const put = (url: string, headers: Record<string, string> = AUTH) =>
   fetch(`${url}/api/certificates/x.example.com`, { method: 'PUT', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ names: ['x.example.com'] }) });
 
-test('status API: on a loopback address without a token, changes are open; reading is always open', async () => {
+test('status API: every change needs the token, on a loopback address too; reading needs none', async () => {
   const s = await serve({});
   try {
+    const r = await put(s.url, {});
+    assert.equal(r.status, 401);
+    assert.match(((await r.json()) as { error: string }).error, /Bearer <token>.*DATA_DIR\/status-token/);
+    assert.equal((await fetch(`${s.url}/api/reconcile`, { method: 'POST' })).status, 401);
+    assert.equal((await fetch(`${s.url}/api/certificates/x.example.com`, { method: 'DELETE' })).status, 401);
     assert.equal((await put(s.url)).status, 202);
     assert.equal((await fetch(`${s.url}/api/status`)).status, 200);
   } finally {
@@ -60,12 +69,60 @@ test('status API: on a loopback address without a token, changes are open; readi
   }
 });
 
+test('status API on loopback: a Host that is not this endpoint (DNS rebinding) is refused with 421, reading included', async () => {
+  const s = await serve({});
+  try {
+    for (const [host, method, path] of [
+      ['evil.example', 'GET', '/api/status'],
+      [`evil.example:${s.port}`, 'GET', '/'],
+      [`evil.example:${s.port}`, 'POST', '/api/reconcile'],
+      [`evil.example:${s.port}`, 'DELETE', '/api/certificates/x.example.com'],
+      [`127.0.0.1.nip.io:${s.port}`, 'GET', '/api/status'],
+      [`127.0.0.1:${s.port + 1}`, 'GET', '/api/status'],
+      ['', 'GET', '/api/status'],
+    ] as const) {
+      const r = await rawRequest(s.port, path, { method, host, headers: AUTH });
+      assert.equal(r.status, 421, `${method} ${path} Host: ${host}`);
+      assert.match(JSON.parse(r.body.toString()).error, /is not this endpoint.*DNS rebinding/);
+    }
+    for (const host of [`127.0.0.1:${s.port}`, `localhost:${s.port}`, `LOCALHOST:${s.port}`]) {
+      assert.equal((await rawRequest(s.port, '/api/status', { host })).status, 200, host);
+    }
+  } finally {
+    await s.close();
+  }
+});
+
+test('status API: a change from another site (Origin, Sec-Fetch-Site) is refused even with the token; the same origin is not', async () => {
+  const s = await serve({});
+  const host = `127.0.0.1:${s.port}`;
+  try {
+    for (const headers of [
+      { origin: 'http://evil.example' },
+      { origin: `http://localhost:${s.port}` },
+      { origin: 'null' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+    ] as Record<string, string>[]) {
+      const r = await rawRequest(s.port, '/api/reconcile', { method: 'POST', host, headers: { ...AUTH, ...headers } });
+      assert.equal(r.status, 403, JSON.stringify(headers));
+      assert.match(JSON.parse(r.body.toString()).error, /^refused: a (cross-site|same-site) request/);
+    }
+    for (const headers of [{ origin: `http://${host}` }, { 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, {}] as Record<string, string>[]) {
+      assert.equal((await rawRequest(s.port, '/api/reconcile', { method: 'POST', host, headers: { ...AUTH, ...headers } })).status, 202, JSON.stringify(headers));
+    }
+  } finally {
+    await s.close();
+  }
+});
+
 test('status API: on a non-loopback address, changes need STATUS_TOKEN; without one configured they are refused and say so', async () => {
-  const none = await serve({ host: '0.0.0.0' });
+  const none = await serve({ host: '0.0.0.0', token: undefined });
   try {
     const r = await put(none.url);
     assert.equal(r.status, 403);
     assert.match(((await r.json()) as { error: string }).error, /set STATUS_TOKEN/);
+    assert.equal((await rawRequest(Number(new URL(none.url).port), '/api/status', { host: 'status.internal.example' })).status, 200, 'off loopback, any Host: the token guards changes');
     assert.equal((await fetch(`${none.url}/api/reconcile`, { method: 'POST' })).status, 403);
     assert.equal((await fetch(`${none.url}/metrics`)).status, 200, 'reading needs no token');
   } finally {
@@ -73,7 +130,9 @@ test('status API: on a non-loopback address, changes need STATUS_TOKEN; without 
   }
   const token = 'a-long-enough-token-0123';
   const withToken = await serve({ host: '0.0.0.0', token });
+  // (put() sends the unit tests' token by default: here it is the wrong one.)
   try {
+    assert.equal((await put(withToken.url, {})).status, 401);
     assert.equal((await put(withToken.url)).status, 401);
     assert.equal((await put(withToken.url, { authorization: 'Bearer wrong-token-of-some-length' })).status, 401);
     assert.equal((await put(withToken.url, { authorization: `Bearer ${token}` })).status, 202);
@@ -86,11 +145,11 @@ test('status API: bad input gets a clear error naming what would be valid', asyn
   const s = await serve({});
   try {
     const cases: [string, RequestInit, RegExp][] = [
-      ['/api/certificates/x.example.com', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"names":' }, /not valid JSON/],
-      ['/api/certificates/x.example.com', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"names":[]}' }, /non-empty list of DNS names/],
-      ['/api/certificates/x.example.com', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"names":["y.example.com"]}' }, /first name: "x.example.com" is not among/],
-      ['/api/certificates/x.example.org', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"names":["x.example.org"]}' }, /outside ALLOWED_DOMAINS/],
-      ['/api/certificates/x.example.com?wait=abc', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"names":["x.example.com"]}' }, /whole seconds from 0 to 600/],
+      ['/api/certificates/x.example.com', { method: 'PUT', headers: { 'content-type': 'application/json', ...AUTH }, body: '{"names":' }, /not valid JSON/],
+      ['/api/certificates/x.example.com', { method: 'PUT', headers: { 'content-type': 'application/json', ...AUTH }, body: '{"names":[]}' }, /non-empty list of DNS names/],
+      ['/api/certificates/x.example.com', { method: 'PUT', headers: { 'content-type': 'application/json', ...AUTH }, body: '{"names":["y.example.com"]}' }, /first name: "x.example.com" is not among/],
+      ['/api/certificates/x.example.org', { method: 'PUT', headers: { 'content-type': 'application/json', ...AUTH }, body: '{"names":["x.example.org"]}' }, /outside ALLOWED_DOMAINS/],
+      ['/api/certificates/x.example.com?wait=abc', { method: 'PUT', headers: { 'content-type': 'application/json', ...AUTH }, body: '{"names":["x.example.com"]}' }, /whole seconds from 0 to 600/],
     ];
     for (const [path, init, re] of cases) {
       const r = await fetch(`${s.url}${path}`, init);

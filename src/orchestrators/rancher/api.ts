@@ -95,10 +95,13 @@ function isTransient(e: AxiosError): boolean {
 
 export class RancherApi {
   readonly root: string;
+  /** scheme://host:port of CATTLE_URL: the only place the keys and certificate bodies may be sent. */
+  readonly origin: string;
   private readonly http: AxiosInstance;
 
   constructor(private readonly opts: RancherApiOptions) {
     this.root = normaliseCattleUrl(opts.url);
+    this.origin = new URL(this.root).origin;
     const base = opts.retryBaseMs ?? 500;
     this.http = axios.create({
       timeout: opts.timeoutMs,
@@ -119,7 +122,30 @@ export class RancherApi {
     return `${this.root}/${path.replace(/^\/+/, '')}`;
   }
 
+  /**
+   * Links Rancher hands back (links.self, actions.update, pagination.next) are followed with the API keys
+   * and certificate bodies: one that leads off CATTLE_URL's origin (a proxy's rewrite, a hostile answer)
+   * is refused before anything is sent.
+   */
+  checkLink(url: string, link: string, method = 'GET'): void {
+    let origin: string;
+    try {
+      origin = new URL(url).origin;
+    } catch {
+      throw new RancherError(`Rancher API ${method} ${link} ${JSON.stringify(url)} is not a URL; nothing was sent`);
+    }
+    if (origin !== this.origin) {
+      throw new RancherError(
+        `Rancher API ${method} ${link} ${url} points at ${origin}, not CATTLE_URL's origin ${this.origin}; nothing was sent there. ` +
+          'If Rancher sits behind a proxy, set CATTLE_URL to the address Rancher uses in its own links',
+      );
+    }
+  }
+
   private async call(method: 'get' | 'post' | 'put', url: string, body?: unknown): Promise<Record<string, unknown>> {
+    // Every URL that is not built from the root came from a resource's links or actions.
+    const link = /[?&]action=/.test(url) ? `actions.${/[?&]action=([\w-]+)/.exec(url)![1]}` : 'links.self';
+    this.checkLink(url, link, method.toUpperCase());
     const started = performance.now();
     let status = 'error';
     try {
@@ -166,6 +192,7 @@ export class RancherApi {
       out.push(...page.data);
       const p = page.pagination as { next?: unknown } | null | undefined;
       url = p && typeof p.next === 'string' && p.next !== '' ? p.next : null;
+      if (url) this.checkLink(url, 'pagination.next');
     }
     return out;
   }
