@@ -6,6 +6,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import type { CertBundle } from '../../src/certs/store.js';
 import { createLogger } from '../../src/log.js';
@@ -48,6 +51,7 @@ const orchestrator = () =>
     hostsLabel: 'com.danieldent.rancher-lets-encrypt.hosts',
     readLabels: true,
     domains: { dnsProvider: false, onePerName: false, allowedSuffixes: [] },
+    dataDir: mkdtempSync(join(tmpdir(), 'cw-links-')),
     log: createLogger('silent'),
   });
 
@@ -86,11 +90,14 @@ test('rancher links: a links.self or actions.update on another origin gets neith
   }
   assert.equal(sim.certByName('a.example.com')!.cert, pems[0]!.cert, 'unchanged');
 
-  // The balancer's update action is POSTed with the keys.
+  // The balancer's update action is POSTed with the keys. The certificate itself is written by then, so the
+  // refusal leaves the reload pending (retried later) instead of failing the push.
   sim.foreignLinks(elsewhereOrigin, ['update']);
   try {
     await o.list(['a.example.com']);
-    await assert.rejects(o.push(bundle('a.example.com', pems[1]!), { adopt: false }), refused('actions.update'));
+    const pushed = await o.push(bundle('a.example.com', pems[1]!), { adopt: false });
+    const pending = (pushed.pendingReloads ?? []).join('; ');
+    assert.ok(refused('actions.update')(new RancherError(pending)), `the pending reload says why: ${pending}`);
   } finally {
     sim.foreignLinks(undefined);
   }
