@@ -10,6 +10,8 @@ import { assemble } from './assemble.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
 import { observeAcmeRequests } from './acme/transport.js';
+import { lockDataDir, describeOwner } from './lock.js';
+import { FilesOrchestrator } from './orchestrators/files/files.js';
 import type { Server } from 'node:http';
 
 const USAGE = `usage: certwrangler <command> [options]
@@ -163,8 +165,26 @@ async function main(argv: string[]): Promise<number> {
     case 'webroot':
       await webroot(config, log);
       return -1; // keeps running
-    case 'manager':
-      return manager(config, log, args.flags.has('--once'), args.at);
+    case 'manager': {
+      // One writer per DATA_DIR, taken before anything writes there; a daemon refuses at once, --once waits.
+      const once = args.flags.has('--once');
+      const lock = await lockDataDir(config.dataDir, {
+        waitMs: once ? config.lockWaitMs : 0,
+        onTakeover: (why, owner) => log.warn({ owner }, `took over the lock on DATA_DIR ${config.dataDir} left by ${describeOwner(owner)}: ${why}`),
+        onLost: (why) => {
+          log.error(`lost the lock on DATA_DIR ${config.dataDir} (${why}): exiting so that one manager writes there`);
+          process.exit(1);
+        },
+      });
+      try {
+        if (config.orchestrator === 'files') {
+          for (const name of await new FilesOrchestrator({ certsDir: config.certsDir }).prepare()) log.info({ cert: name }, `${name}: moved to the versioned layout in ${config.certsDir}`);
+        }
+        return await manager(config, log, once, args.at);
+      } finally {
+        await lock.release();
+      }
+    }
     case 'plan': {
       const deps = await assemble(config, createLogger('silent'), args.at ? { now: () => args.at! } : {});
       const report = await planPass(deps);
