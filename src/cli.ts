@@ -170,6 +170,7 @@ async function main(argv: string[]): Promise<number> {
       const once = args.flags.has('--once');
       const lock = await lockDataDir(config.dataDir, {
         waitMs: once ? config.lockWaitMs : 0,
+        onWait: (holder) => log.info(`DATA_DIR ${config.dataDir} is in use by another manager (${holder}): waiting up to ${config.lockWaitMs / 1000} s (LOCK_WAIT)`),
         onTakeover: (why, owner) => log.warn({ owner }, `took over the lock on DATA_DIR ${config.dataDir} left by ${describeOwner(owner)}: ${why}`),
         onLost: (why) => {
           log.error(`lost the lock on DATA_DIR ${config.dataDir} (${why}): exiting so that one manager writes there`);

@@ -95,6 +95,8 @@ function staleBecause(owner: LockOwner | undefined, mtimeMs: number, now: number
 export interface LockOptions {
   /** How long to wait for a held lock; 0 refuses at once. */
   waitMs: number;
+  /** Told once when the lock is held by another manager and this one waits for it. */
+  onWait?: (holder: string) => void;
   /** Told when a stale lock is taken over. */
   onTakeover?: (why: string, owner: LockOwner | undefined) => void;
   /** Told when the lock is lost while held (another process removed or replaced it). */
@@ -113,6 +115,7 @@ export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<H
     throw dataDirError(dataDir, e);
   }
   const deadline = Date.now() + opts.waitMs;
+  let told = false;
   for (;;) {
     try {
       await fs.mkdir(dir, { mode: DIR_MODE });
@@ -137,6 +140,8 @@ export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<H
       const waited = opts.waitMs > 0 ? `; waited ${Math.round(opts.waitMs / 1000)} s (LOCK_WAIT)` : '';
       throw new LockBusyError(`DATA_DIR ${dataDir} is in use by another certwrangler manager (${describeOwner(owner)})${waited}: one manager per DATA_DIR; stop the other or give this one its own DATA_DIR`);
     }
+    if (!told) opts.onWait?.(describeOwner(owner));
+    told = true;
     await new Promise((r) => setTimeout(r, POLL_MS + Math.random() * POLL_MS));
   }
 }

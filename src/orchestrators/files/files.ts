@@ -158,7 +158,8 @@ export class FilesOrchestrator implements Orchestrator {
     }
     await this.point(bundle.name, version);
     await this.prune(bundle.name, version);
-    return { target: join(this.archive(bundle.name), String(version)) };
+    // The path readers and hooks (CERTWRANGLER_TARGET) use, which now names this version.
+    return { target: path };
   }
 
   /** Writes a complete version folder: every file fsynced and checked, then renamed to its number. */
