@@ -10,8 +10,8 @@ import { assemble } from './assemble.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
 import { observeAcmeRequests } from './acme/transport.js';
-import { lockDataDir, describeOwner } from './lock.js';
-import { FilesOrchestrator } from './orchestrators/files/files.js';
+import { lockForManager } from './lock.js';
+import { moveToVersions } from './orchestrators/files/files.js';
 import type { Server } from 'node:http';
 
 const USAGE = `usage: certwrangler <command> [options]
@@ -166,21 +166,10 @@ async function main(argv: string[]): Promise<number> {
       await webroot(config, log);
       return -1; // keeps running
     case 'manager': {
-      // One writer per DATA_DIR, taken before anything writes there; a daemon refuses at once, --once waits.
       const once = args.flags.has('--once');
-      const lock = await lockDataDir(config.dataDir, {
-        waitMs: once ? config.lockWaitMs : 0,
-        onWait: (holder) => log.info(`DATA_DIR ${config.dataDir} is in use by another manager (${holder}): waiting up to ${config.lockWaitMs / 1000} s (LOCK_WAIT)`),
-        onTakeover: (why, owner) => log.warn({ owner }, `took over the lock on DATA_DIR ${config.dataDir} left by ${describeOwner(owner)}: ${why}`),
-        onLost: (why) => {
-          log.error(`lost the lock on DATA_DIR ${config.dataDir} (${why}): exiting so that one manager writes there`);
-          process.exit(1);
-        },
-      });
+      const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
       try {
-        if (config.orchestrator === 'files') {
-          for (const name of await new FilesOrchestrator({ certsDir: config.certsDir }).prepare()) log.info({ cert: name }, `${name}: moved to the versioned layout in ${config.certsDir}`);
-        }
+        if (config.orchestrator === 'files') await moveToVersions(config.certsDir, log);
         return await manager(config, log, once, args.at);
       } finally {
         await lock.release();

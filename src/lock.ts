@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ensureDir, writeFileAtomic } from './certs/atomic.js';
 import { DIR_MODE, dataDirError } from './certs/store.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
 
 export const LOCK_NAME = 'manager.lock';
 /** How often the holder touches the lock. */
@@ -208,4 +210,20 @@ async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
       releaseSync();
     },
   };
+}
+
+/**
+ * The manager's lock: a daemon refuses at once when another manager holds DATA_DIR, `--once` waits LOCK_WAIT.
+ * A lock lost while held ends the process, so that one manager writes there.
+ */
+export function lockForManager(config: Config, log: Logger, once: boolean): Promise<HeldLock> {
+  return lockDataDir(config.dataDir, {
+    waitMs: once ? config.lockWaitMs : 0,
+    onWait: (holder) => log.info(`DATA_DIR ${config.dataDir} is in use by another manager (${holder}): waiting up to ${config.lockWaitMs / 1000} s (LOCK_WAIT)`),
+    onTakeover: (why, owner) => log.warn({ owner }, `took over the lock on DATA_DIR ${config.dataDir} left by ${describeOwner(owner)}: ${why}`),
+    onLost: (why) => {
+      log.error(`lost the lock on DATA_DIR ${config.dataDir} (${why}): exiting so that one manager writes there`);
+      process.exit(1);
+    },
+  });
 }

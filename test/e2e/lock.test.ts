@@ -133,3 +133,10 @@ test('a lock left by a dead process is taken over at once on the same host; from
   assert.match(stale.stdout, /took over the lock .* left by pid 1 on host elsewhere\.invalid.*: no heartbeat for \d+ s/);
   assert.ok(!existsSync(join(env.DATA_DIR!, LOCK_NAME)));
 });
+
+test('LOCK_WAIT that is not a duration is refused at start, naming it', async () => {
+  const run = await runCli(['manager', '--once'], envFor('badwait', { LOCK_WAIT: 'a while' }));
+  assert.equal(run.code, 2, run.stdout + run.stderr);
+  assert.match(run.stderr, /LOCK_WAIT.*a while.*a duration such as 60s/);
+  assert.ok(!existsSync(join(base, 'badwait', 'data')), 'nothing was written');
+});

@@ -17,6 +17,7 @@ import { assertFilesExist, ensureDir, fsyncDir, recoverFileSet, writeSynced } fr
 import { parseCert, splitPemChain } from '../../certs/parse.js';
 import { KEY_MODE, type CertBundle } from '../../certs/store.js';
 import type { Orchestrator, PushOptions, PushResult, RemoteCopy } from '../orchestrator.js';
+import type { Logger } from '../../log.js';
 
 const MARKER = '.certwrangler';
 /**
@@ -200,12 +201,6 @@ export class FilesOrchestrator implements Orchestrator {
     await fsyncDir(this.opts.certsDir);
   }
 
-  private async current(name: string): Promise<number | undefined> {
-    const target = await fs.readlink(this.dir(name)).catch(() => '');
-    const m = /([1-9][0-9]*)$/.exec(target);
-    return m && target === join(ARCHIVE, name, m[1]!) ? Number(m[1]) : undefined;
-  }
-
   /** Keeps the newest KEEP_VERSIONS versions (and whatever is current); removes only numbered versions and our temp folders. */
   private async prune(name: string, current: number): Promise<void> {
     const archive = this.archive(name);
@@ -276,12 +271,16 @@ export class FilesOrchestrator implements Orchestrator {
     return migrated;
   }
 
-  /** The version CERTS_DIR/<name> points at (tests and the log). */
-  async currentVersion(name: string): Promise<number | undefined> {
-    return this.current(name);
-  }
-
   async discover() {
     return { certs: [], refused: [] };
+  }
+}
+
+/** At the manager's start: CERTS_DIR to the versioned layout. A folder that cannot be moved now is moved by its next push. */
+export async function moveToVersions(certsDir: string, log: Logger): Promise<void> {
+  try {
+    for (const name of await new FilesOrchestrator({ certsDir }).prepare()) log.info({ cert: name }, `${name}: moved to the versioned layout in ${certsDir}`);
+  } catch (e) {
+    log.error(`CERTS_DIR ${certsDir}: cannot move to the versioned layout (${(e as Error).message}); each certificate moves at its next push`);
   }
 }
