@@ -38,6 +38,8 @@ export interface LockOwner {
   since: string;
   /** The process's start time in clock ticks since boot (Linux /proc), to tell a reused pid from the holder. */
   started?: number;
+  /** This holding's identity: inode numbers are reused, so a lock is known by its token. */
+  token?: string;
 }
 
 export class LockBusyError extends Error {}
@@ -134,8 +136,7 @@ export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<H
     const owner = await readOwner(dir);
     const why = staleBecause(owner, seen.mtimeMs, Date.now());
     if (why !== undefined) {
-      await takeOver(dir, seen.ino);
-      opts.onTakeover?.(why, owner);
+      if (await takeOver(dir, { ino: seen.ino, mtimeMs: seen.mtimeMs, token: owner?.token })) opts.onTakeover?.(why, owner);
       continue;
     }
     if (Date.now() >= deadline) {
@@ -148,29 +149,39 @@ export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<H
   }
 }
 
-/** Moves a stale lock aside, removes it only if it is the one judged stale, and puts back one that is not. */
-async function takeOver(dir: string, ino: number): Promise<void> {
+/**
+ * Moves a stale lock aside and removes it only if it is the one judged stale (same token, or for a lock without
+ * one the same inode and mtime: a new lock's folder is newer). One that is not is put back. True when the
+ * stale lock was removed by this call.
+ */
+async function takeOver(dir: string, judged: { ino: number; mtimeMs: number; token: string | undefined }): Promise<boolean> {
   const aside = `${dir}.stale-${randomBytes(6).toString('hex')}`;
   try {
     await fs.rename(dir, aside);
   } catch {
-    return; // another manager moved it first
+    return false; // another manager moved it first
   }
-  const moved = await fs.stat(aside);
-  if (moved.ino === ino) {
+  const [moved, owner] = await Promise.all([fs.stat(aside), readOwner(aside)]);
+  const same = judged.token !== undefined ? owner?.token === judged.token : owner?.token === undefined && moved.ino === judged.ino && moved.mtimeMs === judged.mtimeMs;
+  if (same) {
     await fs.rm(aside, { recursive: true, force: true });
-    return;
+    return true;
   }
-  // Another manager took the lock over between our look and our rename: give it back.
+  // Another manager took the lock over between our look and our rename: give it back. Should a third have made
+  // a new lock meanwhile, the one moved aside is removed, and its holder, no longer finding its token, exits.
   await fs.rename(aside, dir).catch(() => fs.rm(aside, { recursive: true, force: true }));
+  return false;
 }
 
 async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
-  const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), ...(processStart(process.pid) !== undefined ? { started: processStart(process.pid)! } : {}) };
+  const started = processStart(process.pid);
+  const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), ...(started !== undefined ? { started } : {}), token: randomBytes(12).toString('hex') };
   const ino = (await fs.stat(dir)).ino;
+  let recorded = true;
   try {
     await writeFileAtomic(join(dir, 'owner.json'), `${JSON.stringify(owner)}\n`, 0o600);
   } catch (e) {
+    recorded = false;
     // A full volume must not stop renewals: the lock holds without its record, and goes stale by heartbeat.
     if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') {
       await fs.rm(dir, { recursive: true, force: true });
@@ -179,7 +190,8 @@ async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
   }
   const ours = () => {
     try {
-      return statSync(dir).ino === ino;
+      if (statSync(dir).ino !== ino) return false;
+      return !recorded || (JSON.parse(readFileSync(join(dir, 'owner.json'), 'utf8')) as LockOwner).token === owner.token;
     } catch {
       return false;
     }

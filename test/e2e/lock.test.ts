@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,4 +139,26 @@ test('LOCK_WAIT that is not a duration is refused at start, naming it', async ()
   assert.equal(run.code, 2, run.stdout + run.stderr);
   assert.match(run.stderr, /LOCK_WAIT.*a while.*a duration such as 60s/);
   assert.ok(!existsSync(join(base, 'badwait', 'data')), 'nothing was written');
+});
+
+test('8 managers taking over one stale lock at the same moment: one at a time holds it, and one removed the stale lock', async () => {
+  const dataDir = join(base, 'race', 'data');
+  const marker = join(base, 'race', 'inside');
+  const children = Array.from({ length: 8 }, () => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'test/support/lock-holder.ts', dataDir, marker], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b));
+    const ready = new Promise<void>((resolve) => p.stdout.once('data', () => resolve()));
+    const done = new Promise<string>((resolve) => p.once('close', () => resolve(out)));
+    return { p, ready, done };
+  });
+  await Promise.all(children.map((c) => c.ready));
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  leaveLock(dataDir, { pid: Number(dead.stdout), host: hostname() }, 0);
+  for (const c of children) c.p.stdin!.write('go\n');
+  const outs = await Promise.all(children.map((c) => c.done));
+  const lines = outs.map((o) => o.split('\n').filter((l) => l !== 'ready').join(' ').trim());
+  assert.equal(lines.filter((l) => l.startsWith('inside-alone')).length, 8, lines.join('\n'));
+  assert.equal(lines.filter((l) => l.endsWith('took-over')).length, 1, lines.join('\n'));
+  assert.ok(!existsSync(join(dataDir, LOCK_NAME)));
 });
