@@ -11,6 +11,8 @@ import { assemble } from './assemble.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
 import { observeAcmeRequests } from './acme/transport.js';
+import { lockForManager } from './lock.js';
+import { moveToVersions } from './orchestrators/files/files.js';
 import type { Server } from 'node:http';
 
 const USAGE = `usage: certwrangler <command> [options]
@@ -189,8 +191,16 @@ async function main(argv: string[]): Promise<number> {
     case 'webroot':
       await webroot(config, log);
       return -1; // keeps running
-    case 'manager':
-      return manager(config, log, args.flags.has('--once'), args.at);
+    case 'manager': {
+      const once = args.flags.has('--once');
+      const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
+      try {
+        if (config.orchestrator === 'files') await moveToVersions(config.certsDir, log);
+        return await manager(config, log, once, args.at);
+      } finally {
+        await lock.release();
+      }
+    }
     case 'request':
     case 'reconcile': {
       const client = await import('./status/client.js');

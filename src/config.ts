@@ -36,6 +36,8 @@ export interface Config {
   webrootDir: string;
   dataDir: string;
   certsDir: string;
+  /** How long `manager --once` waits for another manager's lock on DATA_DIR (LOCK_WAIT). */
+  lockWaitMs: number;
   renewBeforeDays: number | undefined;
   schedule: string;
   /** The seed's LOOP_TIME: a pass every this many seconds, instead of the cron schedule. */
@@ -137,6 +139,12 @@ function parseInt(env: Env, name: string, min: number, max: number): number | un
   }
   return Number(v);
 }
+
+/**
+ * LOCK_WAIT's default. A daemon holds the lock while it runs, so the wait is for another `--once` (overlapping
+ * cron runs): 60 s covers a pass with a few orders, and a `--once` beside a daemon gives up within a minute.
+ */
+export const DEFAULT_LOCK_WAIT_MS = 60_000;
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -334,6 +342,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     webrootDir,
     dataDir,
     certsDir: resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live')),
+    lockWaitMs: parseDuration(env, 'LOCK_WAIT', DEFAULT_LOCK_WAIT_MS, 0),
     renewBeforeDays: parseInt(env, 'RENEW_BEFORE_DAYS', 1, 365),
     schedule: parseSchedule(env),
     passIntervalSec: loopTime,

@@ -17,7 +17,7 @@ export interface FileSpec {
 
 const COMMIT = '.commit';
 
-async function fsyncDir(dir: string): Promise<void> {
+export async function fsyncDir(dir: string): Promise<void> {
   const h = await fs.open(dir, constants.O_RDONLY);
   try {
     await h.sync();
@@ -26,7 +26,7 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-async function writeSynced(path: string, data: string, mode: number): Promise<void> {
+export async function writeSynced(path: string, data: string, mode: number): Promise<void> {
   const h = await fs.open(path, 'wx', mode);
   try {
     await h.chmod(mode); // the umask must not widen or narrow what we asked for
@@ -37,9 +37,28 @@ async function writeSynced(path: string, data: string, mode: number): Promise<vo
   }
 }
 
+/**
+ * Creates `dir` and any missing parents with `mode`. Only the folders created here get `mode` (set past the
+ * umask): an existing folder keeps the mode its owner chose, e.g. an operator's CERTS_DIR shared with a
+ * reader's group at 0750.
+ */
 export async function ensureDir(dir: string, mode: number): Promise<void> {
-  await fs.mkdir(dir, { recursive: true, mode });
-  await fs.chmod(dir, mode);
+  const first = await fs.mkdir(dir, { recursive: true, mode });
+  if (first === undefined) return;
+  const created = [dir];
+  for (let d = dir; d !== first && dirname(d) !== d; ) created.unshift((d = dirname(d)));
+  for (const d of created) await fs.chmod(d, mode);
+}
+
+/** Fails naming the first file of the set that is not on disk, so a commit never names a missing file. */
+export async function assertFilesExist(dir: string, names: string[]): Promise<void> {
+  for (const name of names) {
+    try {
+      await fs.stat(join(dir, name));
+    } catch (e) {
+      throw new Error(`${join(dir, name)} is missing after it was written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): the set is not committed`);
+    }
+  }
 }
 
 export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
@@ -59,6 +78,9 @@ export async function writeFileSet(dir: string, files: FileSpec[], dirMode: numb
   await recoverFileSet(dir);
   try {
     for (const f of files) await writeSynced(join(dir, `${f.name}.new`), f.data, f.mode);
+    // Another process's recovery may have removed them (DATA_DIR shared without the lock): never commit a set
+    // whose files are not all there, or roll-forward would pair a new key with an old certificate.
+    await assertFilesExist(dir, files.map((f) => `${f.name}.new`));
     await writeFileAtomic(join(dir, COMMIT), JSON.stringify(files.map((f) => f.name)), 0o600);
   } catch (e) {
     // Not committed: the old set is untouched; remove what we started.

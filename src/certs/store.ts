@@ -51,6 +51,13 @@ export type LocalCopy =
   | { state: 'unreadable'; error: string }
   | { state: 'present'; info: CertInfo; meta: CertMeta; bundle: CertBundle; keyMatches: boolean };
 
+/** The error for a DATA_DIR that cannot be written: the store's and the lock's, in the same words. */
+export function dataDirError(dataDir: string, e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'EROFS' ? 'the volume is read-only' : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.message;
+  return new Error(`DATA_DIR ${dataDir} cannot be prepared (${why}): certwrangler keeps its keys and certificates there and needs it writable by its own user`);
+}
+
 /** A name is used as a folder: refuse anything that could leave the store. */
 function safeName(name: string): string {
   if (!/^[a-z0-9_][a-z0-9._-]*$/.test(name) || name.includes('..')) {
@@ -71,9 +78,7 @@ export class LocalStore {
       await ensureDir(this.dataDir, DIR_MODE);
       await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      const why = err.code === 'EROFS' ? 'the volume is read-only' : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.message;
-      throw new Error(`DATA_DIR ${this.dataDir} cannot be prepared (${why}): certwrangler keeps its keys and certificates there and needs it writable by its own user`);
+      throw dataDirError(this.dataDir, e);
     }
   }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, statSync, readdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, statSync, readdirSync, existsSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalStore, type CertBundle } from '../../src/certs/store.js';
@@ -74,4 +74,33 @@ test('store: a truncated certificate is reported as unreadable, with the reason'
 test('store: a name that would leave the store is refused', () => {
   const store = new LocalStore('/tmp/nowhere');
   for (const bad of ['../etc', 'a/b', '.hidden', '']) assert.throws(() => store.certDir(bad), /cannot be used as a certificate folder/);
+});
+
+test('store: a set whose temporary files another process removed before the commit is not committed; the old key and certificate stay together', async () => {
+  const store = new LocalStore(mkdtempSync(join(tmpdir(), 'cw-store-')));
+  const a = await bundle('a.example.com');
+  const b = await bundle('a.example.com');
+  await store.write(a);
+  const dir = store.certDir('a.example.com');
+  // A second manager on the same DATA_DIR runs its recovery (it sees no commit marker) just after this write
+  // has put down privkey.pem.new and before cert.pem.new: the real recovery, at that exact moment.
+  const open = fsp.open;
+  let raced = false;
+  fsp.open = (async (...args: Parameters<typeof open>) => {
+    if (!raced && String(args[0]).endsWith('/cert.pem.new')) {
+      raced = true;
+      await recoverFileSet(dir);
+    }
+    return open(...args);
+  }) as typeof open;
+  try {
+    await assert.rejects(store.write(b), /privkey\.pem\.new is missing after it was written .*not committed/);
+  } finally {
+    fsp.open = open;
+  }
+  assert.ok(raced);
+  const r = await store.read('a.example.com');
+  assert.ok(r.state === 'present' && r.keyMatches, 'the key still matches the certificate');
+  assert.equal(r.state === 'present' && r.bundle.cert, a.cert, 'the old set, whole');
+  assert.deepEqual(readdirSync(dir).sort(), ['cert.pem', 'chain.pem', 'fullchain.pem', 'meta.json', 'privkey.pem'], 'nothing half-written is left');
 });

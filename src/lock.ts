@@ -1,0 +1,241 @@
+/**
+ * One writer per DATA_DIR (DESIGN §10): a manager holds `DATA_DIR/manager.lock` for as long as it runs.
+ *
+ * The lock is a folder made with mkdir(), atomic on every filesystem NFS included, with its mtime touched as a
+ * heartbeat: proper-lockfile's design. proper-lockfile itself (last release 2021) does not fit: it records no
+ * owner, so it can neither name the holder's pid and host nor see at once that the holder is dead, and its
+ * default on a lost lock is an uncaught throw. Here `owner.json` inside the folder names the holder.
+ *
+ * A lock is stale, and taken over, when its holder is on this host and its process is gone (or is a different
+ * process under a reused pid), or, from any host, when its heartbeat is older than STALE_MS. Taking over renames
+ * the stale folder away first and checks it moved the one it judged, so two managers taking over at once do not
+ * both win.
+ */
+import { promises as fs, rmSync, statSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ensureDir, writeFileAtomic } from './certs/atomic.js';
+import { DIR_MODE, dataDirError } from './certs/store.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+
+export const LOCK_NAME = 'manager.lock';
+/** How often the holder touches the lock. */
+export const HEARTBEAT_MS = 5_000;
+/**
+ * A heartbeat older than this means the holder is gone: six missed beats, so an event loop busy for seconds
+ * (key generation) or an NFS server's coarse mtimes never make a live lock look stale.
+ */
+export const STALE_MS = 30_000;
+/** How often a waiting `--once` looks again. */
+const POLL_MS = 200;
+
+export interface LockOwner {
+  pid: number;
+  host: string;
+  /** When the lock was taken (ISO). */
+  since: string;
+  /** The process's start time in clock ticks since boot (Linux /proc), to tell a reused pid from the holder. */
+  started?: number;
+  /** This holding's identity: inode numbers are reused, so a lock is known by its token. */
+  token?: string;
+}
+
+export class LockBusyError extends Error {}
+
+export interface HeldLock {
+  owner: LockOwner;
+  release(): Promise<void>;
+}
+
+/** Start time of a process from /proc/<pid>/stat (field 22); undefined where there is no /proc. */
+function processStart(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after its closing ")".
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const v = Number(fields[19]);
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, another user's
+  }
+}
+
+export function describeOwner(o: LockOwner | undefined): string {
+  return o ? `pid ${o.pid} on host ${o.host}, since ${o.since}` : 'a manager that has not yet recorded its pid and host';
+}
+
+async function readOwner(dir: string): Promise<LockOwner | undefined> {
+  try {
+    const o = JSON.parse(await fs.readFile(join(dir, 'owner.json'), 'utf8')) as LockOwner;
+    return typeof o.pid === 'number' && typeof o.host === 'string' ? o : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why the lock at `dir` (seen with `mtimeMs`) is stale, or undefined while its holder may be alive. */
+function staleBecause(owner: LockOwner | undefined, mtimeMs: number, now: number): string | undefined {
+  if (owner && owner.host === hostname()) {
+    if (owner.pid === process.pid) return `its pid ${owner.pid} is this process's: left by a manager before a restart`;
+    if (!alive(owner.pid)) return `pid ${owner.pid} is not running`;
+    const started = processStart(owner.pid);
+    if (owner.started !== undefined && started !== undefined && started !== owner.started) return `pid ${owner.pid} is now another process`;
+  }
+  if (now - mtimeMs > STALE_MS) return `no heartbeat for ${Math.round((now - mtimeMs) / 1000)} s`;
+  return undefined;
+}
+
+export interface LockOptions {
+  /** How long to wait for a held lock; 0 refuses at once. */
+  waitMs: number;
+  /** Told once when the lock is held by another manager and this one waits for it. */
+  onWait?: (holder: string) => void;
+  /** Told when a stale lock is taken over. */
+  onTakeover?: (why: string, owner: LockOwner | undefined) => void;
+  /** Told when the lock is lost while held (another process removed or replaced it). */
+  onLost?: (why: string) => void;
+}
+
+/**
+ * Takes the DATA_DIR lock, waiting up to `waitMs` for a live holder. Throws LockBusyError, one line naming the
+ * holder's pid and host, when it stays held.
+ */
+export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<HeldLock> {
+  const dir = join(dataDir, LOCK_NAME);
+  try {
+    await ensureDir(dataDir, DIR_MODE);
+  } catch (e) {
+    throw dataDirError(dataDir, e);
+  }
+  const deadline = Date.now() + opts.waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      await fs.mkdir(dir, { mode: DIR_MODE });
+      return await hold(dir, opts);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw dataDirError(dataDir, e);
+    }
+    let seen;
+    try {
+      seen = await fs.stat(dir);
+    } catch {
+      continue; // released meanwhile: try again at once
+    }
+    const owner = await readOwner(dir);
+    const why = staleBecause(owner, seen.mtimeMs, Date.now());
+    if (why !== undefined) {
+      if (await takeOver(dir, { ino: seen.ino, mtimeMs: seen.mtimeMs, token: owner?.token })) opts.onTakeover?.(why, owner);
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      const waited = opts.waitMs > 0 ? `; waited ${Math.round(opts.waitMs / 1000)} s (LOCK_WAIT)` : '';
+      throw new LockBusyError(`DATA_DIR ${dataDir} is in use by another certwrangler manager (${describeOwner(owner)})${waited}: one manager per DATA_DIR; stop the other or give this one its own DATA_DIR`);
+    }
+    if (!told) opts.onWait?.(describeOwner(owner));
+    told = true;
+    await new Promise((r) => setTimeout(r, POLL_MS + Math.random() * POLL_MS));
+  }
+}
+
+/**
+ * Moves a stale lock aside and removes it only if it is the one judged stale (same token, or for a lock without
+ * one the same inode and mtime: a new lock's folder is newer). One that is not is put back. True when the
+ * stale lock was removed by this call.
+ */
+async function takeOver(dir: string, judged: { ino: number; mtimeMs: number; token: string | undefined }): Promise<boolean> {
+  const aside = `${dir}.stale-${randomBytes(6).toString('hex')}`;
+  try {
+    await fs.rename(dir, aside);
+  } catch {
+    return false; // another manager moved it first
+  }
+  const [moved, owner] = await Promise.all([fs.stat(aside), readOwner(aside)]);
+  const same = judged.token !== undefined ? owner?.token === judged.token : owner?.token === undefined && moved.ino === judged.ino && moved.mtimeMs === judged.mtimeMs;
+  if (same) {
+    await fs.rm(aside, { recursive: true, force: true });
+    return true;
+  }
+  // Another manager took the lock over between our look and our rename: give it back. Should a third have made
+  // a new lock meanwhile, the one moved aside is removed, and its holder, no longer finding its token, exits.
+  await fs.rename(aside, dir).catch(() => fs.rm(aside, { recursive: true, force: true }));
+  return false;
+}
+
+async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
+  const started = processStart(process.pid);
+  const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), ...(started !== undefined ? { started } : {}), token: randomBytes(12).toString('hex') };
+  const ino = (await fs.stat(dir)).ino;
+  let recorded = true;
+  try {
+    await writeFileAtomic(join(dir, 'owner.json'), `${JSON.stringify(owner)}\n`, 0o600);
+  } catch (e) {
+    recorded = false;
+    // A full volume must not stop renewals: the lock holds without its record, and goes stale by heartbeat.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') {
+      await fs.rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+  const ours = () => {
+    try {
+      if (statSync(dir).ino !== ino) return false;
+      return !recorded || (JSON.parse(readFileSync(join(dir, 'owner.json'), 'utf8')) as LockOwner).token === owner.token;
+    } catch {
+      return false;
+    }
+  };
+  let released = false;
+  const beat = setInterval(() => {
+    if (!ours()) {
+      clearInterval(beat);
+      opts.onLost?.(`${dir} was removed or replaced by another process`);
+      return;
+    }
+    const now = new Date();
+    fs.utimes(dir, now, now).catch(() => undefined);
+  }, HEARTBEAT_MS);
+  beat.unref();
+  const releaseSync = () => {
+    if (released) return;
+    released = true;
+    clearInterval(beat);
+    if (ours()) rmSync(dir, { recursive: true, force: true });
+  };
+  // process.exit() skips `finally`: the lock still goes.
+  process.once('exit', releaseSync);
+  return {
+    owner,
+    async release() {
+      process.removeListener('exit', releaseSync);
+      releaseSync();
+    },
+  };
+}
+
+/**
+ * The manager's lock: a daemon refuses at once when another manager holds DATA_DIR, `--once` waits LOCK_WAIT.
+ * A lock lost while held ends the process, so that one manager writes there.
+ */
+export function lockForManager(config: Config, log: Logger, once: boolean): Promise<HeldLock> {
+  return lockDataDir(config.dataDir, {
+    waitMs: once ? config.lockWaitMs : 0,
+    onWait: (holder) => log.info(`DATA_DIR ${config.dataDir} is in use by another manager (${holder}): waiting up to ${config.lockWaitMs / 1000} s (LOCK_WAIT)`),
+    onTakeover: (why, owner) => log.warn({ owner }, `took over the lock on DATA_DIR ${config.dataDir} left by ${describeOwner(owner)}: ${why}`),
+    onLost: (why) => {
+      log.error(`lost the lock on DATA_DIR ${config.dataDir} (${why}): exiting so that one manager writes there`);
+      process.exit(1);
+    },
+  });
+}
