@@ -7,9 +7,8 @@
  * default on a lost lock is an uncaught throw. Here `owner.json` inside the folder names the holder.
  *
  * A lock is stale, and taken over, when its holder is on this host and its process is gone (or is a different
- * process under a reused pid), or, from any host, when its heartbeat is older than STALE_MS. Taking over renames
- * the stale folder away first and checks it moved the one it judged, so two managers taking over at once do not
- * both win.
+ * process under a reused pid), or, from any host, when its heartbeat is older than STALE_MS. Takeovers run one at
+ * a time and check again that the lock is the one judged stale, so two managers taking over at once do not both win.
  */
 import { promises as fs, rmSync, statSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -125,7 +124,11 @@ export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<H
       await fs.mkdir(dir, { mode: DIR_MODE });
       return await hold(dir, opts);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw dataDirError(dataDir, e);
+      const code = (e as NodeJS.ErrnoException).code;
+      // ENOENT: another manager checking a stale lock moved our fresh one aside for a moment (see takeOver);
+      // it puts it back, and we judge it again like any other holder's.
+      if (code === 'ENOENT') continue;
+      if (code !== 'EEXIST') throw dataDirError(dataDir, e);
     }
     let seen;
     try {
@@ -150,27 +153,38 @@ export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<H
 }
 
 /**
- * Moves a stale lock aside and removes it only if it is the one judged stale (same token, or for a lock without
- * one the same inode and mtime: a new lock's folder is newer). One that is not is put back. True when the
- * stale lock was removed by this call.
+ * A takeover holds this for milliseconds; one older was left by a manager that died in the middle of one.
+ */
+const TAKEOVER_STALE_MS = 10_000;
+
+/**
+ * Removes a stale lock, if it is still the one judged stale (same token, or for a lock without one the same
+ * inode and mtime: a new lock's folder is newer). Takeovers run one at a time under `<lock>.takeover`, a folder
+ * made with mkdir(): nothing else ever removes or moves a lock folder but its own holder, so what is checked
+ * under it stays until it is removed. (Moving the lock aside to check it, without this, let a manager move a
+ * fresh lock away for a moment, and two managers held it at once.) True when this call removed it.
  */
 async function takeOver(dir: string, judged: { ino: number; mtimeMs: number; token: string | undefined }): Promise<boolean> {
-  const aside = `${dir}.stale-${randomBytes(6).toString('hex')}`;
+  const mutex = `${dir}.takeover`;
   try {
-    await fs.rename(dir, aside);
-  } catch {
-    return false; // another manager moved it first
+    await fs.mkdir(mutex, { mode: DIR_MODE });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+    const st = await fs.stat(mutex).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > TAKEOVER_STALE_MS) await fs.rmdir(mutex).catch(() => undefined);
+    return false; // another manager is taking it over: look again
   }
-  const [moved, owner] = await Promise.all([fs.stat(aside), readOwner(aside)]);
-  const same = judged.token !== undefined ? owner?.token === judged.token : owner?.token === undefined && moved.ino === judged.ino && moved.mtimeMs === judged.mtimeMs;
-  if (same) {
-    await fs.rm(aside, { recursive: true, force: true });
+  try {
+    const seen = await fs.stat(dir).catch(() => undefined);
+    if (!seen) return false;
+    const owner = await readOwner(dir);
+    const same = judged.token !== undefined ? owner?.token === judged.token : owner?.token === undefined && seen.ino === judged.ino && seen.mtimeMs === judged.mtimeMs;
+    if (!same) return false;
+    await fs.rm(dir, { recursive: true, force: true });
     return true;
+  } finally {
+    await fs.rmdir(mutex).catch(() => undefined);
   }
-  // Another manager took the lock over between our look and our rename: give it back. Should a third have made
-  // a new lock meanwhile, the one moved aside is removed, and its holder, no longer finding its token, exits.
-  await fs.rename(aside, dir).catch(() => fs.rm(aside, { recursive: true, force: true }));
-  return false;
 }
 
 async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
