@@ -15,7 +15,8 @@ import { directoryId } from './acme/account.js';
 import { RancherOrchestrator } from './orchestrators/rancher/rancher.js';
 import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
-import type { PassDeps } from './reconciler.js';
+import type { DiscoverDeps } from './discover.js';
+import { ClaimsBook } from './ownership.js';
 
 export interface AssembleOptions {
   now?: () => Date;
@@ -26,6 +27,8 @@ export interface AssembleOptions {
   observeOrchestrator?: (r: RequestObservation) => void;
   /** Told of every certificate event (the status page). */
   onEvent?: (e: CertEvent) => void;
+  /** `plan`: nothing is written, not even the label claims. */
+  dryRun?: boolean;
 }
 
 export function createOrchestrator(config: Config, log: Logger, opts: AssembleOptions = {}): Orchestrator {
@@ -41,13 +44,14 @@ export function createOrchestrator(config: Config, log: Logger, opts: AssembleOp
         ...(opts.observeOrchestrator ? { observe: opts.observeOrchestrator } : {}),
         hostsLabel: config.hostsLabel,
         readLabels: config.readLabels,
+        listStacks: config.labels.stacks !== undefined,
         domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
         log,
       });
   }
 }
 
-export interface Manager extends PassDeps {
+export interface Manager extends DiscoverDeps {
   solver: WebrootSolver;
   events: Notifier;
   requests: RequestBook;
@@ -58,6 +62,9 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
   const store = new LocalStore(config.dataDir);
   await store.init();
   const orchestrator = createOrchestrator(config, log, opts);
+  if (config.orchestrator === 'rancher' && config.readLabels && config.labels.allowedDomains.length === 0) {
+    log.warn({ variable: 'LABEL_ALLOWED_DOMAINS' }, `labels are read and neither LABEL_ALLOWED_DOMAINS nor ALLOWED_DOMAINS is set: any tenant who may deploy a service may order any name with the ${config.hostsLabel} label`);
+  }
   const events = new Notifier({
     hookTimeoutMs: config.hookTimeoutMs,
     ...(config.onChangeCommand ? { onChangeCommand: config.onChangeCommand } : {}),
@@ -81,6 +88,7 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     orchestrator,
     events,
     ledger,
+    claims: new ClaimsBook(config.dataDir, opts.dryRun === true),
     requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }),
     accounts: new AccountBook(config.dataDir, config.email, config.eab),
     solver: new WebrootSolver(config.webrootDir),
