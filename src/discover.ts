@@ -21,6 +21,12 @@ export interface DiscoverDeps extends PassDeps {
   claims?: ClaimsBook;
 }
 
+// What an event may carry of a label's text: the CA's own limit of names, and a few kilobytes of message.
+const MAX_EVENT_NAMES = 100;
+const MAX_EVENT_TEXT = 4096;
+const SAFE_NAME = /^[a-z0-9_][a-z0-9._-]*$/;
+const clean = (s: string) => s.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, MAX_EVENT_TEXT);
+
 const books = new Map<string, ClaimsBook>();
 /** Parts made without `assemble` still keep their claims: one book per DATA_DIR. */
 function bookFor(dataDir: string): ClaimsBook {
@@ -74,8 +80,12 @@ export async function discover(deps: DiscoverDeps): Promise<Discovered> {
   if (deps.events && !book.readOnly) {
     const at = new Date().toISOString();
     for (const r of book.fresh(refused)) {
-      const names = r.spec.split(/[,;]/).map((n) => n.trim()).filter((n) => n !== '');
-      deps.events.emit({ type: 'refused', name: names[0] ?? r.spec, names, at, reason: 'Refused', error: `${r.source}: ${r.error}`, ...(r.service ? { service: r.service } : {}) });
+      // A label's text is a tenant's: no control character (a NUL makes spawn throw) and a bounded size reach
+      // hooks and webhooks, and the event's name is one a folder may have (hooks are given its paths).
+      const names = clean(r.spec).split(/[,;]/).map((n) => n.trim()).filter((n) => n !== '').slice(0, MAX_EVENT_NAMES);
+      const first = names[0]?.replace(/^\*\./, '_.');
+      const name = first !== undefined && SAFE_NAME.test(first) && !first.includes('..') ? first : 'refused';
+      deps.events.emit({ type: 'refused', name, names, at, reason: 'Refused', error: clean(`${r.source}: ${r.error}`), ...(r.service ? { service: clean(r.service) } : {}) });
     }
   }
   return { wanted, refused, errors };

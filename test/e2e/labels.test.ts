@@ -76,7 +76,10 @@ test('a hostile tenant\'s labels: each attempt is refused with a reason naming t
   s.addService({ name: 'h-ca', labels: { [LABEL]: `co.uk;host.local;example.test;ab--cd.example.com;${hundredAndOne}` } });
   s.addService({ name: 'h-adopt', labels: { [LABEL]: 'legacy.example.com' } });
   s.addService({ name: 'h-stack', stack: 'sandbox', labels: { [LABEL]: 'sandbox.example.com' } });
-  const env = envFor('hostile', s, { DOMAINS: 'shop.example.com', ADOPT_EXISTING: 'true', LABEL_MAX_NEW_PER_DAY: '2', LABEL_STACKS: 'default' });
+  // A NUL byte reaches the refusal's text: a hook's environment must not carry it (spawn would throw).
+  s.addService({ name: 'h-nul', labels: { [LABEL]: 'bad\u0000name.example.com' } });
+  const hookLog = join(base, 'hostile-hook.log');
+  const env = envFor('hostile', s, { DOMAINS: 'shop.example.com', ADOPT_EXISTING: 'true', LABEL_MAX_NEW_PER_DAY: '2', LABEL_STACKS: 'default', ON_FAILURE_COMMAND: `printf '%s|%s\\n' "$CERTWRANGLER_EVENT" "$CERTWRANGLER_MESSAGE" >> ${hookLog}` });
 
   const events: CertEvent[] = [];
   const first = await passWithOrders(env, { onEvent: (e) => events.push(e) });
@@ -92,6 +95,7 @@ test('a hostile tenant\'s labels: each attempt is refused with a reason naming t
     ['h-dns', [/dns-01 from labels is off/]],
     ['h-ca', [/"co\.uk" is a public suffix/, /reserved top-level domain \.local/, /reserved top-level domain \.test/, /label "ab--cd" has "--" in positions 3-4/, /101 names in one certificate; the CA takes at most 100/]],
     ['h-stack', [/service h-stack \(1s\d+\) is in stack sandbox; LABEL_STACKS lets only services of default use the label/]],
+    ['h-nul', [/label "bad\u0000name" may hold only a-z, 0-9 and inner hyphens/]],
   ];
   for (const [service, reasons] of expect) {
     const got = refusedOf(first.report, service);
@@ -99,6 +103,12 @@ test('a hostile tenant\'s labels: each attempt is refused with a reason naming t
     reasons.forEach((re, i) => assert.match(got[i]!, re, service));
     assert.ok(events.some((e) => e.type === 'refused' && e.service?.startsWith(`${service} (`)), `${service}: a refused event names the service`);
   }
+  // Each refusal went to ON_FAILURE_COMMAND once, naming the service, with no control character in it.
+  const hooked = readFileSync(hookLog, 'utf8');
+  assert.match(hooked, /^refused\|/m);
+  assert.match(hooked, /refused for service h-widen \(1s\d+\): label .* on service h-widen .*belongs to DOMAINS/);
+  assert.match(hooked, /refused for service h-nul \(1s\d+\): .*"bad\?name\.example\.com"/);
+  assert.ok(!hooked.includes('\u0000'));
   // h-inside's own api.example.com is exactly the api service's certificate: served by it, nothing taken or ordered.
   assert.ok(first.report.results.find((r) => r.name === 'api.example.com')!.sources.some((x) => x.includes('service h-inside')));
   // A label never adopts, ADOPT_EXISTING=true or not: the hand-made certificate is left as it was.
