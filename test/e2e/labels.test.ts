@@ -7,19 +7,21 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCert } from '../../src/certs/parse.js';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { LocalStore } from '../../src/certs/store.js';
 import { renewalTime } from '../../src/policy.js';
-import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
+import { DEFAULT_HOSTS_LABEL, loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { assemble } from '../../src/assemble.js';
 import type { CertEvent } from '../../src/events/events.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
 import type { PassReport } from '../../src/reconciler.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, passWithOrders, pebbleEnv } from '../support/harness.js';
+import { acmeLab, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
 import { simPool, type RancherSim } from '../support/rancher-sim.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-labels-'));
@@ -81,8 +83,14 @@ test('a hostile tenant\'s labels: each attempt is refused with a reason naming t
   const hookLog = join(base, 'hostile-hook.log');
   const env = envFor('hostile', s, { DOMAINS: 'shop.example.com', ADOPT_EXISTING: 'true', LABEL_MAX_NEW_PER_DAY: '2', LABEL_STACKS: 'default', ON_FAILURE_COMMAND: `printf '%s|%s\\n' "$CERTWRANGLER_EVENT" "$CERTWRANGLER_MESSAGE" >> ${hookLog}` });
 
+  // `plan` shows the refusals and changes nothing: no claim is recorded.
+  const plan = await runCli(['plan'], env);
+  assert.match(plan.stdout, /refused: shop\.example\.com,anything\.example\.com \(label .* on service h-widen \(1s\d+\)\): certificate shop\.example\.com belongs to DOMAINS/);
+  assert.equal(existsSync(join(env.DATA_DIR!, 'label-claims.json')), false);
+
   const events: CertEvent[] = [];
   const first = await passWithOrders(env, { onEvent: (e) => events.push(e) });
+  assert.equal(statSync(join(env.DATA_DIR!, 'label-claims.json')).mode & 0o777, 0o600);
   assert.equal(first.orders, 4, `shop (DOMAINS), blog, api and churn's first set; ${errorsOf(first.report)}`);
   assert.deepEqual(first.report.results.filter((r) => r.issued).map((r) => r.name).sort(), ['api.example.com', 'blog.example.com', 'churn.example.com', 'shop.example.com']);
 
@@ -178,4 +186,19 @@ test('a simulated week of a label that changes its names on every pass: at most 
     assert.ok(times[0]!.getTime() >= at.getTime() && times[0]!.getTime() < at.getTime() + 4 * HOUR, `${name} renewed when due`);
     assert.equal(parseCert(s.certByName(name)!.cert).selfSigned, false, `${name}: Rancher serves the renewed certificate`);
   }
+});
+
+test('labels read with neither LABEL_ALLOWED_DOMAINS nor ALLOWED_DOMAINS: one warning line at start says any tenant may order any name', async () => {
+  const s = await sims.start();
+  const lines = (extra: Record<string, string>) => {
+    const out: string[] = [];
+    const log = createLogger('info', { write: (l: string) => void out.push(l) });
+    return assemble(loadConfig(envFor('warn', s, extra)), log).then(() => out.map((l) => (JSON.parse(l) as { msg: string }).msg).filter((m) => /any tenant/.test(m)));
+  };
+  const open = await lines({});
+  assert.equal(open.length, 1);
+  assert.match(open[0]!, /^labels are read and neither LABEL_ALLOWED_DOMAINS nor ALLOWED_DOMAINS is set: any tenant who may deploy a service may order any name with the com\.danieldent\.rancher-lets-encrypt\.hosts label/);
+  assert.deepEqual(await lines({ ALLOWED_DOMAINS: 'example.com' }), []);
+  assert.deepEqual(await lines({ LABEL_ALLOWED_DOMAINS: 'apps.example.com' }), []);
+  assert.deepEqual(await lines({ DYNAMIC_CONFIG: 'false' }), [], 'labels not read: nothing to warn about');
 });
