@@ -134,3 +134,12 @@ test('label policy: suffixes, wildcards and dns-01, names and certificates per s
   assert.deepEqual(stacks.certs.map((c) => c.name), ['a.example.com']);
   assert.match(stacks.refused[0]!.error, /service other \(id-other\) is in stack tenants; LABEL_STACKS lets only services of 1st1 use the label/);
 });
+
+test('the request API refuses at once what DOMAINS owns (409), and takes what it merely repeats', async () => {
+  const { RequestBook, RequestError } = await import('../../src/requests.js');
+  const book = new RequestBook(mkdtempSync(join(tmpdir(), 'cw-req-')), opts, domains('shop.example.com,www.shop.example.com'));
+  await assert.rejects(book.put('shop.example.com', ['shop.example.com', 'evil.example.com']), (e: Error) => e instanceof RequestError && e.status === 409 && /certificate shop\.example\.com belongs to DOMAINS; the request API cannot add evil\.example\.com/.test(e.message));
+  await assert.rejects(book.put('www.shop.example.com', ['www.shop.example.com']), (e: Error) => e instanceof RequestError && e.status === 409 && /"www\.shop\.example\.com" is already in certificate shop\.example\.com of DOMAINS/.test(e.message));
+  assert.equal((await book.put('shop.example.com', ['shop.example.com'])).created, true);
+  assert.equal((await book.put('blog.example.com', ['blog.example.com'])).created, true);
+});
