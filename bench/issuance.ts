@@ -40,8 +40,8 @@ export async function benchIssuance(opts: { runs: number; tools: string[]; base:
   const env = { ...process.env, LEGO_CA_CERTIFICATES: pebble.caBundlePath, REQUESTS_CA_BUNDLE: pebble.caBundlePath };
   let seq = 0;
   const workloads: Record<IssuanceWorkload, (tag: string) => string[][]> = {
-    '20 × 1 name': (tag: string) => Array.from({ length: 20 }, (_, i) => [`c${i}.${tag}.bench.example`]),
-    '1 × 10 names': (tag: string) => [Array.from({ length: 10 }, (_, i) => `n${i}.${tag}.bench.example`)],
+    '20 × 1 name': (tag: string) => Array.from({ length: 20 }, (_, i) => [`c${i}.${tag}.bench-example.com`]),
+    '1 × 10 names': (tag: string) => [Array.from({ length: 10 }, (_, i) => `n${i}.${tag}.bench-example.com`)],
   };
 
   const tools: Record<string, (certs: string[][], dir: string, key: BenchKey) => string> = {

@@ -29,7 +29,7 @@ export async function benchPlaceholders(opts: { names: number; runs: number; bas
     try {
       const env = {
         ...managerEnv(sim, dir, `https://127.0.0.1:${closed}/directory`, 'info'),
-        DOMAINS: Array.from({ length: opts.names }, (_, i) => `ph${i}.bench.example`).join(';'),
+        DOMAINS: Array.from({ length: opts.names }, (_, i) => `ph${i}.bench-example.com`).join(';'),
       };
       const started = Date.now();
       const pushedAt: number[] = [];

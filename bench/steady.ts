@@ -32,7 +32,7 @@ const DIRECTORY = 'https://127.0.0.1:9/directory';
 const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 
 async function fixtures(n: number, dir: string): Promise<Map<string, { cert: string; key: string }>> {
-  const names = Array.from({ length: n }, (_, i) => `s${i}.steady.example`);
+  const names = Array.from({ length: n }, (_, i) => `s${i}.steady-example.com`);
   const pem = new Map<string, { cert: string; key: string }>();
   const store = new LocalStore(join(dir, 'data'));
   await store.init();

@@ -15,7 +15,8 @@ import { directoryId } from './acme/account.js';
 import { RancherOrchestrator } from './orchestrators/rancher/rancher.js';
 import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
-import type { PassDeps } from './reconciler.js';
+import type { DiscoverDeps } from './discover.js';
+import { ClaimsBook } from './ownership.js';
 
 export interface AssembleOptions {
   now?: () => Date;
@@ -26,6 +27,8 @@ export interface AssembleOptions {
   observeOrchestrator?: (r: RequestObservation) => void;
   /** Told of every certificate event (the status page). */
   onEvent?: (e: CertEvent) => void;
+  /** `plan`: nothing is written, not even the label claims. */
+  dryRun?: boolean;
 }
 
 export function createOrchestrator(config: Config, log: Logger, opts: AssembleOptions = {}): Orchestrator {
@@ -41,6 +44,7 @@ export function createOrchestrator(config: Config, log: Logger, opts: AssembleOp
         ...(opts.observeOrchestrator ? { observe: opts.observeOrchestrator } : {}),
         hostsLabel: config.hostsLabel,
         readLabels: config.readLabels,
+        listStacks: config.labels.stacks !== undefined,
         domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
         dataDir: config.dataDir,
         ...(opts.now ? { now: opts.now } : {}),
@@ -49,7 +53,7 @@ export function createOrchestrator(config: Config, log: Logger, opts: AssembleOp
   }
 }
 
-export interface Manager extends PassDeps {
+export interface Manager extends DiscoverDeps {
   solver: WebrootSolver;
   events: Notifier;
   requests: RequestBook;
@@ -60,6 +64,9 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
   const store = new LocalStore(config.dataDir);
   await store.init();
   const orchestrator = createOrchestrator(config, log, opts);
+  if (config.orchestrator === 'rancher' && config.readLabels && config.labels.allowedDomains.length === 0) {
+    log.warn({ variable: 'LABEL_ALLOWED_DOMAINS' }, `labels are read and neither LABEL_ALLOWED_DOMAINS nor ALLOWED_DOMAINS is set: any tenant who may deploy a service may order any name with the ${config.hostsLabel} label`);
+  }
   const events = new Notifier({
     hookTimeoutMs: config.hookTimeoutMs,
     ...(config.onChangeCommand ? { onChangeCommand: config.onChangeCommand } : {}),
@@ -83,7 +90,8 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     orchestrator,
     events,
     ledger,
-    requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }),
+    claims: new ClaimsBook(config.dataDir, opts.dryRun === true),
+    requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }, config.domains.certs),
     accounts: new AccountBook(config.dataDir, config.email, config.eab),
     solver: new WebrootSolver(config.webrootDir),
     ...(config.dns ? { dnsSolver: new Dns01Solver(createDnsProvider(config.dns, config.acmeTimeoutMs), { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),

@@ -215,7 +215,7 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'plan': {
-      const deps = await assemble(config, createLogger('silent'), args.at ? { now: () => args.at! } : {});
+      const deps = await assemble(config, createLogger('silent'), { dryRun: true, ...(args.at ? { now: () => args.at! } : {}) });
       const report = await planPass(deps);
       if (args.flags.has('--json')) console.log(JSON.stringify(report, null, 2));
       else printPlan(report);

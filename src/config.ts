@@ -5,6 +5,7 @@ import cronParser from 'cron-parser';
 import { certName, normaliseName, parseDomainList, type ParsedDomains } from './domains.js';
 import type { AdoptList } from './adopt.js';
 import { DEFAULT_NEW_ORDER_BUDGET } from './limits/ledger.js';
+import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY_DEFAULT, type LabelPolicy } from './label-policy.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { TSIG_ALGORITHMS, type TsigKey } from './acme/dns01/rfc2136/message.js';
 
@@ -51,6 +52,8 @@ export interface Config {
   allowedDomains: string[];
   /** NEW_ORDER_BUDGET as a fraction: the share of each rate limit new certificates from labels or the API may use. */
   newOrderBudget: number;
+  /** What a label may ask for (LABEL_*, LABELS_ALLOW_DNS01): labels are untrusted input. */
+  labels: LabelPolicy;
   challenge: Challenge;
   /** DNS-01: the provider and how to check the record is visible; undefined without DNS_PROVIDER. */
   dns: DnsConfig | undefined;
@@ -260,6 +263,37 @@ function parseAdopt(env: Env): AdoptList {
   return { domains: false, names };
 }
 
+/** Comma-separated suffixes, as ALLOWED_DOMAINS takes them ("example.com", ".example.com" or "*.example.com"). */
+function parseSuffixes(env: Env, name: string): string[] | undefined {
+  const v = str(env, name);
+  if (v === undefined) return undefined;
+  const out = v.split(',').map((s) => s.trim().toLowerCase().replace(/^\*?\./, '')).filter((s) => s !== '');
+  for (const s of out) {
+    if (!/^(?!-)[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(s)) throw new ConfigError(name, v, `comma-separated domain suffixes such as apps.example.com,example.org ("${s}" is not one)`);
+  }
+  return out;
+}
+
+/** LABEL_*: what a label may ask for (issue 15.2). LABEL_ALLOWED_DOMAINS defaults to ALLOWED_DOMAINS. */
+function parseLabelPolicy(env: Env, allowedDomains: string[]): LabelPolicy {
+  const own = parseSuffixes(env, 'LABEL_ALLOWED_DOMAINS');
+  const stacks = str(env, 'LABEL_STACKS')
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (str(env, 'LABEL_STACKS') !== undefined && stacks!.length === 0) throw new ConfigError('LABEL_STACKS', env.LABEL_STACKS, 'comma-separated Rancher stack names or ids, e.g. web-apps,1st5');
+  return {
+    allowedDomains: own ?? allowedDomains,
+    allowedDomainsFrom: own ? 'LABEL_ALLOWED_DOMAINS' : 'ALLOWED_DOMAINS',
+    allowDns01: parseBool(env, 'LABELS_ALLOW_DNS01', false),
+    maxCerts: parseInt(env, 'LABEL_MAX_CERTS', 1, 1000) ?? LABEL_MAX_CERTS_DEFAULT,
+    // 100: the CA's own limit of names per certificate.
+    maxNames: parseInt(env, 'LABEL_MAX_NAMES', 1, 100) ?? LABEL_MAX_NAMES_DEFAULT,
+    maxNewPerDay: parseInt(env, 'LABEL_MAX_NEW_PER_DAY', 0, 1000) ?? LABEL_MAX_NEW_PER_DAY_DEFAULT,
+    stacks: stacks && stacks.length > 0 ? stacks : undefined,
+  };
+}
+
 function parseWebhook(env: Env): Config['webhook'] {
   if (str(env, 'WEBHOOK_URL') === undefined) return undefined;
   return {
@@ -353,6 +387,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     discoveryIntervalMs: parseDuration(env, 'DISCOVERY_INTERVAL', 60_000, 1000),
     allowedDomains,
     newOrderBudget: parseBudget(env),
+    labels: parseLabelPolicy(env, allowedDomains),
     challenge,
     dns,
     onChangeCommand: str(env, 'ON_CHANGE_COMMAND'),

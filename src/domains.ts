@@ -1,5 +1,6 @@
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import { isIP } from 'node:net';
+import { getPublicSuffix } from 'tldts';
 
 /**
  * The kinds of source, highest rank first (DESIGN §10): the operator's DOMAINS, then the run-time request
@@ -22,6 +23,17 @@ export interface WantedCert {
   origin: Origin;
   /** Asked for by the source (a service's `<HOSTS_LABEL>.challenge` label); else CHALLENGE decides. */
   challenge?: 'http-01' | 'dns-01';
+  /** A label's certificate: the service that asks for it (labels are per service: caps, claims). */
+  service?: LabelService;
+}
+
+/** The orchestrator service a label sits on. */
+export interface LabelService {
+  id: string;
+  name: string;
+  /** The service's stack, by id and (when it was looked up) by name. */
+  stackId?: string;
+  stack?: string;
 }
 
 /** A certificate that was asked for but cannot be ordered, with the reason. */
@@ -29,6 +41,8 @@ export interface RefusedCert {
   spec: string;
   source: string;
   error: string;
+  /** A label's refusal: the service that asked, "web (1s12)". */
+  service?: string;
 }
 
 export interface ParsedDomains {
@@ -40,6 +54,41 @@ export interface ParsedDomains {
 const MAX_LABEL = 63;
 const MAX_NAME = 253;
 const LABEL_RE = /^(?!-)[a-z0-9-]+(?<!-)$/;
+
+/**
+ * Top-level domains no public CA issues under: RFC 2606 (.test, .example, .invalid, .localhost), RFC 6762
+ * (.local, mDNS) and ICANN's 2024 reservation of .internal for private use. Let's Encrypt refuses them at
+ * new-order; refusing them here means they are never ordered at all.
+ */
+export const RESERVED_TLDS = ['test', 'example', 'invalid', 'localhost', 'local', 'internal'];
+
+// Let's Encrypt: at most 100 names (SANs) in one certificate.
+export const MAX_NAMES_PER_CERT = 100;
+
+/** `--` in positions 3–4 is reserved for IDNA (RFC 5891 §4.2.3.1): only a decodable `xn--` label may use it. */
+function checkReservedHyphens(raw: string, label: string): void {
+  if (label.slice(2, 4) !== '--') return;
+  if (!label.startsWith('xn--')) {
+    throw new Error(`"${raw}": label "${label}" has "--" in positions 3-4, which is reserved for internationalised names (xn--); the CA refuses it`);
+  }
+  // The punycode must decode, and encode back to the same label (no uppercase or mapped forms hidden in it).
+  const unicode = domainToUnicode(label);
+  if (unicode === '' || unicode === label || domainToASCII(unicode) !== label) {
+    throw new Error(`"${raw}": label "${label}" is not valid punycode (IDNA); the CA refuses it`);
+  }
+}
+
+/** A name the CA would refuse for where it sits in the DNS tree: a reserved TLD, or a public suffix itself. */
+function checkPlace(raw: string, ascii: string, wildcard: boolean): void {
+  const tld = ascii.slice(ascii.lastIndexOf('.') + 1);
+  if (RESERVED_TLDS.includes(tld)) {
+    throw new Error(`"${raw}" is under the reserved top-level domain .${tld}, which no public CA issues for (reserved: ${RESERVED_TLDS.map((t) => `.${t}`).join(' ')})`);
+  }
+  // With the private section, as Let's Encrypt reads the list (github.io, s3.amazonaws.com are suffixes too).
+  if (getPublicSuffix(ascii, { allowPrivateDomains: true }) === ascii) {
+    throw new Error(wildcard ? `"${raw}" is a wildcard directly under the public suffix ${ascii}; the CA refuses it` : `"${raw}" is a public suffix (anyone may register names under it); the CA issues only for names under it, such as example.${ascii}`);
+  }
+}
 
 /**
  * Normalises one name (trim, lower-case, punycode, drop a trailing dot) and checks it can be ordered.
@@ -74,7 +123,9 @@ export function normaliseName(raw: string, opts: { allowWildcard: boolean }): st
     if (!LABEL_RE.test(label)) {
       throw new Error(`"${raw}": label "${label}" may hold only a-z, 0-9 and inner hyphens`);
     }
+    checkReservedHyphens(raw, label);
   }
+  checkPlace(raw, ascii, wildcard);
   const full = (wildcard ? '*.' : '') + ascii;
   if (full.length > MAX_NAME) throw new Error(`"${raw}" is ${full.length} characters long (at most ${MAX_NAME})`);
   return full;
@@ -121,6 +172,9 @@ export function parseDomainList(value: string, source: string, opts: DomainsOpti
         break;
       }
     }
+    if (error === undefined && names.length > MAX_NAMES_PER_CERT) {
+      error = `${names.length} names in one certificate; the CA takes at most ${MAX_NAMES_PER_CERT} (split them into several certificates with ";")`;
+    }
     if (error !== undefined) refused.push({ spec, source, error });
     else if (names.length > 0) certs.push({ name: certName(names), names, sources: [source], origin: originOf(source) });
   }
@@ -133,8 +187,9 @@ export function certName(names: string[]): string {
 }
 
 /**
- * Merges certificate requests from several sources. A certificate asked for twice (same name) is one
- * certificate covering the union of the names; the first request decides the order of names.
+ * Merges the certificate requests of ONE source (DOMAINS with itself, or one service's label sets): a
+ * certificate asked for twice (same name) is one certificate covering the union of the names; the first
+ * request decides the order of names. Requests of different sources never merge: `ownership.ts` decides.
  */
 export function mergeWanted(lists: WantedCert[][]): WantedCert[] {
   const byName = new Map<string, WantedCert>();
@@ -142,7 +197,7 @@ export function mergeWanted(lists: WantedCert[][]): WantedCert[] {
     for (const cert of list) {
       const seen = byName.get(cert.name);
       if (!seen) {
-        byName.set(cert.name, { name: cert.name, names: [...cert.names], sources: [...cert.sources], origin: cert.origin, ...(cert.challenge ? { challenge: cert.challenge } : {}) });
+        byName.set(cert.name, { ...cert, names: [...cert.names], sources: [...cert.sources] });
         continue;
       }
       // Asked for twice with different challenges: the first source that names one decides.

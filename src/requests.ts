@@ -6,7 +6,8 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './certs/atomic.js';
-import { certName, parseDomainList, type DomainsOptions, type ParsedDomains } from './domains.js';
+import { certName, parseDomainList, type DomainsOptions, type ParsedDomains, type WantedCert } from './domains.js';
+import { resolveOwnership } from './ownership.js';
 
 export const API_SOURCE = 'api';
 
@@ -27,7 +28,8 @@ export class RequestBook {
   /** Writes one after another, so two requests at once cannot lose each other's change. */
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(dataDir: string, private readonly domains: DomainsOptions) {
+  /** `higher`: the certificates of DOMAINS, which outrank the API (a request may not widen or copy them). */
+  constructor(dataDir: string, private readonly domains: DomainsOptions, private readonly higher: WantedCert[] = []) {
     this.path = join(dataDir, 'requests.json');
   }
 
@@ -78,6 +80,9 @@ export class RequestBook {
     }
     const ordered = [cert.names[index]!, ...cert.names.filter((_, i) => i !== index)];
     return this.serial(async () => {
+      // Refused now rather than on every pass: DOMAINS owns its certificates and their names.
+      const owned = await resolveOwnership({ domains: this.higher, api: [{ ...cert, name, names: ordered }], labels: undefined, claims: { version: 1, claims: {}, newSets: {} }, now: new Date(), maxNewPerDay: 0, hasCopy: async () => false });
+      if (owned.refused.length > 0) throw new RequestError(owned.refused[0]!.error, 409);
       const file = await this.load();
       const created = !(name in file.certificates);
       file.certificates[name] = { names: ordered, requestedAt: file.certificates[name]?.requestedAt ?? new Date().toISOString() };

@@ -1,7 +1,7 @@
 /** What happened to a certificate, as hooks, webhooks and the status page are told. */
 import type { Kind } from '../certs/kind.js';
 
-export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed';
+export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused';
 
 export interface CertEvent {
   type: EventType;
@@ -17,6 +17,8 @@ export interface CertEvent {
   target?: string;
   error?: string;
   nextAttempt?: string;
+  /** `refused`: the service whose label asked, "web (1s12)". */
+  service?: string;
 }
 
 /** One line a person reads, for logs, Slack and hook output. */
@@ -31,6 +33,8 @@ export function describeEvent(e: CertEvent): string {
       return `${e.name}: local certificate pushed to ${e.target ?? 'the orchestrator'} (${e.reason})`;
     case 'placeholder':
       return `${e.name}: self-signed placeholder in place for ${names} until the real certificate arrives`;
+    case 'refused':
+      return `${e.name}: refused${e.service ? ` for service ${e.service}` : ''}: ${e.error ?? 'unknown reason'}`;
     case 'failed':
       return `${e.name}: failed (${e.reason}): ${e.error ?? 'unknown error'}${e.nextAttempt ? `; next attempt ${e.nextAttempt}` : ''}`;
   }

@@ -51,8 +51,10 @@ export class Notifier implements EventSink {
   }
 
   private async deliver(e: CertEvent): Promise<void> {
-    const command = e.type === 'failed' ? this.opts.onFailureCommand : this.opts.onChangeCommand;
-    const hookName = e.type === 'failed' ? 'ON_FAILURE_COMMAND' : 'ON_CHANGE_COMMAND';
+    // A refusal needs the operator, like a failure; nothing changed that a reload would pick up.
+    const failure = e.type === 'failed' || e.type === 'refused';
+    const command = failure ? this.opts.onFailureCommand : this.opts.onChangeCommand;
+    const hookName = failure ? 'ON_FAILURE_COMMAND' : 'ON_CHANGE_COMMAND';
     const results = await Promise.allSettled([
       command ? this.hook(hookName, command, e) : undefined,
       this.opts.webhook ? this.webhook(e, this.opts.webhook) : undefined,

@@ -29,7 +29,7 @@ let pebbleOnBind: Pebble;
 
 before(async () => {
   // In BIND's zone every name is 127.0.0.1: Pebble's HTTP-01 reaches the webroot.
-  bind = await startBind({ dir: join(base, 'bind'), zones: ['example.test'] });
+  bind = await startBind({ dir: join(base, 'bind'), zones: ['example.net'] });
   [pebble, pebbleOnBind] = await Promise.all([lab.pebble('pebble'), lab.pebble('pebble-bind', { dnsServer: bind.address })]);
 });
 after(async () => {
@@ -63,43 +63,43 @@ const errorsOf = (report: { results: { name: string; error?: string }[]; errors:
   JSON.stringify(report.results.filter((x) => x.error).map((x) => `${x.name}: ${x.error}`).concat(report.errors));
 
 test('rfc2136 on a real BIND: a wildcard with its apex, both validated over DNS-01 by a Pebble resolving through that BIND', async () => {
-  const env = bindEnv('bind-wildcard', { DOMAINS: 'example.test,*.example.test', CHALLENGE: 'dns-01' });
+  const env = bindEnv('bind-wildcard', { DOMAINS: 'example.net,*.example.net', CHALLENGE: 'dns-01' });
   const { report, orders, requests } = await passWithOrders(env);
   assert.equal(report.ok, true, errorsOf(report));
   assert.equal(orders, 1);
-  assert.deepEqual(namesOf(env, 'example.test'), ['*.example.test', 'example.test']);
-  assertChainVerifies(readFileSync(join(env.CERTS_DIR!, 'example.test', 'fullchain.pem'), 'utf8'), await pebbleOnBind.root());
+  assert.deepEqual(namesOf(env, 'example.net'), ['*.example.net', 'example.net']);
+  assertChainVerifies(readFileSync(join(env.CERTS_DIR!, 'example.net', 'fullchain.pem'), 'utf8'), await pebbleOnBind.root());
   // Two authorizations (apex and wildcard), two challenges answered, both dns-01 at the same name.
   assert.equal([...requests].filter(([k]) => /^200 POST \/chalZ\//.test(k)).reduce((n, [, v]) => n + v, 0), 2);
-  const changes = bind.journal('example.test').filter((l) => l.includes('_acme-challenge.example.test.'));
+  const changes = bind.journal('example.net').filter((l) => l.includes('_acme-challenge.example.net.'));
   assert.deepEqual(changes.map((l) => l.split(' ')[0]).sort(), ['add', 'add', 'del', 'del'], 'two values written through TSIG-signed updates, both deleted');
-  assert.deepEqual(await bind.txt('_acme-challenge.example.test'), []);
+  assert.deepEqual(await bind.txt('_acme-challenge.example.net'), []);
 });
 
 test('rfc2136 on a real BIND, mixed pass: an HTTP-01 certificate (its name resolved by BIND) and a DNS-01 wildcard', async () => {
-  const env = { ...bindEnv('bind-mixed', { DOMAINS: 'www.example.test;*.apps.example.test', LOG_LEVEL: 'info' }) };
+  const env = { ...bindEnv('bind-mixed', { DOMAINS: 'www.example.net;*.apps.example.net', LOG_LEVEL: 'info' }) };
   const run = await runCli(['manager', '--once'], env);
   assert.equal(run.code, 0, run.stdout + run.stderr);
   const lines = run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { cert?: string; action?: string; challenge?: string });
   const used = Object.fromEntries(lines.filter((l) => l.action === 'order').map((l) => [l.cert, l.challenge]));
-  assert.deepEqual(used, { 'www.example.test': 'http-01', '_.apps.example.test': 'dns-01' });
-  assert.deepEqual(namesOf(env, 'www.example.test'), ['www.example.test']);
-  assert.deepEqual(namesOf(env, '_.apps.example.test'), ['*.apps.example.test']);
-  assert.deepEqual(await bind.txt('_acme-challenge.apps.example.test'), []);
+  assert.deepEqual(used, { 'www.example.net': 'http-01', '_.apps.example.net': 'dns-01' });
+  assert.deepEqual(namesOf(env, 'www.example.net'), ['www.example.net']);
+  assert.deepEqual(namesOf(env, '_.apps.example.net'), ['*.apps.example.net']);
+  assert.deepEqual(await bind.txt('_acme-challenge.apps.example.net'), []);
 });
 
 test('rfc2136: when the CA cannot see the record (it asks another DNS), validation fails and the record is deleted from BIND', async () => {
   // Split horizon: the record is visible at DNS_RESOLVERS (BIND), but this Pebble resolves through challtestsrv.
-  const env = { ...bindEnv('bind-fail', { DOMAINS: 'fail.example.test', CHALLENGE: 'dns-01' }), ...pebbleEnv(pebble, 'production') };
+  const env = { ...bindEnv('bind-fail', { DOMAINS: 'fail.example.net', CHALLENGE: 'dns-01' }), ...pebbleEnv(pebble, 'production') };
   const { report, requests } = await passWithOrders(env);
   const r = report.results[0]!;
   assert.equal(r.outcome, 'failed');
-  assert.match(r.error!, /fail\.example\.test/);
+  assert.match(r.error!, /fail\.example\.net/);
   assert.equal([...requests].filter(([k]) => /^200 POST \/chalZ\//.test(k)).length, 1, 'the CA was asked to validate');
-  const changes = bind.journal('example.test').filter((l) => l.includes('_acme-challenge.fail.example.test.'));
+  const changes = bind.journal('example.net').filter((l) => l.includes('_acme-challenge.fail.example.net.'));
   assert.deepEqual(changes.map((l) => l.split(' ')[0]), ['add', 'del'], 'written, then deleted');
-  assert.deepEqual(await bind.txt('_acme-challenge.fail.example.test'), []);
-  assert.equal(parseCert(readFileSync(join(env.CERTS_DIR!, 'fail.example.test', 'cert.pem'), 'utf8')).selfSigned, true, 'only the placeholder is served');
+  assert.deepEqual(await bind.txt('_acme-challenge.fail.example.net'), []);
+  assert.equal(parseCert(readFileSync(join(env.CERTS_DIR!, 'fail.example.net', 'cert.pem'), 'utf8')).selfSigned, true, 'only the placeholder is served');
 });
 
 test('cloudflare: a wildcard with its apex through the API (zone on the second page); the records are deleted; the token is never logged', async () => {
@@ -166,7 +166,7 @@ test('a mixed pass: a service labelled <HOSTS_LABEL>.challenge=dns-01 and a wild
   s.addService({ name: 'web', labels: { [DEFAULT_HOSTS_LABEL]: 'www.mixed.example.com' } });
   s.addService({ name: 'internal', labels: { [DEFAULT_HOSTS_LABEL]: 'intranet.mixed.example.com', [`${DEFAULT_HOSTS_LABEL}.challenge`]: 'dns-01' } });
   s.addService({ name: 'typo', labels: { [DEFAULT_HOSTS_LABEL]: 'typo.mixed.example.com', [`${DEFAULT_HOSTS_LABEL}.challenge`]: 'dns01' } });
-  const env: Record<string, string> = { ...envFor('mixed', { DOMAINS: '*.apps.mixed.example.com', LOG_LEVEL: 'info' }), ...s.env };
+  const env: Record<string, string> = { ...envFor('mixed', { DOMAINS: '*.apps.mixed.example.com', LOG_LEVEL: 'info', LABELS_ALLOW_DNS01: 'true' }), ...s.env };
   delete env.CERTS_DIR; // certificates go to Rancher
   const run = await runCli(['manager', '--once'], env);
   const lines = run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; cert?: string; action?: string; challenge?: string });

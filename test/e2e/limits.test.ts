@@ -18,7 +18,7 @@ let pebble: Pebble;
 before(async () => {
   lab = acmeLab(base);
   pebble = await lab.pebble('pebble');
-  const r = await fetch(`${pebble.dnsManagementUrl}/add-a`, { method: 'POST', body: JSON.stringify({ host: 'cannot.limits.example.', addresses: ['127.0.0.2'] }) });
+  const r = await fetch(`${pebble.dnsManagementUrl}/add-a`, { method: 'POST', body: JSON.stringify({ host: 'cannot.limits-example.com.', addresses: ['127.0.0.2'] }) });
   assert.equal(r.status, 200);
 });
 after(async () => {
@@ -27,7 +27,7 @@ after(async () => {
 });
 
 test('a name that cannot validate: one order per backoff step (0, 1, 3, 7, 15 h) over a simulated day, across restarts', async () => {
-  const env = { DOMAINS: 'cannot.limits.example;fine.limits.example', ...pebbleEnv(pebble, 'production'), ORCHESTRATOR: 'files', DATA_DIR: join(base, 'data'), WEBROOT_DIR: lab.webroot };
+  const env = { DOMAINS: 'cannot.limits-example.com;fine.limits-example.com', ...pebbleEnv(pebble, 'production'), ORCHESTRATOR: 'files', DATA_DIR: join(base, 'data'), WEBROOT_DIR: lab.webroot };
   const start = Date.parse('2026-11-23T00:00:00Z') + Math.floor((Date.now() - Date.parse('2026-11-23T00:00:00Z')) / 3_600_000) * 3_600_000;
   const orderHours: number[] = [];
   let fineOrders = 0;
@@ -35,8 +35,8 @@ test('a name that cannot validate: one order per backoff step (0, 1, 3, 7, 15 h)
     const now = new Date(start + step * 15 * 60_000);
     // A new manager each time: the backoff and the ledger must come from DATA_DIR.
     const { report } = await passWithOrders(env, { now: () => now });
-    const cannot = report.results.find((r) => r.name === 'cannot.limits.example')!;
-    const fine = report.results.find((r) => r.name === 'fine.limits.example')!;
+    const cannot = report.results.find((r) => r.name === 'cannot.limits-example.com')!;
+    const fine = report.results.find((r) => r.name === 'fine.limits-example.com')!;
     if (cannot.orders > 0) {
       orderHours.push(step / 4);
       assert.equal(cannot.outcome, 'failed');
@@ -52,12 +52,12 @@ test('a name that cannot validate: one order per backoff step (0, 1, 3, 7, 15 h)
   assert.equal(fineOrders, 1);
   const ledgerDir = join(base, 'data', 'ledger');
   const ledger = JSON.parse(readFileSync(join(ledgerDir, readdirSync(ledgerDir)[0]!), 'utf8')) as LedgerData;
-  assert.ok(ledger.failedAuthorizations.every((f) => f.name === 'cannot.limits.example'));
+  assert.ok(ledger.failedAuthorizations.every((f) => f.name === 'cannot.limits-example.com'));
   assert.ok(ledger.failedAuthorizations.length >= 1, 'failed validations are on record');
 });
 
 test('the ledger holds an order that would break a limit, says which and when, and makes no order', async () => {
-  const env = { DOMAINS: 'dup.limits.example', ...pebbleEnv(pebble, 'production'), ORCHESTRATOR: 'files', DATA_DIR: join(base, 'dup'), WEBROOT_DIR: lab.webroot };
+  const env = { DOMAINS: 'dup.limits-example.com', ...pebbleEnv(pebble, 'production'), ORCHESTRATOR: 'files', DATA_DIR: join(base, 'dup'), WEBROOT_DIR: lab.webroot };
   // Six years on, each new Pebble certificate (five years) is already expired: every pass wants a new one,
   // and only the limits stop it.
   const now = Date.now() + 6 * 365 * 24 * 3_600_000;
@@ -76,5 +76,5 @@ test('the ledger holds an order that would break a limit, says which and when, a
   // plan says the same before any pass is run, and changes nothing.
   const plan = await runCli(['plan', '--at', new Date(now + 9 * 60 * 60_000).toISOString()], { ...env, LOG_LEVEL: 'silent' });
   assert.equal(plan.code, 0);
-  assert.match(plan.stdout, /dup\.limits\.example\s+issue\s+expired \S+; not ordered: 5 certificates for exactly these names in the last 7 days \(limit 5\) until \S+/);
+  assert.match(plan.stdout, /dup\.limits-example\.com\s+issue\s+expired \S+; not ordered: 5 certificates for exactly these names in the last 7 days \(limit 5\) until \S+/);
 });

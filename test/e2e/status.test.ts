@@ -19,8 +19,8 @@ import type { StatusSnapshot } from '../../src/status/book.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-status-'));
 const ARTIFACTS = resolve('test-artifacts');
-const GOOD = 'good.status.example';
-const BROKEN = 'broken.status.example';
+const GOOD = 'good.status-example.com';
+const BROKEN = 'broken.status-example.com';
 let lab: AcmeLab;
 let hooks: Receiver;
 let manager: ChildProcess;
@@ -46,7 +46,7 @@ const status = async () => (await (await fetch(`${statusUrl}/api/status`)).json(
 before(async () => {
   lab = acmeLab(base);
   const pebble = await lab.pebble('pebble');
-  // broken.status.example resolves to an address nothing listens on: its HTTP-01 validation fails.
+  // broken.status-example.com resolves to an address nothing listens on: its HTTP-01 validation fails.
   const dns = await fetch(`${pebble.dnsManagementUrl}/add-a`, { method: 'POST', body: JSON.stringify({ host: `${BROKEN}.`, addresses: ['127.0.0.2'] }) });
   assert.equal(dns.status, 200);
   hooks = await startReceiver();
@@ -107,7 +107,7 @@ test('status: /healthz, /readyz after the first pass, and /api/status with one r
   assert.ok(good.renewAt && Date.parse(good.renewAt) < live.notAfter.getTime());
   assert.deepEqual(good.lastAction && { action: good.lastAction.action, outcome: good.lastAction.outcome }, { action: 'issued', outcome: 'ok' });
   assert.equal(broken.health, 'failing');
-  assert.match(broken.lastError!, /broken\.status\.example: authorization invalid/);
+  assert.match(broken.lastError!, /broken\.status-example\.com: authorization invalid/);
   assert.ok(broken.nextAttempt && Date.parse(broken.nextAttempt) > Date.now() + 50 * 60_000, 'backs off about an hour');
   assert.ok(s.alerts.some((a) => a.startsWith(`${BROKEN} is failing`)));
 });
@@ -191,7 +191,7 @@ test('hooks: ON_CHANGE_COMMAND runs per change with the paths; a hanging ON_FAIL
 });
 
 test('API: PUT a certificate and wait for it; it is kept across restarts; DELETE stops asking for it', async () => {
-  const name = 'api.status.example';
+  const name = 'api.status-example.com';
   const bad = await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ names: ['10.0.0.1'] }) });
   assert.equal(bad.status, 400);
   assert.match(((await bad.json()) as { error: string }).error, /IP address/);
@@ -215,7 +215,7 @@ test('API: PUT a certificate and wait for it; it is kept across restarts; DELETE
   assert.equal((await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'DELETE', headers: auth })).status, 204);
   assert.equal((await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'DELETE', headers: auth })).status, 404);
   const recon = await fetch(`${statusUrl}/api/reconcile?wait=60`, { method: 'POST', headers: auth });
-  assert.equal(recon.status, 502, 'the pass is not all fine while broken.status.example fails');
+  assert.equal(recon.status, 502, 'the pass is not all fine while broken.status-example.com fails');
   assert.ok(!(await status()).certificates.some((c) => c.name === name), 'no longer wanted');
   assert.ok(existsSync(join(base, 'data', 'live', name, 'fullchain.pem')), 'its files are kept');
 });
@@ -229,7 +229,7 @@ test('status token: generated into DATA_DIR/status-token, 0600, 256 bits, and ne
 });
 
 test('CLI: certwrangler request and reconcile talk to the running manager with the generated token', async () => {
-  const name = 'cli.status.example';
+  const name = 'cli.status-example.com';
   const req = await runCli(['request', name, `www.${name}`, '--wait', '60'], env);
   assert.equal(req.code, 0, req.stdout + req.stderr);
   assert.match(req.stdout, new RegExp(`^${name.replace(/\./g, '\\.')} \\[${name.replace(/\./g, '\\.')}, www\\.${name.replace(/\./g, '\\.')}\\]: production certificate in place, expires 20`));
@@ -240,12 +240,12 @@ test('CLI: certwrangler request and reconcile talk to the running manager with t
   assert.equal(accepted.code, 0, accepted.stderr);
   assert.match(accepted.stdout, /requested; a pass starts now/);
 
-  const refused = await runCli(['request', 'bad.status.example', '10.0.0.1'], env);
+  const refused = await runCli(['request', 'bad.status-example.com', '10.0.0.1'], env);
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /the manager refused \(400\): .*IP address/);
 
   const failing = await runCli(['request', BROKEN, '--wait', '60'], env);
-  assert.equal(failing.code, 1, 'broken.status.example fails (and is backing off)');
+  assert.equal(failing.code, 1, 'broken.status-example.com fails (and is backing off)');
   assert.match(failing.stdout + failing.stderr, /^broken\.status\.example \[broken\.status\.example\]: (not finished|failed)/);
 
   const pass = await runCli(['reconcile', '--wait', '60'], env);

@@ -238,7 +238,8 @@ export interface RancherSim {
   services: Map<string, SimService>;
   addKey(accessKey: string, secretKey: string, opts?: { projectId?: string; admin?: boolean }): void;
   addCertificate(c: { name: string; cert: string; key: string; certChain?: string | null; description?: string | null; projectId?: string }): SimCertificate;
-  addService(s: { name: string; labels?: Record<string, string>; sidekicks?: { name: string; labels: Record<string, string> }[]; system?: boolean; state?: string }): SimService;
+  /** `stack`: the stack's name, made when it does not exist yet; the `default` stack when absent. */
+  addService(s: { name: string; labels?: Record<string, string>; sidekicks?: { name: string; labels: Record<string, string> }[]; system?: boolean; state?: string; stack?: string }): SimService;
   /**
    * A balancer; `defaultCertificateName`/`certificateNames` are resolved to ids as soon as certificates
    * with those names exist, as a rancher-compose `default_cert:`/`certs:` would be.
@@ -743,7 +744,9 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       return cert;
     },
     addService(s) {
-      const svc: SimService = { id: `1s${nextId++}`, accountId: projectId, uuid: randomUUID(), type: 'service', name: s.name, stackId: '1st1', state: s.state ?? 'active', system: s.system ?? false, labels: s.labels ?? {}, sidekicks: s.sidekicks ?? [], lbConfig: null, transitioning: 'no', transitioningMessage: null, settleAt: 0, reloadCount: 0, served: new Map(), updateCalls: 0 };
+      let stack = [...stacks.values()].find((st) => st.name === (s.stack ?? 'default') && st.accountId === projectId);
+      if (!stack) stacks.set(`1st${nextId}`, (stack = { id: `1st${nextId++}`, name: s.stack!, accountId: projectId }));
+      const svc: SimService = { id: `1s${nextId++}`, accountId: projectId, uuid: randomUUID(), type: 'service', name: s.name, stackId: stack.id, state: s.state ?? 'active', system: s.system ?? false, labels: s.labels ?? {}, sidekicks: s.sidekicks ?? [], lbConfig: null, transitioning: 'no', transitioningMessage: null, settleAt: 0, reloadCount: 0, served: new Map(), updateCalls: 0 };
       services.set(svc.id, svc);
       return svc;
     },

@@ -35,8 +35,8 @@ test('DOMAINS: a bad name refuses its certificate only, with the reason', () => 
 });
 
 test('DOMAINS: international names become punycode', () => {
-  const d = parseDomainList('bücher.example', 'DOMAINS', opts);
-  assert.deepEqual(d.certs[0]!.names, ['xn--bcher-kva.example']);
+  const d = parseDomainList('bücher.example.com', 'DOMAINS', opts);
+  assert.deepEqual(d.certs[0]!.names, ['xn--bcher-kva.example.com']);
 });
 
 test('DOMAINS_ONE_PER_NAME: the seed form, one certificate per comma-separated name', () => {
@@ -45,7 +45,7 @@ test('DOMAINS_ONE_PER_NAME: the seed form, one certificate per comma-separated n
 });
 
 test('ALLOWED_DOMAINS: names outside the suffixes are refused', () => {
-  const c = loadConfig({ DOMAINS: 'a.example.com;evil.test', ALLOWED_DOMAINS: 'example.com' });
+  const c = loadConfig({ DOMAINS: 'a.example.com;evil.example.org', ALLOWED_DOMAINS: 'example.com' });
   assert.deepEqual(c.domains.certs.map((x) => x.name), ['a.example.com']);
   assert.match(c.domains.refused[0]!.error, /outside ALLOWED_DOMAINS/);
 });
@@ -155,4 +155,21 @@ test('DNS-01 settings: the provider, its variables and DNS_RESOLVERS are checked
   assert.equal(c.dns?.propagationTimeoutMs, 30_000);
   assert.deepEqual(c.domains.certs[0]!.names, ['*.example.com', 'example.com'], 'a DNS provider makes wildcards possible');
   assert.equal(c.domains.certs[0]!.name, '_.example.com');
+});
+
+test('LABEL_*: safe defaults, LABEL_ALLOWED_DOMAINS from ALLOWED_DOMAINS, and bad values named', () => {
+  const d = loadConfig({});
+  assert.deepEqual(d.labels, { allowedDomains: [], allowedDomainsFrom: 'ALLOWED_DOMAINS', allowDns01: false, maxCerts: 10, maxNames: 20, maxNewPerDay: 5, stacks: undefined });
+  assert.deepEqual(loadConfig({ ALLOWED_DOMAINS: 'example.com' }).labels.allowedDomains, ['example.com']);
+  const c = loadConfig({ ALLOWED_DOMAINS: 'example.com', LABEL_ALLOWED_DOMAINS: '*.apps.example.com, .tenants.example.com', LABELS_ALLOW_DNS01: 'yes', LABEL_MAX_CERTS: '3', LABEL_MAX_NAMES: '100', LABEL_MAX_NEW_PER_DAY: '0', LABEL_STACKS: 'web-apps, 1st5' });
+  assert.deepEqual(c.labels, { allowedDomains: ['apps.example.com', 'tenants.example.com'], allowedDomainsFrom: 'LABEL_ALLOWED_DOMAINS', allowDns01: true, maxCerts: 3, maxNames: 100, maxNewPerDay: 0, stacks: ['web-apps', '1st5'] });
+  const bad: Array<[Record<string, string>, RegExp]> = [
+    [{ LABEL_ALLOWED_DOMAINS: 'apps.example.com,exa mple.com' }, /^config: LABEL_ALLOWED_DOMAINS="apps\.example\.com,exa mple\.com" is not valid; accepted: comma-separated domain suffixes .*"exa mple\.com" is not one/],
+    [{ LABELS_ALLOW_DNS01: 'maybe' }, /^config: LABELS_ALLOW_DNS01="maybe" is not valid; accepted: true\/false/],
+    [{ LABEL_MAX_CERTS: '0' }, /^config: LABEL_MAX_CERTS="0" is not valid; accepted: a whole number from 1 to 1000/],
+    [{ LABEL_MAX_NAMES: '101' }, /^config: LABEL_MAX_NAMES="101" is not valid; accepted: a whole number from 1 to 100/],
+    [{ LABEL_MAX_NEW_PER_DAY: '-1' }, /^config: LABEL_MAX_NEW_PER_DAY="-1" is not valid/],
+    [{ LABEL_STACKS: ' , ' }, /^config: LABEL_STACKS=" , " is not valid; accepted: comma-separated Rancher stack names or ids/],
+  ];
+  for (const [env, why] of bad) assert.throws(() => loadConfig(env), (e: Error) => e instanceof ConfigError && why.test(e.message), JSON.stringify(env));
 });

@@ -40,6 +40,8 @@ export interface RancherOptions extends RancherApiOptions {
   /** Read HOSTS_LABEL from services (the seed's DYNAMIC_CONFIG). */
   readLabels: boolean;
   domains: DomainsOptions;
+  /** LABEL_STACKS is set: list the stacks too, so it may name them (a service carries only the stack's id). */
+  listStacks?: boolean;
   /** How long a certificate or balancer may stay `transitioning: yes` (specs §4.5: janeczku caps it at 2 min). */
   settleTimeoutMs?: number;
   /** DATA_DIR: pending balancer reloads are kept there, so a restart retries them. */
@@ -103,7 +105,8 @@ export class RancherOrchestrator implements Orchestrator {
   async discover(): Promise<ParsedDomains> {
     if (!this.opts.readLabels) return { certs: [], refused: [] };
     const services = (await this.api.listAll(`services?${PAGE}&removed_null=1&system=false`)).map(parseService);
-    return wantedFromLabels(services, this.opts.hostsLabel, this.opts.domains);
+    const stacks = this.opts.listStacks ? new Map((await this.api.listAll(`stacks?${PAGE}`)).map((s) => [String((s as { id?: unknown }).id), String((s as { name?: unknown }).name)] as const)) : undefined;
+    return wantedFromLabels(services, this.opts.hostsLabel, this.opts.domains, stacks);
   }
 
   push(bundle: CertBundle, opts: PushOptions): Promise<PushResult> {

@@ -29,6 +29,8 @@ export interface ServiceResource {
   type: string;
   state: string;
   system: boolean;
+  /** The service's stack (v1 calls it `environmentId`). */
+  stackId: string | undefined;
   labelSets: LabelSet[];
   /** Certificates a balancer serves: lbConfig (v2-beta) or top level (v1 legacy balancers). */
   certificateIds: string[];
@@ -117,6 +119,7 @@ export function parseService(x: unknown): ServiceResource {
     type: typeof r.type === 'string' ? r.type : 'service',
     state: typeof r.state === 'string' ? r.state : '',
     system: r.system === true,
+    stackId: typeof r.stackId === 'string' ? r.stackId : typeof r.environmentId === 'string' ? r.environmentId : undefined,
     labelSets,
     certificateIds,
     updateAction: typeof update === 'string' ? update : undefined,
