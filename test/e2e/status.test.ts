@@ -246,11 +246,11 @@ test('CLI: certwrangler request and reconcile talk to the running manager with t
 
   const failing = await runCli(['request', BROKEN, '--wait', '60'], env);
   assert.equal(failing.code, 1, 'broken.status-example.com fails (and is backing off)');
-  assert.match(failing.stdout + failing.stderr, /^broken\.status\.example \[broken\.status\.example\]: (not finished|failed)/);
+  assert.match(failing.stdout + failing.stderr, /^broken\.status-example\.com \[broken\.status-example\.com\]: (not finished|failed)/);
 
   const pass = await runCli(['reconcile', '--wait', '60'], env);
   assert.equal(pass.code, 1, 'a pass with a failing certificate needs attention');
-  assert.match(pass.stderr, /needs attention:\n {2}broken\.status\.example: .*authorization invalid/);
+  assert.match(pass.stderr, /needs attention:\n {2}broken\.status-example\.com: .*authorization invalid/);
   const now = await runCli(['reconcile'], env);
   assert.equal(now.code, 0, now.stderr);
 
