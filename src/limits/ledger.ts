@@ -28,7 +28,13 @@ export const LE_LIMITS = {
   newOrdersPerAccount: { count: 300, windowMs: 3 * HOUR },
 } satisfies Record<string, Limit>;
 
-export type LimitName = keyof typeof LE_LIMITS | 'caRateLimited';
+// lead replaces: 'newOrderBudget' (issue 15 item 3) is the lead's; stubbed so the policy branch compiles.
+export type LimitName = keyof typeof LE_LIMITS | 'caRateLimited' | 'newOrderBudget';
+
+/** lead replaces: the share of each limit an order may use (issue 15 item 3). */
+export interface AcquireOptions {
+  budget?: 'new' | 'reserved';
+}
 
 export interface LedgerData {
   version: 1;
@@ -133,6 +139,8 @@ export function prune(data: LedgerData, now: Date): LedgerData {
 export interface Ticket {
   issued(): void;
   failedAuthorizations(names: string[]): void;
+  /** lead replaces: the CA refused the order at creation; it is removed as if never made (still call done()). */
+  release(): void;
   /** Ends the reservation; records made through the ticket stay. */
   done(): Promise<void>;
 }
@@ -177,7 +185,7 @@ export class Ledger {
    * The verdict, or a ticket once the order is on file: it counts as an order from now on, and as a
    * certificate in flight until `done()`.
    */
-  async acquire(names: string[]): Promise<Verdict | Ticket> {
+  async acquire(names: string[], _opts: AcquireOptions = {}): Promise<Verdict | Ticket> {
     const data = await this.load();
     const now = this.clock();
     const verdict = checkLimits(data, names, now, [...this.pending]);
@@ -197,6 +205,11 @@ export class Ledger {
     return {
       issued: () => void data.issued.push({ at: at(), names }),
       failedAuthorizations: (failed) => void data.failedAuthorizations.push(...failed.map((name) => ({ at: at(), name }))),
+      // lead replaces (minimal stub): drop the order record written before the order was sent.
+      release: () => {
+        const i = data.orders.indexOf(order);
+        if (i >= 0) data.orders.splice(i, 1);
+      },
       done: async () => {
         this.pending.delete(reservation);
         await this.save();
@@ -205,7 +218,7 @@ export class Ledger {
   }
 
   /** The verdict an order for `names` would get now, reserving nothing (for `plan`). */
-  async peek(names: string[]): Promise<Verdict | undefined> {
+  async peek(names: string[], _opts: AcquireOptions = {}): Promise<Verdict | undefined> {
     return checkLimits(await this.load(), names, this.clock(), [...this.pending]);
   }
 

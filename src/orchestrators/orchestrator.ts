@@ -11,6 +11,19 @@ export type RemoteCopy =
 export interface PushResult {
   /** Where it went, for the log: a folder, a Rancher id. */
   target: string;
+  /**
+   * Balancers whose update is still pending after a successful certificate push (the push did not fail):
+   * reported as "pushed, balancer reload pending" and retried by `retryReloads`.
+   */
+  pendingReloads?: string[];
+}
+
+/** One retried balancer reload, as `retryReloads` reports it. */
+export interface ReloadRetry {
+  cert: string;
+  balancer: string;
+  ok: boolean;
+  message: string;
 }
 
 export interface PushOptions {
@@ -29,4 +42,6 @@ export interface Orchestrator {
   push(bundle: CertBundle, opts: PushOptions): Promise<PushResult>;
   /** Certificates asked for by labels on the orchestrator's services. */
   discover(): Promise<ParsedDomains>;
+  /** Retries the balancer reloads still pending from earlier pushes; called once per pass by the act step, never by plan. */
+  retryReloads?(now: Date): Promise<ReloadRetry[]>;
 }

@@ -67,7 +67,8 @@ export class Metrics {
     const byHealth = new Map<string, number>();
     for (const r of report.results) {
       if (r.orders > 0) this.orders.inc({ result: r.issued ? 'issued' : 'failed' }, r.orders);
-      if (r.notAfter) this.expiration.set({ name: r.name, kind: r.kind ?? 'unknown' }, Date.parse(r.notAfter) / 1000);
+      // A foreign copy (not certwrangler's) is watched too: kind "foreign", so an alert can tell it apart.
+      if (r.notAfter) this.expiration.set({ name: r.name, kind: r.foreign ? 'foreign' : (r.kind ?? 'unknown') }, Date.parse(r.notAfter) / 1000);
       if (r.renewAt) this.renewal.set({ name: r.name }, Date.parse(r.renewAt) / 1000);
       const h = health(r.name) ?? 'pending';
       byHealth.set(h, (byHealth.get(h) ?? 0) + 1);

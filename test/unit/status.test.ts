@@ -120,7 +120,7 @@ test('health: expired, last tenth of life, failing, pending, ok', () => {
 
 test('status book: a quiet pass keeps the last action; a certificate no longer wanted leaves the page', () => {
   const book = new StatusBook('t');
-  book.record(report([{ decision: { action: 'issue', reason: 'Missing', message: 'no certificate yet' }, orders: 1, issued: true, kind: 'production', notAfter: new Date(NOW.getTime() + 60 * DAY).toISOString(), notBefore: NOW.toISOString() }, { name: 'b.example', names: ['b.example'] }]));
+  book.record(report([{ decision: { action: 'issue', reason: 'NoLocalCopy', message: 'no certificate yet' }, orders: 1, issued: true, kind: 'production', notAfter: new Date(NOW.getTime() + 60 * DAY).toISOString(), notBefore: NOW.toISOString() }, { name: 'b.example', names: ['b.example'] }]));
   book.record(report([{}]));
   const s = book.snapshot(NOW);
   assert.deepEqual(s.certificates.map((c) => c.name), ['a.example']);
@@ -130,7 +130,7 @@ test('status book: a quiet pass keeps the last action; a certificate no longer w
 
 test('page: every value is escaped', () => {
   const book = new StatusBook('<v>');
-  book.record(report([{ name: '<script>x</script>', error: '<b>', outcome: 'failed', decision: { action: 'issue', reason: 'R', message: '"quoted" & <tag>' } }]));
+  book.record(report([{ name: '<script>x</script>', error: '<b>', outcome: 'failed', decision: { action: 'issue', reason: 'Renew', message: '"quoted" & <tag>' } }]));
   const html = renderPage(book.snapshot(NOW));
   assert.ok(!html.includes('<script>x'));
   assert.ok(html.includes('&lt;script&gt;x&lt;/script&gt;'));
@@ -145,7 +145,7 @@ test('metrics path labels drop identifiers', () => {
   assert.equal(pathShape('http://rancher:8080/v2-beta/projects/1a5/certificates?limit=1000&marker=m1'), '/v2-beta/projects/:id/certificates');
 });
 
-const EVENT: CertEvent = { type: 'failed', name: 'a.example.com', names: ['a.example.com'], at: NOW.toISOString(), reason: 'Missing', error: 'authorization invalid', nextAttempt: '2027-03-01T01:00:00.000Z' };
+const EVENT: CertEvent = { type: 'failed', name: 'a.example.com', names: ['a.example.com'], at: NOW.toISOString(), reason: 'NoLocalCopy', error: 'authorization invalid', nextAttempt: '2027-03-01T01:00:00.000Z' };
 
 test('webhook: WEBHOOK_FORMAT=slack sends an incoming-webhook message; a 500 is retried, a 400 is not', async () => {
   let calls = 0;
@@ -156,7 +156,7 @@ test('webhook: WEBHOOK_FORMAT=slack sends an incoming-webhook message; a 500 is 
     const body = JSON.parse(r.received[1]!.body) as { text: string };
     assert.deepEqual(Object.keys(body), ['text']);
     assert.match(body.text, /a\.example\.com: failed \(Missing\): authorization invalid; next attempt 2027-03-01T01:00:00.000Z/);
-    assert.deepEqual(webhookBody(EVENT, 'json'), { source: 'certwrangler', event: 'failed', certificate: 'a.example.com', names: ['a.example.com'], at: EVENT.at, reason: 'Missing', error: 'authorization invalid', nextAttempt: EVENT.nextAttempt, message: 'a.example.com: failed (Missing): authorization invalid; next attempt 2027-03-01T01:00:00.000Z' });
+    assert.deepEqual(webhookBody(EVENT, 'json'), { source: 'certwrangler', event: 'failed', certificate: 'a.example.com', names: ['a.example.com'], at: EVENT.at, reason: 'NoLocalCopy', error: 'authorization invalid', nextAttempt: EVENT.nextAttempt, message: 'a.example.com: failed (NoLocalCopy): authorization invalid; next attempt 2027-03-01T01:00:00.000Z' });
   } finally {
     await r.close();
   }
