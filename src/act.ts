@@ -13,7 +13,7 @@ import { AcmeError, issueCertificate, type Issued } from './acme/issue.js';
 import { onAcmeProblem } from './acme/transport.js';
 import { challengeFor } from './acme/challenge.js';
 import { isVerdict, type Ledger } from './limits/ledger.js';
-import { renewalSchedule } from './policy.js';
+import { renewalSchedule, wantsOrder } from './policy.js';
 import { directoryOf, type Decided } from './observe.js';
 import { baseResult, describeCert, emit } from './report.js';
 import type { CertResult, PassDeps } from './reconciler.js';
@@ -38,6 +38,18 @@ class RateLimitWait extends Error {
   constructor(message: string, readonly retryAt: Date) {
     super(message);
     this.name = 'RateLimitWait';
+  }
+}
+
+/**
+ * The account of a directory cannot be registered or looked up (the CA unreachable, EAB refused): no order
+ * was made, and it is not the certificate's failure, so it starts no backoff. A fixed configuration is
+ * tried on the next start at once, instead of an hour later for every certificate.
+ */
+class AccountUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AccountUnavailable';
   }
 }
 
@@ -101,7 +113,7 @@ class PassActs {
 export async function act(deps: PassDeps, decided: Decided[], now: Date): Promise<CertResult[]> {
   const acts = new PassActs(deps);
   // Accounts first, before any order starts (and only for the directories something is ordered from).
-  for (const o of decided) if (o.decision.order && (o.decision.action === 'issue' || o.decision.action === 'placeholder') && !o.decision.heldUntil) acts.account(directoryOf(deps.config, o.decision.order.kind));
+  for (const o of decided) if (wantsOrder(o.decision) && o.decision.order) acts.account(directoryOf(deps.config, o.decision.order.kind));
   try {
     const [results] = await Promise.all([Promise.all(decided.map((o) => job(deps, acts, o, now))), retryReloads(deps, now)]);
     return results;
@@ -133,90 +145,102 @@ function noteReloads(deps: PassDeps, o: Decided, r: CertResult, to: PushResult):
 }
 
 async function job(deps: PassDeps, acts: PassActs, o: Decided, now: Date): Promise<CertResult> {
-  const { config, store, log } = deps;
   const r = baseResult(o);
-  const { action, order } = o.decision;
+  const { action } = o.decision;
   if (action === 'none' || action === 'wait') return r;
   let placeholderPushed: Promise<void> | undefined;
   try {
-    if (action === 'push') {
-      if (o.local.state !== 'present') throw new Error('no local copy to push');
-      const to = await deps.orchestrator.push(o.local.bundle, { adopt: o.adopt });
-      r.pushed = true;
-      const pending = noteReloads(deps, o, r, to);
-      log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed local copy to ${to.target}${pending}`);
-      emit(deps, o, 'pushed', r, { target: to.target });
-      return r;
-    }
+    if (action === 'push') return await pushLocal(deps, o, r);
     // A placeholder that cannot be stored means the real certificate could not be either: no order then.
     // Its push only lets a balancer start, so it runs while the real order does and may fail with a
     // warning; the real certificate is pushed only after it, never under it.
     if (action === 'placeholder') placeholderPushed = (await acts.placeholderWrites(() => storePlaceholder(deps, o, r))).pushed;
-    if (!order) throw new Error(`policy: ${action} without an order plan`);
-    if (o.decision.heldUntil) {
+    if (o.decision.held) {
       // The gate holds the order (backoff, a limit): the placeholder is in, the order waits.
       await placeholderPushed;
       r.outcome = 'waiting';
-      r.nextAttempt = o.decision.heldUntil.toISOString();
-      r.error = `not ordered: ${o.decision.message.split('; not ordered: ').at(-1)}`;
       return r;
     }
-    const directoryUrl = directoryOf(config, order.kind);
-    const issued = await acts.orders(() => acts.context.run({ directoryUrl }, () => orderOne(deps, acts, o, r, directoryUrl)));
-    r.issued = true;
-    await placeholderPushed;
-    const kind = order.kind;
-    const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl };
-    await store.write(bundle, { orderUrl: issued.orderUrl });
-    const info = parseCert(issued.cert);
-    await store.rememberIssuer(info.issuer, kind);
-    await store.writeStatus(o.wanted.name, { failures: 0, lastAttempt: new Date().toISOString() });
-    r.kind = kind;
-    describeCert(r, info);
-    const schedule = renewalSchedule(info, config.renewBeforeDays);
-    r.renewAt = schedule.at.toISOString();
-    r.renewRule = schedule.rule;
-    log.info({ cert: o.wanted.name, action: 'issued', kind, directory: directoryUrl, notAfter: r.notAfter, issuer: info.issuer, reason: o.decision.reason }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
-    const to = await deps.orchestrator.push(bundle, { adopt: o.adopt });
-    r.pushed = true;
-    const pending = noteReloads(deps, o, r, to);
-    log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed to ${to.target}${pending}`);
-    // A certificate replacing one of its own kind is a renewal; anything else (none, a placeholder, staging) is new.
-    const renewal = o.localCopy.state === 'present' && o.localCopy.kind === kind;
-    emit(deps, o, renewal ? 'renewed' : 'issued', r, { target: to.target });
-    return r;
+    return await issueAndPush(deps, acts, o, r, placeholderPushed);
   } catch (e) {
     await placeholderPushed;
-    if (e instanceof RateLimitWait) {
-      // Not a failure of the certificate: the order was never made. No backoff is recorded for it.
-      r.outcome = 'waiting';
-      r.error = `not ordered: ${e.message}`;
-      r.nextAttempt = e.retryAt.toISOString();
-      log.warn({ cert: o.wanted.name, action, reason: 'RateLimited', nextAttempt: r.nextAttempt }, `${o.wanted.name}: not ordered, ${e.message}; the next pass after ${r.nextAttempt} may order`);
-      return r;
-    }
-    r.outcome = 'failed';
-    r.error = (e as Error).message;
-    if (deps.signal?.aborted && !r.issued) {
-      // Shutting down is not the certificate's failure: no backoff, no failure event; the next start orders again.
-      log.warn({ cert: o.wanted.name, action, reason: 'ShuttingDown' }, `${o.wanted.name}: ${action} abandoned: ${r.error}`);
-      return r;
-    }
-    // Every failed order attempt backs off (issue 15 item 4), before or after the CA created the order: a
-    // name the CA refuses at creation would otherwise be ordered on every pass. A push that fails after a
-    // certificate was issued is not an order failure: the next pass pushes the stored copy without ordering.
-    if (action !== 'push' && !r.issued) {
-      const failures = o.status.failures + 1;
-      // From the pass's clock (`--at`, tests), which is the clock the next decision is made with.
-      r.nextAttempt = new Date(now.getTime() + backoffDelay(failures)).toISOString();
-      await store
-        .writeStatus(o.wanted.name, { failures, lastAttempt: now.toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })
-        .catch((we: Error) => log.error({ cert: o.wanted.name, error: we.message }, `${o.wanted.name}: cannot record failure`));
-    }
-    log.error({ cert: o.wanted.name, action, reason: o.decision.reason, error: r.error, ...(r.nextAttempt ? { nextAttempt: r.nextAttempt } : {}) }, `${o.wanted.name}: ${action} failed: ${r.error}`);
-    emit(deps, o, 'failed', r);
+    return failed(deps, o, r, e, now);
+  }
+}
+
+async function pushLocal(deps: PassDeps, o: Decided, r: CertResult): Promise<CertResult> {
+  if (o.local.state !== 'present') throw new Error('no local copy to push');
+  const to = await deps.orchestrator.push(o.local.bundle, { adopt: o.adopt });
+  r.pushed = true;
+  const pending = noteReloads(deps, o, r, to);
+  deps.log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed local copy to ${to.target}${pending}`);
+  emit(deps, o, 'pushed', r, { target: to.target });
+  return r;
+}
+
+/** Orders from the directory the policy chose, stores, then pushes (after the placeholder's push, never under it). */
+async function issueAndPush(deps: PassDeps, acts: PassActs, o: Decided, r: CertResult, placeholderPushed: Promise<void> | undefined): Promise<CertResult> {
+  const { config, store, log } = deps;
+  const kind = o.decision.order!.kind;
+  const directoryUrl = directoryOf(config, kind);
+  const issued = await acts.orders(() => acts.context.run({ directoryUrl }, () => orderOne(deps, acts, o, r, directoryUrl)));
+  r.issued = true;
+  await placeholderPushed;
+  const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl };
+  await store.write(bundle, { orderUrl: issued.orderUrl });
+  const info = parseCert(issued.cert);
+  await store.rememberIssuer(info.issuer, kind);
+  await store.writeStatus(o.wanted.name, { failures: 0, lastAttempt: new Date().toISOString() });
+  r.kind = kind;
+  describeCert(r, info);
+  const schedule = renewalSchedule(info, config.renewBeforeDays);
+  r.renewAt = schedule.at.toISOString();
+  r.renewRule = schedule.rule;
+  log.info({ cert: o.wanted.name, action: 'issued', kind, directory: directoryUrl, notAfter: r.notAfter, issuer: info.issuer, reason: o.decision.reason }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
+  const to = await deps.orchestrator.push(bundle, { adopt: o.adopt });
+  r.pushed = true;
+  const pending = noteReloads(deps, o, r, to);
+  log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed to ${to.target}${pending}`);
+  // A certificate replacing one of its own kind is a renewal; anything else (none, a placeholder, staging) is new.
+  const renewal = o.localCopy.state === 'present' && o.localCopy.kind === kind;
+  emit(deps, o, renewal ? 'renewed' : 'issued', r, { target: to.target });
+  return r;
+}
+
+/** A job's failure: its result, log line and event, and the backoff when it was a failed order attempt. */
+async function failed(deps: PassDeps, o: Decided, r: CertResult, e: unknown, now: Date): Promise<CertResult> {
+  const { store, log } = deps;
+  const { action } = o.decision;
+  if (e instanceof RateLimitWait) {
+    // Not a failure of the certificate: the order was never made. No backoff is recorded for it.
+    r.outcome = 'waiting';
+    r.error = `not ordered: ${e.message}`;
+    r.nextAttempt = e.retryAt.toISOString();
+    log.warn({ cert: o.wanted.name, action, reason: 'RateLimited', nextAttempt: r.nextAttempt }, `${o.wanted.name}: not ordered, ${e.message}; the next pass after ${r.nextAttempt} may order`);
     return r;
   }
+  r.outcome = 'failed';
+  r.error = (e as Error).message;
+  if (deps.signal?.aborted && !r.issued) {
+    // Shutting down is not the certificate's failure: no backoff, no failure event; the next start orders again.
+    log.warn({ cert: o.wanted.name, action, reason: 'ShuttingDown' }, `${o.wanted.name}: ${action} abandoned: ${r.error}`);
+    return r;
+  }
+  // Every failed order attempt backs off (issue 15 item 4), before or after the CA created the order: a
+  // name the CA refuses at creation would otherwise be ordered on every pass. A push that fails after a
+  // certificate was issued is not an order failure: the next pass pushes the stored copy without ordering.
+  // Nor is an account the CA cannot register: no order was attempted.
+  if (action !== 'push' && !r.issued && !(e instanceof AccountUnavailable)) {
+    const failures = o.status.failures + 1;
+    // From the pass's clock (`--at`, tests), which is the clock the next decision is made with.
+    r.nextAttempt = new Date(now.getTime() + backoffDelay(failures)).toISOString();
+    await store
+      .writeStatus(o.wanted.name, { failures, lastAttempt: now.toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })
+      .catch((we: Error) => log.error({ cert: o.wanted.name, error: we.message }, `${o.wanted.name}: cannot record failure`));
+  }
+  log.error({ cert: o.wanted.name, action, reason: o.decision.reason, error: r.error, ...(r.nextAttempt ? { nextAttempt: r.nextAttempt } : {}) }, `${o.wanted.name}: ${action} failed: ${r.error}`);
+  emit(deps, o, 'failed', r);
+  return r;
 }
 
 /** One order under the ledger: recorded before it is made, released if the CA refuses it at creation. */
@@ -224,7 +248,9 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
   const { config, log } = deps;
   deps.signal?.throwIfAborted();
   // Before the ledger: an account that cannot be registered makes no order, so none is recorded.
-  const client = await acts.account(directoryUrl);
+  const client = await acts.account(directoryUrl).catch((e: Error) => {
+    throw new AccountUnavailable(e.message);
+  });
   const ledger: Ledger | undefined = deps.ledger?.(directoryUrl);
   const ticket = await ledger?.acquire(o.wanted.names, { budget: o.decision.order!.budget });
   if (ticket && isVerdict(ticket)) throw new RateLimitWait(ticket.message, ticket.retryAt);

@@ -116,8 +116,8 @@ export interface Decision {
   order?: OrderPlan;
   /** The order kind is higher than STAGING asks: a certificate of that kind is in service. */
   keptKind?: Kind;
-  /** The gate holds the order until then (backoff, a rate limit, the budget). */
-  heldUntil?: Date;
+  /** The gate holds the order (backoff, a rate limit, the budget): why, and until when. */
+  held?: { why: string; until: Date };
   /** A copy certwrangler does not manage is in the orchestrator (reported, never written). */
   foreign?: boolean;
   /** The decision describes the orchestrator's copy (foreign, or served from elsewhere), not a local one. */
@@ -231,11 +231,10 @@ function servingRemote(input: PolicyInput) {
 }
 
 const servedElsewhere: Check = (input) => {
-  const { local } = input;
-  if (local.state === 'present' && local.keyMatches) return undefined;
+  // Only with no local copy at all: an unreadable or broken one is this store's own, to reissue.
+  if (input.local.state !== 'absent') return undefined;
   const r = servingRemote(input);
-  // The same certificate as a broken local copy came from this store: it is ours to reissue.
-  if (!r || (local.state === 'present' && local.info.fingerprint === r.info.fingerprint)) return undefined;
+  if (!r) return undefined;
   return decide('none', 'ServedElsewhere', `served from elsewhere: the orchestrator holds a copy certwrangler pushed (another manager's), valid until ${day(r.info.notAfter)}; no order while it is not due`, { describesRemote: true });
 };
 
@@ -349,19 +348,19 @@ export const KEPT_MESSAGE = (kind: Kind) => `kept ${kind}: STAGING would downgra
 /** The gate (issue 16 item 7): an order that is due waits out a backoff, a limit or the budget. */
 function gate(d: Decision, input: PolicyInput): Decision {
   if (d.action !== 'issue' && d.action !== 'placeholder') return d;
-  const { now } = input;
   const { backoffUntil, ledger } = input.gate ?? {};
-  if (backoffUntil && now < backoffUntil) {
-    // A placeholder still goes in (the balancer must start); only its order waits.
-    const action = d.action === 'placeholder' ? 'placeholder' : 'wait';
-    return { ...d, action, reason: action === 'wait' ? 'BackingOff' : d.reason, message: `${d.message}; not ordered: backing off after a failed order until ${backoffUntil.toISOString()}`, heldUntil: backoffUntil };
-  }
-  if (ledger) {
-    const action = d.action === 'placeholder' ? 'placeholder' : 'wait';
-    const reason: Reason = ledger.limit === 'newOrderBudget' ? 'NewOrderBudget' : 'RateLimited';
-    return { ...d, action, reason: action === 'wait' ? reason : d.reason, message: `${d.message}; not ordered: ${ledger.message}`, heldUntil: ledger.retryAt };
-  }
-  return d;
+  let reason: Reason;
+  let held: { why: string; until: Date };
+  if (backoffUntil && input.now < backoffUntil) {
+    reason = 'BackingOff';
+    held = { why: `backing off after a failed order until ${backoffUntil.toISOString()}`, until: backoffUntil };
+  } else if (ledger) {
+    reason = ledger.limit === 'newOrderBudget' ? 'NewOrderBudget' : 'RateLimited';
+    held = { why: ledger.message, until: ledger.retryAt };
+  } else return d;
+  const message = `${d.message}; not ordered: ${held.why}`;
+  // A placeholder still goes in (the balancer must start); only its order waits.
+  return d.action === 'placeholder' ? { ...d, message, held } : { ...d, action: 'wait', reason, message, held };
 }
 
 export function decideAction(input: PolicyInput): Decision {
@@ -390,4 +389,4 @@ export function decideAction(input: PolicyInput): Decision {
 }
 
 /** The decision is an order the gate did not hold: ask the ledger about it. */
-export const wantsOrder = (d: Decision): boolean => (d.action === 'issue' || d.action === 'placeholder') && d.heldUntil === undefined;
+export const wantsOrder = (d: Decision): boolean => (d.action === 'issue' || d.action === 'placeholder') && d.held === undefined;

@@ -38,12 +38,12 @@ export function baseResult(o: Decided): CertResult {
     r.renewAt = decision.renewAt.toISOString();
     if (decision.renewRule) r.renewRule = decision.renewRule;
   }
-  if (decision.action === 'wait') {
-    r.outcome = 'waiting';
-    if (decision.heldUntil) r.nextAttempt = decision.heldUntil.toISOString();
-    if (decision.reason === 'BackingOff') {
-      if (o.status.lastError) r.error = o.status.lastError;
-    } else r.error = `not ordered: ${decision.message.split('; not ordered: ').at(-1)}`;
+  if (decision.held) {
+    if (decision.action === 'wait') r.outcome = 'waiting';
+    r.nextAttempt = decision.held.until.toISOString();
+    // Backing off: the failure that started it is the error to show; otherwise the limit that holds it.
+    const lastError = decision.reason === 'BackingOff' ? o.status.lastError : undefined;
+    r.error = lastError ?? `not ordered: ${decision.held.why}`;
   }
   return r;
 }
