@@ -160,10 +160,10 @@ export function renewalSchedule(info: CertInfo, renewBeforeDays: number | undefi
   const ceiling = na - life * RENEW_CEILING_FRACTION;
   const asked = `RENEW_BEFORE_DAYS=${renewBeforeDays}`;
   if (wanted >= floor && wanted <= ceiling) return { at: new Date(wanted), rule: `${renewBeforeDays} days before expiry (RENEW_BEFORE_DAYS)` };
-  const life_ = lifetimeDays(info);
+  const lifetime = lifetimeDays(info);
   const [at, why] = wanted < floor ? [floor, 'a third of its lifetime must pass first'] : [ceiling, 'never later than its last tenth'];
-  const rule = `${fmtDays(na - at)} days before expiry: ${asked} clamped for a ${life_}-day certificate (${why})`;
-  return { at: new Date(at), rule, clamped: `${asked} is outside what a ${life_}-day certificate allows; renewing ${fmtDays(na - at)} days before expiry instead (${why})` };
+  const rule = `${fmtDays(na - at)} days before expiry: ${asked} clamped for a ${lifetime}-day certificate (${why})`;
+  return { at: new Date(at), rule, clamped: `${asked} is outside what a ${lifetime}-day certificate allows; renewing ${fmtDays(na - at)} days before expiry instead (${why})` };
 }
 
 /** When a certificate falls due for renewal (see `renewalSchedule`). */
