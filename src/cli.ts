@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * certwrangler webroot | manager [--once] | plan [--json] | request <name>… [--wait N] | reconcile [--wait N]
- * Exit codes: 0 fine, 1 a certificate needs attention (--once, request, reconcile) or the orchestrator cannot be read (plan)
- * or no manager answers (request, reconcile), 2 bad configuration or usage, or the manager refused the request.
+ * Exit codes: 0 fine, 1 a certificate needs attention (--once: a failure, a held order, a refused name, or a foreign
+ * certificate within 14 days of expiry; request, reconcile) or the orchestrator cannot be read (plan) or no manager
+ * answers (request, reconcile), 2 bad configuration or usage, or the manager refused the request.
  */
 import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError, type Config } from './config.js';
@@ -85,8 +86,15 @@ function warnIfNothingWanted(config: Config, log: Logger): void {
   }
 }
 
+/** The decision's message, which says why an order is held (the gate is the policy's), and when it may go. */
+function why(r: PassReport['results'][number]): string {
+  const { message } = r.decision;
+  const error = r.error && !message.includes(r.error.replace(/^not ordered: /, '')) ? `; ${r.error}` : '';
+  return `${message}${error}${r.nextAttempt ? ` until ${r.nextAttempt}` : ''}${r.pendingReloads?.length ? `; pushed, balancer reload pending: ${r.pendingReloads.join(', ')}` : ''}`;
+}
+
 function printPlan(report: PassReport): void {
-  const rows = report.results.map((r) => [r.name, r.decision.action, r.error ? `${r.decision.message}; ${r.error}${r.nextAttempt ? ` until ${r.nextAttempt}` : ''}` : r.decision.message, r.names.join(',')]);
+  const rows = report.results.map((r) => [r.name, r.decision.action, why(r), r.names.join(',')]);
   const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i]!.length), i === 0 ? 11 : 6));
   console.log(`${'CERTIFICATE'.padEnd(widths[0]!)}  ${'ACTION'.padEnd(widths[1]!)}  WHY  [NAMES]`);
   for (const row of rows) console.log(`${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padEnd(widths[1]!)}  ${row[2]}  [${row[3]}]`);

@@ -1,8 +1,10 @@
 /**
- * The decision tree (DESIGN §3): a pure function from what was observed to one action and its reason.
+ * The decision tree (DESIGN §3, §10): a pure function from what was observed to one action and its reason.
  * Written as cert-manager writes its trigger policies: an ordered chain of small named checks, each of
- * which passes (undefined) or returns a decision; the first that fires wins. No I/O here, and `now` is an
- * input, so tests move time instead of waiting for it.
+ * which passes (undefined) or returns a decision; the first that fires wins. Reading the names in `CHAIN`
+ * is reading the policy. No I/O here, and `now` is an input, so tests move time instead of waiting for it.
+ * "May we order now" (backoff, the rate-limit ledger, the new-order budget) is an input too, so `plan`,
+ * the status page and the manager explain "not ordered" from this one place.
  */
 import { RANK, type Kind } from './certs/kind.js';
 import type { CertInfo } from './certs/parse.js';
@@ -22,33 +24,106 @@ export type Copy =
     };
 
 export interface RenewalPolicy {
-  /** Renew this many days before expiry; undefined = when a third of the lifetime remains. */
+  /** RENEW_BEFORE_DAYS; undefined = when a third of the lifetime remains. Clamped per certificate. */
   renewBeforeDays: number | undefined;
+  /** ADOPT_EXISTING names this certificate. */
   adoptExisting: boolean;
   placeholders: boolean;
 }
 
+/** Which share of the rate limits an order may use (issue 15 item 3): new tenant certificates leave a reserve. */
+export type OrderBudget = 'new' | 'reserved';
+
+/** A limit of the ledger that would hold the order now, as the ledger's `peek` answers. */
+export interface LedgerHold {
+  /** The ledger's limit name; `newOrderBudget` is the share kept back for renewals. */
+  limit: string;
+  message: string;
+  retryAt: Date;
+}
+
+/** May an order be made now. Only asked of the ledger for certificates whose decision is an order. */
+export interface Gate {
+  /** Set after a failed order: no new order before this time (DESIGN §6). */
+  backoffUntil?: Date;
+  /** The ledger's verdict for this certificate's order, when it would be held. */
+  ledger?: LedgerHold;
+}
+
 export interface PolicyInput {
-  wanted: { name: string; names: string[]; kind: Kind };
+  wanted: { name: string; names: string[]; kind: Kind; origin: 'DOMAINS' | 'api' | 'label' };
   local: Copy;
   remote: Copy;
   now: Date;
   policy: RenewalPolicy;
-  /** Set after a failed order: no new order before this time (DESIGN §6). */
-  backoffUntil?: Date;
+  gate?: Gate;
 }
 
-/** `wait`: an order is due but the certificate is backing off after a failed one. */
+/** `wait`: an order is due but the gate holds it (backoff, a rate limit, the new-order budget). */
 export type Action = 'none' | 'push' | 'issue' | 'placeholder' | 'wait';
+
+/** Every machine reason a decision or a pass gives; stable for logs, events, metrics and tests. */
+export type Reason =
+  // the orchestrator's copy is not ours
+  | 'ForeignExpiring'
+  | 'Foreign'
+  // nothing anywhere
+  | 'NoCertificate'
+  // another manager's copy serves
+  | 'ServedElsewhere'
+  | 'PushedElsewhere'
+  // the local copy cannot be used
+  | 'NoLocalCopy'
+  | 'LocalUnreadable'
+  | 'LocalKeyMismatch'
+  | 'NamesChanged'
+  | 'ReplacePlaceholder'
+  | 'UpgradeKind'
+  | 'Expired'
+  | 'Renew'
+  // the orchestrator's copy is not the local one
+  | 'NotInOrchestrator'
+  | 'RemoteUnreadable'
+  | 'RemoteExpired'
+  | 'RemoteLowerKind'
+  | 'RemoteDiffers'
+  | 'UpToDate'
+  // the gate holds an order
+  | 'BackingOff'
+  | 'RateLimited'
+  | 'NewOrderBudget'
+  // the pass could not look
+  | 'OrchestratorUnavailable'
+  // discovery refused the request (events only: a refused request is never decided on)
+  | 'Refused';
+
+export interface OrderPlan {
+  /** The kind to order: never lower than a certificate of ours in service, whatever STAGING says. */
+  kind: Exclude<Kind, 'self-signed'>;
+  budget: OrderBudget;
+}
 
 export interface Decision {
   action: Action;
   /** Short machine reason, stable for logs, metrics and tests. */
-  reason: string;
+  reason: Reason;
   /** What a person reads. */
   message: string;
-  /** When the local copy falls due for renewal, when there is one. */
+  /** When the certificate in place falls due for renewal, when there is one, and by which rule. */
   renewAt?: Date;
+  renewRule?: string;
+  /** RENEW_BEFORE_DAYS was outside this certificate's bounds: the warning to log (once per certificate). */
+  renewClamped?: string;
+  /** An order is (or would be, but for the gate) due: from which directory, under which budget. */
+  order?: OrderPlan;
+  /** The order kind is higher than STAGING asks: a certificate of that kind is in service. */
+  keptKind?: Kind;
+  /** The gate holds the order (backoff, a rate limit, the budget): why, and until when. */
+  held?: { why: string; until: Date };
+  /** A copy certwrangler does not manage is in the orchestrator (reported, never written). */
+  foreign?: boolean;
+  /** The decision describes the orchestrator's copy (foreign, or served from elsewhere), not a local one. */
+  describesRemote?: boolean;
 }
 
 type Check = (input: PolicyInput) => Decision | undefined;
@@ -57,95 +132,263 @@ const DAY = 86_400_000;
 
 // Let's Encrypt and cert-manager both renew when a third of the lifetime is left (60 of 90 days).
 const RENEW_AT_FRACTION_ELAPSED = 2 / 3;
+// DESIGN §10: never renew before a third of the lifetime has passed (else every new certificate is due at
+// once and reordered every pass: the reissue loop of issue 16), ...
+const RENEW_FLOOR_FRACTION = 1 / 3;
+// ... and never later than the last tenth of it, where the status page already calls it "expiring".
+const RENEW_CEILING_FRACTION = 1 / 10;
+/** A foreign certificate this close to expiry (or expired) needs the operator (issue 16 item 6). */
+export const FOREIGN_WARN_DAYS = 14;
 
+export interface RenewalSchedule {
+  at: Date;
+  /** How the time was chosen, as the status page shows it. */
+  rule: string;
+  /** RENEW_BEFORE_DAYS was clamped: the one warning to log for it. */
+  clamped?: string;
+}
+
+const lifetimeDays = (info: CertInfo) => Math.round(((info.notAfter.getTime() - info.notBefore.getTime()) / DAY) * 10) / 10;
+const fmtDays = (ms: number) => `${Math.round((ms / DAY) * 10) / 10}`;
+
+/** When a certificate falls due, RENEW_BEFORE_DAYS clamped to [notBefore + ⅓ life, notAfter − 1/10 life]. */
+export function renewalSchedule(info: CertInfo, renewBeforeDays: number | undefined): RenewalSchedule {
+  const nb = info.notBefore.getTime();
+  const na = info.notAfter.getTime();
+  const life = na - nb;
+  if (renewBeforeDays === undefined) return { at: new Date(nb + life * RENEW_AT_FRACTION_ELAPSED), rule: 'when a third of its lifetime is left' };
+  const wanted = na - renewBeforeDays * DAY;
+  const floor = nb + life * RENEW_FLOOR_FRACTION;
+  const ceiling = na - life * RENEW_CEILING_FRACTION;
+  const asked = `RENEW_BEFORE_DAYS=${renewBeforeDays}`;
+  if (wanted >= floor && wanted <= ceiling) return { at: new Date(wanted), rule: `${renewBeforeDays} days before expiry (RENEW_BEFORE_DAYS)` };
+  const lifetime = lifetimeDays(info);
+  const [at, why] = wanted < floor ? [floor, 'a third of its lifetime must pass first'] : [ceiling, 'never later than its last tenth'];
+  const rule = `${fmtDays(na - at)} days before expiry: ${asked} clamped for a ${lifetime}-day certificate (${why})`;
+  return { at: new Date(at), rule, clamped: `${asked} is outside what a ${lifetime}-day certificate allows; renewing ${fmtDays(na - at)} days before expiry instead (${why})` };
+}
+
+/** When a certificate falls due for renewal (see `renewalSchedule`). */
 export function renewalTime(info: CertInfo, renewBeforeDays: number | undefined): Date {
-  if (renewBeforeDays !== undefined) return new Date(info.notAfter.getTime() - renewBeforeDays * DAY);
-  const life = info.notAfter.getTime() - info.notBefore.getTime();
-  return new Date(info.notBefore.getTime() + life * RENEW_AT_FRACTION_ELAPSED);
+  return renewalSchedule(info, renewBeforeDays).at;
 }
 
 const day = (d: Date) => d.toISOString().slice(0, 10);
-const decide = (action: Action, reason: string, message: string): Decision => ({ action, reason, message });
+const decide = (action: Action, reason: Reason, message: string, extra: Partial<Decision> = {}): Decision => ({ action, reason, message, ...extra });
+const rank = (k: Kind | undefined) => (k === undefined ? -1 : RANK[k]);
+const covers = (info: CertInfo, names: string[]) => names.every((n) => info.names.includes(n));
 
-/** Why the local copy cannot be used as it is, or undefined when it can. */
-function localProblem(input: PolicyInput): Decision | undefined {
-  const { local, wanted, now, policy } = input;
-  if (local.state === 'absent') return decide('issue', 'NoLocalCopy', 'no local copy');
-  if (local.state === 'unreadable') return decide('issue', 'LocalUnreadable', `local copy unreadable: ${local.error}`);
-  if (!local.keyMatches) return decide('issue', 'LocalKeyMismatch', 'local key does not match its certificate');
-  const missing = wanted.names.filter((n) => !local.info.names.includes(n));
-  if (missing.length > 0) return decide('issue', 'NamesChanged', `names changed: ${missing.join(', ')} not covered`);
-  const kind = local.kind ?? 'self-signed';
-  if (RANK[kind] < RANK[wanted.kind]) {
-    return kind === 'self-signed'
-      ? decide('issue', 'ReplacePlaceholder', `replace self-signed placeholder with a ${wanted.kind} certificate`)
-      : decide('issue', 'UpgradeKind', `upgrade ${kind} → ${wanted.kind}`);
+/**
+ * The kind to order and to judge the local copy against: STAGING's, or higher when a certificate of ours
+ * of a higher kind is in service (local, or in the orchestrator), valid or expired. A production certificate
+ * is never replaced by a staging one because the compose file set STAGING back (issue 16 item 2).
+ */
+export function effectiveKind(input: PolicyInput): { kind: Exclude<Kind, 'self-signed'>; kept?: Kind } {
+  const { wanted, local, remote, policy } = input;
+  let kind = wanted.kind === 'self-signed' ? 'staging' : wanted.kind;
+  for (const c of [local, remote]) {
+    if (c.state !== 'present' || !(c.owned || policy.adoptExisting) || c.kind === undefined || c.kind === 'self-signed') continue;
+    if (RANK[c.kind] > RANK[kind]) kind = c.kind;
   }
-  if (now >= local.info.notAfter) return decide('issue', 'Expired', `expired ${day(local.info.notAfter)}`);
-  const renewAt = renewalTime(local.info, policy.renewBeforeDays);
-  if (now >= renewAt) {
-    const left = Math.ceil((local.info.notAfter.getTime() - now.getTime()) / DAY);
-    const at = Math.round((local.info.notAfter.getTime() - renewAt.getTime()) / DAY);
-    return decide('issue', 'Renew', `expires in ${left} days (renew at ${at})`);
-  }
-  return undefined;
+  return kind === wanted.kind ? { kind } : { kind, kept: kind };
 }
 
-const remoteIsForeign: Check = ({ remote, policy }) => {
-  if (remote.state === 'absent' || remote.owned || policy.adoptExisting) return undefined;
-  return decide('none', 'Foreign', 'orchestrator holds a certificate certwrangler does not manage (set ADOPT_EXISTING=true to take it over)');
+// --- the orchestrator's copy is not ours -------------------------------------------------------------
+
+const foreignCopy = ({ remote, policy }: PolicyInput) => remote.state === 'present' && !remote.owned && !policy.adoptExisting ? remote : undefined;
+
+const foreignExpiring: Check = (input) => {
+  const r = foreignCopy(input);
+  if (!r) return undefined;
+  const left = (r.info.notAfter.getTime() - input.now.getTime()) / DAY;
+  if (left > FOREIGN_WARN_DAYS) return undefined;
+  const when = left <= 0 ? `expired ${day(r.info.notAfter)}` : `expires in ${Math.ceil(left)} days (${day(r.info.notAfter)})`;
+  return decide('none', 'ForeignExpiring', `orchestrator holds a certificate certwrangler does not manage, and it ${when}: renew it yourself, or list it in ADOPT_EXISTING`, { foreign: true, describesRemote: true });
 };
 
-const nothingAnywhere: Check = (input) => {
-  const { local, remote, policy } = input;
+const foreign: Check = (input) => {
+  const { remote, policy } = input;
+  if (remote.state === 'absent' || remote.owned || policy.adoptExisting) return undefined;
+  return decide('none', 'Foreign', 'orchestrator holds a certificate certwrangler does not manage (set ADOPT_EXISTING=true to take it over)', { foreign: true, describesRemote: remote.state === 'present' });
+};
+
+// --- nothing anywhere -------------------------------------------------------------------------------
+
+const nothingAnywhere: Check = ({ local, remote, policy }) => {
   if (!policy.placeholders || local.state !== 'absent' || remote.state !== 'absent') return undefined;
   return decide('placeholder', 'NoCertificate', 'no certificate anywhere: self-signed placeholder first so the balancer can start');
 };
 
-const localNotUsable: Check = (input) => localProblem(input);
+// --- another manager's copy serves (issue 16 item 4) -----------------------------------------------------
 
-const remoteDiffers: Check = ({ local, remote, now }) => {
-  if (local.state !== 'present') return undefined;
-  if (remote.state === 'absent') return decide('push', 'NotInOrchestrator', 'not in orchestrator');
-  if (remote.state === 'unreadable') return decide('push', 'RemoteUnreadable', `orchestrator copy unreadable: ${remote.error}`);
-  if (remote.info.fingerprint === local.info.fingerprint) return undefined;
-  if (now >= remote.info.notAfter) return decide('push', 'RemoteExpired', 'orchestrator copy expired, local copy fresh');
-  const rk = remote.kind;
-  if (rk !== undefined && local.kind !== undefined && RANK[rk] < RANK[local.kind]) {
-    return decide('push', 'RemoteLowerKind', `orchestrator holds ${rk}, local copy is ${local.kind}`);
-  }
-  return decide('push', 'RemoteDiffers', 'orchestrator copy differs from the local copy');
+/** The orchestrator holds a copy certwrangler pushed that covers the names, is of a kind we would keep, and is not due. */
+function servingRemote(input: PolicyInput) {
+  const { remote, wanted, now, policy } = input;
+  if (remote.state !== 'present' || !remote.owned || !covers(remote.info, wanted.names)) return undefined;
+  // An issuer we have not seen (another manager's CA, never ours) is not lower; a self-signed one is.
+  if (remote.info.selfSigned || remote.kind === 'self-signed') return undefined;
+  if (remote.kind !== undefined && RANK[remote.kind] < RANK[effectiveKind(input).kind]) return undefined;
+  if (now >= renewalTime(remote.info, policy.renewBeforeDays)) return undefined;
+  return remote;
+}
+
+const servedElsewhere: Check = (input) => {
+  // Only with no local copy at all: an unreadable or broken one is this store's own, to reissue.
+  if (input.local.state !== 'absent') return undefined;
+  const r = servingRemote(input);
+  if (!r) return undefined;
+  return decide('none', 'ServedElsewhere', `served from elsewhere: the orchestrator holds a copy certwrangler pushed (another manager's), valid until ${day(r.info.notAfter)}; no order while it is not due`, { describesRemote: true });
 };
+
+const pushedElsewhere: Check = (input) => {
+  const { local } = input;
+  if (local.state !== 'present' || !local.keyMatches) return undefined;
+  const r = servingRemote(input);
+  if (!r || r.info.fingerprint === local.info.fingerprint || r.info.notAfter <= local.info.notAfter) return undefined;
+  if (r.kind !== undefined && rank(r.kind) < rank(local.kind)) return undefined;
+  if (!covers(local.info, input.wanted.names) || !covers(r.info, local.info.names)) return undefined;
+  return decide('none', 'PushedElsewhere', `a newer copy is in the orchestrator (pushed elsewhere), valid until ${day(r.info.notAfter)}; not overwritten`, { describesRemote: true });
+};
+
+// --- the local copy cannot be used (DESIGN §3 rule 3, one check per reason) ----------------------------
+
+const noLocalCopy: Check = ({ local }) => (local.state === 'absent' ? decide('issue', 'NoLocalCopy', 'no local copy') : undefined);
+
+const localUnreadable: Check = ({ local }) => (local.state === 'unreadable' ? decide('issue', 'LocalUnreadable', `local copy unreadable: ${local.error}`) : undefined);
+
+const localKeyMismatch: Check = ({ local }) =>
+  local.state === 'present' && !local.keyMatches ? decide('issue', 'LocalKeyMismatch', 'local key does not match its certificate') : undefined;
+
+const namesChanged: Check = ({ local, wanted }) => {
+  if (local.state !== 'present') return undefined;
+  const missing = wanted.names.filter((n) => !local.info.names.includes(n));
+  return missing.length > 0 ? decide('issue', 'NamesChanged', `names changed: ${missing.join(', ')} not covered`) : undefined;
+};
+
+const replacePlaceholder: Check = (input) => {
+  const { local } = input;
+  if (local.state !== 'present' || (local.kind ?? 'self-signed') !== 'self-signed') return undefined;
+  return decide('issue', 'ReplacePlaceholder', `replace self-signed placeholder with a ${effectiveKind(input).kind} certificate`);
+};
+
+const upgradeKind: Check = (input) => {
+  const { local } = input;
+  if (local.state !== 'present' || local.kind === undefined) return undefined;
+  const { kind } = effectiveKind(input);
+  return RANK[local.kind] < RANK[kind] ? decide('issue', 'UpgradeKind', `upgrade ${local.kind} → ${kind}`) : undefined;
+};
+
+const expired: Check = ({ local, now }) =>
+  local.state === 'present' && now >= local.info.notAfter ? decide('issue', 'Expired', `expired ${day(local.info.notAfter)}`) : undefined;
+
+const renewalDue: Check = ({ local, now, policy }) => {
+  if (local.state !== 'present') return undefined;
+  const renewAt = renewalTime(local.info, policy.renewBeforeDays);
+  if (now < renewAt) return undefined;
+  const left = Math.ceil((local.info.notAfter.getTime() - now.getTime()) / DAY);
+  const at = Math.round((local.info.notAfter.getTime() - renewAt.getTime()) / DAY);
+  return decide('issue', 'Renew', `expires in ${left} days (renew at ${at})`);
+};
+
+// --- the orchestrator's copy is not the local one (rule 4) ---------------------------------------------
+
+const notInOrchestrator: Check = ({ local, remote }) => (local.state === 'present' && remote.state === 'absent' ? decide('push', 'NotInOrchestrator', 'not in orchestrator') : undefined);
+
+const remoteUnreadable: Check = ({ local, remote }) =>
+  local.state === 'present' && remote.state === 'unreadable' ? decide('push', 'RemoteUnreadable', `orchestrator copy unreadable: ${remote.error}`) : undefined;
+
+const differs = ({ local, remote }: PolicyInput) => (local.state === 'present' && remote.state === 'present' && remote.info.fingerprint !== local.info.fingerprint ? { l: local, r: remote } : undefined);
+
+const remoteExpired: Check = (input) => {
+  const d = differs(input);
+  return d && input.now >= d.r.info.notAfter ? decide('push', 'RemoteExpired', 'orchestrator copy expired, local copy fresh') : undefined;
+};
+
+const remoteLowerKind: Check = (input) => {
+  const d = differs(input);
+  if (!d || d.r.kind === undefined || d.l.kind === undefined || RANK[d.r.kind] >= RANK[d.l.kind]) return undefined;
+  return decide('push', 'RemoteLowerKind', `orchestrator holds ${d.r.kind}, local copy is ${d.l.kind}`);
+};
+
+const remoteDiffers: Check = (input) => (differs(input) ? decide('push', 'RemoteDiffers', 'orchestrator copy differs from the local copy') : undefined);
+
+// --- rule 5 -------------------------------------------------------------------------------------------
 
 const upToDate: Check = ({ local, policy }) => {
   if (local.state !== 'present') return undefined;
   return decide('none', 'UpToDate', `up to date; renews ${day(renewalTime(local.info, policy.renewBeforeDays))}`);
 };
 
-/** DESIGN §3, rules 1–5, in order. Reading the names is reading the policy. */
+/** DESIGN §3 and §10, in order; the first check that fires wins. */
 export const CHAIN: ReadonlyArray<[string, Check]> = [
-  ['remoteIsForeign', remoteIsForeign],
+  ['foreignExpiring', foreignExpiring],
+  ['foreign', foreign],
   ['nothingAnywhere', nothingAnywhere],
-  ['localNotUsable', localNotUsable],
+  ['servedElsewhere', servedElsewhere],
+  ['pushedElsewhere', pushedElsewhere],
+  ['noLocalCopy', noLocalCopy],
+  ['localUnreadable', localUnreadable],
+  ['localKeyMismatch', localKeyMismatch],
+  ['namesChanged', namesChanged],
+  ['replacePlaceholder', replacePlaceholder],
+  ['upgradeKind', upgradeKind],
+  ['expired', expired],
+  ['renewalDue', renewalDue],
+  ['notInOrchestrator', notInOrchestrator],
+  ['remoteUnreadable', remoteUnreadable],
+  ['remoteExpired', remoteExpired],
+  ['remoteLowerKind', remoteLowerKind],
   ['remoteDiffers', remoteDiffers],
   ['upToDate', upToDate],
 ];
 
-/** An order that is due waits out the backoff of a failed one, so a broken name cannot burn limits. */
-function holdForBackoff(d: Decision, input: PolicyInput): Decision {
-  if (d.action !== 'issue' || !input.backoffUntil || input.now >= input.backoffUntil) return d;
-  return { ...d, action: 'wait', reason: 'BackingOff', message: `${d.message}; backing off after a failed order until ${input.backoffUntil.toISOString()}` };
+/** Reasons whose order is a NEW certificate: from a label or the API it may use only NEW_ORDER_BUDGET. */
+const NEW_CERTIFICATE: ReadonlySet<Reason> = new Set(['NoCertificate', 'NoLocalCopy', 'NamesChanged']);
+
+export const KEPT_MESSAGE = (kind: Kind) => `kept ${kind}: STAGING would downgrade`;
+
+/** The gate (issue 16 item 7): an order that is due waits out a backoff, a limit or the budget. */
+function gate(d: Decision, input: PolicyInput): Decision {
+  if (d.action !== 'issue' && d.action !== 'placeholder') return d;
+  const { backoffUntil, ledger } = input.gate ?? {};
+  let reason: Reason;
+  let held: { why: string; until: Date };
+  if (backoffUntil && input.now < backoffUntil) {
+    reason = 'BackingOff';
+    held = { why: `backing off after a failed order until ${backoffUntil.toISOString()}`, until: backoffUntil };
+  } else if (ledger) {
+    reason = ledger.limit === 'newOrderBudget' ? 'NewOrderBudget' : 'RateLimited';
+    held = { why: ledger.message, until: ledger.retryAt };
+  } else return d;
+  const message = `${d.message}; not ordered: ${held.why}`;
+  // A placeholder still goes in (the balancer must start); only its order waits.
+  return d.action === 'placeholder' ? { ...d, message, held } : { ...d, action: 'wait', reason, message, held };
 }
 
 export function decideAction(input: PolicyInput): Decision {
   for (const [, check] of CHAIN) {
     const found = check(input);
-    if (found) {
-      const d = holdForBackoff(found, input);
-      if (input.local.state === 'present') d.renewAt = renewalTime(input.local.info, input.policy.renewBeforeDays);
-      return d;
+    if (!found) continue;
+    const { kind, kept } = effectiveKind(input);
+    let d = found;
+    if (d.action === 'issue' || d.action === 'placeholder') {
+      const budget: OrderBudget = input.wanted.origin !== 'DOMAINS' && NEW_CERTIFICATE.has(d.reason) ? 'new' : 'reserved';
+      d = { ...d, order: { kind, budget } };
     }
+    if (kept && !d.foreign) d = { ...d, keptKind: kept, message: `${d.message}; ${KEPT_MESSAGE(kept)}` };
+    d = gate(d, input);
+    const shown = d.describesRemote ? input.remote : input.local;
+    if (shown.state === 'present' && !d.foreign) {
+      const s = renewalSchedule(shown.info, input.policy.renewBeforeDays);
+      d.renewAt = s.at;
+      d.renewRule = s.rule;
+      if (s.clamped) d.renewClamped = s.clamped;
+    }
+    return d;
   }
-  // Unreachable: upToDate fires whenever the local copy is present, and localNotUsable whenever it is not.
+  // Unreachable: upToDate fires whenever the local copy is present, and noLocalCopy/localUnreadable otherwise.
   throw new Error(`policy: no rule matched for ${input.wanted.name}`);
 }
+
+/** The decision is an order the gate did not hold: ask the ledger about it. */
+export const wantsOrder = (d: Decision): boolean => (d.action === 'issue' || d.action === 'placeholder') && d.held === undefined;

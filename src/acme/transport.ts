@@ -33,7 +33,12 @@ export type AcmeProblem =
   /** A 429 or a rateLimited problem; `retryAfterMs` from Retry-After, undefined when the CA sent none. */
   | { kind: 'rateLimited'; url: string; retryAfterMs: number | undefined; detail: string }
   /** The CA lost or deactivated the account (e.g. Pebble restarted). */
-  | { kind: 'accountDoesNotExist'; url: string };
+  | { kind: 'accountDoesNotExist'; url: string }
+  /** The CA refused the identifiers of a new order (issue 15 item 4): no order exists. */
+  | { kind: 'refused'; url: string; type: string; detail: string };
+
+/** RFC 8555 §6.7 problems that refuse an order's identifiers at creation. */
+const REFUSED_TYPES = new Set(['rejectedIdentifier', 'unsupportedIdentifier', 'malformed'].map((t) => `urn:ietf:params:acme:error:${t}`));
 
 const problemListeners = new Set<(p: AcmeProblem) => void>();
 
@@ -46,6 +51,7 @@ export function onAcmeProblem(cb: (p: AcmeProblem) => void): () => void {
 function classifyProblem(status: number, data: unknown, headers: Record<string, unknown>, url: string): AcmeProblem | undefined {
   const problem = (data ?? {}) as { type?: string; detail?: string };
   if (problem.type === 'urn:ietf:params:acme:error:accountDoesNotExist') return { kind: 'accountDoesNotExist', url };
+  if (problem.type && REFUSED_TYPES.has(problem.type)) return { kind: 'refused', url, type: problem.type.slice('urn:ietf:params:acme:error:'.length), detail: problem.detail ?? `HTTP ${status}` };
   if (status !== 429 && problem.type !== 'urn:ietf:params:acme:error:rateLimited') return undefined;
   return { kind: 'rateLimited', url, retryAfterMs: retryAfterMs(headers['retry-after'], Date.now()), detail: problem.detail ?? `HTTP ${status}` };
 }

@@ -1,5 +1,6 @@
 /** What happened to a certificate, as hooks, webhooks and the status page are told. */
 import type { Kind } from '../certs/kind.js';
+import type { Reason } from '../policy.js';
 
 export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused';
 
@@ -8,8 +9,8 @@ export interface CertEvent {
   name: string;
   names: string[];
   at: string;
-  /** The decision's reason (Missing, Renew, StagingToProduction, RemoteExpired, …). */
-  reason: string;
+  /** The decision's reason (NoLocalCopy, Renew, UpgradeKind, RemoteExpired, …). */
+  reason: Reason;
   kind?: Kind;
   issuer?: string;
   notAfter?: string;
@@ -19,6 +20,8 @@ export interface CertEvent {
   nextAttempt?: string;
   /** `refused`: the service whose label asked, "web (1s12)". */
   service?: string;
+  /** Balancers whose reload is still pending after the push. */
+  pendingReloads?: string[];
 }
 
 /** One line a person reads, for logs, Slack and hook output. */
@@ -30,7 +33,7 @@ export function describeEvent(e: CertEvent): string {
     case 'renewed':
       return `${e.name}: ${e.kind ?? ''} certificate renewed (${e.reason}), expires ${e.notAfter ?? '?'}`.replace(/ {2,}/g, ' ');
     case 'pushed':
-      return `${e.name}: local certificate pushed to ${e.target ?? 'the orchestrator'} (${e.reason})`;
+      return `${e.name}: local certificate pushed to ${e.target ?? 'the orchestrator'} (${e.reason})${e.pendingReloads?.length ? `; balancer reload pending: ${e.pendingReloads.join(', ')}` : ''}`;
     case 'placeholder':
       return `${e.name}: self-signed placeholder in place for ${names} until the real certificate arrives`;
     case 'refused':

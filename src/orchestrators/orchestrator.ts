@@ -11,8 +11,19 @@ export type RemoteCopy =
 export interface PushResult {
   /** Where it went, for the log: a folder, a Rancher id. */
   target: string;
-  /** The certificate was written, but these balancers have not reloaded it yet: one line each, naming the balancer and why. */
+  /**
+   * Balancers whose update is still pending after a successful certificate push (the push did not fail):
+   * reported as "pushed, balancer reload pending" and retried by `retryReloads`.
+   */
   pendingReloads?: string[];
+}
+
+/** One retried balancer reload, as `retryReloads` reports it. */
+export interface ReloadRetry {
+  cert: string;
+  balancer: string;
+  ok: boolean;
+  message: string;
 }
 
 export interface PushOptions {
@@ -31,9 +42,6 @@ export interface Orchestrator {
   push(bundle: CertBundle, opts: PushOptions): Promise<PushResult>;
   /** Certificates asked for by labels on the orchestrator's services. */
   discover(): Promise<ParsedDomains>;
-  /**
-   * Retries every pending balancer reload due at `now` and says what it did (`ok`: the balancer serves the
-   * certificate now, or no longer needs to). Called by a pass, never by `plan`.
-   */
-  retryReloads?(now: Date): Promise<{ cert: string; balancer: string; ok: boolean; message: string }[]>;
+  /** Retries the balancer reloads still pending from earlier pushes; called once per pass by the act step, never by plan. */
+  retryReloads?(now: Date): Promise<ReloadRetry[]>;
 }

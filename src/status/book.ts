@@ -5,6 +5,7 @@
 import type { CertEvent } from '../events/events.js';
 import type { CertResult, Outcome, PassReport } from '../reconciler.js';
 import type { RefusedCert } from '../domains.js';
+import { FOREIGN_WARN_DAYS } from '../policy.js';
 
 export type Health = 'ok' | 'expired' | 'expiring' | 'failing' | 'pending';
 
@@ -19,6 +20,12 @@ type KeptRow = Pick<CertResult, 'name' | 'names' | 'sources' | (typeof LEARNED)[
   lastAction?: { action: string; outcome: Outcome; at: string };
   lastError?: string;
   nextAttempt?: string;
+  /** The orchestrator's copy is not certwrangler's: watched for expiry, never written. */
+  foreign?: boolean;
+  /** Another manager's copy serves it. */
+  servedElsewhere?: boolean;
+  /** Pushed, but these balancers' reloads are still pending. */
+  pendingReloads?: string[];
 };
 
 export type CertRow = KeptRow & { health: Health };
@@ -48,9 +55,10 @@ export interface StatusSnapshot {
 
 const MAX_EVENTS = 50;
 
-/** Expired; in its last tenth of life; its last attempt failed; or nothing in place yet. */
+/** Expired; in its last tenth of life (a foreign one: within FOREIGN_WARN_DAYS); its last attempt failed; or nothing in place yet. */
 export function healthOf(row: KeptRow, now: Date): Health {
   if (row.notAfter && now >= new Date(row.notAfter)) return 'expired';
+  if (row.foreign) return row.notAfter && new Date(row.notAfter).getTime() - now.getTime() <= FOREIGN_WARN_DAYS * 86_400_000 ? 'expiring' : 'ok';
   if (row.lastError) return 'failing';
   if (row.notAfter && row.notBefore) {
     const end = new Date(row.notAfter).getTime();
@@ -66,6 +74,10 @@ const bare = (row: KeptRow, error: string | undefined) => (error?.startsWith(`${
 
 function alertFor(row: CertRow, now: Date): string | undefined {
   const days = row.notAfter ? Math.floor((new Date(row.notAfter).getTime() - now.getTime()) / 86_400_000) : undefined;
+  if (row.foreign && (row.health === 'expired' || row.health === 'expiring')) {
+    const when = row.health === 'expired' ? `expired on ${row.notAfter}` : `expires in ${days} days (${row.notAfter})`;
+    return `${row.name}: the orchestrator's certificate, which certwrangler does not manage, ${when}: renew it yourself, or list it in ADOPT_EXISTING`;
+  }
   switch (row.health) {
     case 'expired':
       return `${row.name} expired on ${row.notAfter}${row.lastError ? `; last error: ${bare(row, row.lastError)}` : ''}`;
@@ -129,7 +141,12 @@ export class StatusBook {
       sources: r.sources,
       decision: { action: r.decision.action, reason: r.decision.reason, message: r.decision.message },
     };
+    if (r.foreign) row.foreign = true;
+    if (r.servedElsewhere) row.servedElsewhere = true;
+    if (r.pendingReloads?.length) row.pendingReloads = r.pendingReloads;
+    // A foreign copy has no kind of ours; a kind learned before it turned foreign must not linger.
     for (const k of LEARNED) {
+      if (r.foreign && k === 'kind') continue;
       const value = r[k] ?? prev?.[k];
       if (value !== undefined) (row as Record<string, unknown>)[k] = value;
     }

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PassReport } from '../reconciler.js';
+import type { Reason } from '../policy.js';
 import type { RequestObservation } from '../acme/transport.js';
 
 const P = 'certwrangler_';
@@ -22,6 +23,7 @@ export class Metrics {
   private readonly lastPass: Gauge;
   private readonly lastSuccess: Gauge;
   private readonly certificates: Gauge;
+  private readonly decisions: Gauge;
 
   constructor() {
     const registers = [this.registry];
@@ -30,6 +32,7 @@ export class Metrics {
     this.renewal = new Gauge({ name: `${P}certificate_renewal_timestamp_seconds`, help: 'The date after which the certificate will be renewed, in seconds since the epoch.', labelNames: ['name'], registers });
     this.ready = new Gauge({ name: `${P}certificate_ready_status`, help: 'The ready status of the certificate: a valid certificate of the wanted kind is in place and its last attempt did not fail.', labelNames: ['name', 'condition'], registers });
     this.certificates = new Gauge({ name: `${P}certificates`, help: 'Wanted certificates by health.', labelNames: ['health'], registers });
+    this.decisions = new Gauge({ name: `${P}certificate_decisions`, help: 'Certificates by the last pass\'s decision: action and machine reason (src/policy.ts Reason).', labelNames: ['action', 'reason'], registers });
     this.orders = new Counter({ name: `${P}orders_total`, help: 'ACME orders created, by result.', labelNames: ['result'], registers });
     this.acmeCount = new Counter({ name: `${P}http_acme_client_request_count`, help: 'ACME requests, by host, path, method and status.', labelNames: ['host', 'path', 'method', 'status'], registers });
     this.acmeDuration = new Histogram({ name: `${P}http_acme_client_request_duration_seconds`, help: 'Duration of ACME requests.', labelNames: ['host', 'path', 'method', 'status'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
@@ -64,11 +67,14 @@ export class Metrics {
     this.renewal.reset();
     this.ready.reset();
     this.certificates.reset();
+    this.decisions.reset();
     const byHealth = new Map<string, number>();
     for (const r of report.results) {
       if (r.orders > 0) this.orders.inc({ result: r.issued ? 'issued' : 'failed' }, r.orders);
-      if (r.notAfter) this.expiration.set({ name: r.name, kind: r.kind ?? 'unknown' }, Date.parse(r.notAfter) / 1000);
+      // A foreign copy (not certwrangler's) is watched too: kind "foreign", so an alert can tell it apart.
+      if (r.notAfter) this.expiration.set({ name: r.name, kind: r.foreign ? 'foreign' : (r.kind ?? 'unknown') }, Date.parse(r.notAfter) / 1000);
       if (r.renewAt) this.renewal.set({ name: r.name }, Date.parse(r.renewAt) / 1000);
+      this.decisions.inc({ action: r.decision.action, reason: r.decision.reason satisfies Reason });
       const h = health(r.name) ?? 'pending';
       byHealth.set(h, (byHealth.get(h) ?? 0) + 1);
       const ready = h === 'ok' || h === 'expiring';

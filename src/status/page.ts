@@ -24,12 +24,13 @@ const HEALTH_LABEL: Record<CertRow['health'], string> = { ok: 'OK', expired: 'EX
 
 function row(r: CertRow, now: Date): string {
   const e = escapeHtml;
-  const last = `${r.lastAction ? `${e(r.lastAction.action)}: <b>${e(r.lastAction.outcome)}</b> <span class="muted">${relative(r.lastAction.at, now)}</span><br>` : ''}<span class="why">decided: ${e(r.decision.message)}</span>`;
+  const pending = r.pendingReloads?.length ? `<br><span class="err">pushed, balancer reload pending: ${r.pendingReloads.map(e).join(', ')}</span>` : '';
+  const last = `${r.lastAction ? `${e(r.lastAction.action)}: <b>${e(r.lastAction.outcome)}</b> <span class="muted">${relative(r.lastAction.at, now)}</span><br>` : ''}<span class="why">decided: ${e(r.decision.message)}</span>${pending}`;
   const problem = r.lastError ? `<span class="err">${e(r.lastError)}</span>${r.nextAttempt ? `<br>next attempt ${when(r.nextAttempt, now)}` : ''}` : '<span class="muted">—</span>';
   return `<tr class="cert ${r.health}" data-name="${e(r.name)}" data-health="${r.health}">
 <td><span class="badge ${r.health}">${HEALTH_LABEL[r.health]}</span></td>
 <td><b>${e(r.name)}</b>${r.names.length > 1 ? `<br><span class="muted">${r.names.slice(1).map(e).join(', ')}</span>` : ''}<br><span class="muted">from ${r.sources.map(e).join(', ')}</span></td>
-<td>${e(r.kind ?? '—')}</td>
+<td>${r.foreign ? 'foreign<br><span class="muted">not managed, never written</span>' : e(r.kind ?? '—')}${r.servedElsewhere ? '<br><span class="muted">served from elsewhere</span>' : ''}</td>
 <td class="issuer">${e(r.issuer ?? '—')}</td>
 <td>${when(r.notAfter, now)}</td>
 <td>${when(r.renewAt, now)}${r.renewRule ? `<br><span class="why">${e(r.renewRule)}</span>` : ''}</td>

@@ -76,5 +76,6 @@ test('the ledger holds an order that would break a limit, says which and when, a
   // plan says the same before any pass is run, and changes nothing.
   const plan = await runCli(['plan', '--at', new Date(now + 9 * 60 * 60_000).toISOString()], { ...env, LOG_LEVEL: 'silent' });
   assert.equal(plan.code, 0);
-  assert.match(plan.stdout, /dup\.limits-example\.com\s+issue\s+expired \S+; not ordered: 5 certificates for exactly these names in the last 7 days \(limit 5\) until \S+/);
+  // The gate is the policy's: plan shows the order held ("wait"), with the limit and when it lifts.
+  assert.match(plan.stdout, /dup\.limits-example\.com\s+wait\s+expired \S+; not ordered: 5 certificates for exactly these names in the last 7 days \(limit 5\) until \S+/);
 });

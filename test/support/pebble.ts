@@ -38,6 +38,8 @@ export interface PebbleOptions {
   eab?: { kid: string; hmacKey: string };
   /** The DNS server Pebble resolves through ("ip:port"), e.g. a test BIND; challtestsrv's when undefined. */
   dnsServer?: string;
+  /** Names the CA refuses at new-order with rejectedIdentifier (Pebble's domainBlocklist). */
+  domainBlocklist?: string[];
 }
 
 function waitExit(p: ChildProcess): Promise<void> {
@@ -83,6 +85,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
         ocspResponderURL: '',
         externalAccountBindingRequired: opts.eab !== undefined,
         ...(opts.eab ? { externalAccountMACKeys: { [opts.eab.kid]: opts.eab.hmacKey } } : {}),
+        ...(opts.domainBlocklist ? { domainBlocklist: opts.domainBlocklist } : {}),
       },
     }),
   );

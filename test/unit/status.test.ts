@@ -179,7 +179,7 @@ test('health: expired, last tenth of life, failing, pending, ok', () => {
 
 test('status book: a quiet pass keeps the last action; a certificate no longer wanted leaves the page', () => {
   const book = new StatusBook('t');
-  book.record(report([{ decision: { action: 'issue', reason: 'Missing', message: 'no certificate yet' }, orders: 1, issued: true, kind: 'production', notAfter: new Date(NOW.getTime() + 60 * DAY).toISOString(), notBefore: NOW.toISOString() }, { name: 'b.example', names: ['b.example'] }]));
+  book.record(report([{ decision: { action: 'issue', reason: 'NoLocalCopy', message: 'no certificate yet' }, orders: 1, issued: true, kind: 'production', notAfter: new Date(NOW.getTime() + 60 * DAY).toISOString(), notBefore: NOW.toISOString() }, { name: 'b.example', names: ['b.example'] }]));
   book.record(report([{}]));
   const s = book.snapshot(NOW);
   assert.deepEqual(s.certificates.map((c) => c.name), ['a.example']);
@@ -189,7 +189,7 @@ test('status book: a quiet pass keeps the last action; a certificate no longer w
 
 test('page: every value is escaped', () => {
   const book = new StatusBook('<v>');
-  book.record(report([{ name: '<script>x</script>', error: '<b>', outcome: 'failed', decision: { action: 'issue', reason: 'R', message: '"quoted" & <tag>' } }]));
+  book.record(report([{ name: '<script>x</script>', error: '<b>', outcome: 'failed', decision: { action: 'issue', reason: 'Renew', message: '"quoted" & <tag>' } }]));
   const html = renderPage(book.snapshot(NOW));
   assert.ok(!html.includes('<script>x'));
   assert.ok(html.includes('&lt;script&gt;x&lt;/script&gt;'));
@@ -204,7 +204,7 @@ test('metrics path labels drop identifiers', () => {
   assert.equal(pathShape('http://rancher:8080/v2-beta/projects/1a5/certificates?limit=1000&marker=m1'), '/v2-beta/projects/:id/certificates');
 });
 
-const EVENT: CertEvent = { type: 'failed', name: 'a.example.com', names: ['a.example.com'], at: NOW.toISOString(), reason: 'Missing', error: 'authorization invalid', nextAttempt: '2027-03-01T01:00:00.000Z' };
+const EVENT: CertEvent = { type: 'failed', name: 'a.example.com', names: ['a.example.com'], at: NOW.toISOString(), reason: 'NoLocalCopy', error: 'authorization invalid', nextAttempt: '2027-03-01T01:00:00.000Z' };
 
 test('webhook: WEBHOOK_FORMAT=slack sends an incoming-webhook message; a 500 is retried, a 400 is not', async () => {
   let calls = 0;
@@ -214,8 +214,8 @@ test('webhook: WEBHOOK_FORMAT=slack sends an incoming-webhook message; a 500 is 
     assert.equal(r.received.length, 2, 'retried once after the 500');
     const body = JSON.parse(r.received[1]!.body) as { text: string };
     assert.deepEqual(Object.keys(body), ['text']);
-    assert.match(body.text, /a\.example\.com: failed \(Missing\): authorization invalid; next attempt 2027-03-01T01:00:00.000Z/);
-    assert.deepEqual(webhookBody(EVENT, 'json'), { source: 'certwrangler', event: 'failed', certificate: 'a.example.com', names: ['a.example.com'], at: EVENT.at, reason: 'Missing', error: 'authorization invalid', nextAttempt: EVENT.nextAttempt, message: 'a.example.com: failed (Missing): authorization invalid; next attempt 2027-03-01T01:00:00.000Z' });
+    assert.match(body.text, /a\.example\.com: failed \(NoLocalCopy\): authorization invalid; next attempt 2027-03-01T01:00:00.000Z/);
+    assert.deepEqual(webhookBody(EVENT, 'json'), { source: 'certwrangler', event: 'failed', certificate: 'a.example.com', names: ['a.example.com'], at: EVENT.at, reason: 'NoLocalCopy', error: 'authorization invalid', nextAttempt: EVENT.nextAttempt, message: 'a.example.com: failed (NoLocalCopy): authorization invalid; next attempt 2027-03-01T01:00:00.000Z' });
   } finally {
     await r.close();
   }
@@ -226,4 +226,32 @@ test('webhook: WEBHOOK_FORMAT=slack sends an incoming-webhook message; a 500 is 
   } finally {
     await refusing.close();
   }
+});
+
+test('a foreign certificate within 14 days of expiry: expiring on the page and in /api/status, an alert, kind "foreign" in the metrics', async () => {
+  const book = new StatusBook('t');
+  const notAfter = new Date(NOW.getTime() + 10 * DAY).toISOString();
+  const foreign = { name: 'legacy.example', names: ['legacy.example'], decision: { action: 'none' as const, reason: 'ForeignExpiring' as const, message: 'orchestrator holds a certificate certwrangler does not manage, and it expires in 10 days' }, outcome: 'foreign' as const, foreign: true, notAfter, notBefore: new Date(NOW.getTime() - 80 * DAY).toISOString() };
+  const calm = { ...foreign, name: 'calm.example', names: ['calm.example'], decision: { ...foreign.decision, reason: 'Foreign' as const }, notAfter: new Date(NOW.getTime() + 40 * DAY).toISOString() };
+  const r = report([foreign, calm]);
+  book.record(r);
+  const s = book.snapshot(NOW);
+  const row = s.certificates.find((c) => c.name === 'legacy.example')!;
+  assert.equal(row.health, 'expiring');
+  assert.equal(row.foreign, true);
+  assert.equal(s.certificates.find((c) => c.name === 'calm.example')!.health, 'ok', 'a foreign certificate far from expiry is fine');
+  assert.deepEqual(s.alerts, ["legacy.example: the orchestrator's certificate, which certwrangler does not manage, expires in 10 days (" + notAfter + '): renew it yourself, or list it in ADOPT_EXISTING']);
+  assert.match(renderPage(s), /data-name="legacy\.example" data-health="expiring"[\s\S]*foreign<br><span class="muted">not managed, never written/);
+  const m = new Metrics();
+  m.recordPass(r, (n) => book.row(n, NOW)?.health);
+  assert.match(await m.text(), /certwrangler_certificate_decisions\{action="none",reason="ForeignExpiring"\} 1/);
+  assert.match(await m.text(), new RegExp(`certwrangler_certificate_expiration_timestamp_seconds\\{name="legacy\\.example",kind="foreign"\\} ${Date.parse(notAfter) / 1000}`));
+});
+
+test('pushed, balancer reload pending: the row and the page say so', () => {
+  const book = new StatusBook('t');
+  book.record(report([{ decision: { action: 'push', reason: 'NotInOrchestrator', message: 'not in orchestrator' }, pushed: true, pendingReloads: ['https-lb'] }]));
+  const s = book.snapshot(NOW);
+  assert.deepEqual(s.certificates[0]!.pendingReloads, ['https-lb']);
+  assert.match(renderPage(s), /pushed, balancer reload pending: https-lb/);
 });

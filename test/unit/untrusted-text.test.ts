@@ -53,10 +53,10 @@ test('hooks: an error with a NUL and other control characters runs the hook with
     ],
   });
   const at = new Date().toISOString();
-  const failed: CertEvent = { type: 'failed', name: 'a.example.com', names: ['a.example.com'], at, reason: 'Missing', error: 'CA said: bad\u0000name\u001b[31m red\u0007 bell\r\u0085 end\tafter\nline two' };
+  const failed: CertEvent = { type: 'failed', name: 'a.example.com', names: ['a.example.com'], at, reason: 'NoLocalCopy', error: 'CA said: bad\u0000name\u001b[31m red\u0007 bell\r\u0085 end\tafter\nline two' };
   try {
     notifier.emit(failed);
-    notifier.emit({ type: 'issued', name: 'a.example.com', names: ['a.example.com'], at, reason: 'Missing' });
+    notifier.emit({ type: 'issued', name: 'a.example.com', names: ['a.example.com'], at, reason: 'NoLocalCopy' });
     await notifier.drain();
     await new Promise((r) => setImmediate(r));
   } finally {
@@ -100,7 +100,7 @@ test('exec provider: its last output lines, which reach /api/status and the webh
   const r = await startReceiver();
   try {
     const notifier = new Notifier({ hookTimeoutMs: 1000, webhook: { url: `${r.url}/w`, format: 'json', timeoutMs: 2000 }, pathsFor: () => ({}), log: createLogger('silent') });
-    notifier.emit({ type: 'failed', name: 'a.example.com', names: ['a.example.com'], at: new Date().toISOString(), reason: 'Missing', error: err.message });
+    notifier.emit({ type: 'failed', name: 'a.example.com', names: ['a.example.com'], at: new Date().toISOString(), reason: 'NoLocalCopy', error: err.message });
     await notifier.drain();
     assert.equal(r.received.length, 1);
     assert.ok(!r.received[0]!.body.includes('cf-TOKEN') && r.received[0]!.body.includes('[hidden]'));

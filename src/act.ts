@@ -1,0 +1,318 @@
+/**
+ * Step 4 of a pass (DESIGN §2): do what was decided, one job per certificate with bounded concurrency:
+ * a placeholder, an order (issue → store → push), or a push; then the balancer reloads still pending.
+ * One certificate's failure is caught, recorded (with its backoff) and never stops the others.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import pLimit from 'p-limit';
+import type { Client as AcmeClient } from 'acme-client';
+import { parseCert } from './certs/parse.js';
+import { createSelfSigned } from './certs/placeholder.js';
+import type { CertBundle } from './certs/store.js';
+import { AcmeError, issueCertificate, type Issued } from './acme/issue.js';
+import { onAcmeProblem } from './acme/transport.js';
+import { challengeFor } from './acme/challenge.js';
+import { isVerdict, type Ledger } from './limits/ledger.js';
+import { renewalSchedule, wantsOrder } from './policy.js';
+import { directoryOf, type Decided } from './observe.js';
+import { baseResult, describeCert, emit } from './report.js';
+import type { CertResult, PassDeps } from './reconciler.js';
+import type { PushResult } from './orchestrators/orchestrator.js';
+
+// DESIGN §6: after a failed order wait 1 h, doubling to 24 h, so a name that cannot validate does not
+// spend Let's Encrypt's 5-failures-per-hour limit.
+const BACKOFF_FIRST_MS = 60 * 60 * 1000;
+const BACKOFF_MAX_MS = 24 * 60 * 60 * 1000;
+
+// Placeholders made and written at once. Each write is several fsyncs on libuv's 4 threads; with every
+// placeholder of a first pass writing at once, the first finished (and could be pushed) only when nearly
+// all had: 0.8 s for 100 names. One batch of the pool's size at a time lets the pushes start at once.
+const PLACEHOLDER_WRITE_CONCURRENCY = 4;
+
+export function backoffDelay(failures: number): number {
+  return Math.min(BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
+}
+
+/** A limit of the ledger says no order now: not a failure of the certificate. */
+class RateLimitWait extends Error {
+  constructor(message: string, readonly retryAt: Date) {
+    super(message);
+    this.name = 'RateLimitWait';
+  }
+}
+
+/**
+ * The account of a directory cannot be registered or looked up (the CA unreachable, EAB refused): no order
+ * was made, and it is not the certificate's failure, so it starts no backoff. A fixed configuration is
+ * tried on the next start at once, instead of an hour later for every certificate.
+ */
+class AccountUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AccountUnavailable';
+  }
+}
+
+/** The order a job is making, so that a problem the CA answers is told to the right certificate. */
+interface OrderContext {
+  directoryUrl: string;
+  /** The CA refused the order's identifiers at creation (rejectedIdentifier, unsupportedIdentifier, malformed). */
+  refused?: string;
+}
+
+/** What every job of a pass shares: one account lookup per directory, the pools, the CA's answers. */
+class PassActs {
+  private readonly accounts = new Map<string, Promise<AcmeClient>>();
+  private readonly missingAccount = new Set<string>();
+  readonly orders: <T>(fn: () => Promise<T>) => Promise<T>;
+  readonly placeholderWrites = pLimit(PLACEHOLDER_WRITE_CONCURRENCY);
+  readonly context = new AsyncLocalStorage<OrderContext>();
+  readonly stopListening: () => void;
+
+  constructor(private readonly deps: PassDeps) {
+    this.orders = pLimit(deps.config.acmeConcurrency);
+    const { log } = deps;
+    this.stopListening = onAcmeProblem((p) => {
+      const ctx = this.context.getStore();
+      if (p.kind === 'refused') {
+        if (ctx) ctx.refused = `${p.type}: ${p.detail}`;
+        return;
+      }
+      const directoryUrl = ctx?.directoryUrl ?? directoryOf(deps.config, deps.config.staging ? 'staging' : 'production');
+      if (p.kind === 'accountDoesNotExist') {
+        this.missingAccount.add(directoryUrl);
+        return;
+      }
+      // The CA's own "rateLimited" holds every order of this directory until its Retry-After, across restarts.
+      deps.ledger?.(directoryUrl)
+        .caRateLimited(p.retryAfterMs, p.detail)
+        .then(
+          (until) => log.warn({ reason: 'CaRateLimited', detail: p.detail, until: until.toISOString() }, `the CA answered rateLimited (${p.detail}): no order before ${until.toISOString()}`),
+          (e: Error) => log.error({ error: e.message }, `cannot record the CA's rate limit: ${e.message}`),
+        );
+    });
+  }
+
+  /** Registers or looks up the account of a directory once per pass, before its first order. */
+  account(directoryUrl: string): Promise<AcmeClient> {
+    let a = this.accounts.get(directoryUrl);
+    if (!a) {
+      a = this.deps.accounts.client(directoryUrl);
+      a.catch(() => undefined); // reported per certificate
+      this.accounts.set(directoryUrl, a);
+    }
+    return a;
+  }
+
+  accountMissing(directoryUrl: string): boolean {
+    return this.missingAccount.has(directoryUrl);
+  }
+}
+
+/** Does every decided action; returns one result per certificate, in the same order. */
+export async function act(deps: PassDeps, decided: Decided[], now: Date): Promise<CertResult[]> {
+  const acts = new PassActs(deps);
+  // Accounts first, before any order starts (and only for the directories something is ordered from).
+  for (const o of decided) if (wantsOrder(o.decision) && o.decision.order) acts.account(directoryOf(deps.config, o.decision.order.kind));
+  try {
+    const results = await Promise.all(decided.map((o) => job(deps, acts, o, now)));
+    // After the pushes: a push reloads its balancers itself and drops what was pending for them, so retrying
+    // first could reload one balancer twice in a pass.
+    await retryReloads(deps, now);
+    return results;
+  } finally {
+    acts.stopListening();
+  }
+}
+
+/** The balancer reloads an orchestrator still owes from earlier pushes (issue 16 item 5); never stops the pass. */
+async function retryReloads(deps: PassDeps, now: Date): Promise<void> {
+  const { orchestrator, log } = deps;
+  if (!orchestrator.retryReloads) return;
+  try {
+    for (const r of await orchestrator.retryReloads(now)) {
+      const fields = { cert: r.cert, balancer: r.balancer, action: 'reload', ok: r.ok };
+      if (r.ok) log.info(fields, `${r.cert}: balancer ${r.balancer} reloaded: ${r.message}`);
+      else log.warn(fields, `${r.cert}: balancer ${r.balancer} reload still pending: ${r.message}`);
+    }
+  } catch (e) {
+    log.error({ error: (e as Error).message }, `cannot retry pending balancer reloads on ${orchestrator.name}: ${(e as Error).message}`);
+  }
+}
+
+function noteReloads(deps: PassDeps, o: Decided, r: CertResult, to: PushResult): string {
+  if (!to.pendingReloads?.length) return '';
+  r.pendingReloads = [...to.pendingReloads];
+  deps.log.warn({ cert: o.wanted.name, action: 'push', pendingReloads: r.pendingReloads }, `${o.wanted.name}: pushed, balancer reload pending: ${r.pendingReloads.join(', ')}`);
+  return `; balancer reload pending: ${r.pendingReloads.join(', ')}`;
+}
+
+async function job(deps: PassDeps, acts: PassActs, o: Decided, now: Date): Promise<CertResult> {
+  const r = baseResult(o);
+  const { action } = o.decision;
+  if (action === 'none' || action === 'wait') return r;
+  let placeholderPushed: Promise<void> | undefined;
+  try {
+    if (action === 'push') return await pushLocal(deps, o, r);
+    // A placeholder that cannot be stored means the real certificate could not be either: no order then.
+    // Its push only lets a balancer start, so it runs while the real order does and may fail with a
+    // warning; the real certificate is pushed only after it, never under it.
+    if (action === 'placeholder') placeholderPushed = (await acts.placeholderWrites(() => storePlaceholder(deps, o, r))).pushed;
+    if (o.decision.held) {
+      // The gate holds the order (backoff, a limit): the placeholder is in, the order waits.
+      await placeholderPushed;
+      r.outcome = 'waiting';
+      return r;
+    }
+    return await issueAndPush(deps, acts, o, r, placeholderPushed);
+  } catch (e) {
+    await placeholderPushed;
+    return failed(deps, o, r, e, now);
+  }
+}
+
+async function pushLocal(deps: PassDeps, o: Decided, r: CertResult): Promise<CertResult> {
+  if (o.local.state !== 'present') throw new Error('no local copy to push');
+  const to = await deps.orchestrator.push(o.local.bundle, { adopt: o.adopt });
+  r.pushed = true;
+  const pending = noteReloads(deps, o, r, to);
+  deps.log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed local copy to ${to.target}${pending}`);
+  emit(deps, o, 'pushed', r, { target: to.target });
+  return r;
+}
+
+/** Orders from the directory the policy chose, stores, then pushes (after the placeholder's push, never under it). */
+async function issueAndPush(deps: PassDeps, acts: PassActs, o: Decided, r: CertResult, placeholderPushed: Promise<void> | undefined): Promise<CertResult> {
+  const { config, store, log } = deps;
+  const kind = o.decision.order!.kind;
+  const directoryUrl = directoryOf(config, kind);
+  const issued = await acts.orders(() => acts.context.run({ directoryUrl }, () => orderOne(deps, acts, o, r, directoryUrl)));
+  r.issued = true;
+  await placeholderPushed;
+  const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl };
+  await store.write(bundle, { orderUrl: issued.orderUrl });
+  const info = parseCert(issued.cert);
+  await store.rememberIssuer(info.issuer, kind);
+  await store.writeStatus(o.wanted.name, { failures: 0, lastAttempt: new Date().toISOString() });
+  r.kind = kind;
+  describeCert(r, info);
+  const schedule = renewalSchedule(info, config.renewBeforeDays);
+  r.renewAt = schedule.at.toISOString();
+  r.renewRule = schedule.rule;
+  log.info({ cert: o.wanted.name, action: 'issued', kind, directory: directoryUrl, notAfter: r.notAfter, issuer: info.issuer, reason: o.decision.reason }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
+  const to = await deps.orchestrator.push(bundle, { adopt: o.adopt });
+  r.pushed = true;
+  const pending = noteReloads(deps, o, r, to);
+  log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed to ${to.target}${pending}`);
+  // A certificate replacing one of its own kind is a renewal; anything else (none, a placeholder, staging) is new.
+  const renewal = o.localCopy.state === 'present' && o.localCopy.kind === kind;
+  emit(deps, o, renewal ? 'renewed' : 'issued', r, { target: to.target });
+  return r;
+}
+
+/** A job's failure: its result, log line and event, and the backoff when it was a failed order attempt. */
+async function failed(deps: PassDeps, o: Decided, r: CertResult, e: unknown, now: Date): Promise<CertResult> {
+  const { store, log } = deps;
+  const { action } = o.decision;
+  if (e instanceof RateLimitWait) {
+    // Not a failure of the certificate: the order was never made. No backoff is recorded for it.
+    r.outcome = 'waiting';
+    r.error = `not ordered: ${e.message}`;
+    r.nextAttempt = e.retryAt.toISOString();
+    log.warn({ cert: o.wanted.name, action, reason: 'RateLimited', nextAttempt: r.nextAttempt }, `${o.wanted.name}: not ordered, ${e.message}; the next pass after ${r.nextAttempt} may order`);
+    return r;
+  }
+  r.outcome = 'failed';
+  r.error = (e as Error).message;
+  if (deps.signal?.aborted && !r.issued) {
+    // Shutting down is not the certificate's failure: no backoff, no failure event; the next start orders again.
+    log.warn({ cert: o.wanted.name, action, reason: 'ShuttingDown' }, `${o.wanted.name}: ${action} abandoned: ${r.error}`);
+    return r;
+  }
+  // Every failed order attempt backs off (issue 15 item 4), before or after the CA created the order: a
+  // name the CA refuses at creation would otherwise be ordered on every pass. A push that fails after a
+  // certificate was issued is not an order failure: the next pass pushes the stored copy without ordering.
+  // Nor is an account the CA cannot register: no order was attempted.
+  if (action !== 'push' && !r.issued && !(e instanceof AccountUnavailable)) {
+    const failures = o.status.failures + 1;
+    // From the pass's clock (`--at`, tests), which is the clock the next decision is made with.
+    r.nextAttempt = new Date(now.getTime() + backoffDelay(failures)).toISOString();
+    await store
+      .writeStatus(o.wanted.name, { failures, lastAttempt: now.toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })
+      .catch((we: Error) => log.error({ cert: o.wanted.name, error: we.message }, `${o.wanted.name}: cannot record failure`));
+  }
+  log.error({ cert: o.wanted.name, action, reason: o.decision.reason, error: r.error, ...(r.nextAttempt ? { nextAttempt: r.nextAttempt } : {}) }, `${o.wanted.name}: ${action} failed: ${r.error}`);
+  emit(deps, o, 'failed', r);
+  return r;
+}
+
+/** One order under the ledger: recorded before it is made, released if the CA refuses it at creation. */
+async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResult, directoryUrl: string): Promise<Issued> {
+  const { config, log } = deps;
+  deps.signal?.throwIfAborted();
+  // Before the ledger: an account that cannot be registered makes no order, so none is recorded.
+  const client = await acts.account(directoryUrl).catch((e: Error) => {
+    throw new AccountUnavailable(e.message);
+  });
+  const ledger: Ledger | undefined = deps.ledger?.(directoryUrl);
+  const ticket = await ledger?.acquire(o.wanted.names, { budget: o.decision.order!.budget });
+  if (ticket && isVerdict(ticket)) throw new RateLimitWait(ticket.message, ticket.retryAt);
+  let orderUrl: string | undefined;
+  try {
+    const challenge = challengeFor(o.wanted.names, o.wanted.challenge, config.challenge);
+    const order = (c: AcmeClient) =>
+      issueCertificate(c, o.wanted.names, {
+        keyType: config.keyType,
+        solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
+        challenge,
+        ...(deps.signal ? { signal: deps.signal } : {}),
+        onOrder: (url) => {
+          orderUrl = url;
+          r.orders += 1;
+          log.info({ cert: o.wanted.name, action: 'order', order: url, challenge, directory: directoryUrl, reason: o.decision.reason }, `${o.wanted.name}: order created, validating with ${challenge}`);
+        },
+      });
+    const got = await order(client).catch(async (e: unknown) => {
+      // The CA no longer knows the account (Pebble restarted, or it was deactivated): register
+      // a new one, once for the pass, and make this order with it. No order was created.
+      if (!acts.accountMissing(directoryUrl) || !(e instanceof AcmeError) || e.step !== 'new order') throw e;
+      log.warn({ cert: o.wanted.name, reason: 'AccountDoesNotExist' }, `the CA does not know our account at ${directoryUrl} any more; registering a new one`);
+      return order(await deps.accounts.replace(directoryUrl, client));
+    });
+    ticket?.issued();
+    return got;
+  } catch (e) {
+    if (e instanceof AcmeError) ticket?.failedAuthorizations(e.failedNames);
+    const refused = acts.context.getStore()?.refused;
+    if (refused && orderUrl === undefined && ticket) {
+      // The CA made no order: it must not count against the limits (issue 15 item 4). The backoff still starts.
+      ticket.release();
+      log.warn({ cert: o.wanted.name, reason: 'OrderRefused', problem: refused }, `${o.wanted.name}: the CA refused the order at creation (${refused}); not counted in the rate-limit ledger`);
+    }
+    throw e;
+  } finally {
+    await ticket?.done().catch((e: Error) => log.error({ cert: o.wanted.name, error: e.message }, `${o.wanted.name}: cannot write the rate-limit ledger: ${e.message}`));
+  }
+}
+
+/** Stores a self-signed placeholder, then returns its push, which reports its own failure as a warning. */
+async function storePlaceholder(deps: PassDeps, o: Decided, r: CertResult): Promise<{ pushed: Promise<void> }> {
+  const { log } = deps;
+  const ss = await createSelfSigned(o.wanted.names, { sharedKey: true });
+  const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
+  await deps.store.write(bundle);
+  const info = parseCert(ss.cert);
+  r.placeholder = true;
+  r.kind = 'self-signed';
+  describeCert(r, info);
+  delete r.renewAt;
+  delete r.renewRule;
+  const pushed = deps.orchestrator.push(bundle, { adopt: o.adopt }).then(
+    (to) => {
+      log.info({ cert: o.wanted.name, action: 'placeholder', target: to.target }, `${o.wanted.name}: self-signed placeholder pushed to ${to.target}`);
+      emit(deps, o, 'placeholder', r, { target: to.target, kind: 'self-signed', issuer: info.issuer, notAfter: info.notAfter.toISOString() });
+    },
+    (e: Error) => log.warn({ cert: o.wanted.name, action: 'placeholder', error: e.message }, `${o.wanted.name}: placeholder not pushed: ${e.message}`),
+  );
+  return { pushed };
+}

@@ -1,0 +1,107 @@
+/**
+ * Step 2 of a pass (DESIGN §2): gather, into plain records, everything the decision needs: the local copy,
+ * the orchestrator's copy (one listing), the certificate's backoff, and, for the certificates whose
+ * decision is an order, the rate-limit ledger's verdict. Nothing here decides or changes anything.
+ */
+import pLimit from 'p-limit';
+import type { Config } from './config.js';
+import type { WantedCert } from './domains.js';
+import { mayAdopt } from './adopt.js';
+import { classifyByIssuer, kindOfDirectory, type Kind, type KnownIssuers } from './certs/kind.js';
+import type { CertStatus, LocalCopy } from './certs/store.js';
+import type { RemoteCopy } from './orchestrators/orchestrator.js';
+import { decideAction, wantsOrder, type Copy, type Decision, type PolicyInput } from './policy.js';
+import type { PassDeps } from './reconciler.js';
+
+export interface Observed {
+  wanted: WantedCert;
+  local: LocalCopy;
+  status: CertStatus;
+  localCopy: Copy;
+  remoteCopy: Copy;
+  /** ADOPT_EXISTING lets this certificate take over a foreign copy of its name. */
+  adopt: boolean;
+  input: PolicyInput;
+}
+
+export type Decided = Observed & { decision: Decision };
+
+const STORE_READ_CONCURRENCY = 64;
+// Ledger checks at once: each walks the week's orders; unbounded, 10,000 at once only queue on the CPU.
+const LEDGER_PEEK_CONCURRENCY = 16;
+
+/** STAGING's kind: what a certificate is ordered as unless one of a higher kind is in service. */
+export function stagingKind(config: Config): Kind {
+  return config.staging ? 'staging' : 'production';
+}
+
+/** The directory of a kind. */
+export function directoryOf(config: Config, kind: Kind): string {
+  return kind === 'staging' ? config.stagingDirectoryUrl : config.productionDirectoryUrl;
+}
+
+function localToCopy(local: LocalCopy, config: Config): Copy {
+  if (local.state !== 'present') return local.state === 'absent' ? local : { ...local, owned: true };
+  const kind = kindOfDirectory(local.meta.directoryUrl, config, local.meta.kind);
+  return { state: 'present', info: local.info, kind, keyMatches: local.keyMatches, owned: true };
+}
+
+function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers): Copy {
+  if (remote.state !== 'present') return remote;
+  // The same certificate as the local copy is the same kind; otherwise judge it by its issuer.
+  const kind =
+    local.state === 'present' && local.info.fingerprint === remote.info.fingerprint
+      ? local.kind
+      : classifyByIssuer(remote.info, known);
+  return { state: 'present', info: remote.info, kind, keyMatches: true, owned: remote.owned };
+}
+
+/** Reads every wanted certificate's copies and state; throws when the orchestrator's copies cannot be read. */
+export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean): Promise<Observed[]> {
+  const { config, store } = deps;
+  const [known, remotes] = await Promise.all([store.knownIssuers(), deps.orchestrator.list(wanted.map((w) => w.name))]);
+  // Bounded: each read opens several files, and 10,000 certificates at once exceed the open-file limit.
+  const reads = pLimit(STORE_READ_CONCURRENCY);
+  return Promise.all(
+    wanted.map(async (w) => {
+      const [local, status] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name)]));
+      const localCopy = localToCopy(local, config);
+      const remoteCopy = remoteToCopy(remotes.get(w.name) ?? { state: 'absent' }, localCopy, known);
+      const adopt = mayAdopt(config.adoptExisting, w);
+      const input: PolicyInput = {
+        wanted: { name: w.name, names: w.names, kind: stagingKind(config), origin: w.origin },
+        local: localCopy,
+        remote: remoteCopy,
+        now,
+        policy: { renewBeforeDays: config.renewBeforeDays, adoptExisting: adopt, placeholders: config.placeholders },
+        gate: status.nextAttempt ? { backoffUntil: new Date(status.nextAttempt) } : {},
+      };
+      return { wanted: w, local, status, localCopy, remoteCopy, adopt, input };
+    }),
+  );
+}
+
+/**
+ * The ledger's part of the gate: asked only for the certificates whose decision is an order (a peek walks
+ * the week's orders; 10,000 up-to-date certificates must not pay for it), each decided again with the
+ * verdict so that "not ordered" is explained by the policy. A ledger that cannot be read holds the order.
+ */
+export async function gateOrders(deps: PassDeps, decided: Decided[]): Promise<Decided[]> {
+  const { ledger } = deps;
+  if (!ledger) return decided;
+  const peeks = pLimit(LEDGER_PEEK_CONCURRENCY);
+  return Promise.all(
+    decided.map(async (o) => {
+      if (!wantsOrder(o.decision) || !o.decision.order) return o;
+      const { kind, budget } = o.decision.order;
+      const verdict = await peeks(() =>
+        ledger(directoryOf(deps.config, kind))
+          .peek(o.wanted.names, { budget })
+          .catch((e: Error) => ({ limit: 'ledgerUnreadable', message: e.message, retryAt: o.input.now })),
+      );
+      if (!verdict) return o;
+      const input: PolicyInput = { ...o.input, gate: { ...o.input.gate, ledger: verdict } };
+      return { ...o, input, decision: decideAction(input) };
+    }),
+  );
+}

@@ -1,0 +1,110 @@
+/**
+ * Step 5 of a pass (DESIGN §2): what the pass tells people. The result of each certificate, the log line
+ * of each decision, the events, and the pass's summary; nothing here changes a certificate.
+ */
+import type { RefusedCert } from './domains.js';
+import type { CertInfo } from './certs/parse.js';
+import type { Logger } from './log.js';
+import type { CertEvent, EventType } from './events/events.js';
+import type { Decided } from './observe.js';
+import type { CertResult, PassDeps, PassReport } from './reconciler.js';
+
+/** The certificate in place, as the report, the status page and the events show it. */
+export function describeCert(r: CertResult, info: CertInfo): void {
+  r.issuer = info.issuer;
+  r.notBefore = info.notBefore.toISOString();
+  r.notAfter = info.notAfter.toISOString();
+}
+
+/** A foreign copy that expires within FOREIGN_WARN_DAYS, or has: the operator must act (issue 16 item 6). */
+export const needsAttention = (r: CertResult): boolean => r.outcome === 'failed' || r.outcome === 'waiting' || r.decision.reason === 'ForeignExpiring';
+
+/** The result before anything is done: what was decided, and the certificate the decision is about. */
+export function baseResult(o: Decided): CertResult {
+  const { decision } = o;
+  const r: CertResult = { name: o.wanted.name, names: o.wanted.names, sources: o.wanted.sources, decision, outcome: 'ok', orders: 0, pushed: false, placeholder: false };
+  const shown = decision.describesRemote ? o.remoteCopy : o.localCopy;
+  if (shown.state === 'present') {
+    if (shown.kind) r.kind = shown.kind;
+    describeCert(r, shown.info);
+  }
+  if (decision.foreign) {
+    r.foreign = true;
+    r.outcome = 'foreign';
+    delete r.kind;
+  }
+  if (decision.reason === 'ServedElsewhere' || decision.reason === 'PushedElsewhere') r.servedElsewhere = true;
+  if (decision.renewAt) {
+    r.renewAt = decision.renewAt.toISOString();
+    if (decision.renewRule) r.renewRule = decision.renewRule;
+  }
+  if (decision.held) {
+    if (decision.action === 'wait') r.outcome = 'waiting';
+    r.nextAttempt = decision.held.until.toISOString();
+    // Backing off: the failure that started it is the error to show; otherwise the limit that holds it.
+    const lastError = decision.reason === 'BackingOff' ? o.status.lastError : undefined;
+    r.error = lastError ?? `not ordered: ${decision.held.why}`;
+  }
+  return r;
+}
+
+// One warning per certificate and rule for the life of the process: RENEW_BEFORE_DAYS does not change
+// while it runs, and a line per certificate per pass would drown the log (issue 16 item 3).
+const clampWarned = new Set<string>();
+
+/** One line per decision; the warnings a person must see once: a clamped RENEW_BEFORE_DAYS, STAGING overruled. */
+export function logDecisions(log: Logger, decided: Decided[]): void {
+  let kept = 0;
+  for (const o of decided) {
+    const d = o.decision;
+    log.info({ cert: o.wanted.name, names: o.wanted.names, action: d.action, reason: d.reason }, `${o.wanted.name}: ${d.action} — ${d.message}`);
+    if (d.renewClamped && !clampWarned.has(`${o.wanted.name}\n${d.renewClamped}`)) {
+      clampWarned.add(`${o.wanted.name}\n${d.renewClamped}`);
+      log.warn({ cert: o.wanted.name, reason: 'RenewBeforeClamped' }, `${o.wanted.name}: ${d.renewClamped}`);
+    }
+    if (d.keptKind && d.order) kept++;
+  }
+  if (kept > 0) {
+    log.warn(
+      { reason: 'KeptProduction', certificates: kept },
+      `STAGING=true, but ${kept} certificate${kept === 1 ? '' : 's'} with a production certificate in service ${kept === 1 ? 'is' : 'are'} ordered from the production directory: STAGING would downgrade them (set STAGING=false to silence this)`,
+    );
+  }
+}
+
+export function emit(deps: PassDeps, o: Decided, type: EventType, r: CertResult, extra: Partial<CertEvent> = {}): void {
+  if (!deps.events) return;
+  const e: CertEvent = { type, name: o.wanted.name, names: o.wanted.names, at: new Date().toISOString(), reason: o.decision.reason };
+  if (r.kind) e.kind = r.kind;
+  if (r.issuer) e.issuer = r.issuer;
+  if (r.notAfter) e.notAfter = r.notAfter;
+  if (r.error) e.error = r.error;
+  if (r.nextAttempt) e.nextAttempt = r.nextAttempt;
+  if (r.pendingReloads?.length) e.pendingReloads = r.pendingReloads;
+  deps.events.emit({ ...e, ...extra });
+}
+
+/** Every certificate failed with one error of the pass (the orchestrator's copies could not be read). */
+export function unavailableResults(wanted: { name: string; names: string[]; sources: string[] }[], error: string): CertResult[] {
+  return wanted.map((w) => ({
+    name: w.name,
+    names: w.names,
+    sources: w.sources,
+    decision: { action: 'none' as const, reason: 'OrchestratorUnavailable' as const, message: error },
+    outcome: 'failed' as const,
+    orders: 0,
+    pushed: false,
+    placeholder: false,
+    error,
+  }));
+}
+
+export function finish(log: Logger | undefined, started: Date, results: CertResult[], refused: RefusedCert[], errors: string[]): PassReport {
+  const ok = refused.length === 0 && errors.length === 0 && !results.some(needsAttention);
+  const report: PassReport = { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, errors, ok };
+  log?.info(
+    { pass: { certificates: results.length, orders: results.reduce((n, r) => n + r.orders, 0), failed: results.filter((r) => r.outcome === 'failed').length, refused: refused.length } },
+    `pass finished: ${results.length} certificates, ${ok ? 'all fine' : 'some need attention'}`,
+  );
+  return report;
+}
