@@ -171,9 +171,21 @@ async function job(deps: PassDeps, acts: PassActs, o: Decided, now: Date): Promi
   }
 }
 
+/**
+ * Pushes one bundle. Taking over a foreign copy (ADOPT_EXISTING) replaces a certificate whose key certwrangler
+ * never had, so it is said once, when it happens; afterwards the copy is certwrangler's own.
+ */
+async function pushBundle(deps: PassDeps, o: Decided, bundle: CertBundle): Promise<PushResult> {
+  const to = await deps.orchestrator.push(bundle, { adopt: o.adopt });
+  if (o.adopt && o.remoteCopy.state !== 'absent' && !o.remoteCopy.owned) {
+    deps.log.warn({ cert: o.wanted.name, action: 'adopt', target: to.target }, `${o.wanted.name}: adopted the certificate certwrangler did not manage at ${to.target} (ADOPT_EXISTING): replaced in place; certwrangler renews it from now on`);
+  }
+  return to;
+}
+
 async function pushLocal(deps: PassDeps, o: Decided, r: CertResult): Promise<CertResult> {
   if (o.local.state !== 'present') throw new Error('no local copy to push');
-  const to = await deps.orchestrator.push(o.local.bundle, { adopt: o.adopt });
+  const to = await pushBundle(deps, o, o.local.bundle);
   r.pushed = true;
   const pending = noteReloads(deps, o, r, to);
   deps.log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed local copy to ${to.target}${pending}`);
@@ -200,7 +212,7 @@ async function issueAndPush(deps: PassDeps, acts: PassActs, o: Decided, r: CertR
   r.renewAt = schedule.at.toISOString();
   r.renewRule = schedule.rule;
   log.info({ cert: o.wanted.name, action: 'issued', kind, directory: directoryUrl, notAfter: r.notAfter, issuer: info.issuer, reason: o.decision.reason }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
-  const to = await deps.orchestrator.push(bundle, { adopt: o.adopt });
+  const to = await pushBundle(deps, o, bundle);
   r.pushed = true;
   const pending = noteReloads(deps, o, r, to);
   log.info({ cert: o.wanted.name, action: 'push', target: to.target, reason: o.decision.reason }, `${o.wanted.name}: pushed to ${to.target}${pending}`);

@@ -10,6 +10,7 @@ import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { assemble } from './assemble.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
+import { describeBudget } from './report.js';
 import { Scheduler } from './scheduler.js';
 import { observeAcmeRequests } from './acme/transport.js';
 import { lockForManager } from './lock.js';
@@ -100,6 +101,10 @@ function printPlan(report: PassReport): void {
   for (const row of rows) console.log(`${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padEnd(widths[1]!)}  ${row[2]}  [${row[3]}]`);
   for (const r of report.refused) console.log(`refused: ${r.spec} (${r.source}): ${r.error}`);
   for (const e of report.errors) console.log(`error: ${e}`);
+  for (const b of report.budgets ?? []) {
+    if (b.error) console.log(`rate limits of ${b.directory}: ${b.error}`);
+    for (const row of b.rows) console.log(`budget (${b.directory}): ${describeBudget(row)}`);
+  }
   if (rows.length === 0 && report.refused.length === 0 && report.errors.length === 0) console.log('no certificates wanted: set DOMAINS or label a service (HOSTS_LABEL)');
 }
 

@@ -15,10 +15,10 @@ import { decideAction, type Decision } from './policy.js';
 import type { Logger } from './log.js';
 import type { EventSink } from './events/events.js';
 import type { RequestBook } from './requests.js';
-import type { Ledger } from './limits/ledger.js';
+import type { BudgetRow, Ledger } from './limits/ledger.js';
 import { gateOrders, observe, type Decided } from './observe.js';
 import { act } from './act.js';
-import { baseResult, finish, logDecisions, unavailableResults } from './report.js';
+import { baseResult, budgetsOf, finish, logDecisions, unavailableResults } from './report.js';
 
 export { backoffDelay } from './act.js';
 
@@ -84,6 +84,15 @@ export interface PassReport {
   errors: string[];
   /** Every certificate is in place and nothing was refused or failed. */
   ok: boolean;
+  /** Each rate limit in use, per ACME directory this account has ordered from (issue 15 item 3). */
+  budgets?: DirectoryBudgets[];
+}
+
+export interface DirectoryBudgets {
+  directory: string;
+  rows: BudgetRow[];
+  /** The ledger could not be read: no order is made from this directory until it can. */
+  error?: string;
 }
 
 type Observed = Awaited<ReturnType<typeof observe>>;
@@ -111,7 +120,7 @@ export async function planPass(deps: PassDeps): Promise<PassReport> {
   const { wanted, refused, errors } = await discover(deps);
   const seen = await observeOr(deps, wanted, now, false, errors);
   const results = 'failed' in seen ? seen.failed : (await decide(deps, seen.observed)).map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
-  return finish(undefined, started, results, refused, errors);
+  return { ...finish(undefined, started, results, refused, errors), budgets: await budgetsOf(deps) };
 }
 
 export async function runPass(deps: PassDeps): Promise<PassReport> {
@@ -129,5 +138,5 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   const decided = await decide(deps, seen.observed);
   logDecisions(log, decided);
   const results = await act(deps, decided, now);
-  return finish(log, started, results, refused, errors);
+  return { ...finish(log, started, results, refused, errors), budgets: await budgetsOf(deps) };
 }

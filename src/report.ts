@@ -7,7 +7,7 @@ import type { CertInfo } from './certs/parse.js';
 import type { Logger } from './log.js';
 import type { CertEvent, EventType } from './events/events.js';
 import type { Decided } from './observe.js';
-import type { CertResult, PassDeps, PassReport } from './reconciler.js';
+import type { CertResult, DirectoryBudgets, PassDeps, PassReport } from './reconciler.js';
 
 /** The certificate in place, as the report, the status page and the events show it. */
 export function describeCert(r: CertResult, info: CertInfo): void {
@@ -108,3 +108,37 @@ export function finish(log: Logger | undefined, started: Date, results: CertResu
   );
   return report;
 }
+
+/**
+ * The rate-limit budgets of every directory certwrangler may order from: used, the share new certificates
+ * from labels or the API may use, what is held back for renewals, and when each refills.
+ */
+export async function budgetsOf(deps: PassDeps): Promise<DirectoryBudgets[]> {
+  if (!deps.ledger) return [];
+  const { productionDirectoryUrl, stagingDirectoryUrl } = deps.config;
+  const out: DirectoryBudgets[] = [];
+  for (const directory of [...new Set([productionDirectoryUrl, stagingDirectoryUrl])]) {
+    try {
+      const rows = await deps.ledger(directory).budgets();
+      if (rows.length > 0) out.push({ directory, rows });
+    } catch (e) {
+      out.push({ directory, rows: [], error: (e as Error).message });
+    }
+  }
+  return out;
+}
+
+/** One budget row as a person reads it, in `plan` and on the status page. */
+export function describeBudget(r: DirectoryBudgets['rows'][number]): string {
+  const what = LIMIT_WORDS[r.limit];
+  const scope = r.scope === 'account' ? '' : ` for ${r.scope}`;
+  const refill = r.refillsAt ? `; the oldest leaves the window at ${r.refillsAt}` : '';
+  return `${what}${scope}: ${r.used} of ${r.max} used, new certificates from labels or the API may use ${r.newMax}, ${r.heldBack} held back for renewals${refill}`;
+}
+
+const LIMIT_WORDS: Record<DirectoryBudgets['rows'][number]['limit'], string> = {
+  newOrdersPerAccount: 'new orders per account (3 h)',
+  certificatesPerRegisteredDomain: 'certificates per registered domain (7 days)',
+  duplicateCertificates: 'certificates for one set of names (7 days)',
+  failedAuthorizationsPerName: 'failed validations per name (1 h)',
+};

@@ -3,7 +3,7 @@
  * certificate, kept across passes (a quiet pass does not erase what the last real action was).
  */
 import type { CertEvent } from '../events/events.js';
-import type { CertResult, Outcome, PassReport } from '../reconciler.js';
+import type { CertResult, DirectoryBudgets, Outcome, PassReport } from '../reconciler.js';
 import type { RefusedCert } from '../domains.js';
 import { FOREIGN_WARN_DAYS } from '../policy.js';
 
@@ -37,6 +37,8 @@ export interface PassSummary {
   orders: number;
   errors: string[];
   refused: RefusedCert[];
+  /** Each rate limit in use: used, the share of new certificates, held back for renewals, refill time. */
+  budgets: DirectoryBudgets[];
 }
 
 export interface StatusSnapshot {
@@ -116,6 +118,7 @@ export class StatusBook {
       orders: report.results.reduce((n, r) => n + r.orders, 0),
       errors: report.errors,
       refused: report.refused,
+      budgets: report.budgets ?? [],
     };
     if (report.ok) this.lastSuccessfulPassAt = report.finishedAt;
   }

@@ -55,6 +55,17 @@ export function renderPage(s: StatusSnapshot, now: Date = new Date(s.now)): stri
         .map((ev) => `<li class="${ev.type}"><span class="muted">${relative(ev.at, now)}</span> <b>${e(ev.name)}</b> ${e(ev.type)}${ev.error ? `: ${e(ev.error)}` : ''}</li>`)
         .join('')}</ul>`
     : '';
+  const budgets = (s.lastPass?.budgets ?? []).filter((b) => b.rows.length > 0 || b.error);
+  const limits = budgets.length
+    ? `<h2>Rate limits</h2><p class="muted">New certificates from labels or the API may use only part of each limit (NEW_ORDER_BUDGET); the rest is held back for renewals and DOMAINS.</p>${budgets
+        .map(
+          (b) =>
+            `<h3 class="muted">${e(b.directory)}</h3>${b.error ? `<p class="err">${e(b.error)}</p>` : ''}<table class="budgets"><thead><tr><th>Limit</th><th>For</th><th>Used</th><th>New certificates may use</th><th>Held back</th><th>Refills</th></tr></thead><tbody>${b.rows
+              .map((r) => `<tr><td>${e(r.limit)}</td><td>${e(r.scope)}</td><td>${r.used} of ${r.max}</td><td>${r.newMax}</td><td>${r.heldBack}</td><td>${when(r.refillsAt, now)}</td></tr>`)
+              .join('')}</tbody></table>`,
+        )
+        .join('')}`
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="${REFRESH_SECONDS}">
@@ -85,6 +96,7 @@ ${banner}
 <tbody>
 ${s.certificates.map((r) => row(r, now)).join('\n') || '<tr><td colspan="8" class="muted">No certificates wanted: set DOMAINS, label a service, or PUT /api/certificates/&lt;name&gt;.</td></tr>'}
 </tbody></table>
+${limits}
 ${events}
 </body></html>`;
 }

@@ -78,4 +78,8 @@ test('the ledger holds an order that would break a limit, says which and when, a
   assert.equal(plan.code, 0);
   // The gate is the policy's: plan shows the order held ("wait"), with the limit and when it lifts.
   assert.match(plan.stdout, /dup\.limits-example\.com\s+wait\s+expired \S+; not ordered: 5 certificates for exactly these names in the last 7 days \(limit 5\) until \S+/);
+  // ...and each budget: used, the share new certificates from labels or the API may use, held back, refill time.
+  assert.match(plan.stdout, /budget \(https:\/\/127\.0\.0\.1:\d+\/dir\): certificates for one set of names \(7 days\) for dup\.limits-example\.com: 5 of 5 used, new certificates from labels or the API may use 4, 1 held back for renewals; the oldest leaves the window at \S+/);
+  assert.match(plan.stdout, /budget \(\S+\): certificates per registered domain \(7 days\) for limits-example\.com: 5 of 50 used, new certificates from labels or the API may use 40, 10 held back for renewals/);
+  assert.equal(last!.outcome, 'waiting');
 });

@@ -14,6 +14,7 @@ import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { renewalTime } from '../../src/policy.js';
 import { LocalStore } from '../../src/certs/store.js';
 import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
 import type { PassReport } from '../../src/reconciler.js';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
@@ -183,9 +184,15 @@ test('a foreign certificate with a wanted name is left byte for byte unchanged a
   assert.ok(!s.log.some((r) => r.method !== 'GET' && r.path.endsWith(`/${foreign.id}`)), 'no write to it');
   assert.equal(s.certByName('fresh.example.com')!.state, 'active');
 
-  // Told to adopt it, the manager takes it over in place.
-  const adopted = await pass({ ...env, ADOPT_EXISTING: 'true' });
+  // Told to adopt it, the manager takes it over in place, and says so once.
+  const lines: string[] = [];
+  const logTo = createLogger('info', { write: (l: string) => void lines.push(l) });
+  const adopted = await passWithOrders({ ...env, ADOPT_EXISTING: 'legacy.example.com' }, { settleTimeoutMs: 5000 }, logTo);
   assert.equal(adopted.report.ok, true, errors(adopted.report));
+  const adoptions = () => lines.filter((l) => /"action":"adopt"/.test(l) && l.includes('legacy.example.com: adopted the certificate certwrangler did not manage'));
+  assert.equal(adoptions().length, 1, lines.join(''));
+  await passWithOrders({ ...env, ADOPT_EXISTING: 'legacy.example.com' }, { settleTimeoutMs: 5000 }, logTo);
+  assert.equal(adoptions().length, 1, 'the next pass finds its own certificate: nothing more to adopt');
   const now = s.certByName('legacy.example.com')!;
   assert.equal(now.id, foreign.id);
   assert.equal(parseCert(now.cert).selfSigned, false);

@@ -19,8 +19,8 @@ import { freePort } from './ports.js';
  * One manager pass; `orders` counts the CA's "201 POST /order-plz" answers, so retries do not count.
  * `requests` holds every answered ACME request as "<status> <METHOD> <path>".
  */
-export async function passWithOrders(env: Record<string, string>, opts: AssembleOptions = {}): Promise<{ report: PassReport; orders: number; requests: Map<string, number> }> {
-  const m = await assemble(loadConfig(env), createLogger('silent'), { retryBaseMs: 50, ...opts });
+export async function passWithOrders(env: Record<string, string>, opts: AssembleOptions = {}, log = createLogger('silent')): Promise<{ report: PassReport; orders: number; requests: Map<string, number> }> {
+  const m = await assemble(loadConfig(env), log, { retryBaseMs: 50, ...opts });
   const counter = countAcmeRequests();
   try {
     const report = await runPass(m);

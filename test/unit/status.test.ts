@@ -255,3 +255,22 @@ test('pushed, balancer reload pending: the row and the page say so', () => {
   assert.deepEqual(s.certificates[0]!.pendingReloads, ['https-lb']);
   assert.match(renderPage(s), /pushed, balancer reload pending: https-lb/);
 });
+
+test('page and /api/status: each rate-limit budget in use, with the share of new certificates, what is held back and when it refills', () => {
+  const book = new StatusBook('test');
+  const r = report([]);
+  r.budgets = [
+    {
+      directory: 'https://acme-v02.api.letsencrypt.org/directory',
+      rows: [{ limit: 'certificatesPerRegisteredDomain', scope: 'example.com', used: 41, max: 50, newMax: 40, heldBack: 10, refillsAt: new Date(NOW.getTime() + 3 * DAY).toISOString() }],
+    },
+  ];
+  book.record(r);
+  const snap = book.snapshot(NOW);
+  assert.deepEqual(snap.lastPass?.budgets, r.budgets, '/api/status carries them as they are');
+  const html = renderPage(snap, NOW);
+  assert.match(html, /<h2>Rate limits<\/h2>.*NEW_ORDER_BUDGET/s);
+  assert.match(html, /<td>certificatesPerRegisteredDomain<\/td><td>example\.com<\/td><td>41 of 50<\/td><td>40<\/td><td>10<\/td><td><time datetime="2027-03-04T00:00:00\.000Z"/);
+  book.record(report([]));
+  assert.doesNotMatch(renderPage(book.snapshot(NOW), NOW), /Rate limits/, 'nothing in use, no table');
+});
