@@ -28,4 +28,6 @@ export const TEST_TOOLS = [
   { command: 'nginx', pkg: 'nginx' },
   { command: 'named', pkg: 'bind9' },
   { command: 'openssl', pkg: 'openssl' },
+  // The status page and its cross-site refusals are checked in a real headless browser (playwright-core).
+  { command: 'chromium', pkg: 'chromium' },
 ];
