@@ -207,9 +207,11 @@ const foreignExpiring: Check = (input) => {
 };
 
 const foreign: Check = (input) => {
-  const { remote, policy } = input;
+  const { remote, policy, wanted } = input;
   if (remote.state === 'absent' || remote.owned || policy.adoptExisting) return undefined;
-  return decide('none', 'Foreign', 'orchestrator holds a certificate certwrangler does not manage (set ADOPT_EXISTING=true to take it over)', { foreign: true, describesRemote: remote.state === 'present' });
+  // A label can never adopt (its key is gone for good once replaced): only the operator's sources can.
+  const how = wanted.origin === 'label' ? 'a label never takes one over; the operator may, through DOMAINS and ADOPT_EXISTING' : `list ${wanted.name} in ADOPT_EXISTING to take it over`;
+  return decide('none', 'Foreign', `orchestrator holds a certificate certwrangler does not manage (${how})`, { foreign: true, describesRemote: remote.state === 'present' });
 };
 
 // --- nothing anywhere -------------------------------------------------------------------------------

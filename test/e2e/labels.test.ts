@@ -123,6 +123,7 @@ test('a hostile tenant\'s labels: each attempt is refused with a reason naming t
   const adopt = first.report.results.find((r) => r.name === 'legacy.example.com')!;
   assert.equal(adopt.outcome, 'foreign');
   assert.equal(adopt.orders, 0);
+  assert.match(adopt.decision.message, /does not manage \(a label never takes one over; the operator may, through DOMAINS and ADOPT_EXISTING\)/, 'the reason says a label cannot adopt');
   assert.ok(adopt.sources.every((x) => x.includes('service h-adopt')));
 
   const shop = JSON.stringify(s.certByName('shop.example.com'));

@@ -173,7 +173,7 @@ test('a foreign certificate with a wanted name is left byte for byte unchanged a
 
   const plan = await runCli(['plan'], env);
   assert.equal(plan.code, 0, plan.stderr);
-  assert.match(plan.stdout, /legacy\.example\.com\s+none\s+orchestrator holds a certificate certwrangler does not manage \(set ADOPT_EXISTING=true/);
+  assert.match(plan.stdout, /legacy\.example\.com\s+none\s+orchestrator holds a certificate certwrangler does not manage \(list legacy\.example\.com in ADOPT_EXISTING to take it over\)/);
 
   const { report, orders } = await pass(env);
   assert.equal(orders, 1, 'only fresh.example.com is ordered');
