@@ -344,8 +344,18 @@ export const CHAIN: ReadonlyArray<[string, Check]> = [
   ['upToDate', upToDate],
 ];
 
-/** Reasons whose order is a NEW certificate: from a label or the API it may use only NEW_ORDER_BUDGET. */
-const NEW_CERTIFICATE: ReadonlySet<Reason> = new Set(['NoCertificate', 'NoLocalCopy', 'NamesChanged']);
+/**
+ * An order from a label or the API is for a NEW certificate, and may use only NEW_ORDER_BUDGET, unless it
+ * renews one the CA already issued for these names. Judged by what the store holds, not by the reason: a
+ * tenant's name that never validates is retried as ReplacePlaceholder (its placeholder is in), and those
+ * retries must not eat the share kept for renewals.
+ */
+function orderBudget(input: PolicyInput, d: Decision): OrderBudget {
+  if (input.wanted.origin === 'DOMAINS') return 'reserved';
+  const { local } = input;
+  const issued = local.state === 'present' && local.kind !== undefined && local.kind !== 'self-signed';
+  return issued && d.reason !== 'NamesChanged' ? 'reserved' : 'new';
+}
 
 export const KEPT_MESSAGE = (kind: Kind) => `kept ${kind}: STAGING would downgrade`;
 
@@ -374,8 +384,7 @@ export function decideAction(input: PolicyInput): Decision {
     const { kind, kept } = effectiveKind(input);
     let d = found;
     if (d.action === 'issue' || d.action === 'placeholder') {
-      const budget: OrderBudget = input.wanted.origin !== 'DOMAINS' && NEW_CERTIFICATE.has(d.reason) ? 'new' : 'reserved';
-      d = { ...d, order: { kind, budget } };
+      d = { ...d, order: { kind, budget: orderBudget(input, d) } };
     }
     if (kept && !d.foreign) d = { ...d, keptKind: kept, message: `${d.message}; ${KEPT_MESSAGE(kept)}` };
     d = gate(d, input);
