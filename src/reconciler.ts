@@ -18,7 +18,7 @@ import type { RequestBook } from './requests.js';
 import type { BudgetRow, Ledger } from './limits/ledger.js';
 import { gateOrders, observe, type Decided } from './observe.js';
 import { act } from './act.js';
-import { baseResult, budgetsOf, finish, logDecisions, unavailableResults } from './report.js';
+import { baseResult, budgetsOf, finish, logDecisions, nextWake, unavailableResults } from './report.js';
 
 export { backoffDelay } from './act.js';
 
@@ -86,6 +86,8 @@ export interface PassReport {
   ok: boolean;
   /** Each rate limit in use, per ACME directory this account has ordered from (issue 15 item 3). */
   budgets?: DirectoryBudgets[];
+  /** The earliest moment something waits for (a pending balancer reload, a backoff, a rate limit): the manager wakes then. */
+  wakeAt?: string;
 }
 
 export interface DirectoryBudgets {
@@ -138,5 +140,6 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   const decided = await decide(deps, seen.observed);
   logDecisions(log, decided);
   const results = await act(deps, decided, now);
-  return { ...finish(log, started, results, refused, errors), budgets: await budgetsOf(deps) };
+  const wakeAt = await nextWake(deps, results, now);
+  return { ...finish(log, started, results, refused, errors), budgets: await budgetsOf(deps), ...(wakeAt ? { wakeAt } : {}) };
 }

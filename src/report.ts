@@ -142,3 +142,19 @@ const LIMIT_WORDS: Record<DirectoryBudgets['rows'][number]['limit'], string> = {
   duplicateCertificates: 'certificates for one set of names (7 days)',
   failedAuthorizationsPerName: 'failed validations per name (1 h)',
 };
+
+/**
+ * The earliest moment after `now` that something waits for: a pending balancer reload (retried with a
+ * backoff of minutes, which the twice-daily schedule would turn into hours) or a certificate's next attempt.
+ */
+export async function nextWake(deps: PassDeps, results: CertResult[], now: Date): Promise<string | undefined> {
+  const times = results.map((r) => (r.nextAttempt ? Date.parse(r.nextAttempt) : NaN));
+  try {
+    const reload = await deps.orchestrator.nextReloadAt?.();
+    if (reload) times.push(reload.getTime());
+  } catch (e) {
+    deps.log.warn({ error: (e as Error).message }, `cannot read the pending balancer reloads: ${(e as Error).message}`);
+  }
+  const future = times.filter((t) => Number.isFinite(t) && t > now.getTime());
+  return future.length > 0 ? new Date(Math.min(...future)).toISOString() : undefined;
+}

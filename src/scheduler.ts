@@ -6,11 +6,18 @@
 import schedule from 'node-schedule';
 import type { Logger } from './log.js';
 
+// A wake is a pass like any other: at least 10 s apart, so a stream of past-due times cannot spin.
+const WAKE_MIN_MS = 10_000;
+// setTimeout holds at most 2^31 − 1 ms; a day is far beyond any backoff step, and the schedule runs anyway.
+const WAKE_MAX_MS = 24 * 3_600_000;
+
 export interface SchedulerOptions {
   cron: string;
   intervalSec?: number;
   /** Re-read the wanted set every `intervalMs`; a different `fingerprint` starts a pass. */
   discovery?: { intervalMs: number; fingerprint: () => Promise<string> };
+  /** The shortest delay of a wake (tests shorten it). */
+  wakeMinMs?: number;
   log: Logger;
 }
 
@@ -27,6 +34,7 @@ export class Scheduler<T = unknown> {
   private stopped = false;
   private job: schedule.Job | undefined;
   private timers: NodeJS.Timeout[] = [];
+  private wake: { at: number; timer: NodeJS.Timeout } | undefined;
   private lastFingerprint: string | undefined;
 
   constructor(
@@ -68,6 +76,25 @@ export class Scheduler<T = unknown> {
     return p;
   }
 
+  /**
+   * Runs a pass at `at` as well (a pending balancer reload, the end of a backoff), unless an earlier wake is
+   * set. Never sooner than WAKE_MIN_MS from now, so a time already past cannot make passes run back to back.
+   */
+  wakeAt(at: Date, why: string): void {
+    if (this.stopped) return;
+    const delay = Math.min(Math.max(at.getTime() - Date.now(), this.opts.wakeMinMs ?? WAKE_MIN_MS), WAKE_MAX_MS);
+    const when = Date.now() + delay;
+    if (this.wake && this.wake.at <= when && this.wake.at > Date.now()) return;
+    if (this.wake) clearTimeout(this.wake.timer);
+    const timer = setTimeout(() => {
+      this.wake = undefined;
+      this.trigger(why);
+    }, delay);
+    timer.unref();
+    this.wake = { at: when, timer };
+    this.opts.log.info({ wakeAt: new Date(when).toISOString(), why }, `next pass at ${new Date(when).toISOString()} (${why}), before the schedule`);
+  }
+
   /** When the schedule runs the next pass (not counting triggers by discovery or the API). */
   nextRunAt(): Date | undefined {
     return this.job?.nextInvocation() ?? undefined;
@@ -105,6 +132,7 @@ export class Scheduler<T = unknown> {
     this.job?.cancel();
     for (const w of this.waiting.splice(0)) w.reject(new Error('shutting down'));
     for (const t of this.timers) clearInterval(t);
+    if (this.wake) clearTimeout(this.wake.timer);
     if (this.running) await Promise.race([this.running, new Promise((r) => setTimeout(r, graceMs))]);
   }
 }

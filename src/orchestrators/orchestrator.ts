@@ -44,4 +44,6 @@ export interface Orchestrator {
   discover(): Promise<ParsedDomains>;
   /** Retries the balancer reloads still pending from earlier pushes; called once per pass by the act step, never by plan. */
   retryReloads?(now: Date): Promise<ReloadRetry[]>;
+  /** When the earliest pending balancer reload is due, so the manager wakes for it rather than at its next scheduled pass. */
+  nextReloadAt?(): Promise<Date | undefined>;
 }

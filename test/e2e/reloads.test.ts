@@ -68,7 +68,7 @@ async function retry(env: Record<string, string>, now: Date): Promise<{ balancer
 }
 
 const pendingFile = (env: Record<string, string>) => join(env.DATA_DIR!, 'rancher-reloads.json');
-const pendingEntries = (env: Record<string, string>) => (existsSync(pendingFile(env)) ? (JSON.parse(readFileSync(pendingFile(env), 'utf8')) as { pending: { balancerId: string; attempts: number }[] }).pending : []);
+const pendingEntries = (env: Record<string, string>) => (existsSync(pendingFile(env)) ? (JSON.parse(readFileSync(pendingFile(env), 'utf8')) as { pending: { balancerId: string; attempts: number; nextAttempt: string }[] }).pending : []);
 const serves = (lb: SimService, s: RancherSim, name: string) => {
   const c = s.certByName(name)!;
   return lb.served.get(c.id) === `${c.cert}\n${c.certChain ?? ''}`;
@@ -102,6 +102,7 @@ test('a balancer whose update action fails twice, then succeeds: it ends up serv
   assert.match(String(pushLine?.msg), new RegExp(`balancer https-lb \\(${lb.id}\\): reload pending, update action failed: .*409 Conflict`));
   assert.ok(first.log.some((l) => l.level === 'warn' && l.reason === 'ReloadPending' && l.balancer === lb.id), 'a warning names the balancer');
   assert.deepEqual(pendingEntries(env).map((p) => p.balancerId), [lb.id]);
+  assert.equal(first.report.wakeAt, pendingEntries(env)[0]!.nextAttempt, 'the manager wakes for the retry, not at its next scheduled pass');
   assert.equal(statSync(pendingFile(env)).mode & 0o777, 0o600);
 
   // The next pass: the certificate is up to date and nothing is ordered.

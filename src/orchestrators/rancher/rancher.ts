@@ -13,7 +13,7 @@ import { parseCert } from '../../certs/parse.js';
 import type { CertBundle } from '../../certs/store.js';
 import type { DomainsOptions, ParsedDomains } from '../../domains.js';
 import type { Logger } from '../../log.js';
-import type { Orchestrator, PushOptions, PushResult, RemoteCopy } from '../orchestrator.js';
+import type { Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy } from '../orchestrator.js';
 import { RancherApi, RancherError, type RancherApiOptions } from './api.js';
 import { wantedFromLabels } from './labels.js';
 import { isGone, parseCertificate, parseService, type CertificateResource, type ServiceResource } from './resources.js';
@@ -271,10 +271,15 @@ export class RancherOrchestrator implements Orchestrator {
     return p;
   }
 
-  async retryReloads(now: Date): Promise<{ cert: string; balancer: string; ok: boolean; message: string }[]> {
+  async nextReloadAt(): Promise<Date | undefined> {
+    const times = (await this.reloads.all()).map((p) => Date.parse(p.nextAttempt));
+    return times.length > 0 ? new Date(Math.min(...times)) : undefined;
+  }
+
+  async retryReloads(now: Date): Promise<ReloadRetry[]> {
     const due = (await this.reloads.all()).filter((p) => Date.parse(p.nextAttempt) <= now.getTime());
     if (due.length === 0) return [];
-    const out: { cert: string; balancer: string; ok: boolean; message: string }[] = [];
+    const out: ReloadRetry[] = [];
     const drop: PendingReload[] = [];
     const update: PendingReload[] = [];
     const add: PendingReload[] = [];
