@@ -53,8 +53,9 @@ function splitHost(header: string): { name: string; port: number | undefined } |
 const unmapped = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '').toLowerCase();
 
 /**
- * On a loopback binding, the Host must be this endpoint: the bound address, the address the connection
- * arrived on, or localhost, with our port. Any other name reached us by DNS rebinding or a misdirected proxy.
+ * On a loopback binding, the Host must name this endpoint: the bound address, the address the connection
+ * arrived on, or localhost. Any other name reached us by DNS rebinding or a misdirected proxy. The port is not
+ * checked: rebinding needs a name of the attacker's, and an SSH tunnel (-L 8000:127.0.0.1:9180) changes the port.
  */
 function hostGuard(opts: StatusServerOptions) {
   const bound = opts.host.toLowerCase().replace(/^\[|\]$/g, '');
@@ -63,8 +64,7 @@ function hostGuard(opts: StatusServerOptions) {
     const header = req.get('host') ?? '';
     const at = splitHost(header);
     const port = req.socket.localPort;
-    const portOk = at !== undefined && (at.port === port || (at.port === undefined && port === 80));
-    if (at && portOk && (names.has(at.name) || at.name === unmapped(req.socket.localAddress))) return next();
+    if (at && (names.has(at.name) || at.name === unmapped(req.socket.localAddress))) return next();
     const shown = header.length > 100 ? `${header.slice(0, 100)}…` : header;
     res
       .status(421)
