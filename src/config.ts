@@ -316,10 +316,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     .map((s) => s.trim().toLowerCase().replace(/^\*?\./, ''))
     .filter((s) => s !== '');
   const domainsOnePerName = parseBool(env, 'DOMAINS_ONE_PER_NAME', false);
+  const productionDirectoryUrl = parseUrl(env, 'ACME_DIRECTORY_URL', LE_PRODUCTION);
   const domains = parseDomainList(str(env, 'DOMAINS') ?? '', 'DOMAINS', {
     dnsProvider: dns !== undefined,
     onePerName: domainsOnePerName,
     allowedSuffixes: allowedDomains,
+    // The operator's own names, from the operator's own CA: private names are theirs to order.
+    allowReservedTlds: productionDirectoryUrl !== LE_PRODUCTION,
   });
 
   const cattleUrl = str(env, 'CATTLE_URL');
@@ -364,7 +367,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     domainsOnePerName,
     staging: parseBool(env, 'STAGING', true),
     email: str(env, 'EMAIL') ?? str(env, 'CERTBOT_EMAIL'),
-    productionDirectoryUrl: parseUrl(env, 'ACME_DIRECTORY_URL', LE_PRODUCTION),
+    productionDirectoryUrl,
     stagingDirectoryUrl: parseUrl(env, 'ACME_STAGING_DIRECTORY_URL', LE_STAGING),
     eab: eabKid && eabKey ? { kid: eabKid, hmacKey: eabKey } : undefined,
     caBundle,

@@ -79,9 +79,9 @@ function checkReservedHyphens(raw: string, label: string): void {
 }
 
 /** A name the CA would refuse for where it sits in the DNS tree: a reserved TLD, or a public suffix itself. */
-function checkPlace(raw: string, ascii: string, wildcard: boolean): void {
+function checkPlace(raw: string, ascii: string, wildcard: boolean, allowReservedTlds: boolean): void {
   const tld = ascii.slice(ascii.lastIndexOf('.') + 1);
-  if (RESERVED_TLDS.includes(tld)) {
+  if (RESERVED_TLDS.includes(tld) && !allowReservedTlds) {
     throw new Error(`"${raw}" is under the reserved top-level domain .${tld}, which no public CA issues for (reserved: ${RESERVED_TLDS.map((t) => `.${t}`).join(' ')})`);
   }
   // With the private section, as Let's Encrypt reads the list (github.io, s3.amazonaws.com are suffixes too).
@@ -94,7 +94,7 @@ function checkPlace(raw: string, ascii: string, wildcard: boolean): void {
  * Normalises one name (trim, lower-case, punycode, drop a trailing dot) and checks it can be ordered.
  * Returns the ASCII name or throws with a message that says what is wrong and what would be valid.
  */
-export function normaliseName(raw: string, opts: { allowWildcard: boolean }): string {
+export function normaliseName(raw: string, opts: { allowWildcard: boolean; allowReservedTlds?: boolean }): string {
   let name = raw.trim().toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);
   if (name === '') throw new Error('empty name');
@@ -125,7 +125,7 @@ export function normaliseName(raw: string, opts: { allowWildcard: boolean }): st
     }
     checkReservedHyphens(raw, label);
   }
-  checkPlace(raw, ascii, wildcard);
+  checkPlace(raw, ascii, wildcard, opts.allowReservedTlds === true);
   const full = (wildcard ? '*.' : '') + ascii;
   if (full.length > MAX_NAME) throw new Error(`"${raw}" is ${full.length} characters long (at most ${MAX_NAME})`);
   return full;
@@ -138,6 +138,12 @@ export interface DomainsOptions {
   onePerName: boolean;
   /** Suffixes a name must end in; empty means all names are allowed. */
   allowedSuffixes: string[];
+  /**
+   * Names under .internal, .local, .test … may be ordered: only for the operator's own DOMAINS, and only from
+   * a CA of their own (ACME_DIRECTORY_URL set to something other than Let's Encrypt, such as step-ca), which
+   * may issue for private names that no public CA would.
+   */
+  allowReservedTlds?: boolean;
 }
 
 function allowed(name: string, suffixes: string[]): boolean {
@@ -162,7 +168,7 @@ export function parseDomainList(value: string, source: string, opts: DomainsOpti
     for (const raw of spec.split(',')) {
       if (raw.trim() === '') continue;
       try {
-        const name = normaliseName(raw, { allowWildcard: opts.dnsProvider });
+        const name = normaliseName(raw, { allowWildcard: opts.dnsProvider, allowReservedTlds: opts.allowReservedTlds === true });
         if (!allowed(name, opts.allowedSuffixes)) {
           throw new Error(`"${name}" is outside ALLOWED_DOMAINS (${opts.allowedSuffixes.join(', ')})`);
         }

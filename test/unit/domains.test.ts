@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_NAMES_PER_CERT, parseDomainList } from '../../src/domains.js';
+import { loadConfig } from '../../src/config.js';
 
 const opts = { dnsProvider: true, onePerName: false, allowedSuffixes: [] };
 
@@ -59,4 +60,15 @@ test('name rules: one refused certificate does not stop the others in DOMAINS', 
   const d = parseDomainList('shop.example.com;co.uk;host.local,www.example.com;api.example.com', 'DOMAINS', opts);
   assert.deepEqual(d.certs.map((c) => c.name), ['shop.example.com', 'api.example.com']);
   assert.deepEqual(d.refused.map((r) => r.spec), ['co.uk', 'host.local,www.example.com']);
+});
+
+test('name rules: with a CA of the operator\'s own (ACME_DIRECTORY_URL not Let\'s Encrypt), DOMAINS may name private TLDs; labels and the API never', () => {
+  const own = loadConfig({ DOMAINS: 'wiki.corp.internal;printer.local', ACME_DIRECTORY_URL: 'https://ca.corp.internal/acme/acme/directory' });
+  assert.deepEqual(own.domains.certs.map((c) => c.name), ['wiki.corp.internal', 'printer.local']);
+  assert.deepEqual(own.domains.refused, []);
+  const le = loadConfig({ DOMAINS: 'wiki.corp.internal' });
+  assert.match(le.domains.refused[0]!.error, /reserved top-level domain \.internal/, 'Let\'s Encrypt never issues them: refused before any order');
+  for (const source of ['api', 'label com.danieldent.rancher-lets-encrypt.hosts on service web (1s1)']) {
+    assert.match(parseDomainList('wiki.corp.internal', source, opts).refused[0]!.error, /reserved top-level domain/, source);
+  }
 });
