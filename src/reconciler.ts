@@ -82,7 +82,7 @@ export interface PassReport {
   refused: RefusedCert[];
   /** Problems of the pass as a whole (labels or the orchestrator's list could not be read). */
   errors: string[];
-  /** Every certificate is in place and nothing was refused or failed. */
+  /** Every certificate is in place, nothing failed, and nothing of DOMAINS or the API was refused (a refused label is the tenant's). */
   ok: boolean;
   /** Each rate limit in use, per ACME directory this account has ordered from (issue 15 item 3). */
   budgets?: DirectoryBudgets[];

@@ -2,7 +2,7 @@
  * Step 5 of a pass (DESIGN §2): what the pass tells people. The result of each certificate, the log line
  * of each decision, the events, and the pass's summary; nothing here changes a certificate.
  */
-import type { RefusedCert } from './domains.js';
+import { originOf, type RefusedCert } from './domains.js';
 import type { CertInfo } from './certs/parse.js';
 import type { Logger } from './log.js';
 import type { CertEvent, EventType } from './events/events.js';
@@ -100,7 +100,9 @@ export function unavailableResults(wanted: { name: string; names: string[]; sour
 }
 
 export function finish(log: Logger | undefined, started: Date, results: CertResult[], refused: RefusedCert[], errors: string[]): PassReport {
-  const ok = refused.length === 0 && errors.length === 0 && !results.some(needsAttention);
+  // A tenant's refused label is shown (status page, event to its service), but it is not the operator's to
+  // fix: it must not keep `--once` and `reconcile --wait` failing. A refusal in DOMAINS or the API is.
+  const ok = !refused.some((r) => originOf(r.source) !== 'label') && errors.length === 0 && !results.some(needsAttention);
   const report: PassReport = { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), results, refused, errors, ok };
   log?.info(
     { pass: { certificates: results.length, orders: results.reduce((n, r) => n + r.orders, 0), failed: results.filter((r) => r.outcome === 'failed').length, refused: refused.length } },

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../../src/log.js';
 import { decideAction, type PolicyInput } from '../../src/policy.js';
-import { logDecisions } from '../../src/report.js';
+import { finish, logDecisions } from '../../src/report.js';
 import type { Decided } from '../../src/observe.js';
 import type { CertInfo } from '../../src/certs/parse.js';
 
@@ -41,4 +41,14 @@ test('STAGING=true with production in service: one warning a pass, however many 
   }).filter((l) => l.level === 'warn');
   assert.equal(warns.length, 2);
   assert.match(warns[0]!.msg, /^STAGING=true, but 2 certificates with a production certificate in service are ordered from the production directory: STAGING would downgrade them/);
+});
+
+test('a refused label is the tenant\'s: shown, but the pass is still ok; a refusal in DOMAINS or the API is the operator\'s and is not', () => {
+  const label = { spec: 'evil.example.org', source: 'label com.danieldent.rancher-lets-encrypt.hosts on service intruder (1s9)', error: 'outside LABEL_ALLOWED_DOMAINS' };
+  const started = new Date();
+  const byLabel = finish(undefined, started, [], [label], []);
+  assert.equal(byLabel.ok, true, '`manager --once` exits 0 and `reconcile --wait` answers 200');
+  assert.deepEqual(byLabel.refused, [label], 'the refusal is still in the report, for the status page');
+  assert.equal(finish(undefined, started, [], [label, { spec: 'co.uk', source: 'DOMAINS', error: 'a public suffix' }], []).ok, false);
+  assert.equal(finish(undefined, started, [], [{ spec: 'co.uk', source: 'api', error: 'a public suffix' }], []).ok, false);
 });
