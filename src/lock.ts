@@ -10,7 +10,7 @@
  * process under a reused pid), or, from any host, when its heartbeat is older than STALE_MS. Takeovers run one at
  * a time and check again that the lock is the one judged stale, so two managers taking over at once do not both win.
  */
-import { promises as fs, rmSync, statSync, readFileSync } from 'node:fs';
+import { promises as fs, readlinkSync, rmSync, statSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -39,6 +39,20 @@ export interface LockOwner {
   started?: number;
   /** This holding's identity: inode numbers are reused, so a lock is known by its token. */
   token?: string;
+  /**
+   * The holder's pid namespace (Linux: /proc/self/ns/pid). Two containers may share a hostname (host network,
+   * a fixed `hostname:`) and both run the manager as pid 1: a pid means something only in its own namespace.
+   */
+  pidns?: string;
+}
+
+/** This process's pid namespace, or undefined where there is no /proc. */
+function pidNamespace(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
 }
 
 export class LockBusyError extends Error {}
@@ -85,7 +99,9 @@ async function readOwner(dir: string): Promise<LockOwner | undefined> {
 
 /** Why the lock at `dir` (seen with `mtimeMs`) is stale, or undefined while its holder may be alive. */
 function staleBecause(owner: LockOwner | undefined, mtimeMs: number, now: number): string | undefined {
-  if (owner && owner.host === hostname()) {
+  // The pid rules hold only for a holder whose pids are ours: same host, same pid namespace. Any other is
+  // judged by its heartbeat alone.
+  if (owner && owner.host === hostname() && owner.pidns === pidNamespace()) {
     if (owner.pid === process.pid) return `its pid ${owner.pid} is this process's: left by a manager before a restart`;
     if (!alive(owner.pid)) return `pid ${owner.pid} is not running`;
     const started = processStart(owner.pid);
@@ -189,7 +205,8 @@ async function takeOver(dir: string, judged: { ino: number; mtimeMs: number; tok
 
 async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
   const started = processStart(process.pid);
-  const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), ...(started !== undefined ? { started } : {}), token: randomBytes(12).toString('hex') };
+  const pidns = pidNamespace();
+  const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), ...(started !== undefined ? { started } : {}), ...(pidns !== undefined ? { pidns } : {}), token: randomBytes(12).toString('hex') };
   const ino = (await fs.stat(dir)).ino;
   let recorded = true;
   try {

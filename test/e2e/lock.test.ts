@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
@@ -100,7 +100,10 @@ test('a second daemon on the same DATA_DIR refuses to start, naming the holder\'
 });
 
 /** Leaves a lock as a manager that died would: its folder, its owner record, and a heartbeat `ageMs` old. */
-function leaveLock(dataDir: string, owner: { pid: number; host: string }, ageMs: number): void {
+// The test's pid namespace is the manager's it starts: "this host" in the lock's sense.
+const OUR_PIDNS = readlinkSync('/proc/self/ns/pid');
+
+function leaveLock(dataDir: string, owner: { pid: number; host: string; pidns?: string }, ageMs: number): void {
   const dir = join(dataDir, LOCK_NAME);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(join(dir, 'owner.json'), JSON.stringify({ ...owner, since: new Date(Date.now() - ageMs).toISOString() }));
@@ -114,10 +117,17 @@ test('a lock left by a dead process is taken over at once on the same host; from
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
   const deadPid = Number(dead.stdout);
   assert.ok(deadPid > 0);
-  leaveLock(env.DATA_DIR!, { pid: deadPid, host: hostname() }, 0);
+  leaveLock(env.DATA_DIR!, { pid: deadPid, host: hostname(), pidns: OUR_PIDNS }, 0);
   const sameHost = await runCli(['manager', '--once'], env);
   assert.equal(sameHost.code, 0, sameHost.stdout + sameHost.stderr);
   assert.match(sameHost.stdout, new RegExp(`took over the lock on DATA_DIR .* left by pid ${deadPid} on host .*: pid ${deadPid} is not running`));
+
+  // Another container with the same hostname (host network, a fixed `hostname:`): its pid means nothing here,
+  // even one that is not running on this side. Its fresh heartbeat says it is alive: refused, never taken over.
+  leaveLock(env.DATA_DIR!, { pid: deadPid, host: hostname(), pidns: 'pid:[1]' }, 1000);
+  const twin = await runCli(['manager', '--once'], env);
+  assert.equal(twin.code, 1, twin.stdout + twin.stderr);
+  assert.match(twin.stderr, new RegExp(`in use by another certwrangler manager \\(pid ${deadPid} on host `));
 
   // Another host's live manager: refused while its heartbeat is fresh.
   leaveLock(env.DATA_DIR!, { pid: 1, host: 'elsewhere.invalid' }, 1000);
@@ -154,7 +164,7 @@ test('8 managers taking over one stale lock at the same moment: one at a time ho
   });
   await Promise.all(children.map((c) => c.ready));
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-  leaveLock(dataDir, { pid: Number(dead.stdout), host: hostname() }, 0);
+  leaveLock(dataDir, { pid: Number(dead.stdout), host: hostname(), pidns: OUR_PIDNS }, 0);
   for (const c of children) c.p.stdin!.write('go\n');
   const outs = await Promise.all(children.map((c) => c.done));
   const lines = outs.map((o) => o.split('\n').filter((l) => l !== 'ready').join(' ').trim());
