@@ -27,6 +27,8 @@ export const HEARTBEAT_MS = 5_000;
  * (key generation) or an NFS server's coarse mtimes never make a live lock look stale.
  */
 export const STALE_MS = 30_000;
+/** A heartbeat this old (two missed beats): the holder is dying or dead, and its lock is worth waiting for. */
+const DYING_MS = 2 * HEARTBEAT_MS + 1_000;
 /** How often a waiting `--once` looks again. */
 const POLL_MS = 200;
 
@@ -158,7 +160,11 @@ export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<H
       if (await takeOver(dir, { ino: seen.ino, mtimeMs: seen.mtimeMs, token: owner?.token })) opts.onTakeover?.(why, owner);
       continue;
     }
-    if (Date.now() >= deadline) {
+    // A holder that has missed beats is most likely gone (a container killed on upgrade, its successor starting
+    // on another host name): wait the few seconds until its lock is stale instead of refusing, which would only
+    // make the new container exit and restart until then.
+    const dying = Date.now() - seen.mtimeMs > DYING_MS;
+    if (Date.now() >= deadline && !dying) {
       const waited = opts.waitMs > 0 ? `; waited ${Math.round(opts.waitMs / 1000)} s (LOCK_WAIT)` : '';
       throw new LockBusyError(`DATA_DIR ${dataDir} is in use by another certwrangler manager (${describeOwner(owner)})${waited}: one manager per DATA_DIR; stop the other or give this one its own DATA_DIR`);
     }

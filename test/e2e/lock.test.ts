@@ -136,6 +136,13 @@ test('a lock left by a dead process is taken over at once on the same host; from
   assert.match(fresh.stderr, /in use by another certwrangler manager \(pid 1 on host elsewhere\.invalid, since /);
   assert.ok(existsSync(join(env.DATA_DIR!, LOCK_NAME, 'owner.json')), 'a live lock is left alone');
 
+  // One that has missed its beats (a container killed on upgrade): waited for until it is stale, then taken
+  // over, even with LOCK_WAIT=0s, rather than refused (a refusal would only restart the new container).
+  leaveLock(env.DATA_DIR!, { pid: 1, host: 'elsewhere.invalid' }, STALE_MS - 2000);
+  const dying = await runCli(['manager', '--once'], env);
+  assert.equal(dying.code, 0, dying.stdout + dying.stderr);
+  assert.match(dying.stdout, /took over the lock .* left by pid 1 on host elsewhere\.invalid.*: no heartbeat for \d+ s/);
+
   // ...and taken over once its heartbeat is older than the stale limit.
   leaveLock(env.DATA_DIR!, { pid: 1, host: 'elsewhere.invalid' }, STALE_MS + 5000);
   const stale = await runCli(['manager', '--once'], env);
