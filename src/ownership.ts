@@ -183,7 +183,11 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
       continue;
     }
     if (why === 'covered') {
-      take(c, why);
+      const owner = byName.get(c.name)!;
+      // Served by the operator's own certificate: nothing to refuse. Another tenant's is refused, by name: it
+      // claimed first, and may hold a name that never validates, so this service must know it is not served.
+      if (owner.origin !== 'label') take(c, why);
+      else refused.push(refusal(c, `certificate ${c.name} belongs to ${describeOwner(owner)}, which claimed it first; ask for your names under a certificate name of your own`));
       continue;
     }
     const svc = c.service?.id ?? c.sources[0] ?? '';

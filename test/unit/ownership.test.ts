@@ -143,3 +143,12 @@ test('the request API refuses at once what DOMAINS owns (409), and takes what it
   assert.equal((await book.put('shop.example.com', ['shop.example.com'])).created, true);
   assert.equal((await book.put('blog.example.com', ['blog.example.com'])).created, true);
 });
+
+test('ownership: a label asking for exactly another tenant\'s certificate is refused, naming the owner (that one may hold a name that never validates)', async () => {
+  const first = label('squatter', 'shop.example.com,never-validates.example.com');
+  const r = await resolve({ labels: [...first, ...label('shop', 'shop.example.com')] });
+  assert.deepEqual(r.wanted.map((w) => [w.name, w.sources.length]), [['shop.example.com', 1]], 'not silently attached to the squatter\'s certificate');
+  assert.equal(r.refused.length, 1);
+  assert.equal(r.refused[0]!.service, 'shop (id-shop)');
+  assert.match(r.refused[0]!.error, /certificate shop\.example\.com belongs to the label on service squatter \(id-squatter\), which claimed it first/);
+});
