@@ -8,6 +8,7 @@ import type { ParsedDomains, RefusedCert, WantedCert } from './domains.js';
 import { checkLabels } from './label-policy.js';
 import { ClaimsBook, resolveOwnership, storeHasCopy } from './ownership.js';
 import type { PassDeps } from './reconciler.js';
+import { isFolderSafeName } from './certs/store.js';
 
 export interface Discovered {
   wanted: WantedCert[];
@@ -24,16 +25,7 @@ export interface DiscoverDeps extends PassDeps {
 // What an event may carry of a label's text: the CA's own limit of names, and a few kilobytes of message.
 const MAX_EVENT_NAMES = 100;
 const MAX_EVENT_TEXT = 4096;
-const SAFE_NAME = /^[a-z0-9_][a-z0-9._-]*$/;
 const clean = (s: string) => s.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, MAX_EVENT_TEXT);
-
-const books = new Map<string, ClaimsBook>();
-/** Parts made without `assemble` still keep their claims: one book per DATA_DIR. */
-function bookFor(dataDir: string): ClaimsBook {
-  let b = books.get(dataDir);
-  if (!b) books.set(dataDir, (b = new ClaimsBook(dataDir)));
-  return b;
-}
 
 export async function discover(deps: DiscoverDeps): Promise<Discovered> {
   const { config } = deps;
@@ -47,7 +39,8 @@ export async function discover(deps: DiscoverDeps): Promise<Discovered> {
     // Labels unreadable: go on with DOMAINS. Nothing is removed for a missing label, so a failed read loses nothing.
     errors.push(`cannot read labels from ${deps.orchestrator.name}: ${(e as Error).message}`);
   }
-  const book = deps.claims ?? bookFor(config.dataDir);
+  // Parts made without `assemble` (tests, benchmarks) read and keep the claims all the same: the file is the truth.
+  const book = deps.claims ?? new ClaimsBook(config.dataDir);
   const claims = await book.load().catch((e: Error) => {
     // Without the claims, owners could change: labels wait until the file is fixed; DOMAINS and the API go on.
     if (fromLabels) errors.push(e.message);
@@ -84,7 +77,7 @@ export async function discover(deps: DiscoverDeps): Promise<Discovered> {
       // hooks and webhooks, and the event's name is one a folder may have (hooks are given its paths).
       const names = clean(r.spec).split(/[,;]/).map((n) => n.trim()).filter((n) => n !== '').slice(0, MAX_EVENT_NAMES);
       const first = names[0]?.replace(/^\*\./, '_.');
-      const name = first !== undefined && SAFE_NAME.test(first) && !first.includes('..') ? first : 'refused';
+      const name = first !== undefined && isFolderSafeName(first) ? first : 'refused';
       deps.events.emit({ type: 'refused', name, names, at, reason: 'Refused', error: clean(`${r.source}: ${r.error}`), ...(r.service ? { service: clean(r.service) } : {}) });
     }
   }

@@ -146,7 +146,8 @@ export interface DomainsOptions {
   allowReservedTlds?: boolean;
 }
 
-function allowed(name: string, suffixes: string[]): boolean {
+/** The name (a wildcard by its base) is one of the suffixes or under one; no suffixes allow every name. */
+export function withinSuffixes(name: string, suffixes: string[]): boolean {
   if (suffixes.length === 0) return true;
   const bare = name.replace(/^\*\./, '');
   return suffixes.some((s) => bare === s || bare.endsWith(`.${s}`));
@@ -169,7 +170,7 @@ export function parseDomainList(value: string, source: string, opts: DomainsOpti
       if (raw.trim() === '') continue;
       try {
         const name = normaliseName(raw, { allowWildcard: opts.dnsProvider, allowReservedTlds: opts.allowReservedTlds === true });
-        if (!allowed(name, opts.allowedSuffixes)) {
+        if (!withinSuffixes(name, opts.allowedSuffixes)) {
           throw new Error(`"${name}" is outside ALLOWED_DOMAINS (${opts.allowedSuffixes.join(', ')})`);
         }
         if (!names.includes(name)) names.push(name);

@@ -4,7 +4,7 @@
  * service and which stacks. These are the checks that need nothing but the request itself; ownership and
  * the per-day count of new name sets, which need the claims kept in DATA_DIR, are in `ownership.ts`.
  */
-import type { LabelService, RefusedCert, WantedCert } from './domains.js';
+import { withinSuffixes, type LabelService, type RefusedCert, type WantedCert } from './domains.js';
 
 export interface LabelPolicy {
   /** Suffixes a label's names must end in; empty: any name (a warning at start says so). */
@@ -35,11 +35,6 @@ export function refusal(cert: WantedCert, error: string): RefusedCert {
   return { spec: cert.names.join(','), source: cert.sources[0] ?? 'label', error, ...(cert.service ? { service: describeService(cert.service) } : {}) };
 }
 
-function inSuffixes(name: string, suffixes: string[]): boolean {
-  const bare = name.replace(/^\*\./, '');
-  return suffixes.some((s) => bare === s || bare.endsWith(`.${s}`));
-}
-
 /** The checks of one label certificate on its own; the reason it is refused, or undefined. */
 function check(cert: WantedCert, policy: LabelPolicy): string | undefined {
   const s = cert.service;
@@ -47,7 +42,7 @@ function check(cert: WantedCert, policy: LabelPolicy): string | undefined {
     return `service ${s ? describeService(s) : '?'} is in stack ${s?.stack ?? s?.stackId ?? '(unknown)'}; LABEL_STACKS lets only services of ${policy.stacks.join(', ')} use the label`;
   }
   if (policy.allowedDomains.length > 0) {
-    const outside = cert.names.find((n) => !inSuffixes(n, policy.allowedDomains));
+    const outside = cert.names.find((n) => !withinSuffixes(n, policy.allowedDomains));
     if (outside) return `"${outside}" is outside ${policy.allowedDomainsFrom} (${policy.allowedDomains.join(', ')}), the suffixes labels may use`;
   }
   if (!policy.allowDns01) {

@@ -58,11 +58,13 @@ export function dataDirError(dataDir: string, e: unknown): Error {
   return new Error(`DATA_DIR ${dataDir} cannot be prepared (${why}): certwrangler keeps its keys and certificates there and needs it writable by its own user`);
 }
 
-/** A name is used as a folder: refuse anything that could leave the store. */
+/** A certificate name can name a folder: nothing that could leave the store (or CERTS_DIR). */
+export function isFolderSafeName(name: string): boolean {
+  return /^[a-z0-9_][a-z0-9._-]*$/.test(name) && !name.includes('..');
+}
+
 function safeName(name: string): string {
-  if (!/^[a-z0-9_][a-z0-9._-]*$/.test(name) || name.includes('..')) {
-    throw new Error(`store: "${name}" cannot be used as a certificate folder name`);
-  }
+  if (!isFolderSafeName(name)) throw new Error(`store: "${name}" cannot be used as a certificate folder name`);
   return name;
 }
 
