@@ -3,6 +3,7 @@
  * and every DNS provider's and orchestrator's as its registry entry declares them, so a new adapter's secrets
  * join without anyone keeping a second list.
  */
+import { secretsOf } from './adapters.js';
 import { DNS_PROVIDER_REGISTRY } from './acme/dns01/providers.js';
 import { ORCHESTRATOR_REGISTRY } from './orchestrators/registry.js';
 
@@ -15,6 +16,6 @@ let list: readonly string[] | undefined;
  * the registries may still be loading when this module is; they are complete by the first call.
  */
 export function secretVariables(): readonly string[] {
-  list ??= Object.freeze([...CORE_SECRETS, ...Object.values(DNS_PROVIDER_REGISTRY).flatMap((e) => e.secrets), ...Object.values(ORCHESTRATOR_REGISTRY).flatMap((e) => e.secrets)]);
+  list ??= Object.freeze([...CORE_SECRETS, ...secretsOf(DNS_PROVIDER_REGISTRY), ...secretsOf(ORCHESTRATOR_REGISTRY)]);
   return list;
 }

@@ -1,7 +1,8 @@
 /**
- * ORCHESTRATOR → its registry entry. Each orchestrator lives in its own folder and reads its own variables;
- * adding one is a folder and a line here (its secrets join the withheld list by themselves).
+ * ORCHESTRATOR → its registry entry (src/adapters.ts). Each orchestrator lives in its own folder and reads its
+ * own variables; adding one is a folder and a line here.
  */
+import { createOf, fromEnvOf, namesOf, type AdapterEntry, type OptionsOf } from '../adapters.js';
 import type { Config } from '../config.js';
 import type { Env } from '../env.js';
 import type { Logger } from '../log.js';
@@ -22,37 +23,21 @@ export interface OrchestratorContext {
   now?: () => Date;
 }
 
-/** One orchestrator's line in the registry: its own variables (a bad one is a ConfigError naming it), the adapter, its credentials. */
-export interface OrchestratorEntry<Options> {
-  fromEnv(env: Env): Options;
-  create(options: Options, ctx: OrchestratorContext): Orchestrator;
-  readonly secrets: readonly string[];
-}
+export type OrchestratorEntry<Options> = AdapterEntry<Options, Orchestrator, OrchestratorContext>;
 
-/** In the order error messages list them. */
-export const ORCHESTRATOR_REGISTRY = {
-  files,
-  rancher,
-} as const;
+export const ORCHESTRATOR_REGISTRY = { files, rancher };
 
 export type OrchestratorName = keyof typeof ORCHESTRATOR_REGISTRY;
-export const ORCHESTRATORS = Object.keys(ORCHESTRATOR_REGISTRY) as OrchestratorName[];
-
-type OptionsOf<K extends OrchestratorName> = ReturnType<(typeof ORCHESTRATOR_REGISTRY)[K]['fromEnv']>;
+export const ORCHESTRATORS = namesOf(ORCHESTRATOR_REGISTRY);
 
 /** The chosen orchestrator's own options, as its entry read them. */
-export type OrchestratorOptions = OptionsOf<OrchestratorName>;
-
-function entry<K extends OrchestratorName>(name: K): OrchestratorEntry<OptionsOf<K>> {
-  // TypeScript cannot follow a name to its own entry's option type through the lookup; the keys guarantee it.
-  return ORCHESTRATOR_REGISTRY[name] as unknown as OrchestratorEntry<OptionsOf<K>>;
-}
+export type OrchestratorOptions = OptionsOf<typeof ORCHESTRATOR_REGISTRY, OrchestratorName>;
 
 export function orchestratorFromEnv(name: OrchestratorName, env: Env): OrchestratorOptions {
-  return entry(name).fromEnv(env);
+  return fromEnvOf(ORCHESTRATOR_REGISTRY, name, env);
 }
 
-/** `options` must be what `orchestratorFromEnv(name)` returned, as loadConfig keeps them together. */
-export function createOrchestrator(name: OrchestratorName, options: OrchestratorOptions, ctx: OrchestratorContext): Orchestrator {
-  return entry(name).create(options as OptionsOf<typeof name>, ctx);
+/** `options` are what `orchestratorFromEnv(name)` returned: loadConfig keeps the two together. */
+export function createOrchestrator(name: OrchestratorName, options: OrchestratorOptions, context: OrchestratorContext): Orchestrator {
+  return createOf(ORCHESTRATOR_REGISTRY, name, options, context);
 }

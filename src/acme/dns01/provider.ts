@@ -1,4 +1,4 @@
-import type { Env } from '../../env.js';
+import type { AdapterEntry } from '../../adapters.js';
 
 /**
  * A DNS-01 provider writes and removes one TXT record; everything else (where the record goes, waiting
@@ -12,14 +12,5 @@ export interface DnsProvider {
   cleanup(fqdn: string, value: string): Promise<void>;
 }
 
-/**
- * One provider's line in the registry (providers.ts): its own variables, read and checked where the provider
- * lives (a bad one is a ConfigError naming it), the adapter built from them, and which of them are
- * credentials, so hooks never see them.
- */
-export interface DnsProviderEntry<Options> {
-  fromEnv(env: Env): Options;
-  /** `timeoutMs`: ACME_TIMEOUT, the bound on each call to the provider's API. */
-  create(options: Options, timeoutMs: number): DnsProvider;
-  readonly secrets: readonly string[];
-}
+/** One provider's line in the registry (providers.ts); `create` is given ACME_TIMEOUT, the bound on each API call. */
+export type DnsProviderEntry<Options> = AdapterEntry<Options, DnsProvider, number>;
