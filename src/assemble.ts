@@ -12,7 +12,7 @@ import type { CertEvent } from './events/events.js';
 import { RequestBook } from './requests.js';
 import { Ledger } from './limits/ledger.js';
 import { directoryId } from './acme/account.js';
-import { RancherOrchestrator } from './orchestrators/rancher/rancher.js';
+import { createOrchestrator as createFromRegistry } from './orchestrators/registry.js';
 import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
 import type { DiscoverDeps } from './discover.js';
@@ -32,25 +32,14 @@ export interface AssembleOptions {
 }
 
 export function createOrchestrator(config: Config, log: Logger, opts: AssembleOptions = {}): Orchestrator {
-  switch (config.orchestrator) {
-    case 'files':
-      return new FilesOrchestrator({ certsDir: config.certsDir });
-    case 'rancher':
-      return new RancherOrchestrator({
-        ...config.cattle!,
-        timeoutMs: config.orchestratorTimeoutMs,
-        ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}),
-        ...(opts.settleTimeoutMs !== undefined ? { settleTimeoutMs: opts.settleTimeoutMs } : {}),
-        ...(opts.observeOrchestrator ? { observe: opts.observeOrchestrator } : {}),
-        hostsLabel: config.hostsLabel,
-        readLabels: config.readLabels,
-        listStacks: config.labels.stacks !== undefined,
-        domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
-        dataDir: config.dataDir,
-        ...(opts.now ? { now: opts.now } : {}),
-        log,
-      });
-  }
+  return createFromRegistry(config.orchestrator, config.orchestratorOptions, {
+    config,
+    log,
+    ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}),
+    ...(opts.settleTimeoutMs !== undefined ? { settleTimeoutMs: opts.settleTimeoutMs } : {}),
+    ...(opts.observeOrchestrator ? { observe: opts.observeOrchestrator } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
 }
 
 export interface Manager extends DiscoverDeps {

@@ -1,3 +1,7 @@
+/**
+ * The core variables, each read once (DESIGN §8). A DNS provider's or an orchestrator's own variables are read by
+ * its registry entry, in its folder; the parsers all share live in env.ts.
+ */
 import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { isIP } from 'node:net';
@@ -7,13 +11,19 @@ import type { AdoptList } from './adopt.js';
 import { DEFAULT_NEW_ORDER_BUDGET } from './limits/ledger.js';
 import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY_DEFAULT, type LabelPolicy } from './label-policy.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
-import { TSIG_ALGORITHMS, type TsigKey } from './acme/dns01/rfc2136/message.js';
+import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
+import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
+import { ConfigError, FALSE, TRUE, parseBool, parseDuration, parseEnum, parseInt, parseUrl, splitHostPort, str, type Env } from './env.js';
+
+// Imported from here before env.ts and the registries took them over.
+export { ConfigError, parseBool, parseDuration, shownUrl } from './env.js';
+export { DNS_PROVIDERS } from './acme/dns01/providers.js';
+export type { OrchestratorName } from './orchestrators/registry.js';
 
 export const LE_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
 export const LE_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 export const DEFAULT_HOSTS_LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 
-export type OrchestratorName = 'files' | 'rancher';
 export type Challenge = 'http-01' | 'dns-01';
 
 export interface Config {
@@ -28,7 +38,8 @@ export interface Config {
   /** PEM text of ACME_CA_BUNDLE, already read. */
   caBundle: string | undefined;
   orchestrator: OrchestratorName;
-  cattle: { url: string; accessKey: string; secretKey: string } | undefined;
+  /** The orchestrator's own variables, as its registry entry read them (rancher: CATTLE_URL and its key). */
+  orchestratorOptions: OrchestratorOptions;
   hostsLabel: string;
   /** Read HOSTS_LABEL from the orchestrator's services (the seed's DYNAMIC_CONFIG). */
   readLabels: boolean;
@@ -69,131 +80,18 @@ export interface Config {
   logFormat: 'json' | 'pretty';
 }
 
-export const DNS_PROVIDERS = ['rfc2136', 'cloudflare', 'exec', 'challtestsrv'] as const;
-
-export interface DnsConfig {
-  provider: (typeof DNS_PROVIDERS)[number];
-  /** challtestsrv: its management API. */
-  challtestsrvUrl: string;
-  /** exec: the script, called as `<path> present|cleanup <fqdn.> <value>`. */
-  execPath: string | undefined;
-  execTimeoutMs: number;
-  /** rfc2136: the primary that takes TSIG-signed updates. */
-  rfc2136: Rfc2136Config | undefined;
-  /** cloudflare: API v4 with an API token. */
-  cloudflare: CloudflareConfig | undefined;
+/** DNS-01: the provider with its own options (read by its registry entry), and how to check a record is visible. */
+export type DnsConfig = DnsProviderChoice & {
   /** Servers asked whether the record is visible ("ip" or "ip:port"); undefined: the zone's authoritative servers. */
   resolvers: string[] | undefined;
   propagationTimeoutMs: number;
-}
-
-export interface Rfc2136Config {
-  host: string;
-  port: number;
-  zone: string | undefined;
-  ttl: number;
-  tsig: TsigKey | undefined;
-}
-
-export interface CloudflareConfig {
-  apiUrl: string;
-  token: string;
-  ttl: number;
-}
-
-/** A bad environment value: names the variable, the value and what is accepted. */
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    value: string | undefined,
-    accepted: string,
-    secret = false,
-  ) {
-    const shown = secret ? '(hidden)' : JSON.stringify(value ?? '');
-    super(`config: ${variable}=${shown} is not valid; accepted: ${accepted}`);
-    this.name = 'ConfigError';
-  }
-}
-
-type Env = Record<string, string | undefined>;
-
-function str(env: Env, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v.trim() === '' ? undefined : v.trim();
-}
-
-const TRUE = ['true', '1', 'yes', 'on'];
-const FALSE = ['false', '0', 'no', 'off'];
-
-export function parseBool(env: Env, name: string, dflt: boolean): boolean {
-  const v = str(env, name);
-  if (v === undefined) return dflt;
-  const l = v.toLowerCase();
-  if (TRUE.includes(l)) return true;
-  if (FALSE.includes(l)) return false;
-  throw new ConfigError(name, v, 'true/false, 1/0, yes/no, on/off (any case)');
-}
-
-function parseInt(env: Env, name: string, min: number, max: number): number | undefined {
-  const v = str(env, name);
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
-    throw new ConfigError(name, v, `a whole number from ${min} to ${max}`);
-  }
-  return Number(v);
-}
+};
 
 /**
  * LOCK_WAIT's default. A daemon holds the lock while it runs, so the wait is for another `--once` (overlapping
  * cron runs): 60 s covers a pass with a few orders, and a `--once` beside a daemon gives up within a minute.
  */
 export const DEFAULT_LOCK_WAIT_MS = 60_000;
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "60s", "5m", "1h", "500ms", or a bare number of seconds. */
-export function parseDuration(env: Env, name: string, dfltMs: number, minMs = 1): number {
-  const v = str(env, name);
-  if (v === undefined) return dfltMs;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v);
-  const ms = m ? Number(m[1]) * UNIT_MS[m[2] ?? 's']! : NaN;
-  if (!m || !Number.isFinite(ms) || ms < minMs) {
-    throw new ConfigError(name, v, `a duration such as 60s, 5m, 1h or 500ms (at least ${minMs} ms)`);
-  }
-  return ms;
-}
-
-function parseEnum<T extends string>(env: Env, name: string, options: readonly T[], dflt: T): T {
-  const v = str(env, name);
-  if (v === undefined) return dflt;
-  const l = v.toLowerCase() as T;
-  if (!options.includes(l)) throw new ConfigError(name, v, options.join(', '));
-  return l;
-}
-
-/**
- * A URL as an error may show it: never its user and password, and with `hidePath` (a Slack webhook's path
- * is its secret) only the scheme and host. A value too broken to find those in is "(hidden)".
- */
-export function shownUrl(v: string, hidePath = false): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)?(?:[^/?#]*@)?([^/?#\s]*)([\s\S]*)$/i.exec(v.trim());
-  if (!m) return '(hidden)';
-  const rest = hidePath ? (m[3] ? '/…' : '') : m[3]!;
-  return `${m[1] ?? ''}${m[2]}${rest}`;
-}
-
-function parseUrl(env: Env, name: string, dflt: string, opts: { hidePath?: boolean } = {}): string {
-  const v = str(env, name) ?? dflt;
-  const bad = () => new ConfigError(name, shownUrl(v, opts.hidePath), 'an absolute http:// or https:// URL');
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw bad();
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw bad();
-  return v;
-}
 
 /** RANCHER_TIMEOUT is a duration; the seed's CONNECT_TIMEOUT, read when it is absent, is whole seconds. */
 function parseRancherTimeout(env: Env): number {
@@ -325,17 +223,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     allowReservedTlds: productionDirectoryUrl !== LE_PRODUCTION,
   });
 
-  const cattleUrl = str(env, 'CATTLE_URL');
-  const orchestrator = parseEnum(env, 'ORCHESTRATOR', ['files', 'rancher'] as const, cattleUrl ? 'rancher' : 'files');
-  let cattle: Config['cattle'];
-  if (orchestrator === 'rancher') {
-    const url = parseUrl(env, 'CATTLE_URL', cattleUrl ?? '');
-    const accessKey = str(env, 'CATTLE_ACCESS_KEY');
-    const secretKey = str(env, 'CATTLE_SECRET_KEY');
-    if (!accessKey) throw new ConfigError('CATTLE_ACCESS_KEY', '', 'the environment API access key (Rancher injects it for a service labelled io.rancher.container.create_agent=true, io.rancher.container.agent.role=environment)');
-    if (!secretKey) throw new ConfigError('CATTLE_SECRET_KEY', '', 'the environment API secret key (injected by Rancher with CATTLE_ACCESS_KEY)', true);
-    cattle = { url, accessKey, secretKey };
-  }
+  // As the seed did: inside Rancher (CATTLE_URL injected) the orchestrator is Rancher unless told otherwise.
+  const orchestrator = parseEnum(env, 'ORCHESTRATOR', ORCHESTRATORS, str(env, 'CATTLE_URL') ? 'rancher' : 'files');
+  const orchestratorOptions = orchestratorFromEnv(orchestrator, env);
 
   const dataDir = resolve(cwd, str(env, 'DATA_DIR') ?? './data');
   const webrootDir = resolve(cwd, str(env, 'WEBROOT_DIR') ?? str(env, 'CERTBOT_WEBROOT') ?? join('./data', 'webroot'));
@@ -372,7 +262,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     eab: eabKid && eabKey ? { kid: eabKid, hmacKey: eabKey } : undefined,
     caBundle,
     orchestrator,
-    cattle,
+    orchestratorOptions,
     hostsLabel: str(env, 'HOSTS_LABEL') ?? DEFAULT_HOSTS_LABEL,
     readLabels: parseBool(env, 'DYNAMIC_CONFIG', true),
     orchestratorTimeoutMs: parseRancherTimeout(env),
@@ -405,11 +295,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   };
 }
 
+/** The shared DNS-01 variables; the provider's own are read by its registry entry. */
 function parseDns(env: Env): DnsConfig | undefined {
   if (str(env, 'DNS_PROVIDER') === undefined) return undefined;
   const provider = parseEnum(env, 'DNS_PROVIDER', DNS_PROVIDERS, 'exec');
-  const execPath = str(env, 'EXEC_PATH');
-  if (provider === 'exec' && !execPath) throw new ConfigError('EXEC_PATH', '', 'the script that adds and removes TXT records, called as `<script> present|cleanup <fqdn.> <value>` (DNS_PROVIDER=exec)');
   const resolvers = str(env, 'DNS_RESOLVERS')
     ?.split(',')
     .map((r) => r.trim())
@@ -418,67 +307,8 @@ function parseDns(env: Env): DnsConfig | undefined {
     if (!isIP(splitHostPort(r)?.host ?? '')) throw new ConfigError('DNS_RESOLVERS', env.DNS_RESOLVERS, 'comma-separated IP addresses with an optional port, e.g. 1.1.1.1,8.8.8.8:53,[2606:4700::1111]:53');
   }
   return {
-    provider,
-    challtestsrvUrl: parseUrl(env, 'CHALLTESTSRV_URL', 'http://127.0.0.1:8055'),
-    execPath,
-    execTimeoutMs: parseDuration(env, 'EXEC_TIMEOUT', 60_000, 100),
-    rfc2136: provider === 'rfc2136' ? parseRfc2136(env) : undefined,
-    cloudflare: provider === 'cloudflare' ? parseCloudflare(env) : undefined,
+    ...dnsProviderFromEnv(provider, env),
     resolvers: resolvers && resolvers.length > 0 ? resolvers : undefined,
     propagationTimeoutMs: parseDuration(env, 'DNS_PROPAGATION_TIMEOUT', 120_000, 100),
   };
-}
-
-/**
- * "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 address, split; the host may be empty (":9180").
- * Undefined when it is none of these or the port is out of range.
- */
-function splitHostPort(v: string): { host: string; port: number | undefined } | undefined {
-  if (isIP(v) === 6) return { host: v, port: undefined };
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*))(?::(\d{1,5}))?$/.exec(v);
-  const port = m?.[3] === undefined ? undefined : Number(m[3]);
-  if (!m || (port !== undefined && (port < 1 || port > 65535))) return undefined;
-  return { host: m[1] ?? m[2]!, port };
-}
-
-/** lego and cert-manager spell algorithms differently (hmac-sha256., HMACSHA256): all are taken. */
-function parseTsigAlgorithm(env: Env): TsigKey['algorithm'] {
-  const v = str(env, 'RFC2136_TSIG_ALGORITHM');
-  if (v === undefined) return 'hmac-sha256';
-  const l = v.toLowerCase().replace(/\.$/, '').replace(/\.sig-alg\.reg\.int$/, '').replace(/^hmac(?=[a-z])/, 'hmac-');
-  const found = TSIG_ALGORITHMS.find((a) => a === l);
-  if (!found) throw new ConfigError('RFC2136_TSIG_ALGORITHM', v, TSIG_ALGORITHMS.join(', '));
-  return found;
-}
-
-function parseRfc2136(env: Env): Rfc2136Config {
-  if (str(env, 'RFC2136_NAMESERVER') === undefined) throw new ConfigError('RFC2136_NAMESERVER', '', 'the primary DNS server that takes dynamic updates, as host or host:port (DNS_PROVIDER=rfc2136)');
-  const nameserver = str(env, 'RFC2136_NAMESERVER')!;
-  const at = splitHostPort(nameserver);
-  if (!at || at.host === '') throw new ConfigError('RFC2136_NAMESERVER', nameserver, 'the DNS server as host, host:port, ip:port or [ipv6]:port, e.g. 192.0.2.53 or ns1.example.com:53');
-  const keyName = str(env, 'RFC2136_TSIG_KEY');
-  const secret = str(env, 'RFC2136_TSIG_SECRET');
-  if ((keyName === undefined) !== (secret === undefined)) {
-    const missing = keyName === undefined ? 'RFC2136_TSIG_KEY' : 'RFC2136_TSIG_SECRET';
-    throw new ConfigError(missing, '', 'set both RFC2136_TSIG_KEY (the key name) and RFC2136_TSIG_SECRET (its base64 secret), or neither for unsigned updates', missing === 'RFC2136_TSIG_SECRET');
-  }
-  if (secret !== undefined && (!/^[A-Za-z0-9+/]+={0,2}$/.test(secret) || Buffer.from(secret, 'base64').length === 0)) {
-    throw new ConfigError('RFC2136_TSIG_SECRET', secret, 'the key\'s secret in base64, as in the `secret "…";` line tsig-keygen prints', true);
-  }
-  const zone = str(env, 'RFC2136_ZONE')?.replace(/\.$/, '').toLowerCase();
-  return {
-    host: at.host,
-    port: at.port ?? 53,
-    zone,
-    ttl: parseInt(env, 'RFC2136_TTL', 1, 86_400) ?? 60,
-    tsig: keyName !== undefined && secret !== undefined ? { name: keyName.replace(/\.$/, ''), algorithm: parseTsigAlgorithm(env), secret: Buffer.from(secret, 'base64') } : undefined,
-  };
-}
-
-function parseCloudflare(env: Env): CloudflareConfig {
-  const token = str(env, 'CLOUDFLARE_DNS_API_TOKEN');
-  if (token === undefined) throw new ConfigError('CLOUDFLARE_DNS_API_TOKEN', '', 'an API token with Zone:Read and DNS:Edit on the zones (DNS_PROVIDER=cloudflare)', true);
-  const ttl = parseInt(env, 'CLOUDFLARE_TTL', 1, 86_400) ?? 120;
-  if (ttl > 1 && ttl < 30) throw new ConfigError('CLOUDFLARE_TTL', String(ttl), '1 (automatic) or 60 to 86400 seconds (30 and up on Enterprise zones)');
-  return { apiUrl: parseUrl(env, 'CLOUDFLARE_API_URL', 'https://api.cloudflare.com/client/v4').replace(/\/+$/, ''), token, ttl };
 }

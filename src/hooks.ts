@@ -3,6 +3,7 @@
  * name and file paths in its environment and a timeout that kills the whole process group.
  */
 import { spawn } from 'node:child_process';
+import { secretVariables } from './secrets.js';
 
 export interface HookResult {
   code: number | null;
@@ -10,8 +11,6 @@ export interface HookResult {
   output: string;
 }
 
-// The hook is the operator's own program, but it has no business with our credentials.
-const WITHHELD = ['CATTLE_SECRET_KEY', 'CATTLE_ACCESS_KEY', 'CATTLE_AGENT_INSTANCE_AUTH', 'ACME_EAB_HMAC_KEY', 'STATUS_TOKEN', 'WEBHOOK_URL', 'RFC2136_TSIG_SECRET', 'CLOUDFLARE_DNS_API_TOKEN'];
 const MAX_OUTPUT = 4096;
 
 /**
@@ -51,7 +50,8 @@ export function cleanVars(vars: Record<string, string>): Record<string, string> 
 
 export function runHook(command: string, vars: Record<string, string>, timeoutMs: number): Promise<HookResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...cleanVars(vars) };
-  for (const k of WITHHELD) delete env[k];
+  // The hook is the operator's own program, but it has no business with our credentials.
+  for (const k of secretVariables()) delete env[k];
   return new Promise((resolve) => {
     let child: ReturnType<typeof spawn>;
     try {

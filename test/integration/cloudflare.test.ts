@@ -97,7 +97,9 @@ test('a record that already exists (a retried create) is adopted; one deleted by
 
 test('configuration: CLOUDFLARE_* variables, with the token hidden in errors', () => {
   const base = { DNS_PROVIDER: 'cloudflare', DATA_DIR: '/tmp/x' };
-  assert.deepEqual(loadConfig({ ...base, CLOUDFLARE_DNS_API_TOKEN: 't0ken' }).dns!.cloudflare, { apiUrl: 'https://api.cloudflare.com/client/v4', token: 't0ken', ttl: 120 });
+  const dns = loadConfig({ ...base, CLOUDFLARE_DNS_API_TOKEN: 't0ken' }).dns;
+  assert(dns?.provider === 'cloudflare');
+  assert.deepEqual(dns.options, { apiUrl: 'https://api.cloudflare.com/client/v4', token: 't0ken', ttl: 120 });
   assert.throws(() => loadConfig(base), /CLOUDFLARE_DNS_API_TOKEN=\(hidden\) is not valid; accepted: an API token with Zone:Read and DNS:Edit/);
   assert.throws(() => loadConfig({ ...base, CLOUDFLARE_DNS_API_TOKEN: 't', CLOUDFLARE_TTL: '10' }), /CLOUDFLARE_TTL="10" is not valid; accepted: 1 \(automatic\) or 60 to 86400/);
   assert.throws(() => loadConfig({ ...base, CLOUDFLARE_DNS_API_TOKEN: 't', CLOUDFLARE_API_URL: 'api.cloudflare.com' }), /CLOUDFLARE_API_URL="api\.cloudflare\.com" is not valid/);

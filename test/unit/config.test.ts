@@ -70,7 +70,7 @@ test('config: Rancher is the orchestrator when CATTLE_URL is injected, with the 
   const injected = { CATTLE_URL: 'http://rancher:8080/v1', CATTLE_ACCESS_KEY: 'ak', CATTLE_SECRET_KEY: 'sk' };
   const c = loadConfig(injected);
   assert.equal(c.orchestrator, 'rancher');
-  assert.deepEqual(c.cattle, { url: 'http://rancher:8080/v1', accessKey: 'ak', secretKey: 'sk' });
+  assert.deepEqual(c.orchestratorOptions, { url: 'http://rancher:8080/v1', accessKey: 'ak', secretKey: 'sk' });
   assert.equal(c.hostsLabel, 'com.danieldent.rancher-lets-encrypt.hosts');
   assert.equal(c.readLabels, true);
   assert.equal(c.orchestratorTimeoutMs, 10_000);
@@ -79,7 +79,7 @@ test('config: Rancher is the orchestrator when CATTLE_URL is injected, with the 
   assert.equal(loadConfig({ ...injected, CONNECT_TIMEOUT: '25', RANCHER_TIMEOUT: '3s' }).orchestratorTimeoutMs, 3000);
   assert.equal(loadConfig({ ...injected, DYNAMIC_CONFIG: 'False' }).readLabels, false);
   assert.equal(loadConfig({ ...injected, ORCHESTRATOR: 'files' }).orchestrator, 'files');
-  assert.equal(loadConfig({ ...injected, ORCHESTRATOR: 'files' }).cattle, undefined);
+  assert.deepEqual(loadConfig({ ...injected, ORCHESTRATOR: 'files' }).orchestratorOptions, {}, 'files keeps no Rancher key');
 });
 
 test('config: a bad value names the variable, the value and what is accepted', () => {

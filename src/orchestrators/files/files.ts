@@ -18,6 +18,7 @@ import { parseCert, splitPemChain } from '../../certs/parse.js';
 import { KEY_MODE, type CertBundle } from '../../certs/store.js';
 import type { Orchestrator, PushOptions, PushResult, RemoteCopy } from '../orchestrator.js';
 import type { Logger } from '../../log.js';
+import type { OrchestratorEntry } from '../registry.js';
 
 const MARKER = '.certwrangler';
 /**
@@ -284,3 +285,10 @@ export async function moveToVersions(certsDir: string, log: Logger): Promise<voi
     log.error(`CERTS_DIR ${certsDir}: cannot move to the versioned layout (${(e as Error).message}); each certificate moves at its next push`);
   }
 }
+
+/** `files` has no variables of its own: CERTS_DIR is core (hooks and `moveToVersions` read it too). */
+export const files: OrchestratorEntry<Record<string, never>> = {
+  fromEnv: () => ({}),
+  create: (_options, { config }) => new FilesOrchestrator({ certsDir: config.certsDir }),
+  secrets: [],
+};

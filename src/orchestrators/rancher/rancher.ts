@@ -9,6 +9,8 @@
  * alone unless ADOPT_EXISTING is on (the seed overwrote other CAs' certificates).
  */
 import pLimit from 'p-limit';
+import { ConfigError, parseUrl, str, type Env } from '../../env.js';
+import type { OrchestratorEntry } from '../registry.js';
 import { parseCert } from '../../certs/parse.js';
 import type { CertBundle } from '../../certs/store.js';
 import type { DomainsOptions, ParsedDomains } from '../../domains.js';
@@ -376,3 +378,40 @@ function toRemote(c: CertificateResource): RemoteCopy {
     return { state: 'unreadable', error: `cert PEM: ${(e as Error).message}`, owned };
   }
 }
+
+/** The environment API key Rancher injects (CATTLE_*); RANCHER_TIMEOUT, HOSTS_LABEL and DYNAMIC_CONFIG are core. */
+export interface RancherEnv {
+  url: string;
+  accessKey: string;
+  secretKey: string;
+}
+
+function fromEnv(env: Env): RancherEnv {
+  const url = parseUrl(env, 'CATTLE_URL', '');
+  const accessKey = str(env, 'CATTLE_ACCESS_KEY');
+  const secretKey = str(env, 'CATTLE_SECRET_KEY');
+  if (!accessKey) throw new ConfigError('CATTLE_ACCESS_KEY', '', 'the environment API access key (Rancher injects it for a service labelled io.rancher.container.create_agent=true, io.rancher.container.agent.role=environment)');
+  if (!secretKey) throw new ConfigError('CATTLE_SECRET_KEY', '', 'the environment API secret key (injected by Rancher with CATTLE_ACCESS_KEY)', true);
+  return { url, accessKey, secretKey };
+}
+
+export const rancher: OrchestratorEntry<RancherEnv> = {
+  fromEnv,
+  create: (options, { config, log, retryBaseMs, settleTimeoutMs, observe, now }) =>
+    new RancherOrchestrator({
+      ...options,
+      timeoutMs: config.orchestratorTimeoutMs,
+      ...(retryBaseMs !== undefined ? { retryBaseMs } : {}),
+      ...(settleTimeoutMs !== undefined ? { settleTimeoutMs } : {}),
+      ...(observe ? { observe } : {}),
+      hostsLabel: config.hostsLabel,
+      readLabels: config.readLabels,
+      listStacks: config.labels.stacks !== undefined,
+      domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
+      dataDir: config.dataDir,
+      ...(now ? { now } : {}),
+      log,
+    }),
+  // CATTLE_AGENT_INSTANCE_AUTH is never read, but Rancher injects it beside the key and it is as good as one.
+  secrets: ['CATTLE_ACCESS_KEY', 'CATTLE_SECRET_KEY', 'CATTLE_AGENT_INSTANCE_AUTH'],
+};
