@@ -48,14 +48,23 @@ export interface Manager extends DiscoverDeps {
   requests: RequestBook;
 }
 
+/** Once at start: what the label settings let tenants do, where it may surprise an operator. */
+function warnAboutLabels(config: Config, log: Logger): void {
+  if (config.labels.allowedDomains.length === 0) {
+    log.warn({ variable: 'LABEL_ALLOWED_DOMAINS' }, `labels are read and neither LABEL_ALLOWED_DOMAINS nor ALLOWED_DOMAINS is set: any tenant who may deploy a service may order any name with the ${config.hostsLabel} label`);
+  }
+  // An upgrade from a version that validated labels over DNS-01 would otherwise fail its renewals without a word.
+  if (config.challenge === 'dns-01' && !config.labels.allowDns01) {
+    log.warn({ variable: 'LABELS_ALLOW_DNS01' }, `CHALLENGE=dns-01, but certificates asked for by a label validate over HTTP-01 (through the webroot), and a label's wildcard or .challenge=dns-01 is refused: set LABELS_ALLOW_DNS01=true to let labels use the DNS provider's credentials`);
+  }
+}
+
 export async function assemble(config: Config, log: Logger, opts: AssembleOptions = {}): Promise<Manager> {
   configureAcmeTransport({ timeoutMs: config.acmeTimeoutMs, ...(config.caBundle ? { caBundle: config.caBundle } : {}), ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}) });
   const store = new LocalStore(config.dataDir);
   await store.init();
   const orchestrator = createOrchestrator(config, log, opts);
-  if (config.orchestrator === 'rancher' && config.readLabels && config.labels.allowedDomains.length === 0) {
-    log.warn({ variable: 'LABEL_ALLOWED_DOMAINS' }, `labels are read and neither LABEL_ALLOWED_DOMAINS nor ALLOWED_DOMAINS is set: any tenant who may deploy a service may order any name with the ${config.hostsLabel} label`);
-  }
+  if (config.orchestrator === 'rancher' && config.readLabels) warnAboutLabels(config, log);
   const events = new Notifier({
     hookTimeoutMs: config.hookTimeoutMs,
     ...(config.onChangeCommand ? { onChangeCommand: config.onChangeCommand } : {}),

@@ -204,3 +204,18 @@ test('labels read with neither LABEL_ALLOWED_DOMAINS nor ALLOWED_DOMAINS: one wa
   assert.deepEqual(await lines({ LABEL_ALLOWED_DOMAINS: 'apps.example.com' }), []);
   assert.deepEqual(await lines({ DYNAMIC_CONFIG: 'false' }), [], 'labels not read: nothing to warn about');
 });
+
+test('CHALLENGE=dns-01 with labels read and LABELS_ALLOW_DNS01 unset: one warning at start says label certificates validate over HTTP-01', async () => {
+  const s = await sims.start();
+  const warned = async (extra: Record<string, string>) => {
+    const out: string[] = [];
+    const log = createLogger('info', { write: (l: string) => void out.push(l) });
+    await assemble(loadConfig(envFor('warn-dns', s, { ALLOWED_DOMAINS: 'example.com', DNS_PROVIDER: 'challtestsrv', ...extra })), log);
+    return out.map((l) => (JSON.parse(l) as { msg: string }).msg).filter((m) => /LABELS_ALLOW_DNS01/.test(m));
+  };
+  const on = await warned({ CHALLENGE: 'dns-01' });
+  assert.equal(on.length, 1);
+  assert.match(on[0]!, /^CHALLENGE=dns-01, but certificates asked for by a label validate over HTTP-01 .*set LABELS_ALLOW_DNS01=true/);
+  assert.deepEqual(await warned({ CHALLENGE: 'dns-01', LABELS_ALLOW_DNS01: 'true' }), []);
+  assert.deepEqual(await warned({}), [], 'HTTP-01 for everyone: nothing changes for labels');
+});
