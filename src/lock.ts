@@ -116,8 +116,8 @@ function staleBecause(owner: LockOwner | undefined, mtimeMs: number, now: number
 export interface LockOptions {
   /** How long to wait for a held lock; 0 refuses at once. */
   waitMs: number;
-  /** Told once when the lock is held by another manager and this one waits for it. */
-  onWait?: (holder: string) => void;
+  /** Told once when the lock is held by another manager and this one waits for it (`mayBeGone`: past LOCK_WAIT, for a holder whose heartbeat has stopped). */
+  onWait?: (holder: string, mayBeGone: boolean) => void;
   /** Told when a stale lock is taken over. */
   onTakeover?: (why: string, owner: LockOwner | undefined) => void;
   /** Told when the lock is lost while held (another process removed or replaced it). */
@@ -137,6 +137,10 @@ export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<H
   }
   const deadline = Date.now() + opts.waitMs;
   let told = false;
+  // A holder that may be gone is waited for, past LOCK_WAIT, while its heartbeat stays still: until when.
+  let patience: number | undefined;
+  let lastBeat: { holder: string | undefined; mtimeMs: number } | undefined;
+  let heard: string | undefined; // the holder (token) whose heartbeat was seen to move: alive
   for (;;) {
     try {
       await fs.mkdir(dir, { mode: DIR_MODE });
@@ -160,15 +164,23 @@ export async function lockDataDir(dataDir: string, opts: LockOptions): Promise<H
       if (await takeOver(dir, { ino: seen.ino, mtimeMs: seen.mtimeMs, token: owner?.token })) opts.onTakeover?.(why, owner);
       continue;
     }
-    // A holder that has missed beats is most likely gone (a container killed on upgrade, its successor starting
-    // on another host name): wait the few seconds until its lock is stale instead of refusing, which would only
-    // make the new container exit and restart until then.
-    const dying = Date.now() - seen.mtimeMs > DYING_MS;
-    if (Date.now() >= deadline && !dying) {
+    // A holder that may be gone: it has missed beats, or it is this host's manager from another pid namespace
+    // (our own container before a crash or an OOM kill: a restarted container gets a new namespace). Refusing
+    // would only make this container exit and restart until the lock is stale, so wait for it to go stale, as
+    // long as its heartbeat stays still: a heartbeat that moves is a live manager (a twin on the same host
+    // name, or a holder whose clock is behind ours), refused like any other.
+    const holder = owner?.token;
+    if (lastBeat && lastBeat.holder === holder && lastBeat.mtimeMs !== seen.mtimeMs) heard = holder ?? '';
+    lastBeat = { holder, mtimeMs: seen.mtimeMs };
+    const alive = heard !== undefined && heard === (holder ?? '');
+    const mayBeGone = !alive && (Date.now() - seen.mtimeMs > DYING_MS || (owner?.host === hostname() && owner.pidns !== pidNamespace()));
+    if (!mayBeGone) patience = undefined;
+    else patience ??= Date.now() + STALE_MS + HEARTBEAT_MS;
+    if (Date.now() >= deadline && !(patience !== undefined && Date.now() < patience)) {
       const waited = opts.waitMs > 0 ? `; waited ${Math.round(opts.waitMs / 1000)} s (LOCK_WAIT)` : '';
       throw new LockBusyError(`DATA_DIR ${dataDir} is in use by another certwrangler manager (${describeOwner(owner)})${waited}: one manager per DATA_DIR; stop the other or give this one its own DATA_DIR`);
     }
-    if (!told) opts.onWait?.(describeOwner(owner));
+    if (!told) opts.onWait?.(describeOwner(owner), Date.now() >= deadline);
     told = true;
     await new Promise((r) => setTimeout(r, POLL_MS + Math.random() * POLL_MS));
   }
@@ -262,13 +274,19 @@ async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
 }
 
 /**
- * The manager's lock: a daemon refuses at once when another manager holds DATA_DIR, `--once` waits LOCK_WAIT.
+ * The manager's lock: a daemon refuses at once when a live manager holds DATA_DIR, `--once` waits LOCK_WAIT;
+ * both wait out a holder whose heartbeat has stopped.
  * A lock lost while held ends the process, so that one manager writes there.
  */
 export function lockForManager(config: Config, log: Logger, once: boolean): Promise<HeldLock> {
   return lockDataDir(config.dataDir, {
     waitMs: once ? config.lockWaitMs : 0,
-    onWait: (holder) => log.info(`DATA_DIR ${config.dataDir} is in use by another manager (${holder}): waiting up to ${config.lockWaitMs / 1000} s (LOCK_WAIT)`),
+    onWait: (holder, mayBeGone) =>
+      log.info(
+        mayBeGone
+          ? `DATA_DIR ${config.dataDir} is held by a manager whose heartbeat has stopped (${holder}): waiting for its lock to go stale (${STALE_MS / 1000} s without a heartbeat), unless the heartbeat moves`
+          : `DATA_DIR ${config.dataDir} is in use by another manager (${holder}): waiting up to ${config.lockWaitMs / 1000} s (LOCK_WAIT)`,
+      ),
     onTakeover: (why, owner) => log.warn({ owner }, `took over the lock on DATA_DIR ${config.dataDir} left by ${describeOwner(owner)}: ${why}`),
     onLost: (why) => {
       log.error(`lost the lock on DATA_DIR ${config.dataDir} (${why}): exiting so that one manager writes there`);

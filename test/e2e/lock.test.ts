@@ -122,15 +122,33 @@ test('a lock left by a dead process is taken over at once on the same host; from
   assert.equal(sameHost.code, 0, sameHost.stdout + sameHost.stderr);
   assert.match(sameHost.stdout, new RegExp(`took over the lock on DATA_DIR .* left by pid ${deadPid} on host .*: pid ${deadPid} is not running`));
 
-  // Another container with the same hostname (host network, a fixed `hostname:`): its pid means nothing here,
-  // even one that is not running on this side. Its fresh heartbeat says it is alive: refused, never taken over.
-  leaveLock(env.DATA_DIR!, { pid: deadPid, host: hostname(), pidns: 'pid:[1]' }, 1000);
-  const twin = await runCli(['manager', '--once'], env);
+  const lockDir = join(env.DATA_DIR!, LOCK_NAME);
+  const waitedThenTookOver = (out: string, holder: RegExp) => {
+    const lines = out.split('\n');
+    const waited = lines.findIndex((l) => /is held by a manager whose heartbeat has stopped .*waiting for its lock to go stale/.test(l));
+    const took = lines.findIndex((l) => holder.test(l) && /took over the lock .*: no heartbeat for \d+ s/.test(l));
+    assert.ok(waited >= 0 && took > waited, `waited for the lock to go stale, then took it over:\n${out}`);
+  };
+
+  // Another container with the same host name (host network, a fixed `hostname:`) whose heartbeat moves: a
+  // live manager, whatever its pid means on this side. Refused, never taken over.
+  leaveLock(env.DATA_DIR!, { pid: deadPid, host: hostname(), pidns: 'pid:[1]' }, 0);
+  const beat = setInterval(() => utimesSync(lockDir, new Date(), new Date()), 500);
+  const twin = await runCli(['manager', '--once'], env).finally(() => clearInterval(beat));
   assert.equal(twin.code, 1, twin.stdout + twin.stderr);
   assert.match(twin.stderr, new RegExp(`in use by another certwrangler manager \\(pid ${deadPid} on host `));
 
-  // Another host's live manager: refused while its heartbeat is fresh.
-  leaveLock(env.DATA_DIR!, { pid: 1, host: 'elsewhere.invalid' }, 1000);
+  // This host's manager from another pid namespace whose heartbeat has stopped: our own container before a
+  // crash (a restarted container gets a new namespace). Waited for until stale, even with LOCK_WAIT=0s, and
+  // taken over, instead of exiting and being restarted until then.
+  leaveLock(env.DATA_DIR!, { pid: 1, host: hostname(), pidns: 'pid:[1]' }, STALE_MS - 6000);
+  const restarted = await runCli(['manager', '--once'], env);
+  assert.equal(restarted.code, 0, restarted.stdout + restarted.stderr);
+  waitedThenTookOver(restarted.stdout, new RegExp(`left by pid 1 on host ${hostname().replace(/[.]/g, '\\.')}`));
+
+  // Another host's live manager: refused while its heartbeat is fresh (an mtime ahead of now stays fresh
+  // however slowly the CLI starts).
+  leaveLock(env.DATA_DIR!, { pid: 1, host: 'elsewhere.invalid' }, -60_000);
   const fresh = await runCli(['manager', '--once'], env);
   assert.equal(fresh.code, 1, fresh.stdout + fresh.stderr);
   assert.match(fresh.stderr, /in use by another certwrangler manager \(pid 1 on host elsewhere\.invalid, since /);
@@ -138,10 +156,10 @@ test('a lock left by a dead process is taken over at once on the same host; from
 
   // One that has missed its beats (a container killed on upgrade): waited for until it is stale, then taken
   // over, even with LOCK_WAIT=0s, rather than refused (a refusal would only restart the new container).
-  leaveLock(env.DATA_DIR!, { pid: 1, host: 'elsewhere.invalid' }, STALE_MS - 2000);
+  leaveLock(env.DATA_DIR!, { pid: 1, host: 'elsewhere.invalid' }, STALE_MS - 6000);
   const dying = await runCli(['manager', '--once'], env);
   assert.equal(dying.code, 0, dying.stdout + dying.stderr);
-  assert.match(dying.stdout, /took over the lock .* left by pid 1 on host elsewhere\.invalid.*: no heartbeat for \d+ s/);
+  waitedThenTookOver(dying.stdout, /left by pid 1 on host elsewhere\.invalid/);
 
   // ...and taken over once its heartbeat is older than the stale limit.
   leaveLock(env.DATA_DIR!, { pid: 1, host: 'elsewhere.invalid' }, STALE_MS + 5000);
