@@ -205,6 +205,11 @@ function parseWebhook(env: Env): Config['webhook'] {
  * Reads every variable once. Throws ConfigError on the first bad value. Names that cannot be ordered
  * do not throw: they are returned in `domains.refused` and reported per certificate.
  */
+/** A Let's Encrypt directory, by its host (a trailing slash or a path variant is still Let's Encrypt). */
+function isLetsEncrypt(url: string): boolean {
+  return /(^|\.)letsencrypt\.org$/.test(new URL(url).hostname);
+}
+
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
   const dns = parseDns(env);
   const challenge = parseEnum(env, 'CHALLENGE', ['http-01', 'dns-01'] as const, 'http-01');
@@ -219,8 +224,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     dnsProvider: dns !== undefined,
     onePerName: domainsOnePerName,
     allowedSuffixes: allowedDomains,
-    // The operator's own names, from the operator's own CA: private names are theirs to order.
-    allowReservedTlds: productionDirectoryUrl !== LE_PRODUCTION,
+    // The operator's own names, from the operator's own CA: private names are theirs to order. Only when no
+    // order can go to Let's Encrypt: STAGING picks the staging directory, and never-downgrade the production one.
+    allowReservedTlds: !isLetsEncrypt(productionDirectoryUrl) && !isLetsEncrypt(parseUrl(env, 'ACME_STAGING_DIRECTORY_URL', LE_STAGING)),
   });
 
   // As the seed did: inside Rancher (CATTLE_URL injected) the orchestrator is Rancher unless told otherwise.

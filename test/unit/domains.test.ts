@@ -63,11 +63,17 @@ test('name rules: one refused certificate does not stop the others in DOMAINS', 
 });
 
 test('name rules: with a CA of the operator\'s own (ACME_DIRECTORY_URL not Let\'s Encrypt), DOMAINS may name private TLDs; labels and the API never', () => {
-  const own = loadConfig({ DOMAINS: 'wiki.corp.internal;printer.local', ACME_DIRECTORY_URL: 'https://ca.corp.internal/acme/acme/directory' });
+  const ownCa = { ACME_DIRECTORY_URL: 'https://ca.corp.internal/acme/acme/directory', ACME_STAGING_DIRECTORY_URL: 'https://ca.corp.internal/acme/staging/directory' };
+  const own = loadConfig({ DOMAINS: 'wiki.corp.internal;printer.local', ...ownCa });
   assert.deepEqual(own.domains.certs.map((c) => c.name), ['wiki.corp.internal', 'printer.local']);
   assert.deepEqual(own.domains.refused, []);
   const le = loadConfig({ DOMAINS: 'wiki.corp.internal' });
   assert.match(le.domains.refused[0]!.error, /reserved top-level domain \.internal/, 'Let\'s Encrypt never issues them: refused before any order');
+  // Only production moved to the own CA: STAGING (on by default) would still order from Let's Encrypt staging.
+  const half = loadConfig({ DOMAINS: 'wiki.corp.internal', ACME_DIRECTORY_URL: ownCa.ACME_DIRECTORY_URL });
+  assert.match(half.domains.refused[0]!.error, /reserved top-level domain \.internal/);
+  const slash = loadConfig({ DOMAINS: 'wiki.corp.internal', ...ownCa, ACME_DIRECTORY_URL: 'https://acme-v02.api.letsencrypt.org/directory/' });
+  assert.match(slash.domains.refused[0]!.error, /reserved top-level domain/, 'Let\'s Encrypt by its host, whatever the path');
   for (const source of ['api', 'label com.danieldent.rancher-lets-encrypt.hosts on service web (1s1)']) {
     assert.match(parseDomainList('wiki.corp.internal', source, opts).refused[0]!.error, /reserved top-level domain/, source);
   }
