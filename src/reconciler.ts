@@ -22,6 +22,9 @@ import { baseResult, budgetsOf, finish, logDecisions, nextWake, unavailableResul
 
 export { backoffDelay } from './act.js';
 
+/** After a pass that could not read the orchestrator: its own client already retried; a few minutes, then again. */
+const UNAVAILABLE_RETRY_MS = 5 * 60_000;
+
 export interface PassDeps {
   config: Config;
   store: LocalStore;
@@ -134,8 +137,10 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   for (const e of errors) log.error({ error: e }, e);
   const seen = await observeOr(deps, wanted, now, true, errors);
   if ('failed' in seen) {
-    log.error({ error: errors.at(-1) }, `${errors.at(-1)}; nothing changed, next pass retries`);
-    return finish(log, started, seen.failed, refused, errors);
+    // The orchestrator could not be read: look again soon, not at the next scheduled pass hours away.
+    const wakeAt = new Date(now.getTime() + UNAVAILABLE_RETRY_MS).toISOString();
+    log.error({ error: errors.at(-1), wakeAt }, `${errors.at(-1)}; nothing changed, the next pass at ${wakeAt} retries`);
+    return { ...finish(log, started, seen.failed, refused, errors), wakeAt };
   }
   const decided = await decide(deps, seen.observed);
   logDecisions(log, decided);

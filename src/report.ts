@@ -157,6 +157,10 @@ export async function nextWake(deps: PassDeps, results: CertResult[], now: Date)
   } catch (e) {
     deps.log.warn({ error: (e as Error).message }, `cannot read the pending balancer reloads: ${(e as Error).message}`);
   }
-  const future = times.filter((t) => Number.isFinite(t) && t > now.getTime());
-  return future.length > 0 ? new Date(Math.min(...future)).toISOString() : undefined;
+  // A time already past (a reload whose retry failed this pass) is retried a minute on, not forgotten: it
+  // would otherwise hide every later one until the schedule.
+  const due = times.filter((t) => Number.isFinite(t)).map((t) => Math.max(t, now.getTime() + PAST_DUE_RETRY_MS));
+  return due.length > 0 ? new Date(Math.min(...due)).toISOString() : undefined;
 }
+
+const PAST_DUE_RETRY_MS = 60_000;

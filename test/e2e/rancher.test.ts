@@ -261,6 +261,8 @@ test('1,500 certificates (pagination), 401, 503 then success, a timeout then suc
     const { report, orders } = await pass({ ...env, CATTLE_SECRET_KEY: 'wrong' });
     assert.equal(report.ok, false);
     assert.equal(orders, 0);
+    const retryIn = Date.parse(report.wakeAt ?? '') - Date.now();
+    assert.ok(retryIn > 4 * 60_000 && retryIn <= 5 * 60_000, `the manager looks again in 5 minutes, not at its next scheduled pass (wakeAt ${report.wakeAt})`);
     assert.match(report.errors.join('\n'), /401 Unauthorized.*CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY.*io\.rancher\.container\.agent\.role: environment/);
     assert.ok(report.results.every((r) => r.outcome === 'failed'));
     assert.equal(s.log.filter((r) => r.status === 401).length, s.log.length, 'a 401 is not retried in a loop');

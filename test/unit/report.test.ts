@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../../src/log.js';
 import { decideAction, type PolicyInput } from '../../src/policy.js';
-import { finish, logDecisions } from '../../src/report.js';
+import { finish, logDecisions, nextWake } from '../../src/report.js';
+import type { PassDeps } from '../../src/reconciler.js';
 import type { Decided } from '../../src/observe.js';
 import type { CertInfo } from '../../src/certs/parse.js';
 
@@ -51,4 +52,13 @@ test('a refused label is the tenant\'s: shown, but the pass is still ok; a refus
   assert.deepEqual(byLabel.refused, [label], 'the refusal is still in the report, for the status page');
   assert.equal(finish(undefined, started, [], [label, { spec: 'co.uk', source: 'DOMAINS', error: 'a public suffix' }], []).ok, false);
   assert.equal(finish(undefined, started, [], [{ spec: 'co.uk', source: 'api', error: 'a public suffix' }], []).ok, false);
+});
+
+test('the manager wakes for the earliest retry; one already past (a reload whose retry just failed) a minute on, never forgotten', async () => {
+  const now = new Date('2027-03-01T00:00:00Z');
+  const deps = (reload: Date | undefined) => ({ orchestrator: { nextReloadAt: async () => reload }, log: createLogger('silent') }) as unknown as PassDeps;
+  const result = (nextAttempt?: string) => ({ nextAttempt }) as unknown as Parameters<typeof nextWake>[1][number];
+  assert.equal(await nextWake(deps(new Date('2027-03-01T00:02:00Z')), [result('2027-03-01T01:00:00Z'), result()], now), '2027-03-01T00:02:00.000Z');
+  assert.equal(await nextWake(deps(new Date('2027-02-28T23:00:00Z')), [result('2027-03-01T01:00:00Z')], now), '2027-03-01T00:01:00.000Z');
+  assert.equal(await nextWake(deps(undefined), [result()], now), undefined, 'nothing waits: the schedule is enough');
 });
