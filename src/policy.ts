@@ -350,11 +350,13 @@ export const CHAIN: ReadonlyArray<[string, Check]> = [
  * tenant's name that never validates is retried as ReplacePlaceholder (its placeholder is in), and those
  * retries must not eat the share kept for renewals.
  */
-function orderBudget(input: PolicyInput, d: Decision): OrderBudget {
+function orderBudget(input: PolicyInput, d: Decision, kind: Kind): OrderBudget {
   if (input.wanted.origin === 'DOMAINS') return 'reserved';
-  const { local } = input;
-  const issued = local.state === 'present' && local.kind !== undefined && local.kind !== 'self-signed';
-  return issued && d.reason !== 'NamesChanged' ? 'reserved' : 'new';
+  const { local, now } = input;
+  // A renewal is of a certificate in service from the CA the order goes to: not one expired (it may never
+  // validate again), nor staging's when production is ordered.
+  const renews = local.state === 'present' && local.kind === kind && now < local.info.notAfter;
+  return renews && d.reason !== 'NamesChanged' ? 'reserved' : 'new';
 }
 
 export const KEPT_MESSAGE = (kind: Kind) => `kept ${kind}: STAGING would downgrade`;
@@ -384,7 +386,7 @@ export function decideAction(input: PolicyInput): Decision {
     const { kind, kept } = effectiveKind(input);
     let d = found;
     if (d.action === 'issue' || d.action === 'placeholder') {
-      d = { ...d, order: { kind, budget: orderBudget(input, d) } };
+      d = { ...d, order: { kind, budget: orderBudget(input, d, kind) } };
     }
     if (kept && !d.foreign) d = { ...d, keptKind: kept, message: `${d.message}; ${KEPT_MESSAGE(kept)}` };
     d = gate(d, input);

@@ -131,7 +131,8 @@ const rows: Row[] = [
   { name: 'budget: a label certificate\'s renewal uses the reserve', local: local('production', { ageDays: 70 }), remote: remote('production', { ageDays: 70 }), origin: 'label', action: 'issue', reason: 'Renew', expect: budget('reserved') },
   { name: 'budget: a label certificate whose first order failed is still new while only its placeholder is in', local: local('self-signed'), remote: remote('self-signed'), origin: 'label', action: 'issue', reason: 'ReplacePlaceholder', expect: budget('new') },
   { name: 'budget: an API certificate with an unreadable local copy is new (nothing issued is known)', local: { state: 'unreadable', error: 'cert.pem: bad PEM', owned: true }, remote: absent, origin: 'api', action: 'issue', reason: 'LocalUnreadable', expect: budget('new') },
-  { name: 'budget: a label certificate upgraded from staging renews what the CA issued: the reserve', local: local('staging'), remote: remote('staging'), origin: 'label', action: 'issue', reason: 'UpgradeKind', expect: budget('reserved') },
+  { name: 'budget: a label certificate upgraded from staging is new to the production CA', local: local('staging'), remote: remote('staging'), origin: 'label', action: 'issue', reason: 'UpgradeKind', expect: budget('new') },
+  { name: 'budget: a label certificate that expired (it may never validate again) is new', local: local('production', { ageDays: 95 }), remote: remote('production', { ageDays: 95 }), origin: 'label', action: 'issue', reason: 'Expired', expect: budget('new') },
   { name: 'budget: a new certificate of DOMAINS uses the reserve', local: absent, remote: absent, action: 'placeholder', reason: 'NoCertificate', expect: budget('reserved') },
 ];
 
