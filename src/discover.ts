@@ -9,6 +9,7 @@ import { checkLabels } from './label-policy.js';
 import { ClaimsBook, resolveOwnership, storeHasCopy } from './ownership.js';
 import type { PassDeps } from './reconciler.js';
 import { isFolderSafeName } from './certs/store.js';
+import { CONTROL_CHARS } from './hooks.js';
 
 export interface Discovered {
   wanted: WantedCert[];
@@ -25,7 +26,8 @@ export interface DiscoverDeps extends PassDeps {
 // What an event may carry of a label's text: the CA's own limit of names, and a few kilobytes of message.
 const MAX_EVENT_NAMES = 100;
 const MAX_EVENT_TEXT = 4096;
-const clean = (s: string) => s.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, MAX_EVENT_TEXT);
+// The controls hooks strip, shown as "?" so the refusal still says where the tenant put one.
+const clean = (s: string) => s.replace(/[\n\t]/g, ' ').replace(CONTROL_CHARS, '?').slice(0, MAX_EVENT_TEXT);
 
 export async function discover(deps: DiscoverDeps): Promise<Discovered> {
   const { config } = deps;

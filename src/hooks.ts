@@ -33,7 +33,7 @@ export function maskSecrets(text: string): string {
 }
 
 /** The C0 controls but tab and newline, DEL and the C1 controls: a NUL makes spawn throw, an escape sequence rewrites a terminal. */
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+export const CONTROL_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 const SAFE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
@@ -43,7 +43,7 @@ const SAFE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function cleanVars(vars: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(vars)) {
-    if (SAFE_NAME.test(k)) out[k] = String(v).replace(CONTROL, '');
+    if (SAFE_NAME.test(k)) out[k] = String(v).replace(CONTROL_CHARS, '');
   }
   return out;
 }

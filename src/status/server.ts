@@ -43,11 +43,10 @@ export function isLoopback(host: string): boolean {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** The address a Host header names, lower-cased and without brackets, and its port (undefined when absent). */
-function splitHost(header: string): { name: string; port: number | undefined } | undefined {
-  const m = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/i.exec(header.trim());
-  if (!m) return undefined;
-  return { name: (m[1] ?? m[2]!).toLowerCase().replace(/\.$/, ''), port: m[3] === undefined ? undefined : Number(m[3]) };
+/** The name a Host header gives, lower-cased, without brackets or port; undefined when it is not a host. */
+function hostName(header: string): string | undefined {
+  const m = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+))(?::\d{1,5})?$/i.exec(header.trim());
+  return m ? (m[1] ?? m[2]!).toLowerCase().replace(/\.$/, '') : undefined;
 }
 
 const unmapped = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '').toLowerCase();
@@ -62,9 +61,9 @@ function hostGuard(opts: StatusServerOptions) {
   const names = new Set(['localhost', bound, ...(bound === 'localhost' ? ['127.0.0.1', '::1'] : [])]);
   return (req: Request, res: Response, next: NextFunction) => {
     const header = req.get('host') ?? '';
-    const at = splitHost(header);
+    const name = hostName(header);
     const port = req.socket.localPort;
-    if (at && (names.has(at.name) || at.name === unmapped(req.socket.localAddress))) return next();
+    if (name !== undefined && (names.has(name) || name === unmapped(req.socket.localAddress))) return next();
     const shown = header.length > 100 ? `${header.slice(0, 100)}…` : header;
     res
       .status(421)

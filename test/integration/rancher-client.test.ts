@@ -9,12 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { parseCert } from '../../src/certs/parse.js';
-import type { CertBundle } from '../../src/certs/store.js';
-import { createLogger } from '../../src/log.js';
 import { normaliseCattleUrl, RancherApi } from '../../src/orchestrators/rancher/api.js';
 import { RancherOrchestrator, type RancherOptions } from '../../src/orchestrators/rancher/rancher.js';
 import { parseService } from '../../src/orchestrators/rancher/resources.js';
 import { computedFields, javaDate, startRancherSim, type RancherSim } from '../support/rancher-sim.js';
+import { selfSignedBundle, simClientOptions } from '../support/rancher-client.js';
 import { Metrics } from '../../src/status/metrics.js';
 import { parseMetrics } from '../support/receiver.js';
 
@@ -28,26 +27,11 @@ before(async () => {
 });
 after(() => s.close());
 
-function options(extra: Partial<RancherOptions> = {}, sim: RancherSim = s): RancherOptions {
-  return {
-    url: sim.url,
-    accessKey: sim.accessKey,
-    secretKey: sim.secretKey,
-    timeoutMs: 2000,
-    retryBaseMs: 10,
-    settleTimeoutMs: 2000,
-    hostsLabel: LABEL,
-    readLabels: true,
-    domains: { dnsProvider: false, onePerName: false, allowedSuffixes: [] },
-    dataDir: mkdtempSync(join(tmpdir(), 'cw-rancher-client-')),
-    log: createLogger('silent'),
-    ...extra,
-  };
-}
+const options = (extra: Partial<RancherOptions> = {}, sim: RancherSim = s): RancherOptions => simClientOptions(sim, extra);
 
 const orchestrator = (extra: Partial<RancherOptions> = {}) => new RancherOrchestrator(options(extra));
 
-const bundle = (name: string, p: { cert: string; key: string }): CertBundle => ({ name, names: [name], key: p.key, cert: p.cert, chain: '', kind: 'self-signed', directoryUrl: '' });
+const bundle = selfSignedBundle;
 
 test('CATTLE_URL is normalised as go-rancher does: /v1 and an empty path become /v2-beta', () => {
   const rows: [string, string][] = [

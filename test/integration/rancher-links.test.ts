@@ -6,15 +6,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
-import type { CertBundle } from '../../src/certs/store.js';
-import { createLogger } from '../../src/log.js';
 import { RancherApi, RancherError } from '../../src/orchestrators/rancher/api.js';
 import { RancherOrchestrator } from '../../src/orchestrators/rancher/rancher.js';
 import { startRancherSim, type RancherSim } from '../support/rancher-sim.js';
+import { selfSignedBundle, simClientOptions } from '../support/rancher-client.js';
 
 let sim: RancherSim;
 let elsewhere: Server;
@@ -40,22 +36,9 @@ after(async () => {
   elsewhere.close();
 });
 
-const orchestrator = () =>
-  new RancherOrchestrator({
-    url: sim.url,
-    accessKey: sim.accessKey,
-    secretKey: sim.secretKey,
-    timeoutMs: 2000,
-    retryBaseMs: 10,
-    settleTimeoutMs: 2000,
-    hostsLabel: 'com.danieldent.rancher-lets-encrypt.hosts',
-    readLabels: true,
-    domains: { dnsProvider: false, onePerName: false, allowedSuffixes: [] },
-    dataDir: mkdtempSync(join(tmpdir(), 'cw-links-')),
-    log: createLogger('silent'),
-  });
+const orchestrator = () => new RancherOrchestrator(simClientOptions(sim));
 
-const bundle = (name: string, p: { cert: string; key: string }): CertBundle => ({ name, names: [name], key: p.key, cert: p.cert, chain: '', kind: 'self-signed', directoryUrl: '' });
+const bundle = selfSignedBundle;
 
 const refused = (link: string) => (e: unknown) =>
   e instanceof RancherError && e.message.includes(link) && e.message.includes(elsewhereOrigin) && e.message.includes(`CATTLE_URL's origin http://127.0.0.1:${sim.port}`) && !e.message.includes(sim.secretKey);
