@@ -16,6 +16,7 @@ import { isVerdict, type Ledger } from './limits/ledger.js';
 import { renewalSchedule, wantsOrder } from './policy.js';
 import { directoryOf, type Decided } from './observe.js';
 import { baseResult, describeCert, emit } from './report.js';
+import { decommission } from './decommission.js';
 import type { CertResult, PassDeps } from './reconciler.js';
 import type { PushResult } from './orchestrators/orchestrator.js';
 
@@ -154,6 +155,7 @@ async function job(deps: PassDeps, acts: PassActs, o: Decided, now: Date): Promi
   let placeholderPushed: Promise<void> | undefined;
   try {
     if (action === 'push') return await pushLocal(deps, o, r);
+    if (action === 'remove') return await decommission(deps, o, r, now);
     // A placeholder that cannot be stored means the real certificate could not be either: no order then.
     // Its push only lets a balancer start, so it runs while the real order does and may fail with a
     // warning; the real certificate is pushed only after it, never under it.
