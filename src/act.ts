@@ -17,6 +17,7 @@ import { renewalSchedule, wantsOrder } from './policy.js';
 import { directoryOf, type Decided } from './observe.js';
 import { baseResult, describeCert, emit } from './report.js';
 import { decommission } from './decommission.js';
+import { chooseKey } from './key-choice.js';
 import type { CertResult, PassDeps } from './reconciler.js';
 import type { PushResult } from './orchestrators/orchestrator.js';
 
@@ -274,9 +275,12 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
   let orderUrl: string | undefined;
   try {
     const challenge = challengeFor(o.wanted.names, o.wanted.challenge, config.challenge);
+    const key = chooseKey(o, config);
+    if (key.fresh) log.info({ cert: o.wanted.name, action: 'key' }, `${o.wanted.name}: a fresh key, not the stored one (REUSE_KEY): ${key.fresh}`);
     const order = (c: AcmeClient) =>
       issueCertificate(c, o.wanted.names, {
-        keyType: config.keyType,
+        keyType: key.keyType,
+        ...(key.reuse ? { key: key.reuse } : {}),
         solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
         challenge,
         ...(deps.signal ? { signal: deps.signal } : {}),
