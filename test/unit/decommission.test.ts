@@ -14,7 +14,9 @@ import { loadConfig } from '../../src/config.js';
 import { findUnwanted } from '../../src/decommission.js';
 import { chooseKey } from '../../src/key-choice.js';
 import { FilesOrchestrator } from '../../src/orchestrators/files/files.js';
-import type { PassDeps } from '../../src/reconciler.js';
+import { runPass, type PassDeps } from '../../src/reconciler.js';
+import { assemble } from '../../src/assemble.js';
+import { createLogger } from '../../src/log.js';
 import type { Decided } from '../../src/observe.js';
 import type { WantedCert } from '../../src/domains.js';
 
@@ -99,4 +101,26 @@ test('files: remove never touches a folder certwrangler did not write, nor a fil
   assert.equal(readFileSync(join(certsDir, 'certbot.example.com', 'fullchain.pem'), 'utf8'), 'theirs\n');
   assert.equal(readFileSync(join(certsDir, 'file.example.com'), 'utf8'), 'a file\n');
   assert.deepEqual(await files.remove('never.example.com'), { removed: true, target: `${join(certsDir, 'never.example.com')}: not there any more` });
+});
+
+test('REVOKE_ON_REMOVE with the CA unreachable: removed from CERTS_DIR, the stored copy stays, and every pass tries the revocation again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cw-revoke-down-'));
+  const ca = 'https://127.0.0.1:1/dir';
+  const env = { DATA_DIR: join(dir, 'data'), CERTS_DIR: join(dir, 'live'), LOG_LEVEL: 'silent', ACME_DIRECTORY_URL: ca, STAGING: 'false', ACME_TIMEOUT: '1s', DECOMMISSION: 'remove', DECOMMISSION_AFTER: '0s', REVOKE_ON_REMOVE: 'true' };
+  const m = await assemble(loadConfig(env), createLogger('silent'), { retryBaseMs: 10 });
+  // An issued certificate of that CA, in the store and in CERTS_DIR, that no source asks for.
+  const ss = await createSelfSigned(['old.example.com']);
+  const bundle: CertBundle = { name: 'old.example.com', names: ['old.example.com'], key: ss.key, cert: ss.cert, chain: '', kind: 'production', directoryUrl: ca };
+  await m.store.write(bundle);
+  await m.orchestrator.push(bundle, { adopt: false });
+  for (let pass = 1; pass <= 2; pass++) {
+    const report = await runPass(m);
+    const r = report.results.find((x) => x.name === 'old.example.com')!;
+    assert.equal(r.decision.action, 'remove');
+    assert.equal(r.outcome, 'failed', `pass ${pass}`);
+    assert.match(r.error!, /ECONNREFUSED|connect/);
+    assert.equal(report.ok, false, 'the operator is told');
+    assert.equal(existsSync(join(env.CERTS_DIR, 'old.example.com')), false, 'out of service');
+    assert.equal(readFileSync(join(env.DATA_DIR, 'certs', 'old.example.com', 'privkey.pem'), 'utf8'), ss.key, 'the stored copy stays until it is revoked');
+  }
 });
