@@ -16,6 +16,7 @@ import { chooseKey } from '../../src/key-choice.js';
 import { FilesOrchestrator } from '../../src/orchestrators/files/files.js';
 import { runPass, type PassDeps } from '../../src/reconciler.js';
 import { assemble } from '../../src/assemble.js';
+import { StatusBook } from '../../src/status/book.js';
 import { createLogger } from '../../src/log.js';
 import type { Decided } from '../../src/observe.js';
 import type { WantedCert } from '../../src/domains.js';
@@ -123,4 +124,27 @@ test('REVOKE_ON_REMOVE with the CA unreachable: removed from CERTS_DIR, the stor
     assert.equal(existsSync(join(env.CERTS_DIR, 'old.example.com')), false, 'out of service');
     assert.equal(readFileSync(join(env.DATA_DIR, 'certs', 'old.example.com', 'privkey.pem'), 'utf8'), ss.key, 'the stored copy stays until it is revoked');
   }
+});
+
+test('status page: an unwanted certificate near its end raises no alert (it is not renewed on purpose); an expired one still does', () => {
+  const book = new StatusBook('test');
+  const row = (name: string, reason: 'Unwanted' | 'UpToDate', ageDays: number) => ({
+    name,
+    names: [name],
+    sources: reason === 'Unwanted' ? [] : ['DOMAINS'],
+    decision: { action: 'none' as const, reason, message: reason },
+    outcome: 'ok' as const,
+    orders: 0,
+    pushed: false,
+    placeholder: false,
+    kind: 'production' as const,
+    notBefore: new Date(NOW.getTime() - ageDays * 86_400_000).toISOString(),
+    notAfter: new Date(NOW.getTime() + (90 - ageDays) * 86_400_000).toISOString(),
+  });
+  book.record({ startedAt: NOW.toISOString(), finishedAt: NOW.toISOString(), refused: [], errors: [], ok: true, results: [row('gone.example.com', 'Unwanted', 85), row('old.example.com', 'Unwanted', 95), row('kept.example.com', 'UpToDate', 85)] });
+  const snap = book.snapshot(NOW);
+  const health = Object.fromEntries(snap.certificates.map((c) => [c.name, c.health]));
+  assert.deepEqual(health, { 'gone.example.com': 'ok', 'old.example.com': 'expired', 'kept.example.com': 'expiring' });
+  assert.equal(snap.alerts.some((a) => a.startsWith('gone.example.com')), false);
+  assert.deepEqual(snap.certificates.find((c) => c.name === 'gone.example.com')!.decision, { action: 'none', reason: 'Unwanted', message: 'Unwanted' });
 });
