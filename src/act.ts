@@ -16,6 +16,8 @@ import { isVerdict, type Ledger } from './limits/ledger.js';
 import { renewalSchedule, wantsOrder } from './policy.js';
 import { directoryOf, type Decided } from './observe.js';
 import { baseResult, describeCert, emit } from './report.js';
+import { decommission } from './decommission.js';
+import { chooseKey } from './key-choice.js';
 import type { CertResult, PassDeps } from './reconciler.js';
 import type { PushResult } from './orchestrators/orchestrator.js';
 
@@ -154,6 +156,7 @@ async function job(deps: PassDeps, acts: PassActs, o: Decided, now: Date): Promi
   let placeholderPushed: Promise<void> | undefined;
   try {
     if (action === 'push') return await pushLocal(deps, o, r);
+    if (action === 'remove') return await decommission(deps, o, r, now);
     // A placeholder that cannot be stored means the real certificate could not be either: no order then.
     // Its push only lets a balancer start, so it runs while the real order does and may fail with a
     // warning; the real certificate is pushed only after it, never under it.
@@ -272,9 +275,12 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
   let orderUrl: string | undefined;
   try {
     const challenge = challengeFor(o.wanted.names, o.wanted.challenge, config.challenge);
+    const key = chooseKey(o, config);
+    if (key.fresh) log.info({ cert: o.wanted.name, action: 'key' }, `${o.wanted.name}: a fresh key, not the stored one (REUSE_KEY): ${key.fresh}`);
     const order = (c: AcmeClient) =>
       issueCertificate(c, o.wanted.names, {
-        keyType: config.keyType,
+        keyType: key.keyType,
+        ...(key.reuse ? { key: key.reuse } : {}),
         solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
         challenge,
         ...(deps.signal ? { signal: deps.signal } : {}),

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
  * certwrangler webroot | manager [--once] | plan [--json] | request <name>… [--wait N] | reconcile [--wait N]
+ *   | revoke <name> [--reason keyCompromise|superseded|cessationOfOperation] [--no-renew]
  * Exit codes: 0 fine, 1 a certificate needs attention (--once: a failure, a held order, a refused name, or a foreign
  * certificate within 14 days of expiry; request, reconcile) or the orchestrator cannot be read (plan) or no manager
  * answers (request, reconcile), 2 bad configuration or usage, or the manager refused the request.
@@ -16,6 +17,7 @@ import { observeAcmeRequests } from './acme/transport.js';
 import { lockForManager } from './lock.js';
 import { moveToVersions } from './orchestrators/files/files.js';
 import type { Server } from 'node:http';
+import { CLI_REASONS, type RevocationReason } from './revoke.js';
 
 const USAGE = `usage: certwrangler <command> [options]
 
@@ -26,10 +28,13 @@ commands:
   plan [--json]        show what the next pass would do for each certificate and why; changes nothing
   request <name>…      ask the running manager for a certificate for these names (the first is its name)
   reconcile            ask the running manager for a pass now
+  revoke <name>        revoke a stored certificate with the ACME account key, then renew it in the same run
 
 options:
   --at <ISO date>      (manager --once, plan) decide as if it were this time, e.g. --at 2027-01-20
   --wait <seconds>     (request, reconcile) wait up to this long (at most 600) for the outcome
+  --reason <reason>    (revoke) keyCompromise, superseded or cessationOfOperation; none: unspecified
+  --no-renew           (revoke) only revoke and mark it; the manager's next pass renews it
   --help, --version
 
 request and reconcile talk to STATUS_ADDR with STATUS_TOKEN, or with the token the manager keeps in
@@ -42,19 +47,25 @@ class UsageError extends Error {}
 /** Longest --wait, as the status API's `?wait=` allows. */
 const MAX_WAIT_SEC = 600;
 
-function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: Date; names: string[]; waitSec: number } {
+function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: Date; names: string[]; waitSec: number; reason?: RevocationReason } {
   const [command = '', ...rest] = argv;
   const flags = new Set<string>();
   const names: string[] = [];
   let waitSec = 0;
   let at: Date | undefined;
+  let reason: RevocationReason | undefined;
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     if (a === '--wait' && (command === 'request' || command === 'reconcile')) {
       const v = rest[++i] ?? '';
       if (!/^\d+$/.test(v) || Number(v) > MAX_WAIT_SEC) throw new UsageError(`--wait needs whole seconds from 0 to ${MAX_WAIT_SEC}, got ${JSON.stringify(v)}`);
       waitSec = Number(v);
-    } else if (command === 'request' && !a.startsWith('-')) names.push(a);
+    } else if ((command === 'request' || command === 'revoke') && !a.startsWith('-')) names.push(a);
+    else if (a === '--reason' && command === 'revoke') {
+      const v = rest[++i] ?? '';
+      if (!(CLI_REASONS as readonly string[]).includes(v)) throw new UsageError(`--reason needs one of ${CLI_REASONS.join(', ')}, got ${JSON.stringify(v)}`);
+      reason = v as RevocationReason;
+    } else if (a === '--no-renew' && command === 'revoke') flags.add(a);
     else if (a === '--at') {
       const v = rest[++i];
       at = v ? new Date(v) : undefined;
@@ -62,7 +73,7 @@ function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: 
     } else if (['--once', '--json'].includes(a)) flags.add(a);
     else throw new UsageError(`unknown option ${a}`);
   }
-  return { command, flags, ...(at ? { at } : {}), names, waitSec };
+  return { command, flags, ...(at ? { at } : {}), names, waitSec, ...(reason ? { reason } : {}) };
 }
 
 function version(): string {
@@ -227,6 +238,11 @@ async function main(argv: string[]): Promise<number> {
         }
         throw e;
       }
+    }
+    case 'revoke': {
+      if (args.names.length !== 1) throw new UsageError(`revoke needs one certificate name (its first domain, as plan lists it), got ${args.names.length}`);
+      const { revokeCommand } = await import('./revoke-command.js');
+      return revokeCommand(config, log, { name: args.names[0]!.toLowerCase().replace(/^\*\./, '_.'), reason: args.reason ?? 'unspecified', renew: !args.flags.has('--no-renew'), ...(args.at ? { at: args.at } : {}) });
     }
     case 'plan': {
       const deps = await assemble(config, createLogger('silent'), { dryRun: true, ...(args.at ? { now: () => args.at! } : {}) });

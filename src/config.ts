@@ -55,6 +55,10 @@ export interface Config {
   /** The seed's LOOP_TIME: a pass every this many seconds, instead of the cron schedule. */
   passIntervalSec: number | undefined;
   keyType: KeyType;
+  /** REUSE_KEY: a renewal keeps the certificate's key (DANE/TLSA pinning); otherwise every order has a fresh one. */
+  reuseKey: boolean;
+  /** What becomes of a certificate no source asks for any more (DECOMMISSION, DECOMMISSION_AFTER, REVOKE_ON_REMOVE). */
+  decommission: DecommissionConfig;
   acmeConcurrency: number;
   acmeTimeoutMs: number;
   /** ADOPT_EXISTING: which foreign orchestrator certificates may be taken over (DESIGN §10: never a label's). */
@@ -79,6 +83,21 @@ export interface Config {
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
+
+export interface DecommissionConfig {
+  /** `keep`: served as it is and never renewed; `remove`: taken out of the orchestrator once nothing uses it. */
+  mode: 'keep' | 'remove';
+  /** How long it must have been unwanted before it is removed: a label that flickers (a service re-created) must not remove it. */
+  afterMs: number;
+  /** Revoke it (cessationOfOperation) once removed. */
+  revokeOnRemove: boolean;
+}
+
+/**
+ * DECOMMISSION_AFTER's default: a day, so that a service re-created, a stack upgraded or a label edited
+ * by hand is back before its certificate is removed (and, with REVOKE_ON_REMOVE, revoked for good).
+ */
+export const DEFAULT_DECOMMISSION_AFTER_MS = 24 * 3_600_000;
 
 /** DNS-01: the provider with its own options (read by its registry entry), and how to check a record is visible. */
 export type DnsConfig = DnsProviderChoice & {
@@ -280,6 +299,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     schedule: parseSchedule(env),
     passIntervalSec: loopTime,
     keyType: parseEnum(env, 'KEY_TYPE', KEY_TYPES, 'rsa-2048'),
+    reuseKey: parseBool(env, 'REUSE_KEY', false),
+    decommission: {
+      mode: parseEnum(env, 'DECOMMISSION', ['keep', 'remove'] as const, 'keep'),
+      afterMs: parseDuration(env, 'DECOMMISSION_AFTER', DEFAULT_DECOMMISSION_AFTER_MS, 0),
+      revokeOnRemove: parseBool(env, 'REVOKE_ON_REMOVE', false),
+    },
     acmeConcurrency: parseInt(env, 'ACME_CONCURRENCY', 1, 50) ?? 4,
     acmeTimeoutMs: parseDuration(env, 'ACME_TIMEOUT', 30_000, 100),
     adoptExisting: parseAdopt(env),

@@ -1,6 +1,7 @@
 import { domainToASCII, domainToUnicode } from 'node:url';
 import { isIP } from 'node:net';
 import { getPublicSuffix } from 'tldts';
+import type { KeyType } from './certs/keys.js';
 
 /**
  * The kinds of source, highest rank first (DESIGN §10): the operator's DOMAINS, then the run-time request
@@ -23,6 +24,10 @@ export interface WantedCert {
   origin: Origin;
   /** Asked for by the source (a service's `<HOSTS_LABEL>.challenge` label); else CHALLENGE decides. */
   challenge?: 'http-01' | 'dns-01';
+  /** Asked for by a service's `<HOSTS_LABEL>.key_type` label; else KEY_TYPE decides. */
+  keyType?: KeyType;
+  /** Asked for by a service's `<HOSTS_LABEL>.reuse_key` label; else REUSE_KEY decides. */
+  reuseKey?: boolean;
   /** A label's certificate: the service that asks for it (labels are per service: caps, claims). */
   service?: LabelService;
 }
@@ -209,6 +214,8 @@ export function mergeWanted(lists: WantedCert[][]): WantedCert[] {
       }
       // Asked for twice with different challenges: the first source that names one decides.
       if (!seen.challenge && cert.challenge) seen.challenge = cert.challenge;
+      if (!seen.keyType && cert.keyType) seen.keyType = cert.keyType;
+      if (seen.reuseKey === undefined && cert.reuseKey !== undefined) seen.reuseKey = cert.reuseKey;
       for (const n of cert.names) if (!seen.names.includes(n)) seen.names.push(n);
       for (const s of cert.sources) if (!seen.sources.includes(s)) seen.sources.push(s);
       if (ORIGINS.indexOf(cert.origin) < ORIGINS.indexOf(seen.origin)) seen.origin = cert.origin;

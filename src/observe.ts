@@ -10,7 +10,9 @@ import { mayAdopt } from './adopt.js';
 import { classifyByIssuer, kindOfDirectory, type Kind, type KnownIssuers } from './certs/kind.js';
 import type { CertStatus, LocalCopy } from './certs/store.js';
 import type { RemoteCopy } from './orchestrators/orchestrator.js';
-import { decideAction, wantsOrder, type Copy, type Decision, type PolicyInput } from './policy.js';
+import { decideAction, wantsOrder, type Copy, type Decision, type PolicyInput, type Unwanted } from './policy.js';
+import { readRevocation } from './revoke.js';
+import { gatherUsedBy } from './decommission.js';
 import type { PassDeps } from './reconciler.js';
 
 export interface Observed {
@@ -57,14 +59,16 @@ function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers): Cop
 }
 
 /** Reads every wanted certificate's copies and state; throws when the orchestrator's copies cannot be read. */
-export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean): Promise<Observed[]> {
+export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean, unwanted: Map<string, Unwanted> = new Map()): Promise<Observed[]> {
   const { config, store } = deps;
   const [known, remotes] = await Promise.all([store.knownIssuers(), deps.orchestrator.list(wanted.map((w) => w.name))]);
+  // After the listing: the orchestrator finds the users of its copies by what it just listed.
+  await gatherUsedBy(deps, unwanted, now);
   // Bounded: each read opens several files, and 10,000 certificates at once exceed the open-file limit.
   const reads = pLimit(STORE_READ_CONCURRENCY);
   return Promise.all(
     wanted.map(async (w) => {
-      const [local, status] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name)]));
+      const [local, status, revocation] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name), readRevocation(store.certDir(w.name))]));
       const localCopy = localToCopy(local, config);
       const remoteCopy = remoteToCopy(remotes.get(w.name) ?? { state: 'absent' }, localCopy, known);
       const adopt = mayAdopt(config.adoptExisting, w);
@@ -76,6 +80,10 @@ export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, r
         policy: { renewBeforeDays: config.renewBeforeDays, adoptExisting: adopt, placeholders: config.placeholders },
         gate: status.nextAttempt ? { backoffUntil: new Date(status.nextAttempt) } : {},
       };
+      // A revocation is of one certificate: the one that replaced it is not revoked.
+      if (revocation && local.state === 'present' && revocation.fingerprint === local.info.fingerprint) input.revoked = { reason: revocation.reason, at: new Date(revocation.at) };
+      const u = unwanted.get(w.name);
+      if (u) input.unwanted = u;
       return { wanted: w, local, status, localCopy, remoteCopy, adopt, input };
     }),
   );

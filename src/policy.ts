@@ -50,6 +50,16 @@ export interface Gate {
   ledger?: LedgerHold;
 }
 
+/** A certificate in the local store that no source asks for any more (issue 17 item 5). */
+export interface Unwanted {
+  /** When a pass first found no source asking for it. */
+  since: Date;
+  /** DECOMMISSION=remove: when it may be removed (since + DECOMMISSION_AFTER); undefined: kept (DECOMMISSION=keep). */
+  removeAt?: Date;
+  /** Balancers that still reference the orchestrator's copy (asked only with DECOMMISSION=remove). */
+  usedBy: string[];
+}
+
 export interface PolicyInput {
   wanted: { name: string; names: string[]; kind: Kind; origin: 'DOMAINS' | 'api' | 'label' };
   local: Copy;
@@ -57,13 +67,22 @@ export interface PolicyInput {
   now: Date;
   policy: RenewalPolicy;
   gate?: Gate;
+  /** The local copy was revoked (`certwrangler revoke`): it is replaced. */
+  revoked?: { reason: string; at: Date };
+  /** No source asks for it any more: served as it is, never renewed, removed only under DECOMMISSION=remove. */
+  unwanted?: Unwanted;
 }
 
-/** `wait`: an order is due but the gate holds it (backoff, a rate limit, the new-order budget). */
-export type Action = 'none' | 'push' | 'issue' | 'placeholder' | 'wait';
+/**
+ * `wait`: an order is due but the gate holds it (backoff, a rate limit, the new-order budget).
+ * `remove`: an unwanted certificate leaves the orchestrator (DECOMMISSION=remove).
+ */
+export type Action = 'none' | 'push' | 'issue' | 'placeholder' | 'wait' | 'remove';
 
 /** Every machine reason a decision or a pass gives; stable for logs, events, metrics and tests. */
 export type Reason =
+  // no source asks for it any more (issue 17 item 5)
+  | 'Unwanted'
   // the orchestrator's copy is not ours
   | 'ForeignExpiring'
   | 'Foreign'
@@ -76,6 +95,7 @@ export type Reason =
   | 'NoLocalCopy'
   | 'LocalUnreadable'
   | 'LocalKeyMismatch'
+  | 'Revoked'
   | 'NamesChanged'
   | 'ReplacePlaceholder'
   | 'UpgradeKind'
@@ -193,6 +213,19 @@ export function effectiveKind(input: PolicyInput): { kind: Exclude<Kind, 'self-s
   return kind === wanted.kind ? { kind } : { kind, kept: kind };
 }
 
+// --- no source asks for it any more (issue 17 item 5) ---------------------------------------------------
+
+const unwanted: Check = ({ unwanted: u, remote, now }) => {
+  if (!u) return undefined;
+  const why = `no source asks for it any more (since ${u.since.toISOString()}): served as it is, not renewed`;
+  if (!u.removeAt) return decide('none', 'Unwanted', `${why} (DECOMMISSION=keep)`);
+  // Never delete what certwrangler did not create.
+  if (remote.state !== 'absent' && !remote.owned) return decide('none', 'Unwanted', `${why}; the orchestrator's copy was not created by certwrangler, so it is never removed`);
+  if (now < u.removeAt) return decide('none', 'Unwanted', `${why}; removed after ${u.removeAt.toISOString()} (DECOMMISSION_AFTER)`);
+  if (u.usedBy.length > 0) return decide('none', 'Unwanted', `${why}; kept while balancers still use it: ${u.usedBy.join(', ')}`);
+  return decide('remove', 'Unwanted', `${why}; removed from the orchestrator (DECOMMISSION=remove)`);
+};
+
 // --- the orchestrator's copy is not ours -------------------------------------------------------------
 
 const foreignCopy = ({ remote, policy }: PolicyInput) => remote.state === 'present' && !remote.owned && !policy.adoptExisting ? remote : undefined;
@@ -261,6 +294,9 @@ const localUnreadable: Check = ({ local }) => (local.state === 'unreadable' ? de
 const localKeyMismatch: Check = ({ local }) =>
   local.state === 'present' && !local.keyMatches ? decide('issue', 'LocalKeyMismatch', 'local key does not match its certificate') : undefined;
 
+const revoked: Check = ({ local, revoked: r }) =>
+  local.state === 'present' && r ? decide('issue', 'Revoked', `revoked (${r.reason}) at ${r.at.toISOString()}: replaced by a new certificate`) : undefined;
+
 const namesChanged: Check = ({ local, wanted }) => {
   if (local.state !== 'present') return undefined;
   const missing = wanted.names.filter((n) => !local.info.names.includes(n));
@@ -323,6 +359,7 @@ const upToDate: Check = ({ local, policy }) => {
 
 /** DESIGN §3 and §10, in order; the first check that fires wins. */
 export const CHAIN: ReadonlyArray<[string, Check]> = [
+  ['unwanted', unwanted],
   ['foreignExpiring', foreignExpiring],
   ['foreign', foreign],
   ['nothingAnywhere', nothingAnywhere],
@@ -331,6 +368,7 @@ export const CHAIN: ReadonlyArray<[string, Check]> = [
   ['noLocalCopy', noLocalCopy],
   ['localUnreadable', localUnreadable],
   ['localKeyMismatch', localKeyMismatch],
+  ['revoked', revoked],
   ['namesChanged', namesChanged],
   ['replacePlaceholder', replacePlaceholder],
   ['upgradeKind', upgradeKind],
@@ -383,6 +421,8 @@ export function decideAction(input: PolicyInput): Decision {
   for (const [, check] of CHAIN) {
     const found = check(input);
     if (!found) continue;
+    // Never renewed, never ordered: no order plan, kept kind or renewal time to show.
+    if (found.reason === 'Unwanted') return found;
     const { kind, kept } = effectiveKind(input);
     let d = found;
     if (d.action === 'issue' || d.action === 'placeholder') {

@@ -18,6 +18,8 @@ import type { RequestBook } from './requests.js';
 import type { BudgetRow, Ledger } from './limits/ledger.js';
 import { gateOrders, observe, type Decided } from './observe.js';
 import { act } from './act.js';
+import { findUnwanted } from './decommission.js';
+import type { Unwanted } from './policy.js';
 import { baseResult, budgetsOf, finish, logDecisions, nextWake, unavailableResults } from './report.js';
 
 export { backoffDelay } from './act.js';
@@ -108,9 +110,9 @@ function decide(deps: PassDeps, observed: Observed): Promise<Decided[]> {
 }
 
 /** Observes, or, when the orchestrator's copies cannot be read, says so: nothing can be decided safely. */
-async function observeOr(deps: PassDeps, wanted: Parameters<typeof observe>[1], now: Date, recover: boolean, errors: string[]): Promise<{ observed: Observed } | { failed: CertResult[] }> {
+async function observeOr(deps: PassDeps, wanted: Parameters<typeof observe>[1], now: Date, recover: boolean, errors: string[], unwanted?: Map<string, Unwanted>): Promise<{ observed: Observed } | { failed: CertResult[] }> {
   try {
-    return { observed: await observe(deps, wanted, now, recover) };
+    return { observed: await observe(deps, wanted, now, recover, unwanted) };
   } catch (e) {
     const error = `cannot read certificates from ${deps.orchestrator.name}: ${(e as Error).message}`;
     errors.push(error);
@@ -123,7 +125,10 @@ export async function planPass(deps: PassDeps): Promise<PassReport> {
   const started = new Date();
   const now = deps.now?.() ?? started;
   const { wanted, refused, errors } = await discover(deps);
-  const seen = await observeOr(deps, wanted, now, false, errors);
+  // The store's certificates no source asks for: decided (and shown) with the others, as Unwanted.
+  const left = await findUnwanted(deps, wanted, refused, errors, now, false);
+  errors.push(...left.errors);
+  const seen = await observeOr(deps, [...wanted, ...left.certs], now, false, errors, left.unwanted);
   const results = 'failed' in seen ? seen.failed : (await decide(deps, seen.observed)).map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
   return { ...finish(undefined, started, results, refused, errors), budgets: await budgetsOf(deps) };
 }
@@ -134,8 +139,10 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   const now = deps.now?.() ?? started;
   const { wanted, refused, errors } = await discover(deps);
   for (const r of refused) log.error({ cert: r.spec, source: r.source, error: r.error }, `refused ${r.spec} from ${r.source}: ${r.error}`);
+  const left = await findUnwanted(deps, wanted, refused, errors, now, true);
+  errors.push(...left.errors);
   for (const e of errors) log.error({ error: e }, e);
-  const seen = await observeOr(deps, wanted, now, true, errors);
+  const seen = await observeOr(deps, [...wanted, ...left.certs], now, true, errors, left.unwanted);
   if ('failed' in seen) {
     // The orchestrator could not be read: look again soon, not at the next scheduled pass hours away.
     const wakeAt = new Date(now.getTime() + UNAVAILABLE_RETRY_MS).toISOString();

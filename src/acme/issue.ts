@@ -17,6 +17,8 @@ export interface Issued {
 
 export interface IssueOptions {
   keyType: KeyType;
+  /** The stored key to order with (REUSE_KEY); undefined: a fresh key of `keyType`. */
+  key?: string;
   /** The solvers this manager has; `challenge` picks one (a wildcard's authorization always takes dns-01). */
   solvers: Partial<Record<ChallengeType, ChallengeSolver>>;
   challenge: ChallengeType;
@@ -64,7 +66,7 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
   const fetch = fetchWith(client);
   // An RSA key takes a few hundred ms of CPU: make it while the CA creates the order and validates.
   const keyAndCsr = (async () => {
-    const key = await generatePrivateKey(opts.keyType);
+    const key = opts.key ?? (await generatePrivateKey(opts.keyType));
     // acme-client's CSR builder reads PKCS#8 only; the stored key keeps its traditional form.
     const pkcs8 = loadPrivateKey(key).export({ type: 'pkcs8', format: 'pem' }).toString();
     const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, pkcs8);

@@ -8,7 +8,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDir, recoverFileSet, writeFileAtomic, writeFileSet } from './atomic.js';
+import { ensureDir, fsyncDir, recoverFileSet, writeFileAtomic, writeFileSet } from './atomic.js';
 import { parseCert, keyMatchesCert, type CertInfo } from './parse.js';
 import type { Kind, KnownIssuers } from './kind.js';
 
@@ -155,6 +155,30 @@ export class LocalStore {
       ],
       DIR_MODE,
     );
+  }
+
+  /** The certificate names the store holds a folder for (a name that could not be a folder is skipped). */
+  async names(): Promise<string[]> {
+    try {
+      return (await fs.readdir(join(this.dataDir, 'certs'))).filter(isFolderSafeName);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  /**
+   * Takes a decommissioned certificate out of the store, whole (key included: never lost), into
+   * DATA_DIR/archive/<name>-<time>/. Returns where it went.
+   */
+  async archive(name: string, at: Date): Promise<string> {
+    const archive = join(this.dataDir, 'archive');
+    await ensureDir(archive, DIR_MODE);
+    const to = join(archive, `${safeName(name)}-${at.toISOString().replace(/[:.]/g, '-')}`);
+    await fs.rename(this.certDir(name), to);
+    await fsyncDir(archive);
+    await fsyncDir(join(this.dataDir, 'certs'));
+    return to;
   }
 
   async readStatus(name: string): Promise<CertStatus> {

@@ -2,7 +2,7 @@
 import type { Kind } from '../certs/kind.js';
 import type { Reason } from '../policy.js';
 
-export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused';
+export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused' | 'removed';
 
 export interface CertEvent {
   type: EventType;
@@ -36,6 +36,8 @@ export function describeEvent(e: CertEvent): string {
       return `${e.name}: local certificate pushed to ${e.target ?? 'the orchestrator'} (${e.reason})${e.pendingReloads?.length ? `; balancer reload pending: ${e.pendingReloads.join(', ')}` : ''}`;
     case 'placeholder':
       return `${e.name}: self-signed placeholder in place for ${names} until the real certificate arrives`;
+    case 'removed':
+      return `${e.name}: no source asks for it any more; removed: ${e.target ?? 'from the orchestrator'}`;
     case 'refused':
       return `${e.name}: refused${e.service ? ` for service ${e.service}` : ''}: ${e.error ?? 'unknown reason'}`;
     case 'failed':

@@ -26,6 +26,9 @@ export interface ReloadRetry {
   message: string;
 }
 
+/** What `remove` did: removed (or it was not there), or left in place and why. */
+export type RemoveResult = { removed: true; target: string } | { removed: false; why: string };
+
 export interface PushOptions {
   adopt: boolean;
 }
@@ -44,6 +47,16 @@ export interface Orchestrator {
   discover(): Promise<ParsedDomains>;
   /** Retries the balancer reloads still pending from earlier pushes; called once per pass by the act step, never by plan. */
   retryReloads?(now: Date): Promise<ReloadRetry[]>;
+  /**
+   * Who still uses each of these certificates (Rancher: the balancers that reference it), by certificate
+   * name; asked only about unwanted certificates that DECOMMISSION=remove would remove.
+   */
+  usedBy?(names: string[]): Promise<Map<string, string[]>>;
+  /**
+   * Takes a certificate certwrangler created out of service (issue 17 item 5, DECOMMISSION=remove). Never one
+   * it did not create, never one still in use: those are left, with the reason.
+   */
+  remove?(name: string): Promise<RemoveResult>;
   /** When the earliest pending balancer reload is due, so the manager wakes for it rather than at its next scheduled pass. */
   nextReloadAt?(): Promise<Date | undefined>;
 }

@@ -62,6 +62,8 @@ export function healthOf(row: KeptRow, now: Date): Health {
   if (row.notAfter && now >= new Date(row.notAfter)) return 'expired';
   if (row.foreign) return row.notAfter && new Date(row.notAfter).getTime() - now.getTime() <= FOREIGN_WARN_DAYS * 86_400_000 ? 'expiring' : 'ok';
   if (row.lastError) return 'failing';
+  // Unwanted: served, never renewed on purpose; its end is no alert (an expired one still is, above).
+  if (row.decision.reason === 'Unwanted') return 'ok';
   if (row.notAfter && row.notBefore) {
     const end = new Date(row.notAfter).getTime();
     const life = end - new Date(row.notBefore).getTime();

@@ -39,6 +39,8 @@ interface Row {
   backoffUntil?: Date;
   gate?: Gate;
   origin?: 'DOMAINS' | 'api' | 'label';
+  /** More of the input: a revocation, an unwanted certificate. */
+  extra?: Pick<PolicyInput, 'revoked' | 'unwanted'>;
   action: Action;
   reason: Reason;
   message?: RegExp;
@@ -134,6 +136,13 @@ const rows: Row[] = [
   { name: 'budget: a label certificate upgraded from staging is new to the production CA', local: local('staging'), remote: remote('staging'), origin: 'label', action: 'issue', reason: 'UpgradeKind', expect: budget('new') },
   { name: 'budget: a label certificate that expired (it may never validate again) is new', local: local('production', { ageDays: 95 }), remote: remote('production', { ageDays: 95 }), origin: 'label', action: 'issue', reason: 'Expired', expect: budget('new') },
   { name: 'budget: a new certificate of DOMAINS uses the reserve', local: absent, remote: absent, action: 'placeholder', reason: 'NoCertificate', expect: budget('reserved') },
+  // issue 17 item 5: revoked, and no longer wanted
+  { name: 'a revoked certificate is replaced at once, from the reserve', local: local('production'), remote: remote('production'), origin: 'label', extra: { revoked: { reason: 'keyCompromise', at: NOW } }, action: 'issue', reason: 'Revoked', message: /^revoked \(keyCompromise\)/, expect: budget('reserved') },
+  { name: 'unwanted (DECOMMISSION=keep): served, never renewed even when due, no renewal time shown', ...aged(90, 70), extra: { unwanted: { since: NOW, usedBy: [] } }, action: 'none', reason: 'Unwanted', message: /no source asks for it any more.*\(DECOMMISSION=keep\)/, expect: (d) => assert.equal(d.renewAt, undefined) },
+  { name: 'unwanted (DECOMMISSION=remove) before DECOMMISSION_AFTER: kept', ...aged(90, 10), extra: { unwanted: { since: NOW, removeAt: new Date(NOW.getTime() + HOUR), usedBy: [] } }, action: 'none', reason: 'Unwanted', message: /removed after 2027-01-01T01:00:00.000Z \(DECOMMISSION_AFTER\)/ },
+  { name: 'unwanted (DECOMMISSION=remove) while a balancer references it: kept', ...aged(90, 10), extra: { unwanted: { since: NOW, removeAt: NOW, usedBy: ['edge (1s3)'] } }, action: 'none', reason: 'Unwanted', message: /kept while balancers still use it: edge \(1s3\)/ },
+  { name: 'unwanted (DECOMMISSION=remove), but the orchestrator\'s copy is not certwrangler\'s: never removed', local: local('production'), remote: remote(undefined, { fp: 'ff' }, false), extra: { unwanted: { since: NOW, removeAt: NOW, usedBy: [] } }, action: 'none', reason: 'Unwanted', message: /not created by certwrangler, so it is never removed/ },
+  { name: 'unwanted (DECOMMISSION=remove), due and unused: removed', ...aged(90, 10), extra: { unwanted: { since: NOW, removeAt: NOW, usedBy: [] } }, action: 'remove', reason: 'Unwanted' },
 ];
 
 for (const row of rows) {
@@ -145,6 +154,7 @@ for (const row of rows) {
       now: NOW,
       policy: { renewBeforeDays: undefined, adoptExisting: false, placeholders: true, ...row.policy },
       gate: { ...(row.backoffUntil ? { backoffUntil: row.backoffUntil } : {}), ...row.gate },
+      ...row.extra,
     });
     assert.equal(d.action, row.action, d.message);
     assert.equal(d.reason, row.reason, d.message);
@@ -155,6 +165,7 @@ for (const row of rows) {
 
 test('policy: every check in the chain is exercised by a row, and the chain lists them all', () => {
   const reasonsByCheck: Record<string, Reason[]> = {
+    unwanted: ['Unwanted'],
     foreignExpiring: ['ForeignExpiring'],
     foreign: ['Foreign'],
     nothingAnywhere: ['NoCertificate'],
@@ -163,6 +174,7 @@ test('policy: every check in the chain is exercised by a row, and the chain list
     noLocalCopy: ['NoLocalCopy'],
     localUnreadable: ['LocalUnreadable'],
     localKeyMismatch: ['LocalKeyMismatch'],
+    revoked: ['Revoked'],
     namesChanged: ['NamesChanged'],
     replacePlaceholder: ['ReplacePlaceholder'],
     upgradeKind: ['UpgradeKind'],

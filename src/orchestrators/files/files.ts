@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { assertFilesExist, ensureDir, fsyncDir, recoverFileSet, writeSynced } from '../../certs/atomic.js';
 import { parseCert, splitPemChain } from '../../certs/parse.js';
 import { KEY_MODE, type CertBundle } from '../../certs/store.js';
-import type { Orchestrator, PushOptions, PushResult, RemoteCopy } from '../orchestrator.js';
+import type { Orchestrator, PushOptions, PushResult, RemoteCopy, RemoveResult } from '../orchestrator.js';
 import type { Logger } from '../../log.js';
 import type { OrchestratorEntry } from '../registry.js';
 
@@ -27,6 +27,8 @@ const MARKER = '.certwrangler';
  * the same filesystem as the link. A dot-folder is never a certificate name.
  */
 export const ARCHIVE = '.certwrangler-archive';
+/** Under ARCHIVE: the versions of removed certificates (DECOMMISSION=remove), as `<name>-<time>/<n>/`. */
+export const REMOVED = '.removed';
 /** Versions kept per certificate, the current one included: enough for a slow reader and a manual rollback. */
 export const KEEP_VERSIONS = 3;
 // Readers (nginx workers, HAProxy) may run as another user: folders and public files are readable,
@@ -163,6 +165,30 @@ export class FilesOrchestrator implements Orchestrator {
     await this.prune(bundle.name, version);
     // The path readers and hooks (CERTWRANGLER_TARGET) use, which now names this version.
     return { target: path };
+  }
+
+  /**
+   * DECOMMISSION=remove: CERTS_DIR/<name> goes (one unlink), and its versions move, whole, to
+   * ARCHIVE/.removed/<name>-<time>/, so nothing certwrangler wrote is lost. A folder certwrangler did not
+   * write (no marker, not a link into its archive) is never touched.
+   */
+  async remove(name: string): Promise<RemoveResult> {
+    const path = this.dir(name);
+    const slot = await this.slot(name);
+    if (slot.kind === 'absent') return { removed: true, target: `${path}: not there any more` };
+    if (slot.kind === 'other' || !slot.owned) return { removed: false, why: `${path} was not written by certwrangler (no ${MARKER} marker): never removed` };
+    if (slot.kind === 'folder') await this.migrate(name); // ours, from before versions: into the archive first
+    const removedDir = join(this.opts.certsDir, ARCHIVE, REMOVED);
+    const kept = join(removedDir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    await ensureDir(removedDir, DIR_MODE);
+    await fs.unlink(path);
+    await fsyncDir(this.opts.certsDir);
+    if (await exists(this.archive(name))) {
+      await fs.rename(this.archive(name), kept);
+      await fsyncDir(join(this.opts.certsDir, ARCHIVE));
+      return { removed: true, target: `${path} (its versions kept in ${kept})` };
+    }
+    return { removed: true, target: path };
   }
 
   /** Writes a complete version folder: every file fsynced and checked, then renamed to its number. */

@@ -142,7 +142,7 @@ export class RancherApi {
     }
   }
 
-  private async call(method: 'get' | 'post' | 'put', url: string, body?: unknown): Promise<Record<string, unknown>> {
+  private async call(method: 'get' | 'post' | 'put' | 'delete', url: string, body?: unknown): Promise<Record<string, unknown>> {
     // Every URL that is not built from the root came from a resource's links or actions.
     const link = /[?&]action=/.test(url) ? `actions.${/[?&]action=([\w-]+)/.exec(url)![1]}` : 'links.self';
     this.checkLink(url, link, method.toUpperCase());
@@ -175,6 +175,11 @@ export class RancherApi {
 
   put(url: string, body: unknown): Promise<Record<string, unknown>> {
     return this.call('put', url, body);
+  }
+
+  /** DELETE `links.self` (specs §4.6): only to decommission a certificate certwrangler created. */
+  delete(url: string): Promise<Record<string, unknown>> {
+    return this.call('delete', url);
   }
 
   /** Every item of a collection: follows `pagination.next` until it is null (§3.3). */

@@ -6,6 +6,27 @@
  */
 import { mergeWanted, parseDomainList, type DomainsOptions, type ParsedDomains, type RefusedCert, type WantedCert } from '../../domains.js';
 import { isGone, type ServiceResource } from './resources.js';
+import { KEY_TYPES, type KeyType } from '../../certs/keys.js';
+
+/**
+ * A service's key labels (issue 17 item 4): `<label>.key_type` (one of KEY_TYPES) and `<label>.reuse_key`
+ * (true or false). A tenant's value is checked here like `.challenge`: anything else refuses the label's
+ * certificates, naming the label and what it may say.
+ */
+export function keyLabels(labels: Record<string, string>, label: string): { keyType?: KeyType; reuseKey?: boolean } | { error: string } {
+  const out: { keyType?: KeyType; reuseKey?: boolean } = {};
+  const type = labels[`${label}.key_type`]?.trim().toLowerCase();
+  if (type !== undefined && type !== '') {
+    if (!(KEY_TYPES as readonly string[]).includes(type)) return { error: `${label}.key_type=${JSON.stringify(type.slice(0, 64))} is not valid; accepted: ${KEY_TYPES.join(', ')}` };
+    out.keyType = type as KeyType;
+  }
+  const reuse = labels[`${label}.reuse_key`]?.trim().toLowerCase();
+  if (reuse !== undefined && reuse !== '') {
+    if (reuse !== 'true' && reuse !== 'false') return { error: `${label}.reuse_key=${JSON.stringify(reuse.slice(0, 64))} is not valid; accepted: true, false` };
+    out.reuseKey = reuse === 'true';
+  }
+  return out;
+}
 
 /** `stackNames`: stack id → name, when the stacks were listed (LABEL_STACKS names them). */
 export function wantedFromLabels(services: ServiceResource[], label: string, opts: DomainsOptions, stackNames?: Map<string, string>): ParsedDomains {
@@ -30,7 +51,12 @@ export function wantedFromLabels(services: ServiceResource[], label: string, opt
         refused.push({ spec: value, source, service: who, error: `${label}.challenge=dns-01 needs a DNS provider: set DNS_PROVIDER` });
         continue;
       }
-      lists.push(parsed.certs.map((c) => ({ ...c, service, ...(challenge ? { challenge: challenge as 'http-01' | 'dns-01' } : {}) })));
+      const keys = keyLabels(set.labels, label);
+      if ('error' in keys) {
+        refused.push({ spec: value, source, service: who, error: keys.error });
+        continue;
+      }
+      lists.push(parsed.certs.map((c) => ({ ...c, service, ...(challenge ? { challenge: challenge as 'http-01' | 'dns-01' } : {}), ...keys })));
       refused.push(...parsed.refused.map((r) => ({ ...r, service: who })));
     }
     // One service's own sets (primary and sidekicks) may share a certificate; other services' never merge.

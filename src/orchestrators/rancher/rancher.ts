@@ -15,7 +15,7 @@ import { parseCert } from '../../certs/parse.js';
 import type { CertBundle } from '../../certs/store.js';
 import type { DomainsOptions, ParsedDomains } from '../../domains.js';
 import type { Logger } from '../../log.js';
-import type { Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy } from '../orchestrator.js';
+import type { Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy, RemoveResult } from '../orchestrator.js';
 import { RancherApi, RancherError, type RancherApiOptions } from './api.js';
 import { wantedFromLabels } from './labels.js';
 import { isGone, parseCertificate, parseService, type CertificateResource, type ServiceResource } from './resources.js';
@@ -271,6 +271,46 @@ export class RancherOrchestrator implements Orchestrator {
       if (this.balancerTurns.get(balancerId) === tail) this.balancerTurns.delete(balancerId);
     });
     return p;
+  }
+
+  /**
+   * The balancers that reference each certificate, as default or SNI certificate (lbConfig, or top level on a
+   * v1 legacy balancer). Cattle itself refuses a DELETE only for the default one (specs §4.6), so a
+   * certificate served by SNI alone is checked here, never left to the server.
+   */
+  async usedBy(names: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    const ids = new Map(names.flatMap((n) => (this.known.has(n) ? [[this.known.get(n)!.id, n] as const] : [])));
+    if (ids.size === 0) return out;
+    for (const lb of (await this.listBalancers()).filter((b) => !isGone(b.state))) {
+      for (const id of lb.certificateIds) {
+        const name = ids.get(id);
+        if (name !== undefined) out.set(name, [...(out.get(name) ?? []), `${lb.name} (${lb.id})`]);
+      }
+    }
+    return out;
+  }
+
+  /** DELETE of a certificate certwrangler pushed and no balancer references (specs §4.6); never a foreign one. */
+  async remove(name: string): Promise<RemoveResult> {
+    const c = this.known.get(name) ?? (await this.listCertificates(`&name=${encodeURIComponent(name)}`)).find((x) => x.name === name);
+    if (!c) return { removed: true, target: `Rancher certificate ${name}: not there any more` };
+    if (!isOwned(c)) return { removed: false, why: `Rancher certificate ${name} (${c.id}) was not pushed by certwrangler: never removed` };
+    // Read again now, not from the pass's start: a balancer may have been pointed at it since.
+    this.known.set(name, c);
+    const users = (await this.usedBy([name])).get(name) ?? [];
+    if (users.length > 0) return { removed: false, why: `balancers still use Rancher certificate ${name} (${c.id}): ${users.join(', ')}; it is removed once none references it` };
+    try {
+      await this.api.delete(c.self);
+    } catch (e) {
+      if (e instanceof RancherError && e.status === 404) return { removed: true, target: `Rancher certificate ${name} (${c.id}): not there any more` };
+      // 405: Cattle found a balancer using it after all (specs §4.6); kept, and asked again next pass.
+      if (e instanceof RancherError && e.status === 405) return { removed: false, why: `Rancher refused to remove certificate ${name} (${c.id}): ${e.message}` };
+      throw e;
+    } finally {
+      this.known.delete(name);
+    }
+    return { removed: true, target: `Rancher certificate ${name} (${c.id})` };
   }
 
   async nextReloadAt(): Promise<Date | undefined> {
