@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * certwrangler webroot | manager [--once] | plan [--json] | request <name>… [--wait N] | reconcile [--wait N]
+ * certwrangler webroot | manager [--once] | plan [--json] | request <name>… [--wait N] | reconcile [--wait N] | import certbot <dir>
  * Exit codes: 0 fine, 1 a certificate needs attention (--once: a failure, a held order, a refused name, or a foreign
  * certificate within 14 days of expiry; request, reconcile) or the orchestrator cannot be read (plan) or no manager
  * answers (request, reconcile), 2 bad configuration or usage, or the manager refused the request.
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { assemble } from './assemble.js';
@@ -16,6 +17,8 @@ import { observeAcmeRequests } from './acme/transport.js';
 import { lockForManager } from './lock.js';
 import { moveToVersions } from './orchestrators/files/files.js';
 import type { Server } from 'node:http';
+import { announceSeedMode } from './seed-mode.js';
+import { importAtStart } from './import/at-start.js';
 
 const USAGE = `usage: certwrangler <command> [options]
 
@@ -26,6 +29,7 @@ commands:
   plan [--json]        show what the next pass would do for each certificate and why; changes nothing
   request <name>…      ask the running manager for a certificate for these names (the first is its name)
   reconcile            ask the running manager for a pass now
+  import certbot <dir> import certbot's store (the seed's /etc/letsencrypt): account, keys and certificates
 
 options:
   --at <ISO date>      (manager --once, plan) decide as if it were this time, e.g. --at 2027-01-20
@@ -54,7 +58,7 @@ function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: 
       const v = rest[++i] ?? '';
       if (!/^\d+$/.test(v) || Number(v) > MAX_WAIT_SEC) throw new UsageError(`--wait needs whole seconds from 0 to ${MAX_WAIT_SEC}, got ${JSON.stringify(v)}`);
       waitSec = Number(v);
-    } else if (command === 'request' && !a.startsWith('-')) names.push(a);
+    } else if ((command === 'request' || command === 'import') && !a.startsWith('-')) names.push(a);
     else if (a === '--at') {
       const v = rest[++i];
       at = v ? new Date(v) : undefined;
@@ -207,9 +211,11 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     case 'manager': {
       const once = args.flags.has('--once');
+      announceSeedMode(config.seed, config.domainsOnePerName, config.hostsLabel, log);
       const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
       try {
         if (config.orchestrator === 'files') await moveToVersions(config.certsDir, log);
+        await importAtStart(config, log);
         return await manager(config, log, once, args.at);
       } finally {
         await lock.release();
@@ -226,6 +232,19 @@ async function main(argv: string[]): Promise<number> {
           return 2;
         }
         throw e;
+      }
+    }
+    case 'import': {
+      const [what, dir, ...extra] = args.names;
+      if (what !== 'certbot' || !dir || extra.length > 0) throw new UsageError('import takes: import certbot <dir> (certbot\'s config dir, e.g. /etc/letsencrypt)');
+      const { importCertbot, describeImport } = await import('./import/certbot.js');
+      const lock = await lockForManager(config, log, true); // as a --once: wait for a pass in flight
+      try {
+        const report = await importCertbot(resolve(dir), config);
+        for (const line of describeImport(report)) console.log(line);
+        return report.problems.length > 0 ? 1 : 0;
+      } finally {
+        await lock.release();
       }
     }
     case 'plan': {
