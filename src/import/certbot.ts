@@ -266,7 +266,13 @@ export async function importCertbot(root: string, target: ImportTarget, now = ne
   // Certificates: every lineage, the newest of those that share a name (certbot's x and x-0001).
   const lineages: Lineage[] = [];
   const liveDir = join(root, 'live');
-  const names = (await isDir(liveDir)) ? (await fs.readdir(liveDir)).sort() : [];
+  const names = (await isDir(liveDir))
+    ? (
+        await fs.readdir(liveDir).catch((e: unknown) => {
+          throw new CertbotStoreError(`certbot store ${liveDir}: ${why(e)}`);
+        })
+      ).sort()
+    : [];
   for (const lineage of names) {
     if (!(await isDir(join(liveDir, lineage)))) continue; // live/README
     try {

@@ -20,6 +20,9 @@ import { createLogger } from '../../src/log.js';
 import { importAtStart } from '../../src/import/at-start.js';
 import { describeImport, importCertbot } from '../../src/import/certbot.js';
 import { LocalStore } from '../../src/certs/store.js';
+import { assemble } from '../../src/assemble.js';
+import { planPass } from '../../src/reconciler.js';
+import { Writable } from 'node:stream';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, filesUnder, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
 import { simPool, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
@@ -114,6 +117,8 @@ test('the seed swapped for certwrangler: first and second pass order nothing and
   assert.ok(lines.some((l) => l.msg.startsWith(`account for ${pebble.directoryUrl} from `) && l.msg.includes(': imported')));
   assert.ok(!first.stdout.includes('PRIVATE KEY') && !first.stderr.includes('PRIVATE KEY'), 'no key in the log');
   assert.deepEqual(writes(s.log), [], 'the first pass writes nothing to Rancher');
+  const decided = lines.filter((l) => 'action' in l) as unknown as Array<{ cert: string; action: string; reason: string }>;
+  assert.deepEqual(decided.map((d) => [d.cert, d.action, d.reason]).sort(), ALL.map((n) => [n, 'none', 'UpToDate']), 'the first pass decides nothing but "up to date": no order');
 
   // What was imported: the seed's own certificates and keys (0600), and its account, URL and all.
   const data = env.DATA_DIR!;
@@ -132,7 +137,11 @@ test('the seed swapped for certwrangler: first and second pass order nothing and
   assert.equal((JSON.parse(readFileSync(accountFiles[0]!, 'utf8')) as { url: string }).url, regr.uri, "the seed's account, reused");
   assert.equal(statSync(accountFiles[0]!).mode & 0o777, 0o600);
 
-  // The second pass (and the first's own decisions), counted on the wire: nothing ordered, no account asked for.
+  // `plan` sees them as certwrangler's own, up to date.
+  const plan = await planPass(await assemble(loadConfig(env), createLogger('silent'), { dryRun: true }));
+  assert.deepEqual(plan.results.map((r) => [r.name, r.decision.reason]).sort(), ALL.map((n) => [n, 'UpToDate']));
+
+  // The second pass, counted on the wire: nothing ordered, no account asked for.
   s.clearLog();
   const second = await passWithOrders(env, { settleTimeoutMs: 5000 });
   assert.equal(second.report.ok, true, JSON.stringify(second.report.results.map((r) => [r.name, r.decision.reason, r.error])));
@@ -216,7 +225,13 @@ test('bad or partial certbot stores: each problem names the file; what is whole 
 
   // At start: the manager says what is wrong and how to go on, and starts no pass.
   const cfg = loadConfig({ CERTBOT_EMAIL: 'ops@example.com', DOMAINS: 'a.example.com', LETSENCRYPT_ROOTDIR: store, DATA_DIR: join(base, 'partial-3', 'data'), ...pebbleEnv(pebble, 'production') });
-  await assert.rejects(importAtStart(cfg, createLogger('silent')), /could not be imported whole \(3 problems, each logged above naming its file\); what could be was imported\. Fix them and start again, or set LETSENCRYPT_ROOTDIR=off/);
+  const logged: Array<{ level: string; msg: string }> = [];
+  const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (logged.push(JSON.parse(chunk.toString()) as { level: string; msg: string }), cb()) });
+  await assert.rejects(importAtStart(cfg, createLogger('info', sink)), /could not be imported whole \(3 problems, each logged above naming its file\); what could be was imported\. Fix them and start again, or set LETSENCRYPT_ROOTDIR=off/);
+  const errorLines = logged.filter((l) => l.level === 'error').map((l) => l.msg);
+  const named = [keyLink, join(store, 'renewal', 'b.example.com.conf'), join(accountDir, 'private_key.json')];
+  assert.equal(errorLines.length, named.length, errorLines.join('\n'));
+  named.forEach((file, i) => assert.ok(errorLines[i]!.startsWith(`not imported: ${file}: `), `${errorLines[i]} names ${file}`));
   const missing = loadConfig({ CERTBOT_EMAIL: 'ops@example.com', LETSENCRYPT_ROOTDIR: join(base, 'nowhere'), DATA_DIR: join(base, 'partial-4', 'data') });
   await assert.rejects(importAtStart(missing, createLogger('silent')), /LETSENCRYPT_ROOTDIR=.*nowhere: no such directory; mount the seed's letsencrypt-certs volume there, or set LETSENCRYPT_ROOTDIR=off/);
 });
