@@ -159,11 +159,20 @@ test('the seed swapped for certwrangler: first and second pass order nothing and
 
   // When they are due, certwrangler renews the seed's certificates in place: same ids, the traffic manager reloaded.
   const due = new Date(Math.max(...ALL.map((n) => renewalTime(parseCert(s.certByName(n)!.cert), undefined).getTime())) + 86_400_000);
+  // Rancher refuses the first push of b's renewal: b's copy there is still the seed's, and it stays ours to replace.
   s.clearLog();
+  s.fault({ kind: 403, method: 'PUT', url: new RegExp(`/certificates/${ids.get('b.example.com')}`), times: 100 });
   const renewal = await passWithOrders(env, { settleTimeoutMs: 5000, now: () => due });
-  assert.equal(renewal.report.ok, true, JSON.stringify(renewal.report.results.map((r) => [r.name, r.decision.reason, r.error])));
+  assert.deepEqual(renewal.report.results.filter((r) => r.error).map((r) => r.name), ['b.example.com'], JSON.stringify(renewal.report.results.map((r) => [r.name, r.decision.reason, r.error])));
   assert.equal(renewal.orders, ALL.length, 'one order per name: still one certificate per name');
   assert.deepEqual([...renewal.requests.keys()].filter((k) => /sign-me-up/.test(k)), [], "renewed with the seed's account");
+  assert.equal(fingerprint(s.certByName('b.example.com')!.cert), seedFingerprints.get('b.example.com'));
+  s.clearFaults();
+  // (At the real time: the renewed certificates are fresh then.)
+  const retry = await passWithOrders(env, { settleTimeoutMs: 5000 });
+  assert.equal(retry.report.ok, true, JSON.stringify(retry.report.results.map((r) => [r.name, r.decision.reason, r.error])));
+  assert.equal(retry.orders, 0, 'the renewed certificate is pushed, not ordered again');
+  assert.deepEqual(retry.report.results.filter((r) => r.decision.action === 'push').map((r) => r.name), ['b.example.com']);
   for (const n of ALL) {
     const c = s.certByName(n)!;
     assert.equal(c.id, ids.get(n), 'replaced in place');
