@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { CertbotStoreError, describeImport, importAccountKeyFile, importCertbot, type ImportReport } from './certbot.js';
+import { CertbotStoreError, describeImport, holdsCertbotState, importAccountKeyFile, importCertbot, type ImportReport } from './certbot.js';
 
 const OPT_OUT = 'set LETSENCRYPT_ROOTDIR=off to start without importing';
 
@@ -30,7 +30,8 @@ export async function importAtStart(config: Config, log: Logger): Promise<void> 
       () => false,
     );
     if (!exists && dir.explicit) throw new Error(`LETSENCRYPT_ROOTDIR=${dir.path}: no such directory; mount the seed's letsencrypt-certs volume there, or ${OPT_OUT}`);
-    if (!exists) log.info({ step: 'import' }, `no certbot store at ${dir.path} (the seed's LETSENCRYPT_ROOTDIR): nothing to import`);
+    // The seed's default, not asked for by name: Debian's certbot package leaves a cli.ini there and nothing else.
+    if (!exists || (!dir.explicit && !(await holdsCertbotState(dir.path)))) log.info({ step: 'import' }, `no certbot store at ${dir.path} (the seed's LETSENCRYPT_ROOTDIR): nothing to import`);
     else {
       let report: ImportReport;
       try {

@@ -244,6 +244,11 @@ async function readAccount(account: CertbotAccount, directoryUrl: string): Promi
   return { key, url };
 }
 
+/** certbot has made an account or a certificate here (its live/ or accounts/ folder exists). */
+export async function holdsCertbotState(root: string): Promise<boolean> {
+  return (await isDir(join(root, 'live'))) || (await isDir(join(root, 'accounts')));
+}
+
 /**
  * Imports certbot's store at `root` into DATA_DIR. Throws CertbotStoreError when `root` is not a readable certbot
  * store; otherwise imports what it can and lists the rest in `problems`.

@@ -241,6 +241,15 @@ test('bad or partial certbot stores: each problem names the file; what is whole 
   const named = [keyLink, join(store, 'renewal', 'b.example.com.conf'), join(accountDir, 'private_key.json')];
   assert.equal(errorLines.length, named.length, errorLines.join('\n'));
   named.forEach((file, i) => assert.ok(errorLines[i]!.startsWith(`not imported: ${file}: `), `${errorLines[i]} names ${file}`));
+  // The seed's default, not named: Debian's certbot package leaves only a cli.ini in /etc/letsencrypt.
+  const packaged = join(base, 'etc-letsencrypt');
+  mkdirSync(packaged, { recursive: true });
+  writeFileSync(join(packaged, 'cli.ini'), 'max-log-backups = 0\n');
+  const seedDefault = loadConfig({ CERTBOT_EMAIL: 'ops@example.com', DATA_DIR: join(base, 'partial-5', 'data') });
+  logged.length = 0;
+  await importAtStart({ ...seedDefault, seed: { ...seedDefault.seed, certbotDir: { path: packaged, explicit: false } } }, createLogger('info', sink));
+  assert.deepEqual(logged.map((l) => l.msg), [`no certbot store at ${packaged} (the seed's LETSENCRYPT_ROOTDIR): nothing to import`]);
+  await assert.rejects(importAtStart(loadConfig({ CERTBOT_EMAIL: 'ops@example.com', LETSENCRYPT_ROOTDIR: packaged, DATA_DIR: join(base, 'partial-6', 'data') }), createLogger('silent')), /holds neither live\/ nor accounts\/: it is not certbot's config dir .*; set LETSENCRYPT_ROOTDIR=off/);
   const missing = loadConfig({ CERTBOT_EMAIL: 'ops@example.com', LETSENCRYPT_ROOTDIR: join(base, 'nowhere'), DATA_DIR: join(base, 'partial-4', 'data') });
   await assert.rejects(importAtStart(missing, createLogger('silent')), /LETSENCRYPT_ROOTDIR=.*nowhere: no such directory; mount the seed's letsencrypt-certs volume there, or set LETSENCRYPT_ROOTDIR=off/);
 });
