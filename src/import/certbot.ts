@@ -10,7 +10,7 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { ensureDir, writeFileAtomic } from '../certs/atomic.js';
 import { keyMatchesCert, parseCert, splitPemChain, type CertInfo } from '../certs/parse.js';
 import { DIR_MODE, KEY_MODE, LocalStore, type CertBundle } from '../certs/store.js';
@@ -134,6 +134,31 @@ interface Lineage {
   info: CertInfo;
   server: string;
   accountId: string | undefined;
+  /** Fingerprints of every version in the lineage's archive/ folder, the live one included. */
+  history: string[];
+}
+
+/**
+ * The fingerprints of every certificate certbot kept for a lineage (archive/<lineage>/certN.pem). The seed pushed
+ * after each certbot run and never checked the answer, so Rancher may still hold an older version than live/: that
+ * copy came from this store too, and is certwrangler's to replace. What cannot be read is left out.
+ */
+async function archiveFingerprints(certPath: string): Promise<string[]> {
+  try {
+    const dir = dirname(await fs.realpath(certPath));
+    const files = (await fs.readdir(dir)).filter((f) => /^cert\d+\.pem$/.test(f));
+    const out: string[] = [];
+    for (const f of files) {
+      try {
+        out.push(parseCert(splitPemChain(await fs.readFile(join(dir, f), 'utf8'))[0] ?? '').fingerprint);
+      } catch {
+        /* not a certificate: not one the seed could have pushed */
+      }
+    }
+    return out;
+  } catch {
+    return [];
+  }
 }
 
 async function readLineage(root: string, lineage: string, target: ImportTarget, known: Record<string, Kind>): Promise<Lineage> {
@@ -181,6 +206,7 @@ async function readLineage(root: string, lineage: string, target: ImportTarget, 
     info,
     server,
     accountId: conf.account,
+    history: [...new Set([info.fingerprint, ...(await archiveFingerprints(certPath))])],
     bundle: { name: certName(names), names, key, cert: leaf, chain, kind, directoryUrl: server },
   };
 }
@@ -295,14 +321,17 @@ export async function importCertbot(root: string, target: ImportTarget, now = ne
     } else report.certs.push({ name: l.bundle.name, from: l.dir, outcome: 'superseded', why: `${seen.dir} is newer` });
   }
   const book = new ImportedBook(target.dataDir);
-  const imported = await book.load();
   const record: Array<{ name: string; fingerprint: string; from: string }> = [];
+  // Every version certbot kept under a name, from every lineage of that name, is the seed's and so ours to replace.
+  const owned = (name: string) => {
+    for (const l of lineages.filter((x) => x.bundle.name === name)) for (const fingerprint of l.history) record.push({ name, fingerprint, from: l.dir });
+  };
   for (const l of byName.values()) {
     const { name } = l.bundle;
     const row = { name, from: l.dir, kind: l.bundle.kind, notAfter: l.info.notAfter.toISOString() };
     const local = await store.read(name);
     if (local.state === 'present' && local.info.fingerprint === l.info.fingerprint) {
-      if (!imported.get(name)?.has(l.info.fingerprint)) record.push({ name, fingerprint: l.info.fingerprint, from: l.dir });
+      owned(name);
       report.certs.push({ ...row, outcome: 'already imported' });
       continue;
     }
@@ -318,7 +347,7 @@ export async function importCertbot(root: string, target: ImportTarget, now = ne
       report.problems.push(`${l.dir}: cannot be written to ${store.certDir(name)} (${(e as Error).message})`);
       continue;
     }
-    record.push({ name, fingerprint: l.info.fingerprint, from: l.dir });
+    owned(name);
     report.certs.push({ ...row, outcome: 'imported' });
   }
   await book.record(record, now);

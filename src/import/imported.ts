@@ -46,13 +46,17 @@ export class ImportedBook {
     return new Map(Object.entries(file.certs).map(([name, list]) => [name, new Set(list.map((e) => e.fingerprint))]));
   }
 
+  /** Adds what is new; writes nothing when everything was recorded already. */
   async record(entries: Array<{ name: string; fingerprint: string; from: string }>, at = new Date()): Promise<void> {
-    if (entries.length === 0) return;
     const file = await this.read();
+    let changed = false;
     for (const e of entries) {
       const list = (file.certs[e.name] ??= []);
-      if (!list.some((x) => x.fingerprint === e.fingerprint)) list.push({ fingerprint: e.fingerprint, from: e.from, at: at.toISOString() });
+      if (list.some((x) => x.fingerprint === e.fingerprint)) continue;
+      list.push({ fingerprint: e.fingerprint, from: e.from, at: at.toISOString() });
+      changed = true;
     }
+    if (!changed) return;
     await ensureDir(join(this.path, '..'), DIR_MODE);
     await writeFileAtomic(this.path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
   }

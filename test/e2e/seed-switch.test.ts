@@ -4,11 +4,12 @@
  * put into the Rancher simulator as the seed pushed them (named after the domain, no description, trailing
  * newlines stripped). Then only the image changes: the same variables (CERTBOT_EMAIL, DOMAINS, the hosts label,
  * LETSENCRYPT_ROOTDIR) drive certwrangler, which must order nothing, make no account, and keep every certificate
- * served, then renew them in place when they are due.
+ * served, then renew them in place when they are due. One of the seed's renewals never reached Rancher (the seed
+ * ignored its pushes' answers), as happens: Rancher holds that name's older certificate.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
@@ -35,6 +36,7 @@ const LABEL = DEFAULT_HOSTS_LABEL;
 const SEED_DOMAINS = ['a.example.com', 'b.example.com'];
 const LABELLED = 'c.example.com';
 const ALL = [...SEED_DOMAINS, LABELLED];
+const RENEWED = 'a.example.com';
 /** The seed's certbot store (its letsencrypt-certs volume), made once; each test copies it. */
 const seedStore = join(base, 'letsencrypt');
 let pebble: Pebble;
@@ -51,8 +53,9 @@ async function certbot(name: string): Promise<void> {
 before(async () => {
   pebble = await lab.pebble('pebble');
   mkdirSync(lab.webroot, { recursive: true });
-  // certbot takes a lock on its config dir: one name at a time, as the seed's loop did.
-  for (const name of ALL) await certbot(name);
+  // certbot takes a lock on its config dir: one name at a time, as the seed's loop did. The seed renewed
+  // a.example.com once more, and that push failed (it never checked): Rancher holds a's first certificate.
+  for (const name of [...ALL, RENEWED]) await certbot(name);
 });
 after(async () => {
   await sims.closeAll();
@@ -69,7 +72,8 @@ async function seedRancher(store: string): Promise<RancherSim> {
   s.addService({ name: 'web', labels: { [LABEL]: LABELLED } });
   for (const name of ALL) {
     // tozny's post_cert: cert.pem, chain.pem and privkey.pem with trailing newlines stripped, no description.
-    s.addCertificate({ name, cert: live(store, name, 'cert.pem').trim(), certChain: live(store, name, 'chain.pem').trim(), key: live(store, name, 'privkey.pem').trim(), description: null });
+    const [cert, chain, key] = ['cert', 'chain', 'privkey'].map((f) => (name === RENEWED ? readFileSync(join(store, 'archive', name, `${f}1.pem`), 'utf8') : live(store, name, `${f}.pem`)).trim());
+    s.addCertificate({ name, cert: cert!, certChain: chain!, key: key!, description: null });
   }
   s.addBalancer({ name: 'traffic-manager-ssl', defaultCertificateName: 'a.example.com', certificateNames: ['b.example.com', LABELLED] });
   return s;
@@ -116,9 +120,14 @@ test('the seed swapped for certwrangler: first and second pass order nothing and
   for (const n of ALL) assert.ok(lines.some((l) => l.msg.startsWith(`certificate ${n} from ${join(store, 'live', n)}: imported (production`)), `${n} imported: ${first.stdout}`);
   assert.ok(lines.some((l) => l.msg.startsWith(`account for ${pebble.directoryUrl} from `) && l.msg.includes(': imported')));
   assert.ok(!first.stdout.includes('PRIVATE KEY') && !first.stderr.includes('PRIVATE KEY'), 'no key in the log');
-  assert.deepEqual(writes(s.log), [], 'the first pass writes nothing to Rancher');
-  const decided = lines.filter((l) => 'action' in l) as unknown as Array<{ cert: string; action: string; reason: string }>;
-  assert.deepEqual(decided.map((d) => [d.cert, d.action, d.reason]).sort(), ALL.map((n) => [n, 'none', 'UpToDate']), 'the first pass decides nothing but "up to date": no order');
+  // The first pass orders nothing; its one write puts a's live certificate where the seed's failed push left the
+  // older one (a version from certbot's archive/, so the seed's: certwrangler's to replace, in place).
+  const decided = lines.filter((l) => 'action' in l && 'names' in l) as unknown as Array<{ cert: string; action: string }>;
+  assert.deepEqual(decided.map((d) => [d.cert, d.action]).sort(), ALL.map((n) => [n, n === RENEWED ? 'push' : 'none']), 'no order');
+  const lb = [...s.services.values()].find((v) => v.name === 'traffic-manager-ssl')!;
+  assert.deepEqual(writes(s.log).map((r) => `${r.method} ${r.path}`), [`PUT /v2-beta/projects/${s.projectId}/certificates/${ids.get(RENEWED)}`, `POST /v2-beta/projects/${s.projectId}/loadbalancerservices/${lb.id}/`], "a's certificate replaced in place, and the traffic manager's update action");
+  assert.equal(fingerprint(s.certByName(RENEWED)!.cert), seedFingerprints.get(RENEWED));
+  assert.equal(fingerprint(lb.served.get(ids.get(RENEWED)!)!), seedFingerprints.get(RENEWED), 'the traffic manager serves the live certificate');
 
   // What was imported: the seed's own certificates and keys (0600), and its account, URL and all.
   const data = env.DATA_DIR!;
@@ -154,7 +163,6 @@ test('the seed swapped for certwrangler: first and second pass order nothing and
     assert.equal(c.id, ids.get(n));
     assert.equal(fingerprint(c.cert), seedFingerprints.get(n), `${n} is still the seed's certificate`);
   }
-  const lb = [...s.services.values()].find((v) => v.name === 'traffic-manager-ssl')!;
   assert.deepEqual([lb.lbConfig!.defaultCertificateId, ...lb.lbConfig!.certificateIds], ALL.map((n) => ids.get(n)), 'the traffic manager serves the same certificates');
 
   // When they are due, certwrangler renews the seed's certificates in place: same ids, the traffic manager reloaded.
@@ -181,7 +189,7 @@ test('the seed swapped for certwrangler: first and second pass order nothing and
     assert.match(c.description ?? '', /^managed by certwrangler/);
   }
   assert.ok(!s.log.some((r) => r.method === 'POST' && /\/certificates?$/.test(r.path)), 'nothing created beside them');
-  assert.equal(lb.reloadCount, ALL.length);
+  assert.equal(lb.reloadCount, ALL.length + 1, "once for a's push in the first pass, once per renewal");
 });
 
 test('certwrangler import certbot <dir> by hand: the same import, idempotent; a certificate certwrangler holds is kept', async () => {
@@ -210,14 +218,14 @@ test('bad or partial certbot stores: each problem names the file; what is whole 
   const store = copyStore('partial');
   // A lineage whose key went missing from archive/, one with no renewal conf, a key that is not JSON, a regr.json without its URL.
   const keyLink = join(store, 'live', 'a.example.com', 'privkey.pem');
-  rmSync(join(store, 'archive', 'a.example.com', 'privkey1.pem'));
+  rmSync(realpathSync(keyLink));
   rmSync(join(store, 'renewal', 'b.example.com.conf'));
   const accountDir = filesUnder(join(store, 'accounts')).find((f) => f.endsWith('regr.json'))!.replace(/regr\.json$/, '');
   writeFileSync(join(accountDir, 'regr.json'), '{"body": {}}');
   const report = await importCertbot(store, target('partial'));
   assert.deepEqual(report.certs.filter((c) => c.outcome === 'imported').map((c) => c.name), [LABELLED], 'the whole lineage is imported');
   assert.equal(report.problems.length, 3, report.problems.join('\n'));
-  assert.match(report.problems[0]!, new RegExp(`^${keyLink}: missing \\(a link to \\.\\./\\.\\./archive/a\\.example\\.com/privkey1\\.pem\\)`));
+  assert.match(report.problems[0]!, new RegExp(`^${keyLink}: missing \\(a link to \\.\\./\\.\\./archive/a\\.example\\.com/privkey2\\.pem\\)`));
   assert.match(report.problems[1]!, new RegExp(`^${join(store, 'renewal', 'b.example.com.conf')}: missing`));
   assert.match(report.problems[2]!, new RegExp(`^${join(accountDir, 'regr.json')}: no "uri"`));
   assert.deepEqual(readdirSync(join(base, 'partial', 'data')).filter((f) => f === 'accounts'), [], 'no account half-imported');
