@@ -235,6 +235,19 @@ test('bad or partial certbot stores: each problem names the file; what is whole 
   assert.ok(badKey.problems.some((p) => p.startsWith(`${join(accountDir, 'private_key.json')}: not a private key (not valid JSON)`)), badKey.problems.join('\n'));
   assert.ok(badKey.problems.every((p) => !p.includes('PRIVATE KEY-----')));
 
+  // Several accounts for one directory: the one the renewal confs use; none used, a problem naming the folder.
+  const twoAccounts = copyStore('two-accounts');
+  const used = filesUnder(join(twoAccounts, 'accounts')).find((f) => f.endsWith('regr.json'))!.replace(/\/regr\.json$/, '');
+  cpSync(used, join(used, '..', '0123456789abcdef0123456789abcdef'), { recursive: true });
+  const picked = await importCertbot(twoAccounts, target('two-accounts'));
+  assert.deepEqual(picked.accounts.map((a) => [a.from, a.outcome]), [[used, 'imported']], picked.problems.join('\n'));
+  for (const conf of readdirSync(join(twoAccounts, 'renewal'))) {
+    const path = join(twoAccounts, 'renewal', conf);
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/^account = .*$/m, ''));
+  }
+  const ambiguous = await importCertbot(twoAccounts, target('two-accounts-2'));
+  assert.ok(ambiguous.problems.some((p) => p.startsWith(`${join(used, '..')}: certbot holds 2 accounts for ${pebble.directoryUrl}`)), ambiguous.problems.join('\n'));
+
   const notCertbot = join(base, 'not-certbot');
   mkdirSync(notCertbot, { recursive: true });
   writeFileSync(join(notCertbot, 'notes.txt'), 'hello');
