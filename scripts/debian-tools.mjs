@@ -30,4 +30,6 @@ export const TEST_TOOLS = [
   { command: 'openssl', pkg: 'openssl' },
   // The status page and its cross-site refusals are checked in a real headless browser (playwright-core).
   { command: 'chromium', pkg: 'chromium' },
+  // The switch from the seed service makes the seed's store with the real certbot, as the seed did.
+  { command: 'certbot', pkg: 'certbot' },
 ];

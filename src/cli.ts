@@ -2,11 +2,13 @@
 /**
  * certwrangler webroot | manager [--once] | plan [--json] | request <name>… [--wait N] | reconcile [--wait N]
  *   | revoke <name> [--reason keyCompromise|superseded|cessationOfOperation] [--no-renew]
+ *   | import certbot <dir>
  * Exit codes: 0 fine, 1 a certificate needs attention (--once: a failure, a held order, a refused name, or a foreign
  * certificate within 14 days of expiry; request, reconcile) or the orchestrator cannot be read (plan) or no manager
  * answers (request, reconcile), 2 bad configuration or usage, or the manager refused the request.
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { assemble } from './assemble.js';
@@ -18,6 +20,8 @@ import { lockForManager } from './lock.js';
 import { moveToVersions } from './orchestrators/files/files.js';
 import type { Server } from 'node:http';
 import { CLI_REASONS, type RevocationReason } from './revoke.js';
+import { announceSeedMode } from './seed-mode.js';
+import { importAtStart } from './import/at-start.js';
 
 const USAGE = `usage: certwrangler <command> [options]
 
@@ -29,6 +33,7 @@ commands:
   request <name>…      ask the running manager for a certificate for these names (the first is its name)
   reconcile            ask the running manager for a pass now
   revoke <name>        revoke a stored certificate with the ACME account key, then renew it in the same run
+  import certbot <dir> import certbot's store (the seed's /etc/letsencrypt): account, keys and certificates
 
 options:
   --at <ISO date>      (manager --once, plan) decide as if it were this time, e.g. --at 2027-01-20
@@ -60,7 +65,7 @@ function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: 
       const v = rest[++i] ?? '';
       if (!/^\d+$/.test(v) || Number(v) > MAX_WAIT_SEC) throw new UsageError(`--wait needs whole seconds from 0 to ${MAX_WAIT_SEC}, got ${JSON.stringify(v)}`);
       waitSec = Number(v);
-    } else if ((command === 'request' || command === 'revoke') && !a.startsWith('-')) names.push(a);
+    } else if ((command === 'request' || command === 'revoke' || command === 'import') && !a.startsWith('-')) names.push(a);
     else if (a === '--reason' && command === 'revoke') {
       const v = rest[++i] ?? '';
       if (!(CLI_REASONS as readonly string[]).includes(v)) throw new UsageError(`--reason needs one of ${CLI_REASONS.join(', ')}, got ${JSON.stringify(v)}`);
@@ -218,9 +223,11 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     case 'manager': {
       const once = args.flags.has('--once');
+      announceSeedMode(config.seed, config.domainsOnePerName, config.hostsLabel, log);
       const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
       try {
         if (config.orchestrator === 'files') await moveToVersions(config.certsDir, log);
+        await importAtStart(config, log);
         return await manager(config, log, once, args.at);
       } finally {
         await lock.release();
@@ -243,6 +250,19 @@ async function main(argv: string[]): Promise<number> {
       if (args.names.length !== 1) throw new UsageError(`revoke needs one certificate name (its first domain, as plan lists it), got ${args.names.length}`);
       const { revokeCommand } = await import('./revoke-command.js');
       return revokeCommand(config, log, { name: args.names[0]!.toLowerCase().replace(/^\*\./, '_.'), reason: args.reason ?? 'unspecified', renew: !args.flags.has('--no-renew'), ...(args.at ? { at: args.at } : {}) });
+    }
+    case 'import': {
+      const [what, dir, ...extra] = args.names;
+      if (what !== 'certbot' || !dir || extra.length > 0) throw new UsageError('import takes: import certbot <dir> (certbot\'s config dir, e.g. /etc/letsencrypt)');
+      const { importCertbot, describeImport } = await import('./import/certbot.js');
+      const lock = await lockForManager(config, log, true); // as a --once: wait for a pass in flight
+      try {
+        const report = await importCertbot(resolve(dir), config);
+        for (const line of describeImport(report)) console.log(line);
+        return report.problems.length > 0 ? 1 : 0;
+      } finally {
+        await lock.release();
+      }
     }
     case 'plan': {
       const deps = await assemble(config, createLogger('silent'), { dryRun: true, ...(args.at ? { now: () => args.at! } : {}) });

@@ -13,6 +13,7 @@ import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
 import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
+import { parseSeedSettings, type SeedSettings } from './seed-mode.js';
 import { ConfigError, FALSE, TRUE, parseBool, parseDuration, parseEnum, parseInt, parseUrl, splitHostPort, str, type Env } from './env.js';
 
 // Imported from here before env.ts and the registries took them over.
@@ -29,6 +30,8 @@ export type Challenge = 'http-01' | 'dns-01';
 export interface Config {
   domains: ParsedDomains;
   domainsOnePerName: boolean;
+  /** Seed-compatible mode and the certbot store to import (seed-mode.ts). */
+  seed: SeedSettings;
   staging: boolean;
   email: string | undefined;
   productionDirectoryUrl: string;
@@ -237,7 +240,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     .split(',')
     .map((s) => s.trim().toLowerCase().replace(/^\*?\./, ''))
     .filter((s) => s !== '');
-  const domainsOnePerName = parseBool(env, 'DOMAINS_ONE_PER_NAME', false);
+  const seed = parseSeedSettings(env, cwd);
+  // Seed-compatible mode reads DOMAINS and labels as the seed did: one certificate per name.
+  const domainsOnePerName = parseBool(env, 'DOMAINS_ONE_PER_NAME', seed.active);
   const productionDirectoryUrl = parseUrl(env, 'ACME_DIRECTORY_URL', LE_PRODUCTION);
   const domains = parseDomainList(str(env, 'DOMAINS') ?? '', 'DOMAINS', {
     dnsProvider: dns !== undefined,
@@ -280,6 +285,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   return {
     domains,
     domainsOnePerName,
+    seed,
     staging: parseBool(env, 'STAGING', true),
     email: str(env, 'EMAIL') ?? str(env, 'CERTBOT_EMAIL'),
     productionDirectoryUrl,

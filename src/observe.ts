@@ -14,6 +14,7 @@ import { decideAction, wantsOrder, type Copy, type Decision, type PolicyInput, t
 import { readRevocation } from './revoke.js';
 import { gatherUsedBy } from './decommission.js';
 import type { PassDeps } from './reconciler.js';
+import { ImportedBook, type ImportedFingerprints } from './import/imported.js';
 
 export interface Observed {
   wanted: WantedCert;
@@ -48,8 +49,10 @@ function localToCopy(local: LocalCopy, config: Config): Copy {
   return { state: 'present', info: local.info, kind, keyMatches: local.keyMatches, owned: true };
 }
 
-function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers): Copy {
+function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers, imported: ReadonlySet<string> | undefined): Copy {
   if (remote.state !== 'present') return remote;
+  // A copy certwrangler imported (the seed's, from certbot's store) is its own: the local store holds its key.
+  if (!remote.owned && imported?.has(remote.info.fingerprint)) remote = { ...remote, owned: true };
   // The same certificate as the local copy is the same kind; otherwise judge it by its issuer.
   const kind =
     local.state === 'present' && local.info.fingerprint === remote.info.fingerprint
@@ -58,10 +61,18 @@ function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers): Cop
   return { state: 'present', info: remote.info, kind, keyMatches: true, owned: remote.owned };
 }
 
+/** What was imported; an unreadable record leaves the imported copies foreign (left alone), with a warning. */
+async function importedFingerprints(deps: PassDeps): Promise<ImportedFingerprints> {
+  return new ImportedBook(deps.config.dataDir).load().catch((e: Error) => {
+    deps.log.warn({ error: e.message }, `imported certificates are treated as foreign this pass: ${e.message}`);
+    return new Map();
+  });
+}
+
 /** Reads every wanted certificate's copies and state; throws when the orchestrator's copies cannot be read. */
 export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean, unwanted: Map<string, Unwanted> = new Map()): Promise<Observed[]> {
   const { config, store } = deps;
-  const [known, remotes] = await Promise.all([store.knownIssuers(), deps.orchestrator.list(wanted.map((w) => w.name))]);
+  const [known, remotes, imported] = await Promise.all([store.knownIssuers(), deps.orchestrator.list(wanted.map((w) => w.name)), importedFingerprints(deps)]);
   // After the listing: the orchestrator finds the users of its copies by what it just listed.
   await gatherUsedBy(deps, unwanted, now);
   // Bounded: each read opens several files, and 10,000 certificates at once exceed the open-file limit.
@@ -70,8 +81,10 @@ export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, r
     wanted.map(async (w) => {
       const [local, status, revocation] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name), readRevocation(store.certDir(w.name))]));
       const localCopy = localToCopy(local, config);
-      const remoteCopy = remoteToCopy(remotes.get(w.name) ?? { state: 'absent' }, localCopy, known);
-      const adopt = mayAdopt(config.adoptExisting, w);
+      const remote = remotes.get(w.name) ?? { state: 'absent' };
+      const remoteCopy = remoteToCopy(remote, localCopy, known, imported.get(w.name));
+      // An imported copy is replaced in place at renewal, as an adopted one is.
+      const adopt = mayAdopt(config.adoptExisting, w) || (remote.state === 'present' && !remote.owned && remoteCopy.state === 'present' && remoteCopy.owned);
       const input: PolicyInput = {
         wanted: { name: w.name, names: w.names, kind: stagingKind(config), origin: w.origin },
         local: localCopy,

@@ -13,7 +13,8 @@ import { generatePrivateKey } from '../certs/keys.js';
 import { DIR_MODE, KEY_MODE } from '../certs/store.js';
 import { poolNonces } from './nonces.js';
 
-interface AccountFile {
+/** DATA_DIR/accounts/<directory id>/account.json: what AccountBook keeps (and an import writes). */
+export interface AccountFile {
   directoryUrl: string;
   url: string;
   key: string;
@@ -44,6 +45,11 @@ export function directoryId(directoryUrl: string): string {
   return `${u.hostname}_${port}${path ? `_${path}` : ''}`;
 }
 
+/** Where the account for a directory is kept. */
+export function accountFilePath(dataDir: string, directoryUrl: string): string {
+  return join(dataDir, 'accounts', directoryId(directoryUrl), 'account.json');
+}
+
 export class AccountBook {
   private readonly clients = new Map<string, Promise<acme.Client>>();
   private readonly replacements = new WeakMap<acme.Client, Promise<acme.Client>>();
@@ -56,7 +62,7 @@ export class AccountBook {
   ) {}
 
   private file(directoryUrl: string): string {
-    return join(this.dataDir, 'accounts', directoryId(directoryUrl), 'account.json');
+    return accountFilePath(this.dataDir, directoryUrl);
   }
 
   /** The client for a directory, registering the account the first time. Concurrent callers share one. */
@@ -113,6 +119,13 @@ export class AccountBook {
       await writeFileAtomic(path, JSON.stringify({ directoryUrl, url: '', key, createdAt: '' }), KEY_MODE);
     }
     const client = newClient({ directoryUrl, accountKey: key, ...POLL, ...(this.eab ? { externalAccountBinding: this.eab } : {}) });
+    // A key kept without its URL (an imported one: ACME_ACCOUNT_KEY_FILE, an ACME v1 certbot account) may have an
+    // account already: ask for it first (RFC 8555 §7.3.1 onlyReturnExisting), so none is made beside it.
+    if (saved?.key && (await findExisting(client))) {
+      const record: AccountFile = { directoryUrl, url: client.getAccountUrl(), key, createdAt: new Date().toISOString() };
+      await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, KEY_MODE);
+      return client;
+    }
     try {
       await client.createAccount({
         termsOfServiceAgreed: true,
@@ -131,5 +144,16 @@ export class AccountBook {
     const record: AccountFile = { directoryUrl, url: client.getAccountUrl(), key, createdAt: new Date().toISOString() };
     await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, KEY_MODE);
     return client;
+  }
+}
+
+/** The account this key already has, if any; false when the CA knows none (accountDoesNotExist) or will not say. */
+async function findExisting(client: acme.Client): Promise<boolean> {
+  try {
+    await client.createAccount({ onlyReturnExisting: true });
+    return true;
+  } catch {
+    // accountDoesNotExist, or a CA that refuses the lookup: registration below says what is wrong, if anything.
+    return false;
   }
 }
