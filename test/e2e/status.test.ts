@@ -216,7 +216,8 @@ test('API: PUT a certificate and wait for it; it is kept across restarts; DELETE
   assert.equal((await fetch(`${statusUrl}/api/certificates/${name}`, { method: 'DELETE', headers: auth })).status, 404);
   const recon = await fetch(`${statusUrl}/api/reconcile?wait=60`, { method: 'POST', headers: auth });
   assert.equal(recon.status, 502, 'the pass is not all fine while broken.status-example.com fails');
-  assert.ok(!(await status()).certificates.some((c) => c.name === name), 'no longer wanted');
+  // Served as it is and never renewed; shown as Unwanted (issue 17 item 5).
+  assert.equal((await status()).certificates.find((c) => c.name === name)?.decision.reason, 'Unwanted', 'no longer wanted');
   assert.ok(existsSync(join(base, 'data', 'live', name, 'fullchain.pem')), 'its files are kept');
 });
 
