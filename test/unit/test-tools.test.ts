@@ -12,8 +12,8 @@ import { TEST_TOOLS } from '../../scripts/debian-tools.mjs';
 
 const tools = TEST_TOOLS as { command: string; pkg: string }[];
 
-/** Programs of Debian's essential set (and Node itself), there on every machine `npm test` can run on. */
-const ESSENTIAL = new Set(['sh', 'bash', 'tar', 'umount', 'mount', 'unshare', 'sudo', 'node', 'env', 'cat', 'kill']);
+/** Programs of Debian's essential set (ldd: libc-bin), and Node and npm, there on every machine `npm test` can run on. */
+const ESSENTIAL = new Set(['sh', 'bash', 'tar', 'umount', 'mount', 'unshare', 'sudo', 'ldd', 'node', 'npm', 'env', 'cat', 'kill']);
 
 const SELF = 'test/unit/test-tools.test.ts';
 
