@@ -201,7 +201,7 @@ export function buildImage(daemon: DockerDaemon, opts: BuildOptions): Promise<st
   for (const [id, src] of Object.entries(opts.secrets ?? {})) args.push('--secret', `id=${id},src=${src}`);
   args.push(opts.context);
   return new Promise((resolve, reject) => {
-    execFile(cli, args, { env: { ...process.env, DOCKER_HOST: daemon.host, DOCKER_BUILDKIT: '1' }, timeout: opts.timeoutMs ?? 600_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+    execFile(cli, args, { env: { ...process.env, DOCKER_HOST: daemon.host, DOCKER_BUILDKIT: '1' }, timeout: opts.timeoutMs ?? 900_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
       err ? reject(new Error(`docker build of ${opts.context} failed: ${(stderr || err.message).slice(-4000)}`)) : resolve(stdout + stderr),
     );
   });
