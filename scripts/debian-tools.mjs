@@ -22,14 +22,27 @@ export function ensureDebianTools(tools, { quiet = false } = {}) {
   return tools.every((t) => has(t.command));
 }
 
+/**
+ * Every Debian program the tests and the demo start: the one list `npm test` installs from (.ci/run installs
+ * nothing itself). test/unit/test-tools.test.ts fails when a test starts a program missing here.
+ */
 export const TEST_TOOLS = [
   { command: 'pebble', pkg: 'pebble' },
   { command: 'pebble-challtestsrv', pkg: 'pebble' },
   { command: 'nginx', pkg: 'nginx' },
   { command: 'named', pkg: 'bind9' },
+  { command: 'named-journalprint', pkg: 'bind9' },
   { command: 'openssl', pkg: 'openssl' },
   // The status page and its cross-site refusals are checked in a real headless browser (playwright-core).
   { command: 'chromium', pkg: 'chromium' },
   // The switch from the seed service makes the seed's store with the real certbot, as the seed did.
   { command: 'certbot', pkg: 'certbot' },
+  // The image is built from the real Dockerfile and run on an isolated daemon (test/support/docker-daemon.ts).
+  { command: 'dockerd', pkg: 'docker.io' },
+  { command: 'docker', pkg: 'docker.io' },
+  // The stand-in base image's shell and tools, and the init process the image runs under.
+  { command: 'busybox', pkg: 'busybox-static' },
+  { command: 'tini', pkg: 'tini' },
+  // The compose files and the catalog template are validated with a real parser of the v2 format.
+  { command: 'docker-compose', pkg: 'docker-compose' },
 ];

@@ -3,6 +3,9 @@
  * for a few demo names into ./demo-data. Ctrl-C stops everything. `-- --exit` stops once they are issued.
  * `-- --rancher`: the manager pushes into the in-process Rancher API simulator instead, reads one
  * certificate from a service label, and the demo prints what the HTTPS balancer now serves.
+ * Every port is a free loopback port (the webroot, the status endpoint, Pebble), so it runs beside another
+ * certwrangler; if the webroot or the manager exits, the demo stops everything and exits with its error.
+ * DEMO_DIR (default ./demo-data) is where it writes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -21,10 +24,10 @@ const LABELLED = 'shop.demo.example.com';
 
 if (!ensureDebianTools([{ command: 'pebble', pkg: 'pebble' }, { command: 'pebble-challtestsrv', pkg: 'pebble' }])) process.exit(1);
 
-const root = resolve('demo-data');
+const root = resolve(process.env.DEMO_DIR ?? 'demo-data');
 rmSync(root, { recursive: true, force: true });
 mkdirSync(root, { recursive: true });
-const httpPort = await freePort();
+const [httpPort, statusPort] = await Promise.all([freePort(), freePort()]);
 const pebble = await startPebble({ dir: join(root, 'pebble'), httpPort });
 let sim: RancherSim | undefined;
 if (RANCHER) {
@@ -46,22 +49,31 @@ const env = {
   CERTS_DIR: join(root, 'live'),
   WEBROOT_DIR: join(root, 'webroot'),
   PORT: String(httpPort),
+  STATUS_ADDR: `127.0.0.1:${statusPort}`,
 };
 const children: ChildProcess[] = [];
-const run = (cmd: string) => {
-  const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', cmd], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  children.push(p);
-};
-console.log(`Pebble ACME directory: ${pebble.directoryUrl}\nwebroot on 127.0.0.1:${httpPort} (Pebble validates HTTP-01 there)\n`);
-run('webroot');
-run('manager');
-
+let stopping = false;
 const stop = async (code: number) => {
+  stopping = true;
   for (const c of children) c.kill('SIGTERM');
   await pebble.stop();
   await sim?.close();
   process.exit(code);
 };
+const run = (cmd: string) => {
+  const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', cmd], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  children.push(p);
+  // A child that dies leaves nothing to wait for: stop, with its error (printed above by the child itself).
+  p.once('exit', (code, signal) => {
+    if (stopping) return;
+    console.error(`demo: certwrangler ${cmd} exited (${signal ?? `code ${code}`}); its error is above. Stopping.`);
+    void stop(1);
+  });
+};
+console.log(`Pebble ACME directory: ${pebble.directoryUrl}\nwebroot on 127.0.0.1:${httpPort} (Pebble validates HTTP-01 there)\nstatus page on http://127.0.0.1:${statusPort}/\n`);
+run('webroot');
+run('manager');
+
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 

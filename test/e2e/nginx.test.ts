@@ -113,5 +113,6 @@ test('nginx/traffic-manager.conf: its webroot upstream is the port the webroot i
   const upstream = /upstream certwrangler_webroot \{\s*server [^:;\s]+:(\d+);/.exec(conf);
   assert.equal(Number(upstream?.[1]), imagePort);
   const balancer = readFileSync(new URL('../../rancher-compose/traffic-manager/rancher-compose.yml', import.meta.url), 'utf8');
-  assert.match(balancer, new RegExp(`service: certwrangler/certwrangler-webroot\\s+target_port: ${imagePort}\\b`), 'the Rancher balancer agrees');
+  // The stack's name is a variable (CERTWRANGLER_STACK, default certwrangler): see test/unit/rancher-compose.test.ts.
+  assert.match(balancer, new RegExp(`service: \\$\\{CERTWRANGLER_STACK:-certwrangler\\}/certwrangler-webroot\\s+target_port: ${imagePort}\\b`), 'the Rancher balancer agrees');
 });

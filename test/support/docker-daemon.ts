@@ -8,9 +8,9 @@
  * one-binary image from Debian's busybox-static.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, symlinkSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, symlinkSync, existsSync, realpathSync, chmodSync, statSync, cpSync, writeFileSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import http from 'node:http';
 import { promisify } from 'node:util';
 
@@ -126,4 +126,83 @@ export async function importBusybox(daemon: DockerDaemon, tag = 'busybox:local')
   rmSync(root, { recursive: true, force: true });
   rmSync(tar, { force: true });
   return tag;
+}
+
+/** Copies a file's content (a symlink followed) to `root` + its absolute path, keeping its mode. */
+function copyInto(root: string, path: string, from = path): void {
+  const to = join(root, path);
+  mkdirSync(dirname(to), { recursive: true });
+  copyFileSync(realpathSync(from), to);
+  chmodSync(to, statSync(realpathSync(from)).mode & 0o7777);
+}
+
+/** The shared libraries a binary loads (ldd's absolute paths). */
+async function librariesOf(binary: string): Promise<string[]> {
+  const { stdout } = await run('ldd', [binary]);
+  return [...stdout.matchAll(/(\/\S+)\s+\(0x/g)].map((m) => m[1]!);
+}
+
+/**
+ * Imports a stand-in for `node:<version>-bookworm-slim` (Docker Hub cannot be reached here) made from what this
+ * machine has: its Node and npm with the libraries Node loads, tini, busybox as the shell and tools, and the user
+ * `node` (uid 1000, as in the official image). A Debian merged-/usr layout; no apt, no CA bundle.
+ */
+export async function importNodeBase(daemon: DockerDaemon, tag = 'node-base:local'): Promise<string> {
+  const root = join(daemon.dir, 'node-base-root');
+  const bin = join(root, 'usr', 'bin');
+  mkdirSync(bin, { recursive: true });
+  const node = realpathSync(process.execPath);
+  copyInto(root, '/usr/bin/node', node);
+  copyInto(root, '/usr/bin/tini', '/usr/bin/tini');
+  const libs = new Set([...(await librariesOf(node)), ...(await librariesOf('/usr/bin/tini'))]);
+  for (const lib of libs) copyInto(root, lib.replace(/^\/(lib|lib64)\//, '/usr/$1/'), lib);
+  // npm as Debian's nodejs package and the official image lay it out: the package folder, and links in bin.
+  const npmDir = dirname(dirname(realpathSync('/usr/bin/npm')));
+  cpSync(npmDir, join(root, 'usr', 'lib', 'node_modules', 'npm'), { recursive: true, verbatimSymlinks: true });
+  symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', join(bin, 'npm'));
+  symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', join(bin, 'npx'));
+  copyFileSync('/bin/busybox', join(bin, 'busybox'));
+  const { stdout } = await run('/bin/busybox', ['--list']);
+  for (const applet of stdout.split('\n').filter((a) => a && !existsSync(join(bin, a)))) symlinkSync('busybox', join(bin, applet));
+  for (const [link, to] of [['bin', 'usr/bin'], ['sbin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64']] as const) symlinkSync(to, join(root, link));
+  for (const d of ['usr/local/bin', 'etc', 'root', 'home/node']) mkdirSync(join(root, d), { recursive: true });
+  mkdirSync(join(root, 'tmp'), { mode: 0o1777 });
+  chmodSync(join(root, 'tmp'), 0o1777);
+  writeFileSync(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n');
+  chownSync(join(root, 'home', 'node'), 1000, 1000);
+  const tar = join(daemon.dir, 'node-base.tar');
+  await run('tar', ['-C', root, '-cf', tar, 'bin', 'sbin', 'lib', 'lib64', 'usr', 'etc', 'root', 'home', 'tmp']);
+  rmSync(root, { recursive: true, force: true });
+  await daemon.docker(['import', '-c', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', tar, tag], { timeoutMs: 120_000 });
+  rmSync(tar, { force: true });
+  return tag;
+}
+
+export interface BuildOptions {
+  /** The build context (a folder with the Dockerfile). */
+  context: string;
+  tag: string;
+  buildArgs?: Record<string, string>;
+  /** BuildKit secrets: id → file on this machine, mounted only into the RUN steps that ask for them. */
+  secrets?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+/**
+ * `docker build` with BuildKit (RUN --mount=type=secret needs it) and the host's network (the daemon has no
+ * bridge). docker.io's own CLI (20.10, /usr/bin/docker) drives BuildKit itself; a newer CLI earlier in PATH may
+ * need the buildx plugin, which Debian does not ship with it. Resolves with the build's plain-progress log.
+ */
+export function buildImage(daemon: DockerDaemon, opts: BuildOptions): Promise<string> {
+  const cli = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+  const args = ['build', '--network', 'host', '--progress', 'plain', '-t', opts.tag];
+  for (const [k, v] of Object.entries(opts.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
+  for (const [id, src] of Object.entries(opts.secrets ?? {})) args.push('--secret', `id=${id},src=${src}`);
+  args.push(opts.context);
+  return new Promise((resolve, reject) => {
+    execFile(cli, args, { env: { ...process.env, DOCKER_HOST: daemon.host, DOCKER_BUILDKIT: '1' }, timeout: opts.timeoutMs ?? 900_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`docker build of ${opts.context} failed: ${(stderr || err.message).slice(-4000)}`)) : resolve(stdout + stderr),
+    );
+  });
 }
