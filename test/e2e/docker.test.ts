@@ -1,0 +1,252 @@
+/**
+ * End to end against a real Docker daemon (Debian's docker.io, isolated: its own roots and socket, no bridge, no
+ * iptables; test/support/docker-daemon.ts) and a real Pebble: ORCHESTRATOR=docker finds what containers and
+ * Swarm services ask for, orders it, writes CERTS_DIR, follows /events (and reconnects when the stream drops),
+ * and reloads the containers labelled for it once per pass that changed anything.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { PassReport } from '../../src/reconciler.js';
+import { JOB_LABEL } from '../../src/orchestrators/docker/reloads.js';
+import type { Pebble } from '../support/pebble.js';
+import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, startCli } from '../support/harness.js';
+import { importBusybox, startDocker, type DockerDaemon } from '../support/docker-daemon.js';
+import { freePort } from '../support/ports.js';
+
+const run = promisify(execFile);
+const base = mkdtempSync(join(tmpdir(), 'cw-docker-'));
+const lab = acmeLab(base);
+const HOSTS = 'certwrangler.hosts';
+let ca: Pebble;
+let d: DockerDaemon;
+
+before(async () => {
+  [ca, d] = await Promise.all([lab.pebble('pebble'), startDocker()]);
+  await importBusybox(d);
+});
+after(async () => {
+  await d?.stop();
+  await lab.stop();
+});
+
+const envFor = (dir: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  ORCHESTRATOR: 'docker',
+  DOCKER_HOST: d.host,
+  HOSTS_LABEL: HOSTS,
+  LABEL_ALLOWED_DOMAINS: 'docker.example.com',
+  DATA_DIR: join(base, dir, 'data'),
+  CERTS_DIR: join(base, dir, 'live'),
+  WEBROOT_DIR: lab.webroot,
+  LOG_LEVEL: 'silent',
+  ...pebbleEnv(ca, 'production'),
+  ...extra,
+});
+
+/** Starts a busybox container with these labels (no network), running `script` (idle by default). */
+async function container(name: string, labels: Record<string, string>, opts: { script?: string; env?: string[]; volume?: string } = {}): Promise<void> {
+  const args = ['run', '-d', '--name', name, '--network', 'none'];
+  for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
+  for (const e of opts.env ?? []) args.push('--env', e);
+  if (opts.volume) args.push('-v', opts.volume);
+  await d.docker([...args, 'busybox:local', 'sh', '-c', opts.script ?? 'exec sleep 100000']);
+}
+
+const remove = (...names: string[]) => d.docker(['rm', '-f', ...names]).catch(() => undefined);
+
+/** A shell that counts the HUPs it gets in /out/hups (a bare sleep would ignore them). */
+const HUP_COUNTER = "trap 'echo hup >> /out/hups' HUP; while :; do sleep 1 & wait $!; done";
+
+async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).length : 0);
+const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
+
+test('labelled containers get certificates from Pebble in CERTS_DIR: HOSTS_LABEL, a Traefik rule and nginx-proxy\'s VIRTUAL_HOST (opt-in); a label outside LABEL_ALLOWED_DOMAINS is refused naming the container', async () => {
+  const env = envFor('discover', { DOCKER_READERS: 'traefik,nginx-proxy' });
+  await container('plain', { [HOSTS]: 'a.docker.example.com,www.a.docker.example.com' });
+  await container('routed', { 'traefik.http.routers.web.rule': 'Host(`b.docker.example.com`) || Host(`www.b.docker.example.com`) && PathPrefix(`/x`)', 'traefik.http.routers.old.rule': 'Host:c.docker.example.com' });
+  await container('proxied', {}, { env: ['VIRTUAL_HOST=d.docker.example.com,~^re\\..*'] });
+  await container('greedy', { [HOSTS]: 'bank.example.org' });
+  await container('unlabelled', { 'traefik.http.routers.x.rule': 'Host(`e.docker.example.com`)', 'traefik.enable': 'false' });
+  try {
+    const { report, orders } = await passWithOrders(env);
+    assert.equal(report.ok, true, errors(report));
+    assert.equal(orders, 4);
+    const byName = new Map(report.results.map((r) => [r.name, r]));
+    assert.deepEqual([...byName.keys()].sort(), ['a.docker.example.com', 'b.docker.example.com', 'c.docker.example.com', 'd.docker.example.com']);
+    assert.deepEqual(byName.get('a.docker.example.com')!.names, ['a.docker.example.com', 'www.a.docker.example.com']);
+    assert.deepEqual(byName.get('b.docker.example.com')!.names, ['b.docker.example.com', 'www.b.docker.example.com']);
+    assert.match(byName.get('b.docker.example.com')!.sources.join(), /traefik\.http\.routers\.web\.rule on container routed/);
+    assert.match(byName.get('d.docker.example.com')!.sources.join(), /VIRTUAL_HOST of container proxied/);
+    const root = await ca.root();
+    for (const name of byName.keys()) assertChainVerifies(readFileSync(join(env.CERTS_DIR!, name, 'fullchain.pem'), 'utf8'), root);
+    const greedy = report.refused.find((r) => r.spec.includes('bank.example.org'));
+    assert.ok(greedy, JSON.stringify(report.refused));
+    assert.equal(greedy.service, 'greedy (greedy)');
+    assert.match(greedy.error, /outside LABEL_ALLOWED_DOMAINS/);
+    assert.ok(!existsSync(join(env.CERTS_DIR!, 'bank.example.org')));
+
+    // Without DOCKER_READERS only HOSTS_LABEL counts.
+    const plain = await passWithOrders(envFor('discover-plain'));
+    assert.deepEqual(plain.report.results.map((r) => r.name), ['a.docker.example.com']);
+  } finally {
+    await remove('plain', 'routed', 'proxied', 'greedy', 'unlabelled');
+  }
+});
+
+test('a container labelled certwrangler.reload gets exactly one HUP per pass that changed certificates (three certificates, one HUP); exec reloads run their command and check its exit code', async () => {
+  const out = join(base, 'reload-out');
+  mkdirSync(out, { recursive: true });
+  const env = envFor('reload');
+  await container('app1', { [HOSTS]: 'r1.docker.example.com' });
+  await container('app2', { [HOSTS]: 'r2.docker.example.com;r3.docker.example.com' });
+  await container('balancer', { 'certwrangler.reload': 'true' }, { script: HUP_COUNTER, volume: `${out}:/out` });
+  await container('execer', { 'certwrangler.reload.exec': 'echo reloaded >> /out/exec; echo config ok' }, { volume: `${out}:/out` });
+  await container('broken', { 'certwrangler.reload.exec': 'echo bad config; exit 3' });
+  const hups = join(out, 'hups');
+  try {
+    const first = await passWithOrders(env);
+    assert.equal(first.orders, 3, errors(first.report));
+    await until('the HUP', () => lines(hups) >= 1);
+    assert.equal(lines(join(out, 'exec')), 1, 'the exec ran once');
+    const pending = JSON.parse(readFileSync(join(env.DATA_DIR!, 'docker-reloads.json'), 'utf8')) as { changed: string[]; failed: { container: string; reason: string; attempts: number }[] };
+    assert.deepEqual(pending.changed, []);
+    assert.deepEqual(pending.failed.map((f) => f.container), ['broken'], 'the failed exec is kept to be retried');
+    assert.match(pending.failed[0]!.reason, /exited with 3: bad config/);
+
+    // A pass that changes nothing sends nothing (the failed exec is not due yet).
+    const quiet = await passWithOrders(env);
+    assert.equal(quiet.orders, 0);
+    // The trap runs within a second of a signal: give a stray one time to show.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(lines(hups), 1, 'no HUP for a pass that changed nothing');
+
+    // A new certificate (an operator's name) is a change: one more HUP.
+    const changed = await passWithOrders({ ...env, DOMAINS: 'r4.docker.example.com' });
+    assert.equal(changed.orders, 1, errors(changed.report));
+    await until('the second HUP', () => lines(hups) >= 2);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(lines(hups), 2, 'exactly one HUP for that pass');
+    assert.equal(lines(join(out, 'exec')), 2);
+  } finally {
+    await remove('app1', 'app2', 'balancer', 'execer', 'broken');
+  }
+});
+
+/** A unix-socket proxy in front of the daemon's socket, so the event stream can be cut as a daemon restart would. */
+function socketProxy(path: string, target: string): { cut(): Promise<void>; resume(): Promise<void>; close(): Promise<void> } {
+  const conns = new Set<Socket>();
+  let server: Server | undefined;
+  const listen = () =>
+    new Promise<void>((resolve) => {
+      server = createServer((c) => {
+        const up = connect(target);
+        conns.add(c).add(up);
+        c.pipe(up).pipe(c);
+        const end = () => (c.destroy(), up.destroy(), conns.delete(c), conns.delete(up));
+        c.on('close', end).on('error', end);
+        up.on('close', end).on('error', end);
+      });
+      server.listen(path, resolve);
+    });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      for (const c of conns) c.destroy();
+      if (!server) return resolve();
+      server.close(() => resolve());
+    });
+  void listen();
+  return { cut: stop, resume: listen, close: stop };
+}
+
+test('the manager follows /events: a started container is discovered and issued at once, a stopped one frees its claim, a changed label is followed; after the stream drops it reconnects and looks at everything again', async () => {
+  const sock = join(base, 'proxy.sock');
+  const proxy = socketProxy(sock, d.socketPath);
+  const env = envFor('events', {
+    DOCKER_HOST: `unix://${sock}`,
+    // Only events can start these passes: the schedule and the discovery poll are far away.
+    SCHEDULE: '0 0 1 1 *',
+    DISCOVERY_INTERVAL: '1h',
+    STATUS_ADDR: 'off',
+    LOG_LEVEL: 'info',
+    LOG_FORMAT: 'json',
+  });
+  const live = env.CERTS_DIR!;
+  const manager = startCli(['manager'], env);
+  try {
+    await until('the manager to follow events', () => manager.output().includes('docker: following events'));
+    await container('late', { [HOSTS]: 'late.docker.example.com' });
+    await until('late.docker.example.com to be issued', () => existsSync(join(live, 'late.docker.example.com', 'fullchain.pem')), 60_000);
+    assert.match(manager.output(), /pass starting \(docker event: container late start\)/);
+
+    // Stopped: its claim is freed, so another container may take the name.
+    await d.docker(['stop', '-t', '0', 'late']);
+    await container('heir', { [HOSTS]: 'late.docker.example.com,www.late.docker.example.com' });
+    await until('the heir\'s names', () => {
+      const f = join(live, 'late.docker.example.com', 'cert.pem');
+      return existsSync(f) && readFileSync(f, 'utf8') !== '' && manager.output().includes('www.late.docker.example.com');
+    }, 60_000);
+
+    // A label changes by re-creating the container (as compose does): followed.
+    await remove('heir');
+    await container('heir', { [HOSTS]: 'moved.docker.example.com' });
+    await until('moved.docker.example.com to be issued', () => existsSync(join(live, 'moved.docker.example.com', 'fullchain.pem')), 60_000);
+
+    // The stream drops (the daemon restarting, a proxy in between): a container started meanwhile is found after the reconnect.
+    await proxy.cut();
+    await container('meanwhile', { [HOSTS]: 'meanwhile.docker.example.com' });
+    await proxy.resume();
+    await until('meanwhile.docker.example.com after the reconnect', () => existsSync(join(live, 'meanwhile.docker.example.com', 'fullchain.pem')), 60_000);
+    assert.match(manager.output(), /docker: cannot follow events|the event stream ended/);
+    assert.match(manager.output(), /following events again/);
+  } finally {
+    manager.proc.kill('SIGTERM');
+    await manager.done;
+    await proxy.close();
+    await remove('late', 'heir', 'meanwhile');
+  }
+});
+
+test('Swarm: a service\'s HOSTS_LABEL is read from the manager and issued, its task container labelled for reload gets one HUP, and with DOCKER_SWARM_RELOAD_IMAGE a one-shot global job is made for the other nodes', async () => {
+  const out = join(base, 'swarm-out');
+  mkdirSync(out, { recursive: true });
+  const listen = await freePort();
+  await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1', '--listen-addr', `127.0.0.1:${listen}`]);
+  try {
+    await d.docker(['service', 'create', '-d', '--name', 'web', '--network', 'host', '--label', `${HOSTS}=swarm.docker.example.com`, 'busybox:local', 'sleep', '100000']);
+    await d.docker(['service', 'create', '-d', '--name', 'lb', '--network', 'host', '--container-label', 'certwrangler.reload=HUP', '--mount', `type=bind,source=${out},target=/out`, 'busybox:local', 'sh', '-c', HUP_COUNTER]);
+    await until('the balancer task to run', async () => (await d.docker(['ps', '-q', '--filter', 'label=certwrangler.reload'])).trim() !== '');
+    const env = envFor('swarm', { DOCKER_SWARM_RELOAD_IMAGE: 'busybox:local' });
+    const { report, orders } = await passWithOrders(env);
+    assert.equal(report.ok, true, errors(report));
+    assert.equal(orders, 1);
+    assert.deepEqual(report.results.map((r) => [r.name, r.sources]), [['swarm.docker.example.com', [`label ${HOSTS} on service web`]]]);
+    await until('the HUP', () => lines(join(out, 'hups')) >= 1);
+    const jobs = JSON.parse(await d.docker(['service', 'ls', '--filter', `label=${JOB_LABEL}`, '--format', '{{json .}}'])) as { Mode: string; Name: string };
+    assert.equal(jobs.Mode, 'global job');
+    const spec = JSON.parse(await d.docker(['service', 'inspect', jobs.Name, '--format', '{{json .Spec}}'])) as { TaskTemplate: { ContainerSpec: { Args: string[]; Mounts: { Source: string }[] }; Placement: { Constraints: string[] } } };
+    assert.deepEqual(spec.TaskTemplate.ContainerSpec.Args, ['reload-local']);
+    assert.equal(spec.TaskTemplate.ContainerSpec.Mounts[0]!.Source, '/var/run/docker.sock');
+    const self = (await d.docker(['info', '--format', '{{.Swarm.NodeID}}'])).trim();
+    assert.deepEqual(spec.TaskTemplate.Placement.Constraints, [`node.id!=${self}`], 'this node\'s containers are reloaded by the manager itself, once');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(lines(join(out, 'hups')), 1);
+  } finally {
+    await d.docker(['swarm', 'leave', '--force']).catch(() => undefined);
+    // Swarm makes docker_gwbridge in the host's namespace; leaving does not remove it.
+    await d.docker(['network', 'rm', 'docker_gwbridge']).catch(() => undefined);
+    await run('ip', ['link', 'del', 'docker_gwbridge']).catch(() => undefined);
+  }
+});
