@@ -30,4 +30,9 @@ export const TEST_TOOLS = [
   { command: 'openssl', pkg: 'openssl' },
   // The status page and its cross-site refusals are checked in a real headless browser (playwright-core).
   { command: 'chromium', pkg: 'chromium' },
+  // ORCHESTRATOR=docker runs against a real, isolated dockerd (test/support/docker-daemon.ts) with a busybox
+  // image made from busybox-static; docker-compose checks the shipped single-host stack.
+  { command: 'dockerd', pkg: 'docker.io' },
+  { command: 'busybox', pkg: 'busybox-static' },
+  { command: 'docker-compose', pkg: 'docker-compose' },
 ];
