@@ -6,13 +6,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { PassReport } from '../../src/reconciler.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { createOrchestrator } from '../../src/assemble.js';
 import { JOB_LABEL } from '../../src/orchestrators/docker/reloads.js';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, startCli } from '../support/harness.js';
@@ -25,9 +28,31 @@ const lab = acmeLab(base);
 const HOSTS = 'certwrangler.hosts';
 let ca: Pebble;
 let d: DockerDaemon;
+let tcpPort: number;
+const tlsDir = join(base, 'tls');
+
+/** A CA, the daemon's certificate for 127.0.0.1 and a client's, as `docker --tlsverify` uses them (DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem). */
+async function makeTls(dir: string, caName: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const ssl = (...args: string[]) => run('openssl', args, { cwd: dir });
+  const key = (out: string) => ssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', out);
+  await key('ca-key.pem');
+  await ssl('req', '-x509', '-new', '-key', 'ca-key.pem', '-out', 'ca.pem', '-days', '2', '-subj', `/CN=${caName}`);
+  for (const [who, ext] of [['server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth'], ['client', 'extendedKeyUsage=clientAuth']] as const) {
+    writeFileSync(join(dir, `${who}.ext`), ext);
+    await key(`${who}-key.pem`);
+    await ssl('req', '-new', '-key', `${who}-key.pem`, '-out', `${who}.csr`, '-subj', `/CN=${who}`);
+    await ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', `${who}-cert.pem`, '-days', '2', '-extfile', `${who}.ext`);
+  }
+  copyFileSync(join(dir, 'client-cert.pem'), join(dir, 'cert.pem'));
+  copyFileSync(join(dir, 'client-key.pem'), join(dir, 'key.pem'));
+}
 
 before(async () => {
-  [ca, d] = await Promise.all([lab.pebble('pebble'), startDocker()]);
+  tcpPort = await freePort();
+  await makeTls(tlsDir, 'docker test CA');
+  const tlsArgs = ['-H', `tcp://127.0.0.1:${tcpPort}`, '--tlsverify', '--tlscacert', join(tlsDir, 'ca.pem'), '--tlscert', join(tlsDir, 'server-cert.pem'), '--tlskey', join(tlsDir, 'server-key.pem')];
+  [ca, d] = await Promise.all([lab.pebble('pebble'), startDocker({ args: tlsArgs })]);
   await importBusybox(d);
 });
 after(async () => {
@@ -73,7 +98,7 @@ async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30
 const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).length : 0);
 const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
 
-test('labelled containers get certificates from Pebble in CERTS_DIR: HOSTS_LABEL, a Traefik rule and nginx-proxy\'s VIRTUAL_HOST (opt-in); a label outside LABEL_ALLOWED_DOMAINS is refused naming the container', async () => {
+test('labelled containers get certificates from Pebble in CERTS_DIR: HOSTS_LABEL, a Traefik rule and nginx-proxy\'s VIRTUAL_HOST (opt-in); a label outside LABEL_ALLOWED_DOMAINS is refused naming the container; discovery over tcp:// with TLS', async () => {
   const env = envFor('discover', { DOCKER_READERS: 'traefik,nginx-proxy' });
   // Started together: a container start is the slow part here.
   await Promise.all([
@@ -102,6 +127,15 @@ test('labelled containers get certificates from Pebble in CERTS_DIR: HOSTS_LABEL
     // Without DOCKER_READERS only HOSTS_LABEL counts.
     const plain = await passWithOrders(envFor('discover-plain'));
     assert.deepEqual(plain.report.results.map((r) => r.name), ['a.docker.example.com']);
+
+    // The same over tcp:// with TLS, as the docker CLI reads DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+    const overTcp = (certPath: string) => createOrchestrator(loadConfig(envFor('tcp', { DOCKER_HOST: `tcp://127.0.0.1:${tcpPort}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certPath, DOCKER_TIMEOUT: '5s' })), createLogger('silent'), { retryBaseMs: 10 });
+    // What the labels ask for, before the label policy (which refuses bank.example.org).
+    assert.deepEqual((await overTcp(tlsDir).discover()).certs.map((c) => c.name).sort(), ['a.docker.example.com', 'bank.example.org']);
+    // A daemon whose certificate DOCKER_CERT_PATH's CA did not sign is refused before anything is read.
+    const strangers = join(base, 'tls-other');
+    await makeTls(strangers, 'another CA');
+    await assert.rejects(overTcp(strangers).discover(), /Docker API GET \/(containers\/json|info) on tcp:\/\/127\.0\.0\.1:\d+: .*(certificate|self.signed)/i);
   } finally {
     await remove('plain', 'routed', 'greedy');
   }
