@@ -18,7 +18,7 @@ import { createLogger } from '../../src/log.js';
 import { createOrchestrator } from '../../src/assemble.js';
 import { JOB_LABEL } from '../../src/orchestrators/docker/reloads.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, startCli } from '../support/harness.js';
+import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli, startCli } from '../support/harness.js';
 import { importBusybox, startDocker, type DockerDaemon } from '../support/docker-daemon.js';
 import { freePort } from '../support/ports.js';
 
@@ -176,6 +176,13 @@ test('a container labelled certwrangler.reload gets exactly one HUP per pass tha
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(lines(hups), 2, 'exactly one HUP for that pass');
     assert.equal(lines(join(out, 'exec')), 2);
+
+    // What the Swarm reload job runs on each node: every labelled container of the local daemon, once; exit 1 for the broken one.
+    const local = await runCli(['reload-local'], { DOCKER_HOST: d.host, LOG_LEVEL: 'info', STATUS_ADDR: 'off' });
+    assert.equal(local.code, 1, local.stdout + local.stderr);
+    assert.match(local.stdout, /container broken: reload failed: .*exited with 3/);
+    await until('the third HUP', () => lines(hups) >= 3);
+    assert.equal(lines(join(out, 'exec')), 3);
   } finally {
     await remove('app', 'balancer', 'execer', 'broken');
   }
