@@ -84,8 +84,20 @@ async function container(name: string, labels: Record<string, string>, opts: { s
 
 const remove = (...names: string[]) => d.docker(['rm', '-f', ...names]).catch(() => undefined);
 
-/** A shell that counts the HUPs it gets in /out/hups (a bare sleep would ignore them). */
-const HUP_COUNTER = "trap 'echo hup >> /out/hups' HUP; while :; do sleep 1 & wait $!; done";
+/**
+ * A shell that writes a line per HUP to /out/hups (a bare sleep would ignore them), and a `mark` line per USR1:
+ * the test's own USR1, sent after a pass, shows when every signal sent before it has been handled.
+ */
+const HUP_COUNTER = "trap 'echo hup >> /out/hups' HUP; trap 'echo mark >> /out/hups' USR1; while :; do sleep 1 & wait $!; done";
+
+/** The HUPs a HUP_COUNTER container has handled, counted once a USR1 sent now has been handled too. */
+async function hupsSoFar(container: string, file: string): Promise<number> {
+  const count = (what: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l === what).length : 0);
+  const marks = count('mark');
+  await d.docker(['kill', '--signal', 'USR1', container]);
+  await until('the USR1 mark', () => count('mark') > marks);
+  return count('hup');
+}
 
 async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -155,7 +167,7 @@ test('a container labelled certwrangler.reload gets exactly one HUP per pass tha
   try {
     const first = await passWithOrders(env);
     assert.equal(first.orders, 3, errors(first.report));
-    await until('the HUP', () => lines(hups) >= 1);
+    assert.equal(await hupsSoFar('balancer', hups), 1, 'one HUP for three certificates');
     assert.equal(lines(join(out, 'exec')), 1, 'the exec ran once');
     const pending = JSON.parse(readFileSync(join(env.DATA_DIR!, 'docker-reloads.json'), 'utf8')) as { changed: string[]; failed: { container: string; reason: string; attempts: number }[] };
     assert.deepEqual(pending.changed, []);
@@ -165,23 +177,19 @@ test('a container labelled certwrangler.reload gets exactly one HUP per pass tha
     // A pass that changes nothing sends nothing (the failed exec is not due yet).
     const quiet = await passWithOrders(env);
     assert.equal(quiet.orders, 0);
-    // The trap runs within a second of a signal: give a stray one time to show.
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(lines(hups), 1, 'no HUP for a pass that changed nothing');
+    assert.equal(await hupsSoFar('balancer', hups), 1, 'no HUP for a pass that changed nothing');
 
     // A new certificate (an operator's name) is a change: one more HUP.
     const changed = await passWithOrders({ ...env, DOMAINS: 'r4.docker.example.com' });
     assert.equal(changed.orders, 1, errors(changed.report));
-    await until('the second HUP', () => lines(hups) >= 2);
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(lines(hups), 2, 'exactly one HUP for that pass');
+    assert.equal(await hupsSoFar('balancer', hups), 2, 'exactly one HUP for that pass');
     assert.equal(lines(join(out, 'exec')), 2);
 
     // What the Swarm reload job runs on each node: every labelled container of the local daemon, once; exit 1 for the broken one.
     const local = await runCli(['reload-local'], { DOCKER_HOST: d.host, LOG_LEVEL: 'info', STATUS_ADDR: 'off' });
     assert.equal(local.code, 1, local.stdout + local.stderr);
     assert.match(local.stdout, /container broken: reload failed: .*exited with 3/);
-    await until('the third HUP', () => lines(hups) >= 3);
+    assert.equal(await hupsSoFar('balancer', hups), 3);
     assert.equal(lines(join(out, 'exec')), 3);
   } finally {
     await remove('app', 'balancer', 'execer', 'broken');
@@ -261,6 +269,11 @@ test('Swarm: a service\'s HOSTS_LABEL is read from the manager and issued, its t
   const out = join(base, 'swarm-out');
   mkdirSync(out, { recursive: true });
   const listen = await freePort();
+  // Swarm makes a bridge named docker_gwbridge in the host's namespace, which another daemon's swarm (another test
+  // run) would also want: made here first, under a name of this run's own, with no masquerading and no traffic between containers.
+  const n = 20 + Math.floor(Math.random() * 200);
+  const bridge = `cwgw${process.pid % 10000}x${n}`.slice(0, 15);
+  await d.docker(['network', 'create', '--driver', 'bridge', '--subnet', `10.213.${n}.0/24`, '--opt', `com.docker.network.bridge.name=${bridge}`, '--opt', 'com.docker.network.bridge.enable_icc=false', '--opt', 'com.docker.network.bridge.enable_ip_masquerade=false', 'docker_gwbridge']);
   await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1', '--listen-addr', `127.0.0.1:${listen}`]);
   try {
     // One service both asks (its own label) and reloads (its task container's label).
@@ -271,7 +284,8 @@ test('Swarm: a service\'s HOSTS_LABEL is read from the manager and issued, its t
     assert.equal(report.ok, true, errors(report));
     assert.equal(orders, 1);
     assert.deepEqual(report.results.map((r) => [r.name, r.sources]), [['swarm.docker.example.com', [`label ${HOSTS} on service web`]]]);
-    await until('the HUP', () => lines(join(out, 'hups')) >= 1);
+    const task = (await d.docker(['ps', '-q', '--filter', 'label=certwrangler.reload'])).trim();
+    assert.equal(await hupsSoFar(task, join(out, 'hups')), 1);
     const jobs = JSON.parse(await d.docker(['service', 'ls', '--filter', `label=${JOB_LABEL}`, '--format', '{{json .}}'])) as { Mode: string; Name: string };
     assert.equal(jobs.Mode, 'global job');
     const spec = JSON.parse(await d.docker(['service', 'inspect', jobs.Name, '--format', '{{json .Spec}}'])) as { TaskTemplate: { ContainerSpec: { Args: string[]; Mounts: { Source: string }[] }; Placement: { Constraints: string[] } } };
@@ -279,12 +293,10 @@ test('Swarm: a service\'s HOSTS_LABEL is read from the manager and issued, its t
     assert.equal(spec.TaskTemplate.ContainerSpec.Mounts[0]!.Source, '/var/run/docker.sock');
     const self = (await d.docker(['info', '--format', '{{.Swarm.NodeID}}'])).trim();
     assert.deepEqual(spec.TaskTemplate.Placement.Constraints, [`node.id!=${self}`], 'this node\'s containers are reloaded by the manager itself, once');
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(lines(join(out, 'hups')), 1);
   } finally {
     await d.docker(['swarm', 'leave', '--force']).catch(() => undefined);
-    // Swarm makes docker_gwbridge in the host's namespace; leaving does not remove it.
+    // Leaving the swarm does not remove the bridge.
     await d.docker(['network', 'rm', 'docker_gwbridge']).catch(() => undefined);
-    await run('ip', ['link', 'del', 'docker_gwbridge']).catch(() => undefined);
+    await run('ip', ['link', 'del', bridge]).catch(() => undefined);
   }
 });
