@@ -43,6 +43,7 @@ export const TEST_TOOLS = [
   // The stand-in base image's shell and tools, and the init process the image runs under.
   { command: 'busybox', pkg: 'busybox-static' },
   { command: 'tini', pkg: 'tini' },
-  // The compose files and the catalog template are validated with a real parser of the v2 format.
+  // ORCHESTRATOR=docker runs against the same isolated dockerd. The compose files, the catalog template and
+  // the single-host stack are validated with a real parser of the v2 format.
   { command: 'docker-compose', pkg: 'docker-compose' },
 ];

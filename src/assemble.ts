@@ -64,14 +64,15 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
   const store = new LocalStore(config.dataDir);
   await store.init();
   const orchestrator = createOrchestrator(config, log, opts);
-  if (config.orchestrator === 'rancher' && config.readLabels) warnAboutLabels(config, log);
+  if (config.orchestrator !== 'files' && config.readLabels) warnAboutLabels(config, log);
+  const filesTarget = orchestrator instanceof FilesOrchestrator ? orchestrator : orchestrator.files;
   const events = new Notifier({
     hookTimeoutMs: config.hookTimeoutMs,
     ...(config.onChangeCommand ? { onChangeCommand: config.onChangeCommand } : {}),
     ...(config.onFailureCommand ? { onFailureCommand: config.onFailureCommand } : {}),
     ...(config.webhook ? { webhook: config.webhook } : {}),
-    // Hooks read the files a balancer reads: CERTS_DIR for `files`, else the local store's copy.
-    pathsFor: (name) => (orchestrator instanceof FilesOrchestrator ? filePaths(orchestrator.dir(name), true) : filePaths(store.certDir(name), false)),
+    // Hooks read the files a balancer reads: CERTS_DIR for `files` and `docker`, else the local store's copy.
+    pathsFor: (name) => (filesTarget ? filePaths(filesTarget.dir(name), true) : filePaths(store.certDir(name), false)),
     log,
     ...(opts.onEvent ? { listeners: [opts.onEvent] } : {}),
   });

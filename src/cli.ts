@@ -2,7 +2,7 @@
 /**
  * certwrangler webroot | manager [--once] | plan [--json] | request <name>… [--wait N] | reconcile [--wait N]
  *   | revoke <name> [--reason keyCompromise|superseded|cessationOfOperation] [--no-renew]
- *   | import certbot <dir>
+ *   | import certbot <dir> | reload-local
  * Exit codes: 0 fine, 1 a certificate needs attention (--once: a failure, a held order, a refused name, or a foreign
  * certificate within 14 days of expiry; request, reconcile) or the orchestrator cannot be read (plan) or no manager
  * answers (request, reconcile), 2 bad configuration or usage, or the manager refused the request.
@@ -34,6 +34,7 @@ commands:
   reconcile            ask the running manager for a pass now
   revoke <name>        revoke a stored certificate with the ACME account key, then renew it in the same run
   import certbot <dir> import certbot's store (the seed's /etc/letsencrypt): account, keys and certificates
+  reload-local         reload this Docker host's containers labelled certwrangler.reload (the Swarm reload job runs it)
 
 options:
   --at <ISO date>      (manager --once, plan) decide as if it were this time, e.g. --at 2027-01-20
@@ -170,6 +171,8 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
     log,
   });
   book.nextPassAt = () => scheduler.nextRunAt();
+  // Docker's /events: a service that starts, stops or changes is looked at within seconds, not at the next poll.
+  const unwatch = deps.orchestrator.watch?.((why) => scheduler.rediscover(why));
   let status: Server | undefined;
   if (config.status) {
     const s = config.status;
@@ -187,6 +190,7 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, `${signal}: finishing the pass in flight, then exiting`);
+      unwatch?.();
       status?.close();
       status?.closeAllConnections();
       // Orders still validating are abandoned now (the CA lets them expire); an order past validation
@@ -226,12 +230,18 @@ async function main(argv: string[]): Promise<number> {
       announceSeedMode(config.seed, config.domainsOnePerName, config.hostsLabel, log);
       const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
       try {
-        if (config.orchestrator === 'files') await moveToVersions(config.certsDir, log);
+        if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
         await importAtStart(config, log);
         return await manager(config, log, once, args.at);
       } finally {
         await lock.release();
       }
+    }
+    case 'reload-local': {
+      // The Swarm reload job's command: this node's labelled containers, through its own socket.
+      const [{ DockerApi }, { dockerFromEnv }, { reloadLocal }] = await Promise.all([import('./orchestrators/docker/api.js'), import('./orchestrators/docker/env.js'), import('./orchestrators/docker/reloads.js')]);
+      const d = dockerFromEnv(process.env);
+      return reloadLocal(new DockerApi({ endpoint: d.endpoint, hostText: d.hostText, timeoutMs: d.timeoutMs }), log, config.hookTimeoutMs);
     }
     case 'request':
     case 'reconcile': {

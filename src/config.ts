@@ -41,13 +41,11 @@ export interface Config {
   /** PEM text of ACME_CA_BUNDLE, already read. */
   caBundle: string | undefined;
   orchestrator: OrchestratorName;
-  /** The orchestrator's own variables, as its registry entry read them (rancher: CATTLE_URL and its key). */
+  /** The orchestrator's own variables, as its registry entry read them (rancher: CATTLE_URL, its key, RANCHER_TIMEOUT; docker: DOCKER_*). */
   orchestratorOptions: OrchestratorOptions;
   hostsLabel: string;
   /** Read HOSTS_LABEL from the orchestrator's services (the seed's DYNAMIC_CONFIG). */
   readLabels: boolean;
-  /** Timeout of each orchestrator API call (RANCHER_TIMEOUT; the seed's CONNECT_TIMEOUT). */
-  orchestratorTimeoutMs: number;
   webrootDir: string;
   dataDir: string;
   certsDir: string;
@@ -114,14 +112,6 @@ export type DnsConfig = DnsProviderChoice & {
  * cron runs): 60 s covers a pass with a few orders, and a `--once` beside a daemon gives up within a minute.
  */
 export const DEFAULT_LOCK_WAIT_MS = 60_000;
-
-/** RANCHER_TIMEOUT is a duration; the seed's CONNECT_TIMEOUT, read when it is absent, is whole seconds. */
-function parseRancherTimeout(env: Env): number {
-  if (str(env, 'RANCHER_TIMEOUT') === undefined && str(env, 'CONNECT_TIMEOUT') !== undefined) {
-    return (parseInt(env, 'CONNECT_TIMEOUT', 1, 600) ?? 10) * 1000;
-  }
-  return parseDuration(env, 'RANCHER_TIMEOUT', 10_000, 100);
-}
 
 /** Twice a day at a random minute, as Let's Encrypt asks clients to spread their load. */
 export function randomTwiceDaily(rand: () => number = Math.random): string {
@@ -201,7 +191,7 @@ function parseLabelPolicy(env: Env, allowedDomains: string[]): LabelPolicy {
     ?.split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-  if (str(env, 'LABEL_STACKS') !== undefined && stacks!.length === 0) throw new ConfigError('LABEL_STACKS', env.LABEL_STACKS, 'comma-separated Rancher stack names or ids, e.g. web-apps,1st5');
+  if (str(env, 'LABEL_STACKS') !== undefined && stacks!.length === 0) throw new ConfigError('LABEL_STACKS', env.LABEL_STACKS, 'comma-separated stack names or ids (Rancher stacks, Compose projects, Swarm stacks), e.g. web-apps,1st5');
   return {
     allowedDomains: own ?? allowedDomains,
     allowedDomainsFrom: own ? 'LABEL_ALLOWED_DOMAINS' : 'ALLOWED_DOMAINS',
@@ -296,7 +286,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     orchestratorOptions,
     hostsLabel: str(env, 'HOSTS_LABEL') ?? DEFAULT_HOSTS_LABEL,
     readLabels: parseBool(env, 'DYNAMIC_CONFIG', true),
-    orchestratorTimeoutMs: parseRancherTimeout(env),
     webrootDir,
     dataDir,
     certsDir: resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live')),

@@ -36,6 +36,8 @@ export class Scheduler<T = unknown> {
   private timers: NodeJS.Timeout[] = [];
   private wake: { at: number; timer: NodeJS.Timeout } | undefined;
   private lastFingerprint: string | undefined;
+  private discovering: Promise<void> | undefined;
+  private rediscoverAgain: string | undefined;
 
   constructor(
     private readonly pass: () => Promise<T>,
@@ -52,17 +54,7 @@ export class Scheduler<T = unknown> {
     }
     const d = this.opts.discovery;
     if (d) {
-      this.timers.push(
-        setInterval(() => {
-          d.fingerprint().then(
-            (fp) => {
-              if (this.lastFingerprint !== undefined && fp !== this.lastFingerprint) this.trigger('wanted certificates changed');
-              this.lastFingerprint = fp;
-            },
-            (e: Error) => this.opts.log.warn({ error: e.message }, `discovery failed: ${e.message}`),
-          );
-        }, d.intervalMs),
-      );
+      this.timers.push(setInterval(() => this.rediscover('wanted certificates changed'), d.intervalMs));
       d.fingerprint().then((fp) => (this.lastFingerprint ??= fp), () => undefined);
     }
     this.trigger('start');
@@ -93,6 +85,34 @@ export class Scheduler<T = unknown> {
     timer.unref();
     this.wake = { at: when, timer };
     this.opts.log.info({ wakeAt: new Date(when).toISOString(), why }, `next pass at ${new Date(when).toISOString()} (${why}), before the schedule`);
+  }
+
+  /**
+   * Reads the wanted set again now (the orchestrator's events say it may have changed) and starts a pass when it
+   * differs from the last read. Reads overlapping one in flight are folded into one more after it.
+   */
+  rediscover(why: string): void {
+    const d = this.opts.discovery;
+    if (!d || this.stopped) return;
+    if (this.discovering) {
+      this.rediscoverAgain = why;
+      return;
+    }
+    this.discovering = d
+      .fingerprint()
+      .then(
+        (fp) => {
+          if (this.lastFingerprint !== undefined && fp !== this.lastFingerprint) this.trigger(why);
+          this.lastFingerprint = fp;
+        },
+        (e: Error) => this.opts.log.warn({ error: e.message }, `discovery failed: ${e.message}`),
+      )
+      .finally(() => {
+        this.discovering = undefined;
+        const again = this.rediscoverAgain;
+        this.rediscoverAgain = undefined;
+        if (again !== undefined) this.rediscover(again);
+      });
   }
 
   /** When the schedule runs the next pass (not counting triggers by discovery or the API). */

@@ -59,4 +59,11 @@ export interface Orchestrator {
   remove?(name: string): Promise<RemoveResult>;
   /** When the earliest pending balancer reload is due, so the manager wakes for it rather than at its next scheduled pass. */
   nextReloadAt?(): Promise<Date | undefined>;
+  /**
+   * Follows the orchestrator's own change feed (Docker's /events): `onChange` is called when the wanted set
+   * may have changed, and after every reconnect. Returns the function that stops it. Only a long-running manager calls it.
+   */
+  watch?(onChange: (why: string) => void): () => void;
+  /** The files target this orchestrator writes through, if any: hooks are given its paths (CERTS_DIR/<name>). */
+  readonly files?: { dir(name: string): string };
 }

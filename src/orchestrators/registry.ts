@@ -10,6 +10,7 @@ import type { RequestObservation } from '../acme/transport.js';
 import type { Orchestrator } from './orchestrator.js';
 import { files } from './files/files.js';
 import { rancher } from './rancher/rancher.js';
+import { docker } from './docker/docker.js';
 
 /** What an orchestrator is built with besides its own options: the core configuration and the manager's hooks. */
 export interface OrchestratorContext {
@@ -25,7 +26,7 @@ export interface OrchestratorContext {
 
 export type OrchestratorEntry<Options> = AdapterEntry<Options, Orchestrator, OrchestratorContext>;
 
-export const ORCHESTRATOR_REGISTRY = { files, rancher };
+export const ORCHESTRATOR_REGISTRY = { files, rancher, docker };
 
 export type OrchestratorName = keyof typeof ORCHESTRATOR_REGISTRY;
 export const ORCHESTRATORS = namesOf(ORCHESTRATOR_REGISTRY);

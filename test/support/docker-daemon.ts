@@ -55,7 +55,12 @@ async function unmountUnder(dir: string): Promise<void> {
   for (const m of mounts) await run('umount', ['-l', m]).catch(() => undefined);
 }
 
-export async function startDocker(): Promise<DockerDaemon> {
+export interface DockerOptions {
+  /** More dockerd flags, e.g. a TLS-verified `-H tcp://…` listener beside the socket. */
+  args?: string[];
+}
+
+export async function startDocker(opts: DockerOptions = {}): Promise<DockerDaemon> {
   // Short path: a unix socket path must stay under 108 bytes.
   const dir = mkdtempSync(join(tmpdir(), 'cwdk-'));
   const socketPath = join(dir, 'docker.sock');
@@ -73,6 +78,7 @@ export async function startDocker(): Promise<DockerDaemon> {
       '-H', `unix://${socketPath}`,
       '--bridge=none', '--iptables=false', '--ip-forward=false', '--ip-masq=false',
       '--shutdown-timeout', '1',
+      ...(opts.args ?? []),
     ],
     { stdio: ['ignore', out, out] },
   );

@@ -70,16 +70,27 @@ test('config: Rancher is the orchestrator when CATTLE_URL is injected, with the 
   const injected = { CATTLE_URL: 'http://rancher:8080/v1', CATTLE_ACCESS_KEY: 'ak', CATTLE_SECRET_KEY: 'sk' };
   const c = loadConfig(injected);
   assert.equal(c.orchestrator, 'rancher');
-  assert.deepEqual(c.orchestratorOptions, { url: 'http://rancher:8080/v1', accessKey: 'ak', secretKey: 'sk' });
+  assert.deepEqual(c.orchestratorOptions, { url: 'http://rancher:8080/v1', accessKey: 'ak', secretKey: 'sk', timeoutMs: 10_000 });
   assert.equal(c.hostsLabel, 'com.danieldent.rancher-lets-encrypt.hosts');
   assert.equal(c.readLabels, true);
-  assert.equal(c.orchestratorTimeoutMs, 10_000);
   assert.equal(c.discoveryIntervalMs, 60_000);
-  assert.equal(loadConfig({ ...injected, CONNECT_TIMEOUT: '25' }).orchestratorTimeoutMs, 25_000, 'the seed\'s CONNECT_TIMEOUT, in seconds');
-  assert.equal(loadConfig({ ...injected, CONNECT_TIMEOUT: '25', RANCHER_TIMEOUT: '3s' }).orchestratorTimeoutMs, 3000);
+  const timeout = (env: Record<string, string>) => (loadConfig(env).orchestratorOptions as { timeoutMs?: number }).timeoutMs;
+  assert.equal(timeout({ ...injected, CONNECT_TIMEOUT: '25' }), 25_000, 'the seed\'s CONNECT_TIMEOUT, in seconds');
+  assert.equal(timeout({ ...injected, CONNECT_TIMEOUT: '25', RANCHER_TIMEOUT: '3s' }), 3000);
   assert.equal(loadConfig({ ...injected, DYNAMIC_CONFIG: 'False' }).readLabels, false);
   assert.equal(loadConfig({ ...injected, ORCHESTRATOR: 'files' }).orchestrator, 'files');
   assert.deepEqual(loadConfig({ ...injected, ORCHESTRATOR: 'files' }).orchestratorOptions, {}, 'files keeps no Rancher key');
+});
+
+test('config: ORCHESTRATOR=docker reads DOCKER_HOST as the docker CLI does, and its own variables in its folder', () => {
+  const d = (env: Record<string, string>) => loadConfig({ ORCHESTRATOR: 'docker', ...env }).orchestratorOptions as unknown as Record<string, unknown>;
+  assert.deepEqual(d({}).endpoint, { kind: 'unix', socketPath: '/var/run/docker.sock' });
+  assert.deepEqual(d({ DOCKER_HOST: 'tcp://10.0.0.5' }).endpoint, { kind: 'tcp', host: '10.0.0.5', port: 2375, tls: undefined }, 'plain tcp:// without DOCKER_TLS_VERIFY, on 2375 as the CLI does');
+  assert.deepEqual(d({ DOCKER_HOST: 'tcp://[::1]:2380' }).endpoint, { kind: 'tcp', host: '::1', port: 2380, tls: undefined });
+  assert.deepEqual(d({ DOCKER_READERS: 'Traefik, nginx-proxy' }).readers, ['traefik', 'nginx-proxy']);
+  assert.deepEqual(d({}).readers, [], 'the readers are opt-in');
+  assert.equal(d({}).timeoutMs, 10_000);
+  assert.equal(loadConfig({ ORCHESTRATOR: 'docker', CATTLE_URL: 'http://rancher:8080/v1' }).orchestrator, 'docker');
 });
 
 test('config: a bad value names the variable, the value and what is accepted', () => {
@@ -96,8 +107,13 @@ test('config: a bad value names the variable, the value and what is accepted', (
     [{ CATTLE_URL: 'http://rancher:8080/v1', CATTLE_SECRET_KEY: 'sk' }, /CATTLE_ACCESS_KEY="" .*io\.rancher\.container\.create_agent=true/],
     [{ ORCHESTRATOR: 'rancher' }, /CATTLE_URL="" .*http/],
     [{ ORCHESTRATOR: 'kubernetes' }, /ORCHESTRATOR="kubernetes" .*files, rancher/],
-    [{ RANCHER_TIMEOUT: 'soon' }, /RANCHER_TIMEOUT="soon"/],
-    [{ CONNECT_TIMEOUT: '10s' }, /CONNECT_TIMEOUT="10s" .*whole number/],
+    [{ CATTLE_URL: 'http://rancher:8080/v1', CATTLE_ACCESS_KEY: 'ak', CATTLE_SECRET_KEY: 'sk', RANCHER_TIMEOUT: 'soon' }, /RANCHER_TIMEOUT="soon"/],
+    [{ CATTLE_URL: 'http://rancher:8080/v1', CATTLE_ACCESS_KEY: 'ak', CATTLE_SECRET_KEY: 'sk', CONNECT_TIMEOUT: '10s' }, /CONNECT_TIMEOUT="10s" .*whole number/],
+    [{ ORCHESTRATOR: 'docker', DOCKER_HOST: 'ssh://me@host' }, /DOCKER_HOST="ssh:\/\/me@host" .*unix:\/\/\/path\/to\/docker\.sock or tcp:\/\/host:port/],
+    [{ ORCHESTRATOR: 'docker', DOCKER_HOST: 'unix://relative.sock' }, /DOCKER_HOST="unix:\/\/relative\.sock"/],
+    [{ ORCHESTRATOR: 'docker', DOCKER_READERS: 'traefik,caddy' }, /DOCKER_READERS="traefik,caddy" .*traefik, nginx-proxy, or none/],
+    [{ ORCHESTRATOR: 'docker', DOCKER_HOST: 'tcp://10.0.0.5', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/nonexistent' }, /DOCKER_CERT_PATH="\/nonexistent" .*ca\.pem, cert\.pem and key\.pem.*\(ca\.pem: ENOENT\)/],
+    [{ ORCHESTRATOR: 'docker', DOCKER_TIMEOUT: 'forever' }, /DOCKER_TIMEOUT="forever"/],
     [{ DYNAMIC_CONFIG: 'sometimes' }, /DYNAMIC_CONFIG="sometimes"/],
   ];
   for (const [env, msg] of cases) {
@@ -169,7 +185,7 @@ test('LABEL_*: safe defaults, LABEL_ALLOWED_DOMAINS from ALLOWED_DOMAINS, and ba
     [{ LABEL_MAX_CERTS: '0' }, /^config: LABEL_MAX_CERTS="0" is not valid; accepted: a whole number from 1 to 1000/],
     [{ LABEL_MAX_NAMES: '101' }, /^config: LABEL_MAX_NAMES="101" is not valid; accepted: a whole number from 1 to 100/],
     [{ LABEL_MAX_NEW_PER_DAY: '-1' }, /^config: LABEL_MAX_NEW_PER_DAY="-1" is not valid/],
-    [{ LABEL_STACKS: ' , ' }, /^config: LABEL_STACKS=" , " is not valid; accepted: comma-separated Rancher stack names or ids/],
+    [{ LABEL_STACKS: ' , ' }, /^config: LABEL_STACKS=" , " is not valid; accepted: comma-separated stack names or ids \(Rancher stacks, Compose projects, Swarm stacks\)/],
   ];
   for (const [env, why] of bad) assert.throws(() => loadConfig(env), (e: Error) => e instanceof ConfigError && why.test(e.message), JSON.stringify(env));
 });

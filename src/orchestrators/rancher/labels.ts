@@ -1,66 +1,21 @@
 /**
  * Wanted certificates from the hosts label on Rancher services (`specs/rancher-v1-api.md` §5). Labels
  * cannot be filtered on the server, so every service is listed and the label is read here, from the
- * primary launch config and from every sidekick's. Each certificate carries its service: a label is
- * untrusted, and what it may ask for and own is decided per service (`label-policy.ts`, `ownership.ts`).
+ * primary launch config and from every sidekick's; `label-requests.ts` turns them into certificates.
  */
-import { mergeWanted, parseDomainList, type DomainsOptions, type ParsedDomains, type RefusedCert, type WantedCert } from '../../domains.js';
+import type { ParsedDomains, DomainsOptions } from '../../domains.js';
+import { wantedFromRequests, type LabelOwner } from '../label-requests.js';
 import { isGone, type ServiceResource } from './resources.js';
-import { KEY_TYPES, type KeyType } from '../../certs/keys.js';
-
-/**
- * A service's key labels (issue 17 item 4): `<label>.key_type` (one of KEY_TYPES) and `<label>.reuse_key`
- * (true or false). A tenant's value is checked here like `.challenge`: anything else refuses the label's
- * certificates, naming the label and what it may say.
- */
-export function keyLabels(labels: Record<string, string>, label: string): { keyType?: KeyType; reuseKey?: boolean } | { error: string } {
-  const out: { keyType?: KeyType; reuseKey?: boolean } = {};
-  const type = labels[`${label}.key_type`]?.trim().toLowerCase();
-  if (type !== undefined && type !== '') {
-    if (!(KEY_TYPES as readonly string[]).includes(type)) return { error: `${label}.key_type=${JSON.stringify(type.slice(0, 64))} is not valid; accepted: ${KEY_TYPES.join(', ')}` };
-    out.keyType = type as KeyType;
-  }
-  const reuse = labels[`${label}.reuse_key`]?.trim().toLowerCase();
-  if (reuse !== undefined && reuse !== '') {
-    if (reuse !== 'true' && reuse !== 'false') return { error: `${label}.reuse_key=${JSON.stringify(reuse.slice(0, 64))} is not valid; accepted: true, false` };
-    out.reuseKey = reuse === 'true';
-  }
-  return out;
-}
 
 /** `stackNames`: stack id → name, when the stacks were listed (LABEL_STACKS names them). */
 export function wantedFromLabels(services: ServiceResource[], label: string, opts: DomainsOptions, stackNames?: Map<string, string>): ParsedDomains {
-  const certs: WantedCert[] = [];
-  const refused: RefusedCert[] = [];
-  for (const s of services) {
-    if (s.system || isGone(s.state)) continue;
-    const service = { id: s.id, name: s.name, ...(s.stackId ? { stackId: s.stackId } : {}), ...(s.stackId && stackNames?.has(s.stackId) ? { stack: stackNames.get(s.stackId)! } : {}) };
-    const who = `${s.name} (${s.id})`;
-    const lists: WantedCert[][] = [];
-    for (const set of s.labelSets) {
-      const value = set.labels[label];
-      if (value === undefined || value.trim() === '') continue;
-      const source = `label ${label} on ${set.source}`;
-      const parsed = parseDomainList(value, source, opts);
-      const challenge = set.labels[`${label}.challenge`]?.trim().toLowerCase();
-      if (challenge !== undefined && challenge !== '' && challenge !== 'http-01' && challenge !== 'dns-01') {
-        refused.push({ spec: value, source, service: who, error: `${label}.challenge=${JSON.stringify(challenge)} is not valid; accepted: http-01, dns-01` });
-        continue;
-      }
-      if (challenge === 'dns-01' && !opts.dnsProvider) {
-        refused.push({ spec: value, source, service: who, error: `${label}.challenge=dns-01 needs a DNS provider: set DNS_PROVIDER` });
-        continue;
-      }
-      const keys = keyLabels(set.labels, label);
-      if ('error' in keys) {
-        refused.push({ spec: value, source, service: who, error: keys.error });
-        continue;
-      }
-      lists.push(parsed.certs.map((c) => ({ ...c, service, ...(challenge ? { challenge: challenge as 'http-01' | 'dns-01' } : {}), ...keys })));
-      refused.push(...parsed.refused.map((r) => ({ ...r, service: who })));
-    }
-    // One service's own sets (primary and sidekicks) may share a certificate; other services' never merge.
-    certs.push(...mergeWanted(lists));
-  }
-  return { certs, refused };
+  const owners: LabelOwner[] = services
+    .filter((s) => !s.system && !isGone(s.state))
+    .map((s) => ({
+      service: { id: s.id, name: s.name, ...(s.stackId ? { stackId: s.stackId } : {}), ...(s.stackId && stackNames?.has(s.stackId) ? { stack: stackNames.get(s.stackId)! } : {}) },
+      requests: s.labelSets
+        .filter((set) => set.labels[label] !== undefined)
+        .map((set) => ({ source: `label ${label} on ${set.source}`, value: set.labels[label]!, labels: set.labels, prefix: label })),
+    }));
+  return wantedFromRequests(owners, opts);
 }

@@ -9,7 +9,7 @@
  * alone unless ADOPT_EXISTING is on (the seed overwrote other CAs' certificates).
  */
 import pLimit from 'p-limit';
-import { ConfigError, parseUrl, str, type Env } from '../../env.js';
+import { ConfigError, parseDuration, parseInt, parseUrl, str, type Env } from '../../env.js';
 import type { OrchestratorEntry } from '../registry.js';
 import { parseCert } from '../../certs/parse.js';
 import type { CertBundle } from '../../certs/store.js';
@@ -419,11 +419,21 @@ function toRemote(c: CertificateResource): RemoteCopy {
   }
 }
 
-/** The environment API key Rancher injects (CATTLE_*); RANCHER_TIMEOUT, HOSTS_LABEL and DYNAMIC_CONFIG are core. */
+/** The environment API key Rancher injects (CATTLE_*) and RANCHER_TIMEOUT; HOSTS_LABEL and DYNAMIC_CONFIG are core (Docker reads them too). */
 export interface RancherEnv {
   url: string;
   accessKey: string;
   secretKey: string;
+  /** Timeout of each Rancher API call (RANCHER_TIMEOUT; the seed's CONNECT_TIMEOUT). */
+  timeoutMs: number;
+}
+
+/** RANCHER_TIMEOUT is a duration; the seed's CONNECT_TIMEOUT, read when it is absent, is whole seconds. */
+function parseRancherTimeout(env: Env): number {
+  if (str(env, 'RANCHER_TIMEOUT') === undefined && str(env, 'CONNECT_TIMEOUT') !== undefined) {
+    return (parseInt(env, 'CONNECT_TIMEOUT', 1, 600) ?? 10) * 1000;
+  }
+  return parseDuration(env, 'RANCHER_TIMEOUT', 10_000, 100);
 }
 
 function fromEnv(env: Env): RancherEnv {
@@ -432,7 +442,7 @@ function fromEnv(env: Env): RancherEnv {
   const secretKey = str(env, 'CATTLE_SECRET_KEY');
   if (!accessKey) throw new ConfigError('CATTLE_ACCESS_KEY', '', 'the environment API access key (Rancher injects it for a service labelled io.rancher.container.create_agent=true, io.rancher.container.agent.role=environment)');
   if (!secretKey) throw new ConfigError('CATTLE_SECRET_KEY', '', 'the environment API secret key (injected by Rancher with CATTLE_ACCESS_KEY)', true);
-  return { url, accessKey, secretKey };
+  return { url, accessKey, secretKey, timeoutMs: parseRancherTimeout(env) };
 }
 
 export const rancher: OrchestratorEntry<RancherEnv> = {
@@ -440,7 +450,6 @@ export const rancher: OrchestratorEntry<RancherEnv> = {
   create: (options, { config, log, retryBaseMs, settleTimeoutMs, observe, now }) =>
     new RancherOrchestrator({
       ...options,
-      timeoutMs: config.orchestratorTimeoutMs,
       ...(retryBaseMs !== undefined ? { retryBaseMs } : {}),
       ...(settleTimeoutMs !== undefined ? { settleTimeoutMs } : {}),
       ...(observe ? { observe } : {}),
