@@ -46,4 +46,6 @@ export const TEST_TOOLS = [
   // ORCHESTRATOR=docker runs against the same isolated dockerd. The compose files, the catalog template and
   // the single-host stack are validated with a real parser of the v2 format.
   { command: 'docker-compose', pkg: 'docker-compose' },
+  // Swarm's docker_gwbridge outlives `swarm leave`: the Docker test removes it with ip(8).
+  { command: 'ip', pkg: 'iproute2' },
 ];
