@@ -30,4 +30,7 @@ export const TEST_TOOLS = [
   { command: 'openssl', pkg: 'openssl' },
   // The status page and its cross-site refusals are checked in a real headless browser (playwright-core).
   { command: 'chromium', pkg: 'chromium' },
+  // Balancer outputs: a real HAProxy updated through its runtime API while wrk keeps connections open on it.
+  { command: 'haproxy', pkg: 'haproxy' },
+  { command: 'wrk', pkg: 'wrk' },
 ];

@@ -13,6 +13,7 @@ import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
 import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
+import { outputsFromEnv, type OutputsConfig } from './outputs/config.js';
 import { ConfigError, FALSE, TRUE, parseBool, parseDuration, parseEnum, parseInt, parseUrl, splitHostPort, str, type Env } from './env.js';
 
 // Imported from here before env.ts and the registries took them over.
@@ -48,6 +49,8 @@ export interface Config {
   webrootDir: string;
   dataDir: string;
   certsDir: string;
+  /** Balancer-native files beside CERTS_DIR's (OUTPUTS, HAPROXY_*, TRAEFIK_*, NGINX_*), written by the files target. */
+  outputs: OutputsConfig;
   /** How long `manager --once` waits for another manager's lock on DATA_DIR (LOCK_WAIT). */
   lockWaitMs: number;
   renewBeforeDays: number | undefined;
@@ -255,6 +258,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   if (eabKey && !eabKid) throw new ConfigError('ACME_EAB_KID', '', 'the key identifier your CA issued with ACME_EAB_HMAC_KEY');
   if (eabKey && !/^[A-Za-z0-9_-]+={0,2}$/.test(eabKey)) throw new ConfigError('ACME_EAB_HMAC_KEY', eabKey, 'a base64url string, as the CA issued it', true);
 
+  const certsDir = resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live'));
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const loopTime = parseInt(env, 'LOOP_TIME', 10, 7 * 86400);
 
@@ -274,7 +278,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     orchestratorTimeoutMs: parseRancherTimeout(env),
     webrootDir,
     dataDir,
-    certsDir: resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live')),
+    certsDir,
+    outputs: outputsFromEnv(env, certsDir, cwd),
     lockWaitMs: parseDuration(env, 'LOCK_WAIT', DEFAULT_LOCK_WAIT_MS, 0),
     renewBeforeDays: parseInt(env, 'RENEW_BEFORE_DAYS', 1, 365),
     schedule: parseSchedule(env),
