@@ -14,6 +14,7 @@ import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
 import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
 import { outputsFromEnv, type OutputsConfig } from './outputs/config.js';
+import { dnsUpkeepFromEnv, type DnsUpkeepConfig } from './dns-upkeep/config.js';
 import { ConfigError, FALSE, TRUE, parseBool, parseDuration, parseEnum, parseInt, parseUrl, splitHostPort, str, type Env } from './env.js';
 
 // Imported from here before env.ts and the registries took them over.
@@ -71,6 +72,8 @@ export interface Config {
   challenge: Challenge;
   /** DNS-01: the provider and how to check the record is visible; undefined without DNS_PROVIDER. */
   dns: DnsConfig | undefined;
+  /** DNS_UPKEEP: keep the managed names' A/AAAA records at the public address, through the DNS provider. */
+  dnsUpkeep: DnsUpkeepConfig | undefined;
   onChangeCommand: string | undefined;
   onFailureCommand: string | undefined;
   hookTimeoutMs: number;
@@ -294,6 +297,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     labels: parseLabelPolicy(env, allowedDomains),
     challenge,
     dns,
+    dnsUpkeep: dnsUpkeepFromEnv(env, dns !== undefined),
     onChangeCommand: str(env, 'ON_CHANGE_COMMAND'),
     onFailureCommand: str(env, 'ON_FAILURE_COMMAND'),
     webhook: parseWebhook(env),
