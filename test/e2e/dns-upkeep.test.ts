@@ -26,7 +26,6 @@ const base = mkdtempSync(join(tmpdir(), 'cw-dns-upkeep-'));
 const lab = acmeLab(base);
 let bind: Bind;
 let pebbleOnBind: Pebble;
-let pebble: Pebble;
 let cf: CloudflareSim;
 let ipService: Server;
 let ipUrl: string;
@@ -40,7 +39,7 @@ before(async () => {
     // www: a stale address; other: not managed; a TXT and a CNAME that upkeep must not touch.
     records: ['www IN A 10.0.0.1', 'www IN TXT "keep-me"', 'other IN A 10.9.9.9', 'alias IN CNAME www'],
   });
-  [pebbleOnBind, pebble] = await Promise.all([lab.pebble('pebble-bind', { dnsServer: bind.address }), lab.pebble('pebble')]);
+  pebbleOnBind = await lab.pebble('pebble-bind', { dnsServer: bind.address });
   cf = await startCloudflareSim({ zones: ['example.com'] });
   ipService = createServer((req, res) => {
     if (req.url === '/down') return res.writeHead(503).end('busy');
@@ -124,7 +123,7 @@ test('rfc2136 on a real BIND: a stale A record is fixed before the order (HTTP-0
   await m.events.drain();
 });
 
-test('Cloudflare: the primary address service is down and the fallback answers; a stale A is changed in place (its proxied flag kept), a missing one created, an unmanaged record and a CNAME left alone; an address change follows', async () => {
+test('Cloudflare: the primary address service is down and the fallback answers; a stale A is changed in place (its proxied flag kept), a missing one created, an unmanaged record, a CNAME and a wildcard left alone; an address change follows', async () => {
   const zone = cf.zones[0]!;
   const rec = (name: string, type: string, content: string, proxied = false) => {
     const now = new Date().toISOString();
@@ -135,13 +134,11 @@ test('Cloudflare: the primary address service is down and the fallback answers; 
   rec('other.example.com', 'A', '10.9.9.9');
   rec('alias.example.com', 'CNAME', 'other.example.com');
   address.v4 = '127.0.0.1';
-  const env = {
+  // The pass's part (upkeep before the orders) is shown on BIND above; here the upkeep alone, for the pass's names.
+  const { m, events } = await manager({
     DATA_DIR: join(base, 'cf-case', 'data'),
     CERTS_DIR: join(base, 'cf-case', 'live'),
-    WEBROOT_DIR: lab.webroot,
     LOG_LEVEL: 'silent',
-    ...pebbleEnv(pebble, 'production'),
-    DOMAINS: 'www.example.com;app.example.com;alias.example.com',
     DNS_PROVIDER: 'cloudflare',
     CLOUDFLARE_API_URL: cf.apiUrl,
     CLOUDFLARE_DNS_API_TOKEN: cf.token,
@@ -149,10 +146,9 @@ test('Cloudflare: the primary address service is down and the fallback answers; 
     PUBLIC_IP_URL: `${ipUrl}/down`,
     PUBLIC_IP_FALLBACK_URL: `${ipUrl}/v4`,
     PUBLIC_IPV6_URL: 'off',
-  };
-  const { m, events } = await manager(env);
-  const report = await runPass(m);
-  assert.equal(report.ok, true, JSON.stringify(report.results.map((x) => x.error).concat(report.errors)));
+  });
+  const first = await m.dnsUpkeep!.run(['www.example.com', 'app.example.com', 'alias.example.com', '*.example.com']);
+  assert.deepEqual(first.errors, []);
   assert.deepEqual(dnsEvents(events), ['app.example.com A - → 127.0.0.1', 'www.example.com A 198.51.100.1 → 127.0.0.1']);
   const www = cf.records.find((r) => r.name === 'www.example.com' && r.type === 'A')!;
   assert.equal(www.id, 'www.example.com-A', 'changed in place, not deleted and created');
@@ -172,4 +168,28 @@ test('Cloudflare: the primary address service is down and the fallback answers; 
   await m.dnsUpkeep!.run();
   assert.equal(cf.requests.filter((q) => q.method !== 'GET').length - writesBefore, 2, 'nothing differs: nothing written');
   await m.events.drain();
+});
+
+test('no address service answers: no record is written or removed, and the run says why', async () => {
+  const before = JSON.stringify(cf.records);
+  const writes = cf.requests.filter((q) => q.method !== 'GET').length;
+  const { m, events } = await manager({
+    DATA_DIR: join(base, 'cf-down', 'data'),
+    CERTS_DIR: join(base, 'cf-down', 'live'),
+    LOG_LEVEL: 'silent',
+    DNS_PROVIDER: 'cloudflare',
+    CLOUDFLARE_API_URL: cf.apiUrl,
+    CLOUDFLARE_DNS_API_TOKEN: cf.token,
+    DNS_UPKEEP: 'true',
+    PUBLIC_IP_URL: `${ipUrl}/down`,
+    PUBLIC_IP_FALLBACK_URL: 'http://127.0.0.1:1/',
+    PUBLIC_IPV6_URL: 'off',
+  });
+  const r = await m.dnsUpkeep!.run(['www.example.com', 'app.example.com']);
+  assert.equal(r.errors.length, 1);
+  assert.match(r.errors[0]!, /no public IPv4 address: http:\/\/127\.0\.0\.1:\d+\/down answered HTTP 503; http:\/\/127\.0\.0\.1:1\/ ECONNREFUSED; A records are left as they are/);
+  assert.deepEqual(r.changes, []);
+  assert.equal(JSON.stringify(cf.records), before);
+  assert.equal(cf.requests.filter((q) => q.method !== 'GET').length, writes);
+  assert.deepEqual(dnsEvents(events), []);
 });

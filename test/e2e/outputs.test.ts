@@ -118,6 +118,7 @@ test('HAProxy: the crt-list is served, a renewal is committed through the runtim
     await new Promise((r) => setTimeout(r, 50));
   }
   const due = new Date(renewalTime(parseCert(readFileSync(join(certsDir, 'a.example.com', 'cert.pem'), 'utf8')), undefined).getTime() + DAY);
+  const oldBundle = readFileSync(join(certsDir, 'a.example.com', 'bundle.pem'), 'utf8');
   const second = await passWithOrders(env, { now: () => due });
   const during = Number((await info()).CurrConns);
   wrk.kill('SIGINT');
@@ -134,12 +135,18 @@ test('HAProxy: the crt-list is served, a renewal is committed through the runtim
   assert.match(wrkOut, /requests in/, wrkOut);
   assert.doesNotMatch(wrkOut, /Socket errors|Non-2xx/, `no dropped connection, no failed request: ${wrkOut}`);
 
+  // HAProxy lost an update (here: the old bundle put back by hand): the next pass finds it serving another
+  // certificate than CERTS_DIR holds and updates it, with nothing remembered from before.
+  assert.match(await api.send(`set ssl cert ${join(certsDir, 'a.example.com', 'bundle.pem')} <<\n${oldBundle.trim()}\n`), /Transaction/);
+  assert.match(await api.send(`commit ssl cert ${join(certsDir, 'a.example.com', 'bundle.pem')}`), /Success/);
+  assert.equal(await servedFingerprint(port, 'a.example.com'), before);
+
   // A new name: new ssl cert + add ssl crt-list, still the same process.
   const third = await passWithOrders({ ...env, DOMAINS: 'a.example.com;b.example.com' });
   assert.equal(third.report.ok, true, errorsOf(third.report));
   assert.deepEqual(third.report.results.map((r) => r.pendingReloads), [undefined, undefined]);
   assert.equal(await servedFingerprint(port, 'b.example.com'), fingerprintOf(certsDir, 'b.example.com'));
-  assert.equal(await servedFingerprint(port, 'a.example.com'), after);
+  assert.equal(await servedFingerprint(port, 'a.example.com'), after, 'the lost update was made again');
   assert.equal((await info()).Pid, pid);
   assert.match(await api.send('show ssl crt-list -n ' + crtList), /b\.example\.com\/bundle\.pem/);
   assert.equal(readFileSync(crtList, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).length, 2);
