@@ -2,7 +2,8 @@
  * Balancer-native outputs beside the files of CERTS_DIR (issue 21 item 3): a file a balancer reads in its own
  * format (HAProxy's crt-list, Traefik's dynamic configuration, an nginx include per certificate), and, for
  * HAProxy, the running process told through its runtime API. The files target calls `afterPush` when a
- * certificate's link moved to a new version, and `resync` once per pass; both only write what differs.
+ * certificate's link moved to a new version, and `resync` once per pass after the pushes; both only write
+ * what differs.
  */
 import { promises as fs } from 'node:fs';
 import { dirname, posix } from 'node:path';
@@ -39,8 +40,14 @@ export class BalancerPaths {
 /** One balancer format. */
 export interface Output {
   readonly name: string;
-  /** Rewrites its files for these certificates (every one in CERTS_DIR, by name); returns the files it changed. */
+  /**
+   * Rewrites its files for these certificates (every one in CERTS_DIR, by name); returns the files it changed.
+   * A file per certificate is written at each push; one file for all (a crt-list) once a pass, after the pushes,
+   * so that a first pass of thousands of certificates writes it once, not once per certificate.
+   */
   write(certs: KeptCert[]): Promise<string[]>;
+  /** Its files are one per certificate: `write([cert])` after a push writes that certificate's alone. */
+  readonly perCertificate?: boolean;
   /** Tells a running balancer about a certificate's new bundle, when it can be told (HAProxy's runtime API). */
   update?(cert: KeptCert, bundle: string): Promise<string>;
   /** Whether the running balancer already serves this bundle; only outputs with `update`. */
@@ -88,15 +95,16 @@ export class Outputs {
   }
 
   /**
-   * After CERTS_DIR/<cert.name> points at a new version: every output's files, then the running balancers.
+   * After CERTS_DIR/<cert.name> points at a new version: the outputs' files of this certificate, then the
+   * running balancers (files naming every certificate wait for `resync` at the end of the pass).
    * Never throws (the certificate is in place; an output is the balancer's view of it): returns the
    * balancers whose update is still pending, which `resync` retries.
    */
-  async afterPush(cert: KeptCert, all: KeptCert[], bundle: string): Promise<string[]> {
+  async afterPush(cert: KeptCert, bundle: string): Promise<string[]> {
     const pending: string[] = [];
     for (const o of this.outputs) {
       try {
-        const changed = await o.write(all);
+        const changed = o.perCertificate ? await o.write([cert]) : [];
         if (changed.length > 0) this.log.info({ cert: cert.name, output: o.name, files: changed }, `${cert.name}: ${o.name} output written: ${changed.join(', ')}`);
       } catch (e) {
         pending.push(`${o.name} output files`);

@@ -166,7 +166,7 @@ export class FilesOrchestrator implements Orchestrator {
     await this.point(bundle.name, version);
     await this.prune(bundle.name, version);
     const outputs = this.opts.outputs;
-    const pendingReloads = outputs && !outputs.empty ? await outputs.afterPush({ name: bundle.name, version: join(ARCHIVE, bundle.name, String(version)) }, await this.kept(), fullchain + bundle.key) : [];
+    const pendingReloads = outputs && !outputs.empty ? await outputs.afterPush({ name: bundle.name, version: join(ARCHIVE, bundle.name, String(version)) }, fullchain + bundle.key) : [];
     // The path readers and hooks (CERTWRANGLER_TARGET) use, which now names this version.
     return { target: path, ...(pendingReloads.length > 0 ? { pendingReloads } : {}) };
   }

@@ -61,9 +61,8 @@ export class HaproxyOutput implements Output {
   }
 
   async serves(cert: KeptCert, bundle: string): Promise<boolean> {
-    const file = this.paths.current(cert.name, 'bundle.pem');
-    if (!(await this.loaded()).has(file)) return false;
-    const answer = await this.opts.runtime!.send(`show ssl cert ${file}`);
+    // One command per certificate: a file HAProxy has not loaded answers without a fingerprint.
+    const answer = await this.opts.runtime!.send(`show ssl cert ${this.paths.current(cert.name, 'bundle.pem')}`);
     const m = /^SHA1 FingerPrint: ([0-9A-F]+)$/m.exec(answer);
     return m?.[1] === sha1Of(bundle);
   }

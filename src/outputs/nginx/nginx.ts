@@ -14,6 +14,7 @@ export interface NginxOptions {
 
 export class NginxOutput implements Output {
   readonly name = 'nginx';
+  readonly perCertificate = true;
 
   constructor(
     private readonly opts: NginxOptions,
