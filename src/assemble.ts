@@ -17,6 +17,7 @@ import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
 import type { DiscoverDeps } from './discover.js';
 import { ClaimsBook } from './ownership.js';
+import { join } from 'node:path';
 import { ConfigError } from './env.js';
 import { keepsAddresses } from './acme/dns01/provider.js';
 import { DnsUpkeep } from './dns-upkeep/upkeep.js';
@@ -82,7 +83,7 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
   let dnsUpkeep: DnsUpkeep | undefined;
   if (config.dnsUpkeep && dnsProvider && !opts.dryRun) {
     if (!keepsAddresses(dnsProvider)) throw new ConfigError('DNS_PROVIDER', config.dns!.provider, 'cloudflare or rfc2136 with DNS_UPKEEP=true: only these can write A and AAAA records');
-    dnsUpkeep = new DnsUpkeep({ records: dnsProvider, source: config.dnsUpkeep.source, log, events });
+    dnsUpkeep = new DnsUpkeep({ records: dnsProvider, stateFile: join(config.dataDir, 'dns-upkeep.json'), source: config.dnsUpkeep.source, log, events });
   }
   const ledgers = new Map<string, Ledger>();
   const ledger = (directoryUrl: string) => {

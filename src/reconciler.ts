@@ -141,7 +141,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   for (const r of refused) log.error({ cert: r.spec, source: r.source, error: r.error }, `refused ${r.spec} from ${r.source}: ${r.error}`);
   for (const e of errors) log.error({ error: e }, e);
   // Before any order: a new name must resolve here before HTTP-01 asks for it.
-  const dns = deps.dnsUpkeep ? await deps.dnsUpkeep.run(wanted.flatMap((w) => w.names)) : undefined;
+  const dns = deps.dnsUpkeep ? await deps.dnsUpkeep.run(wanted.flatMap((w) => w.names.map((name) => ({ name, fromLabel: w.origin === 'label' })))) : undefined;
   errors.push(...(dns?.errors ?? []));
   const seen = await observeOr(deps, wanted, now, true, errors);
   if ('failed' in seen) {

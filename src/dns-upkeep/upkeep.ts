@@ -4,7 +4,13 @@
  * before HTTP-01 asks for it; the manager runs it again every DNS_UPKEEP_INTERVAL for the last pass's names.
  * Only A and AAAA records of those names are written, and only when they differ; a name that is a CNAME,
  * and a wildcard, are left alone; a family whose address is unknown is never removed.
+ *
+ * Labels are untrusted input (DESIGN §10): a name only a label asks for gets a record where it has none, and
+ * has it moved only while it still holds what certwrangler wrote (DATA_DIR/dns-upkeep.json). A tenant's label
+ * cannot point a name someone else keeps (mail.example.com) at this host.
  */
+import { promises as fs } from 'node:fs';
+import { writeFileAtomic } from '../certs/atomic.js';
 import type { AddressRecords, AddressType } from '../acme/dns01/provider.js';
 import type { EventSink } from '../events/events.js';
 import type { Logger } from '../log.js';
@@ -26,8 +32,24 @@ export interface DnsUpkeepReport {
   errors: string[];
 }
 
+/** One name to keep, and whether only a label asks for it. */
+export interface UpkeepName {
+  name: string;
+  fromLabel: boolean;
+}
+
+/** What certwrangler last wrote per name and type, so a label's name is moved only from its own values. */
+interface WrittenFile {
+  version: 1;
+  written: Record<string, Partial<Record<AddressType, string[]>>>;
+}
+
+const STATE_MODE = 0o600;
+
 export interface DnsUpkeepOptions {
   records: AddressRecords;
+  /** DATA_DIR/dns-upkeep.json: the values certwrangler wrote. */
+  stateFile: string;
   source: PublicIpSource;
   log: Logger;
   events?: EventSink;
@@ -37,14 +59,25 @@ export interface DnsUpkeepOptions {
 
 const same = (a: string[], b: string[]) => a.length === b.length && a.every((v) => b.includes(v));
 
-/** The names whose address records are kept: every managed name, once, without wildcards (a wildcard record is the operator's). */
-export function upkeepNames(names: string[]): string[] {
-  return [...new Set(names.filter((n) => !n.startsWith('*.')).map((n) => n.toLowerCase()))].sort();
+/**
+ * The names whose address records are kept: every managed name, once, without wildcards (a wildcard record is
+ * the operator's). A name asked for by DOMAINS or the API as well as a label is the operator's.
+ */
+export function upkeepNames(names: UpkeepName[]): UpkeepName[] {
+  const byName = new Map<string, boolean>();
+  for (const n of names) {
+    if (n.name.startsWith('*.')) continue;
+    const name = n.name.toLowerCase();
+    byName.set(name, (byName.get(name) ?? true) && n.fromLabel);
+  }
+  return [...byName].sort(([a], [b]) => a.localeCompare(b)).map(([name, fromLabel]) => ({ name, fromLabel }));
 }
 
 export class DnsUpkeep {
-  private names: string[] = [];
+  private names: UpkeepName[] = [];
   private saidNoV6 = false;
+  /** Label names already warned about, so the warning comes once, not every DNS_UPKEEP_INTERVAL. */
+  private readonly leftAlone = new Set<string>();
   private last: Promise<DnsUpkeepReport> | undefined;
 
   constructor(private readonly opts: DnsUpkeepOptions) {}
@@ -53,7 +86,7 @@ export class DnsUpkeep {
    * One run for `names` (every name of the wanted certificates), or without them for the names of the last
    * run. Runs never overlap: a call during a run starts after it.
    */
-  run(names?: string[]): Promise<DnsUpkeepReport> {
+  run(names?: UpkeepName[]): Promise<DnsUpkeepReport> {
     if (names) this.names = upkeepNames(names);
     const list = this.names;
     const next = (this.last ?? Promise.resolve()).catch(() => undefined).then(() => this.once(list));
@@ -61,7 +94,19 @@ export class DnsUpkeep {
     return next;
   }
 
-  private async once(names: string[]): Promise<DnsUpkeepReport> {
+  private async readWritten(): Promise<WrittenFile> {
+    try {
+      const f = JSON.parse(await fs.readFile(this.opts.stateFile, 'utf8')) as WrittenFile;
+      if (f.version === 1 && typeof f.written === 'object' && f.written !== null) return f;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.log.warn({ action: 'dns-upkeep', error: (e as Error).message }, `DNS upkeep: ${this.opts.stateFile} cannot be read (${(e as Error).message}); names only labels ask for are not moved until it can`);
+    }
+    return { version: 1, written: {} };
+  }
+
+  private async once(list: UpkeepName[]): Promise<DnsUpkeepReport> {
+    const names = list.map((n) => n.name);
+    const fromLabel = new Set(list.filter((n) => n.fromLabel).map((n) => n.name));
     const { log } = this.opts;
     const report: DnsUpkeepReport = { at: new Date().toISOString(), addresses: {}, changes: [], errors: [] };
     if (names.length === 0) return report;
@@ -88,6 +133,7 @@ export class DnsUpkeep {
       log.error({ action: 'dns-upkeep', error: (e as Error).message }, error);
       return report;
     }
+    const state = await this.readWritten();
     for (const name of names) {
       const now = held.get(name);
       if (!now) continue;
@@ -99,6 +145,13 @@ export class DnsUpkeep {
         if (!address) continue;
         const from = now[type];
         if (same(from, [address])) continue;
+        const ours = state.written[name]?.[type];
+        if (fromLabel.has(name) && from.length > 0 && !(ours && same(from, ours))) {
+          const key = `${name} ${type} ${from.join(',')}`;
+          if (!this.leftAlone.has(key)) log.warn({ action: 'dns-upkeep', name, type, from }, `DNS upkeep: ${name} (asked for by a label only) has ${type} ${from.join(', ')}, which certwrangler did not write: left alone; list it in DOMAINS to have certwrangler keep it`);
+          this.leftAlone.add(key);
+          continue;
+        }
         try {
           await this.opts.records.writeAddresses(name, type, [address]);
         } catch (e) {
@@ -107,6 +160,10 @@ export class DnsUpkeep {
           log.error({ action: 'dns-upkeep', name, type, error: (e as Error).message }, error);
           continue;
         }
+        state.written[name] = { ...state.written[name], [type]: [address] };
+        await writeFileAtomic(this.opts.stateFile, `${JSON.stringify(state, null, 1)}\n`, STATE_MODE).catch((e: Error) =>
+          log.error({ action: 'dns-upkeep', error: e.message }, `DNS upkeep: cannot record ${name} ${type} in ${this.opts.stateFile}: ${e.message}`),
+        );
         const change: DnsChange = { name, type, from, to: [address] };
         report.changes.push(change);
         log.info({ action: 'dns-upkeep', name, type, from, to: change.to }, `DNS upkeep: ${name} ${type} ${from.length ? from.join(', ') : '(none)'} → ${address}`);

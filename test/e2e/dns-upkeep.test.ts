@@ -123,7 +123,7 @@ test('rfc2136 on a real BIND: a stale A record is fixed before the order (HTTP-0
   await m.events.drain();
 });
 
-test('Cloudflare: the primary address service is down and the fallback answers; a stale A is changed in place (its proxied flag kept), a missing one created, an unmanaged record, a CNAME and a wildcard left alone; an address change follows', async () => {
+test('Cloudflare: the primary address service is down and the fallback answers; a stale A is changed in place (its proxied flag kept), a missing one created, an unmanaged record, a CNAME and a wildcard left alone, a label never takes over a name someone else keeps; an address change follows', async () => {
   const zone = cf.zones[0]!;
   const rec = (name: string, type: string, content: string, proxied = false) => {
     const now = new Date().toISOString();
@@ -147,26 +147,32 @@ test('Cloudflare: the primary address service is down and the fallback answers; 
     PUBLIC_IP_FALLBACK_URL: `${ipUrl}/v4`,
     PUBLIC_IPV6_URL: 'off',
   });
-  const first = await m.dnsUpkeep!.run(['www.example.com', 'app.example.com', 'alias.example.com', '*.example.com']);
+  // tenant.example.com is someone else's; a label asks for it and for fresh.example.com, which has no record.
+  rec('tenant.example.com', 'A', '192.0.2.50');
+  const op = (name: string) => ({ name, fromLabel: false });
+  const label = (name: string) => ({ name, fromLabel: true });
+  const first = await m.dnsUpkeep!.run([op('www.example.com'), op('app.example.com'), op('alias.example.com'), op('*.example.com'), label('tenant.example.com'), label('fresh.example.com')]);
   assert.deepEqual(first.errors, []);
-  assert.deepEqual(dnsEvents(events), ['app.example.com A - → 127.0.0.1', 'www.example.com A 198.51.100.1 → 127.0.0.1']);
+  assert.deepEqual(dnsEvents(events), ['app.example.com A - → 127.0.0.1', 'fresh.example.com A - → 127.0.0.1', 'www.example.com A 198.51.100.1 → 127.0.0.1']);
+  assert.equal(cf.records.find((r) => r.name === 'tenant.example.com')!.content, '192.0.2.50', "a label cannot point another's name at this host");
   const www = cf.records.find((r) => r.name === 'www.example.com' && r.type === 'A')!;
   assert.equal(www.id, 'www.example.com-A', 'changed in place, not deleted and created');
   assert.equal(www.proxied, true);
   assert.equal(www.content, '127.0.0.1');
   assert.equal(cf.records.filter((r) => r.type === 'AAAA').length, 0, 'PUBLIC_IPV6_URL=off: no AAAA');
 
-  const snapshot = () => JSON.stringify(cf.records.filter((r) => !(r.type === 'A' && ['www.example.com', 'app.example.com'].includes(r.name))));
+  const snapshot = () => JSON.stringify(cf.records.filter((r) => !(r.type === 'A' && ['www.example.com', 'app.example.com', 'fresh.example.com'].includes(r.name))));
   const others = snapshot();
   address.v4 = '127.0.0.3';
   events.length = 0;
   const writesBefore = cf.requests.filter((q) => q.method !== 'GET').length;
   await m.dnsUpkeep!.run();
-  assert.deepEqual(dnsEvents(events), ['app.example.com A 127.0.0.1 → 127.0.0.3', 'www.example.com A 127.0.0.1 → 127.0.0.3']);
-  assert.equal(cf.requests.filter((q) => q.method !== 'GET').length - writesBefore, 2, 'one PATCH per changed record');
+  // fresh.example.com holds what certwrangler wrote: it follows too.
+  assert.deepEqual(dnsEvents(events), ['app.example.com A 127.0.0.1 → 127.0.0.3', 'fresh.example.com A 127.0.0.1 → 127.0.0.3', 'www.example.com A 127.0.0.1 → 127.0.0.3']);
+  assert.equal(cf.requests.filter((q) => q.method !== 'GET').length - writesBefore, 3, 'one PATCH per changed record');
   assert.equal(snapshot(), others, 'the unmanaged A, the TXT and the CNAME are byte for byte as they were');
   await m.dnsUpkeep!.run();
-  assert.equal(cf.requests.filter((q) => q.method !== 'GET').length - writesBefore, 2, 'nothing differs: nothing written');
+  assert.equal(cf.requests.filter((q) => q.method !== 'GET').length - writesBefore, 3, 'nothing differs: nothing written');
   await m.events.drain();
 });
 
@@ -185,7 +191,7 @@ test('no address service answers: no record is written or removed, and the run s
     PUBLIC_IP_FALLBACK_URL: 'http://127.0.0.1:1/',
     PUBLIC_IPV6_URL: 'off',
   });
-  const r = await m.dnsUpkeep!.run(['www.example.com', 'app.example.com']);
+  const r = await m.dnsUpkeep!.run([{ name: 'www.example.com', fromLabel: false }, { name: 'app.example.com', fromLabel: false }]);
   assert.equal(r.errors.length, 1);
   assert.match(r.errors[0]!, /no public IPv4 address: http:\/\/127\.0\.0\.1:\d+\/down answered HTTP 503; http:\/\/127\.0\.0\.1:1\/ ECONNREFUSED; A records are left as they are/);
   assert.deepEqual(r.changes, []);

@@ -58,6 +58,8 @@ test('DNS_UPKEEP: off by default; on, it needs a DNS provider and asks ipify for
   refused({ ...rfc, DNS_UPKEEP: 'true', DNS_UPKEEP_INTERVAL: '1s' }, 'DNS_UPKEEP_INTERVAL', /at least 10000 ms/);
 });
 
-test('DNS upkeep keeps every managed name once, and never a wildcard', () => {
-  assert.deepEqual(upkeepNames(['www.example.com', '*.example.com', 'example.com', 'WWW.example.com']), ['example.com', 'www.example.com']);
+test('DNS upkeep keeps every managed name once, and never a wildcard; a name DOMAINS or the API asks for too is not a label\'s', () => {
+  const op = (name: string) => ({ name, fromLabel: false });
+  const label = (name: string) => ({ name, fromLabel: true });
+  assert.deepEqual(upkeepNames([op('www.example.com'), op('*.example.com'), label('example.com'), label('WWW.example.com'), label('app.example.com')]), [label('app.example.com'), label('example.com'), op('www.example.com')]);
 });
