@@ -151,6 +151,16 @@ test('HAProxy: the crt-list is served, a renewal is committed through the runtim
   assert.match(await api.send('show ssl crt-list -n ' + crtList), /b\.example\.com\/bundle\.pem/);
   assert.equal(readFileSync(crtList, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).length, 2);
   assert.equal(spawnSync('haproxy', ['-c', '-f', cfg]).status, 0, 'the crt-list on disk loads at the next start');
+
+  // Both renewed in one pass, pushed at the same moment: HAProxy holds one certificate transaction at a time,
+  // so the updates go one after the other and neither is left pending.
+  const bothDue = new Date(renewalTime(parseCert(readFileSync(join(certsDir, 'b.example.com', 'cert.pem'), 'utf8')), undefined).getTime() + DAY);
+  const fourth = await passWithOrders({ ...env, DOMAINS: 'a.example.com;b.example.com' }, { now: () => bothDue });
+  assert.equal(fourth.report.ok, true, errorsOf(fourth.report));
+  assert.equal(fourth.orders, 2);
+  assert.deepEqual(fourth.report.results.map((r) => r.pendingReloads), [undefined, undefined]);
+  for (const name of ['a.example.com', 'b.example.com']) assert.equal(await servedFingerprint(port, name), fingerprintOf(certsDir, name), name);
+  assert.equal((await info()).Pid, pid);
 });
 
 test('Traefik and nginx: the dynamic file parses and names a matching key and certificate; each nginx include passes nginx -t and is served, and follows a renewal', async () => {

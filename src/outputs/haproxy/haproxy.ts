@@ -25,8 +25,17 @@ function sha1Of(bundle: string): string {
   return createHash('sha1').update(new X509Certificate(leaf).raw).digest('hex').toUpperCase();
 }
 
+/** `set ssl cert`'s answer names the certificate whose transaction now holds the payload. */
+const TRANSACTION = /Transaction (?:created|updated) for certificate (.+)!/;
+
 export class HaproxyOutput implements Output {
   readonly name = 'haproxy';
+  /**
+   * HAProxy keeps one certificate transaction for the whole process: a `set ssl cert` of another file while one
+   * is open puts its payload into the open one (2.6 answers "Transaction updated for certificate <the other>"),
+   * and the next commit would serve it under the wrong name. Updates therefore go one at a time.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly opts: HaproxyOptions,
@@ -67,16 +76,27 @@ export class HaproxyOutput implements Output {
     return m?.[1] === sha1Of(bundle);
   }
 
-  async update(cert: KeptCert, bundle: string): Promise<string> {
+  update(cert: KeptCert, bundle: string): Promise<string> {
+    const run = this.queue.then(() => this.updateNow(cert, bundle));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async updateNow(cert: KeptCert, bundle: string): Promise<string> {
     const file = this.paths.current(cert.name, 'bundle.pem');
     const isNew = !(await this.loaded()).has(file);
     if (isNew) await this.expect(`new ssl cert ${file}`, /New empty certificate store/);
+    let open = file;
     try {
-      await this.expect(`set ssl cert ${file}`, /Transaction (created|updated)/, bundle);
+      const answer = await this.expect(`set ssl cert ${file}`, TRANSACTION, bundle);
+      open = TRANSACTION.exec(answer)![1]!;
+      if (open !== file) {
+        throw new RuntimeApiError(`HAProxy runtime API ${this.opts.runtime!.where}: a transaction for ${open} was open (another client's), and took the payload meant for ${file}; aborted it rather than commit it under the wrong name`);
+      }
       await this.expect(`commit ssl cert ${file}`, /Success!/);
     } catch (e) {
-      // A transaction left open would block the next `set ssl cert` of this file.
-      await this.opts.runtime!.send(`abort ssl cert ${file}`).catch(() => undefined);
+      // A transaction left open would block the next `set ssl cert`; one holding our payload must never be committed.
+      await this.opts.runtime!.send(`abort ssl cert ${open}`).catch(() => undefined);
       throw e;
     }
     if (!isNew) return `set ssl cert ${file}, committed (no reload)`;
