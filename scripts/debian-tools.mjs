@@ -48,4 +48,7 @@ export const TEST_TOOLS = [
   { command: 'docker-compose', pkg: 'docker-compose' },
   // Swarm's docker_gwbridge outlives `swarm leave`: the Docker test removes it with ip(8).
   { command: 'ip', pkg: 'iproute2' },
+  // Balancer outputs: a real HAProxy updated through its runtime API while wrk keeps connections open on it.
+  { command: 'haproxy', pkg: 'haproxy' },
+  { command: 'wrk', pkg: 'wrk' },
 ];

@@ -17,6 +17,10 @@ import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
 import type { DiscoverDeps } from './discover.js';
 import { ClaimsBook } from './ownership.js';
+import { join } from 'node:path';
+import { ConfigError } from './env.js';
+import { keepsAddresses } from './acme/dns01/provider.js';
+import { DnsUpkeep } from './dns-upkeep/upkeep.js';
 
 export interface AssembleOptions {
   now?: () => Date;
@@ -76,6 +80,12 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     log,
     ...(opts.onEvent ? { listeners: [opts.onEvent] } : {}),
   });
+  const dnsProvider = config.dns ? createDnsProvider(config.dns, config.acmeTimeoutMs) : undefined;
+  let dnsUpkeep: DnsUpkeep | undefined;
+  if (config.dnsUpkeep && dnsProvider && !opts.dryRun) {
+    if (!keepsAddresses(dnsProvider)) throw new ConfigError('DNS_PROVIDER', config.dns!.provider, 'cloudflare or rfc2136 with DNS_UPKEEP=true: only these can write A and AAAA records');
+    dnsUpkeep = new DnsUpkeep({ records: dnsProvider, stateFile: join(config.dataDir, 'dns-upkeep.json'), source: config.dnsUpkeep.source, log, events });
+  }
   const ledgers = new Map<string, Ledger>();
   const ledger = (directoryUrl: string) => {
     const id = directoryId(directoryUrl);
@@ -93,7 +103,8 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }, config.domains.certs),
     accounts: new AccountBook(config.dataDir, config.email, config.eab),
     solver: new WebrootSolver(config.webrootDir),
-    ...(config.dns ? { dnsSolver: new Dns01Solver(createDnsProvider(config.dns, config.acmeTimeoutMs), { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),
+    ...(config.dns && dnsProvider ? { dnsSolver: new Dns01Solver(dnsProvider, { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),
+    ...(dnsUpkeep ? { dnsUpkeep } : {}),
     log,
     ...(opts.now ? { now: opts.now } : {}),
   };

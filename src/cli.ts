@@ -187,10 +187,14 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
     log.info({ statusAddr: `${s.host}:${s.port}` }, `status page, API and metrics on http://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}/`);
   }
   scheduler.start();
+  // Between passes, the addresses are checked for the names of the last pass (DNS_UPKEEP_INTERVAL).
+  const upkeep = deps.dnsUpkeep;
+  const upkeepTimer = upkeep && config.dnsUpkeep ? setInterval(() => void upkeep.run().catch((e: Error) => log.error({ action: 'dns-upkeep', error: e.message }, `DNS upkeep failed: ${e.message}`)), config.dnsUpkeep.intervalMs) : undefined;
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, `${signal}: finishing the pass in flight, then exiting`);
       unwatch?.();
+      clearInterval(upkeepTimer);
       status?.close();
       status?.closeAllConnections();
       // Orders still validating are abandoned now (the CA lets them expire); an order past validation

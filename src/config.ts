@@ -14,6 +14,8 @@ import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
 import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
 import { parseSeedSettings, type SeedSettings } from './seed-mode.js';
+import { outputsFromEnv, type OutputsConfig } from './outputs/config.js';
+import { dnsUpkeepFromEnv, type DnsUpkeepConfig } from './dns-upkeep/config.js';
 import { ConfigError, FALSE, TRUE, parseBool, parseDuration, parseEnum, parseInt, parseUrl, splitHostPort, str, type Env } from './env.js';
 
 // Imported from here before env.ts and the registries took them over.
@@ -49,6 +51,8 @@ export interface Config {
   webrootDir: string;
   dataDir: string;
   certsDir: string;
+  /** Balancer-native files beside CERTS_DIR's (OUTPUTS, HAPROXY_*, TRAEFIK_*, NGINX_*), written by the files target. */
+  outputs: OutputsConfig;
   /** How long `manager --once` waits for another manager's lock on DATA_DIR (LOCK_WAIT). */
   lockWaitMs: number;
   renewBeforeDays: number | undefined;
@@ -73,6 +77,8 @@ export interface Config {
   challenge: Challenge;
   /** DNS-01: the provider and how to check the record is visible; undefined without DNS_PROVIDER. */
   dns: DnsConfig | undefined;
+  /** DNS_UPKEEP: keep the managed names' A/AAAA records at the public address, through the DNS provider. */
+  dnsUpkeep: DnsUpkeepConfig | undefined;
   onChangeCommand: string | undefined;
   onFailureCommand: string | undefined;
   hookTimeoutMs: number;
@@ -269,6 +275,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   if (eabKey && !eabKid) throw new ConfigError('ACME_EAB_KID', '', 'the key identifier your CA issued with ACME_EAB_HMAC_KEY');
   if (eabKey && !/^[A-Za-z0-9_-]+={0,2}$/.test(eabKey)) throw new ConfigError('ACME_EAB_HMAC_KEY', eabKey, 'a base64url string, as the CA issued it', true);
 
+  const certsDir = resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live'));
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const loopTime = parseInt(env, 'LOOP_TIME', 10, 7 * 86400);
 
@@ -288,7 +295,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     readLabels: parseBool(env, 'DYNAMIC_CONFIG', true),
     webrootDir,
     dataDir,
-    certsDir: resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live')),
+    certsDir,
+    outputs: outputsFromEnv(env, certsDir, cwd),
     lockWaitMs: parseDuration(env, 'LOCK_WAIT', DEFAULT_LOCK_WAIT_MS, 0),
     renewBeforeDays: parseInt(env, 'RENEW_BEFORE_DAYS', 1, 365),
     schedule: parseSchedule(env),
@@ -309,6 +317,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     labels: parseLabelPolicy(env, allowedDomains),
     challenge,
     dns,
+    dnsUpkeep: dnsUpkeepFromEnv(env, dns !== undefined),
     onChangeCommand: str(env, 'ON_CHANGE_COMMAND'),
     onFailureCommand: str(env, 'ON_FAILURE_COMMAND'),
     webhook: parseWebhook(env),

@@ -115,7 +115,9 @@ export type Reason =
   // the pass could not look
   | 'OrchestratorUnavailable'
   // discovery refused the request (events only: a refused request is never decided on)
-  | 'Refused';
+  | 'Refused'
+  // DNS upkeep changed an address record of a managed name (events only)
+  | 'DnsRecordChanged';
 
 export interface OrderPlan {
   /** The kind to order: never lower than a certificate of ours in service, whatever STAGING says. */

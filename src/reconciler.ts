@@ -21,6 +21,7 @@ import { act } from './act.js';
 import { findUnwanted } from './decommission.js';
 import type { Unwanted } from './policy.js';
 import { baseResult, budgetsOf, finish, logDecisions, nextWake, unavailableResults } from './report.js';
+import type { DnsUpkeep, DnsUpkeepReport } from './dns-upkeep/upkeep.js';
 
 export { backoffDelay } from './act.js';
 
@@ -46,6 +47,8 @@ export interface PassDeps {
   ledger?: (directoryUrl: string) => Ledger;
   /** Shutdown: no new order starts, and orders still validating are abandoned. */
   signal?: AbortSignal;
+  /** DNS_UPKEEP: the wanted names' A/AAAA records, kept before anything is ordered; absent in `plan`. */
+  dnsUpkeep?: DnsUpkeep;
 }
 
 export type Outcome = 'ok' | 'failed' | 'waiting' | 'foreign' | 'planned';
@@ -93,6 +96,8 @@ export interface PassReport {
   budgets?: DirectoryBudgets[];
   /** The earliest moment something waits for (a pending balancer reload, a backoff, a rate limit): the manager wakes then. */
   wakeAt?: string;
+  /** DNS_UPKEEP: the public addresses found and the address records this pass changed. */
+  dns?: DnsUpkeepReport;
 }
 
 export interface DirectoryBudgets {
@@ -142,16 +147,19 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   const left = await findUnwanted(deps, wanted, refused, errors, now, true);
   errors.push(...left.errors);
   for (const e of errors) log.error({ error: e }, e);
+  // Before any order: a new name must resolve here before HTTP-01 asks for it.
+  const dns = deps.dnsUpkeep ? await deps.dnsUpkeep.run(wanted.flatMap((w) => w.names.map((name) => ({ name, fromLabel: w.origin === 'label' })))) : undefined;
+  errors.push(...(dns?.errors ?? []));
   const seen = await observeOr(deps, [...wanted, ...left.certs], now, true, errors, left.unwanted);
   if ('failed' in seen) {
     // The orchestrator could not be read: look again soon, not at the next scheduled pass hours away.
     const wakeAt = new Date(now.getTime() + UNAVAILABLE_RETRY_MS).toISOString();
     log.error({ error: errors.at(-1), wakeAt }, `${errors.at(-1)}; nothing changed, the next pass at ${wakeAt} retries`);
-    return { ...finish(log, started, seen.failed, refused, errors), wakeAt };
+    return { ...finish(log, started, seen.failed, refused, errors), wakeAt, ...(dns ? { dns } : {}) };
   }
   const decided = await decide(deps, seen.observed);
   logDecisions(log, decided);
   const results = await act(deps, decided, now);
   const wakeAt = await nextWake(deps, results, now);
-  return { ...finish(log, started, results, refused, errors), budgets: await budgetsOf(deps), ...(wakeAt ? { wakeAt } : {}) };
+  return { ...finish(log, started, results, refused, errors), budgets: await budgetsOf(deps), ...(wakeAt ? { wakeAt } : {}), ...(dns ? { dns } : {}) };
 }

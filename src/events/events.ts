@@ -2,7 +2,7 @@
 import type { Kind } from '../certs/kind.js';
 import type { Reason } from '../policy.js';
 
-export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused' | 'removed';
+export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused' | 'removed' | 'dns';
 
 export interface CertEvent {
   type: EventType;
@@ -22,6 +22,8 @@ export interface CertEvent {
   service?: string;
   /** Balancers whose reload is still pending after the push. */
   pendingReloads?: string[];
+  /** `dns`: an address record of a managed name changed (DNS_UPKEEP); `name` is the DNS name. */
+  dns?: { type: 'A' | 'AAAA'; from: string[]; to: string[] };
 }
 
 /** One line a person reads, for logs, Slack and hook output. */
@@ -40,6 +42,8 @@ export function describeEvent(e: CertEvent): string {
       return `${e.name}: no source asks for it any more; removed: ${e.target ?? 'from the orchestrator'}`;
     case 'refused':
       return `${e.name}: refused${e.service ? ` for service ${e.service}` : ''}: ${e.error ?? 'unknown reason'}`;
+    case 'dns':
+      return `${e.name}: DNS ${e.dns?.type ?? 'address'} record set to ${e.dns?.to.join(', ') ?? '?'} (was ${e.dns?.from.length ? e.dns.from.join(', ') : 'none'})`;
     case 'failed':
       return `${e.name}: failed (${e.reason}): ${e.error ?? 'unknown error'}${e.nextAttempt ? `; next attempt ${e.nextAttempt}` : ''}`;
   }

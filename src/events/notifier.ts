@@ -76,7 +76,8 @@ export class Notifier implements EventSink {
       ...(e.target ? { CERTWRANGLER_TARGET: e.target } : {}),
       ...(e.error ? { CERTWRANGLER_ERROR: e.error } : {}),
       ...(e.nextAttempt ? { CERTWRANGLER_NEXT_ATTEMPT: e.nextAttempt } : {}),
-      ...this.opts.pathsFor(e.name),
+      // A DNS change names a DNS name, not a certificate: no files go with it.
+      ...(e.type === 'dns' ? {} : this.opts.pathsFor(e.name)),
     };
     const r = await runHook(command, vars, this.opts.hookTimeoutMs);
     const fields = { cert: e.name, event: e.type, hook: hookName, exitCode: r.code, output: r.output };

@@ -1,13 +1,13 @@
 /**
  * An in-process stand-in for the part of Cloudflare's API v4 the cloudflare provider uses: the zone list
- * (paginated), and listing, creating and deleting DNS records. Every answer has Cloudflare's envelope
+ * (paginated), and listing, creating, changing (PATCH) and deleting DNS records (TXT, A, AAAA, CNAME). Every answer has Cloudflare's envelope
  * {success, errors, messages, result[, result_info]}; errors carry Cloudflare's codes (10000 authentication,
  * 7003 unknown zone id, 81057 record exists, 81044 record missing). `publish` lets a test mirror a zone's
  * TXT records into a real DNS server (pebble-challtestsrv), as Cloudflare's own nameservers would serve them.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 
 export interface SimRecord {
   id: string;
@@ -103,16 +103,33 @@ export async function startCloudflareSim(opts: CloudflareSimOptions): Promise<Cl
       } catch {
         return error(res, 400, 9207, 'Request body is invalid.');
       }
-      if (rec.type !== 'TXT' || typeof rec.name !== 'string' || typeof rec.content !== 'string') return error(res, 400, 9000, 'DNS name, type and content are required');
+      if (!['TXT', 'A', 'AAAA', 'CNAME'].includes(rec.type ?? '') || typeof rec.name !== 'string' || typeof rec.content !== 'string') return error(res, 400, 9000, 'DNS name, type and content are required');
+      if ((rec.type === 'A' && isIP(rec.content) !== 4) || (rec.type === 'AAAA' && isIP(rec.content) !== 6)) return error(res, 400, 9005, 'Content for A record is invalid. Must be a valid IPv4 address');
       const name = rec.name.toLowerCase();
       if (name !== zone.name && !name.endsWith(`.${zone.name}`)) return error(res, 400, 9005, 'Content for the record is not in the zone');
       if (rec.ttl !== undefined && rec.ttl !== 1 && (rec.ttl < 60 || rec.ttl > 86400)) return error(res, 400, 9021, 'Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic.');
-      if (sim.records.some((r) => r.zone_id === zone.id && r.name === name && r.type === 'TXT' && r.content === rec.content)) return error(res, 400, 81057, 'Record already exists.');
+      if (sim.records.some((r) => r.zone_id === zone.id && r.name === name && r.type === rec.type && r.content === rec.content)) return error(res, 400, 81057, 'Record already exists.');
+      // Cloudflare refuses any other record beside a CNAME (81053).
+      if (sim.records.some((r) => r.zone_id === zone.id && r.name === name && (r.type === 'CNAME') !== (rec.type === 'CNAME'))) return error(res, 400, 81053, 'An A, AAAA, or CNAME record with that host already exists.');
       const now = new Date().toISOString();
-      const created: SimRecord = { id: id(), zone_id: zone.id, zone_name: zone.name, name, type: 'TXT', content: rec.content, ttl: rec.ttl ?? 1, proxiable: false, proxied: false, created_on: now, modified_on: now };
+      const created: SimRecord = { id: id(), zone_id: zone.id, zone_name: zone.name, name, type: rec.type!, content: rec.content, ttl: rec.ttl ?? 1, proxiable: rec.type !== 'TXT', proxied: false, created_on: now, modified_on: now };
       sim.records.push(created);
       await publish(name);
       return send(res, 200, { result: created });
+    }
+    if (req.method === 'PATCH' && m[2]) {
+      const found = sim.records.find((r) => r.zone_id === zone.id && r.id === m[2]);
+      if (!found) return error(res, 404, 81044, 'Record does not exist.');
+      let patch: { content?: string };
+      try {
+        patch = JSON.parse(body) as typeof patch;
+      } catch {
+        return error(res, 400, 9207, 'Request body is invalid.');
+      }
+      if (typeof patch.content === 'string') found.content = patch.content;
+      found.modified_on = new Date().toISOString();
+      if (found.type === 'TXT') await publish(found.name);
+      return send(res, 200, { result: found });
     }
     if (req.method === 'DELETE' && m[2]) {
       const i = sim.records.findIndex((r) => r.zone_id === zone.id && r.id === m[2]);

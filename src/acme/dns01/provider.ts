@@ -14,3 +14,33 @@ export interface DnsProvider {
 
 /** One provider's line in the registry (providers.ts); `create` is given ACME_TIMEOUT, the bound on each API call. */
 export type DnsProviderEntry<Options> = AdapterEntry<Options, DnsProvider, number>;
+
+export type AddressType = 'A' | 'AAAA';
+
+/** What one name holds now, as far as address upkeep goes. */
+export interface NameAddresses {
+  A: string[];
+  AAAA: string[];
+  /** The name is a CNAME: its addresses are its target's, and upkeep leaves it alone. */
+  alias: boolean;
+}
+
+/**
+ * DNS_UPKEEP (src/dns-upkeep/): the A and AAAA records of the names certwrangler manages. A provider that can
+ * keep them implements these two beside `present`/`cleanup`; nothing else at a name is ever written.
+ */
+export interface AddressRecords {
+  /** Each name's A and AAAA values now (a name with none has empty lists). */
+  readAddresses(fqdns: string[]): Promise<Map<string, NameAddresses>>;
+  /** Makes the name's `type` records exactly `values`, changing only those records. */
+  writeAddresses(fqdn: string, type: AddressType, values: string[]): Promise<void>;
+}
+
+export function keepsAddresses(p: DnsProvider): p is DnsProvider & AddressRecords {
+  return typeof (p as Partial<AddressRecords>).readAddresses === 'function' && typeof (p as Partial<AddressRecords>).writeAddresses === 'function';
+}
+
+/** One spelling per address, so that values compare: IPv6 compressed and lower-case ("2001:DB8:0::1" → "2001:db8::1"). */
+export function canonicalIp(ip: string): string {
+  return ip.includes(':') ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
+}

@@ -16,7 +16,9 @@ import { randomBytes } from 'node:crypto';
 import { assertFilesExist, ensureDir, fsyncDir, recoverFileSet, writeSynced } from '../../certs/atomic.js';
 import { parseCert, splitPemChain } from '../../certs/parse.js';
 import { KEY_MODE, type CertBundle } from '../../certs/store.js';
-import type { Orchestrator, PushOptions, PushResult, RemoteCopy, RemoveResult } from '../orchestrator.js';
+import type { Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy, RemoveResult } from '../orchestrator.js';
+import { createOutputs } from '../../outputs/config.js';
+import type { KeptCert, Outputs } from '../../outputs/outputs.js';
 import type { Logger } from '../../log.js';
 import type { OrchestratorEntry } from '../registry.js';
 
@@ -40,6 +42,8 @@ const TEMP = /^\.tmp-/;
 
 export interface FilesOptions {
   certsDir: string;
+  /** Balancer-native files beside CERTS_DIR's, and running balancers told of each change (OUTPUTS). */
+  outputs?: Outputs;
 }
 
 /** The files a hook may read, named as ON_CHANGE_COMMAND has always seen them. */
@@ -163,8 +167,41 @@ export class FilesOrchestrator implements Orchestrator {
     }
     await this.point(bundle.name, version);
     await this.prune(bundle.name, version);
+    const outputs = this.opts.outputs;
+    const pendingReloads = outputs && !outputs.empty ? await outputs.afterPush({ name: bundle.name, version: join(ARCHIVE, bundle.name, String(version)) }, fullchain + bundle.key) : [];
     // The path readers and hooks (CERTWRANGLER_TARGET) use, which now names this version.
-    return { target: path };
+    return { target: path, ...(pendingReloads.length > 0 ? { pendingReloads } : {}) };
+  }
+
+  /** Every certificate certwrangler keeps here: a CERTS_DIR/<name> link into its own archive folder. */
+  async kept(): Promise<KeptCert[]> {
+    let entries: string[];
+    try {
+      entries = await fs.readdir(this.opts.certsDir);
+    } catch (e) {
+      if (code(e) === 'ENOENT') return [];
+      throw e;
+    }
+    const out: KeptCert[] = [];
+    for (const name of entries.filter((e) => !e.startsWith('.')).sort()) {
+      const target = await fs.readlink(this.dir(name)).catch(() => undefined);
+      if (target?.startsWith(`${join(ARCHIVE, name)}/`) && (await exists(join(this.opts.certsDir, target, 'bundle.pem')))) out.push({ name, version: target });
+    }
+    return out;
+  }
+
+  /**
+   * Once a pass (never in `plan`): the outputs' files brought in line with CERTS_DIR, and the running
+   * balancers that do not serve the current certificates updated (OUTPUTS, HAPROXY_RUNTIME_API).
+   */
+  async retryReloads(): Promise<ReloadRetry[]> {
+    const outputs = this.opts.outputs;
+    if (!outputs || outputs.empty) return [];
+    return outputs.resync(await this.kept(), (c) => fs.readFile(join(this.opts.certsDir, c.version, 'bundle.pem'), 'utf8'));
+  }
+
+  async nextReloadAt(): Promise<Date | undefined> {
+    return this.opts.outputs?.nextRetryAt();
   }
 
   /**
@@ -315,6 +352,6 @@ export async function moveToVersions(certsDir: string, log: Logger): Promise<voi
 /** `files` has no variables of its own: CERTS_DIR is core (hooks and `moveToVersions` read it too). */
 export const files: OrchestratorEntry<Record<string, never>> = {
   fromEnv: () => ({}),
-  create: (_options, { config }) => new FilesOrchestrator({ certsDir: config.certsDir }),
+  create: (_options, { config, log, now }) => new FilesOrchestrator({ certsDir: config.certsDir, outputs: createOutputs(config.outputs, log, now) }),
   secrets: [],
 };

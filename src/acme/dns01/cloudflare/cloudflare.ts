@@ -5,7 +5,7 @@
  */
 import axios, { type AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
 import { isBusyOrDown, retryWithBackoff } from '../../../retry.js';
-import type { DnsProvider } from '../provider.js';
+import { canonicalIp, type AddressRecords, type AddressType, type DnsProvider, type NameAddresses } from '../provider.js';
 
 export interface CloudflareOptions {
   apiUrl: string;
@@ -34,6 +34,10 @@ interface TxtRecord {
   content: string;
 }
 
+interface DnsRecord extends TxtRecord {
+  type: string;
+}
+
 /** Cloudflare: "A record with the same settings already exists" (a POST retried after a lost answer). */
 const RECORD_EXISTS = 81057;
 /** Cloudflare: "Record does not exist". */
@@ -42,6 +46,8 @@ const RECORD_MISSING = 81044;
 const ZONE_LIST_TTL_MS = 10 * 60_000;
 /** The largest page Cloudflare serves for /zones. */
 const ZONES_PER_PAGE = 50;
+/** A page of DNS records (Cloudflare allows more, but 100 is served everywhere); a zone is read page by page. */
+const RECORDS_PER_PAGE = 100;
 
 export class CloudflareError extends Error {
   constructor(
@@ -53,7 +59,7 @@ export class CloudflareError extends Error {
   }
 }
 
-export class CloudflareProvider implements DnsProvider {
+export class CloudflareProvider implements DnsProvider, AddressRecords {
   readonly name = 'cloudflare';
   private readonly http: AxiosInstance;
   private zoneList: { zones: Promise<Zone[]>; at: number } | undefined;
@@ -74,7 +80,7 @@ export class CloudflareProvider implements DnsProvider {
     retryWithBackoff(this.http, { retries: 4, baseMs: opts.retryBaseMs ?? 1000, retryCondition: isBusyOrDown });
   }
 
-  private async call<T>(method: 'get' | 'post' | 'delete', path: string, body?: unknown): Promise<Envelope<T>> {
+  private async call<T>(method: 'get' | 'post' | 'patch' | 'delete', path: string, body?: unknown): Promise<Envelope<T>> {
     let res: AxiosResponse<Envelope<T>>;
     try {
       res = await this.http.request<Envelope<T>>({ method, url: path, ...(body !== undefined ? { data: body } : {}) });
@@ -139,6 +145,54 @@ export class CloudflareProvider implements DnsProvider {
     const env = await this.call<TxtRecord[]>('get', `/zones/${zoneId}/dns_records?type=TXT&name=${encodeURIComponent(fqdn)}&per_page=100`);
     // Cloudflare may hand TXT content back in quotes.
     return (env.result ?? []).find((r) => r.content === value || r.content === `"${value}"`);
+  }
+
+  /** Every record of a zone, page by page: one listing per zone serves every managed name in it. */
+  private async zoneRecords(zoneId: string, filter = ''): Promise<DnsRecord[]> {
+    const out: DnsRecord[] = [];
+    for (let page = 1; ; page++) {
+      const env = await this.call<DnsRecord[]>('get', `/zones/${zoneId}/dns_records?page=${page}&per_page=${RECORDS_PER_PAGE}${filter}`);
+      if (!Array.isArray(env.result)) throw new CloudflareError(`Cloudflare GET /zones/${zoneId}/dns_records: result is not a list`, []);
+      out.push(...env.result);
+      const info = env.result_info;
+      const last = info?.total_pages !== undefined ? page >= info.total_pages : env.result.length < RECORDS_PER_PAGE;
+      if (last || env.result.length === 0) return out;
+    }
+  }
+
+  async readAddresses(fqdns: string[]): Promise<Map<string, NameAddresses>> {
+    const byZone = new Map<string, string[]>();
+    for (const fqdn of fqdns) {
+      const zone = await this.zoneOf(fqdn);
+      byZone.set(zone.id, [...(byZone.get(zone.id) ?? []), fqdn.toLowerCase()]);
+    }
+    const out = new Map<string, NameAddresses>();
+    for (const [zoneId, names] of byZone) {
+      const records = await this.zoneRecords(zoneId);
+      for (const fqdn of names) {
+        const at = records.filter((r) => r.name.toLowerCase() === fqdn);
+        const of = (type: AddressType) => at.filter((r) => r.type === type).map((r) => canonicalIp(r.content));
+        out.set(fqdn, { A: of('A'), AAAA: of('AAAA'), alias: at.some((r) => r.type === 'CNAME') });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A record already there with another address is changed in place (PATCH keeps its proxied flag, TTL and
+   * comment); missing values are created and left-over ones deleted. Only `type` records of `fqdn` are touched.
+   */
+  async writeAddresses(fqdn: string, type: AddressType, values: string[]): Promise<void> {
+    const zone = await this.zoneOf(fqdn);
+    const existing = await this.zoneRecords(zone.id, `&type=${type}&name=${encodeURIComponent(fqdn)}`);
+    const stale = existing.filter((r) => r.type === type && !values.includes(canonicalIp(r.content)));
+    const missing = values.filter((v) => !existing.some((r) => r.type === type && canonicalIp(r.content) === v));
+    for (const v of missing) {
+      const reuse = stale.shift();
+      if (reuse) await this.call('patch', `/zones/${zone.id}/dns_records/${reuse.id}`, { content: v });
+      else await this.call('post', `/zones/${zone.id}/dns_records`, { type, name: fqdn, content: v, ttl: this.opts.ttl });
+    }
+    for (const r of stale) await this.call('delete', `/zones/${zone.id}/dns_records/${r.id}`);
   }
 
   async present(fqdn: string, value: string): Promise<void> {

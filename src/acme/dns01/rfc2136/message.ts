@@ -5,6 +5,8 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
+const TYPE_A = 1;
+const TYPE_AAAA = 28;
 const TYPE_TXT = 16;
 const TYPE_SOA = 6;
 const TYPE_TSIG = 250;
@@ -93,6 +95,40 @@ export function updateMessage(u: TxtUpdate): Buffer {
   const zone = Buffer.concat([encodeName(u.zone), u16(TYPE_SOA), u16(CLASS_IN)]);
   const update = u.action === 'add' ? record(u.fqdn, TYPE_TXT, CLASS_IN, u.ttl, txtRdata(u.value)) : record(u.fqdn, TYPE_TXT, CLASS_NONE, 0, txtRdata(u.value));
   return Buffer.concat([header, zone, update]);
+}
+
+/** An IPv6 address's 16 bytes ("::" expanded; an embedded IPv4 tail is not used in host addresses here). */
+function ipv6Bytes(ip: string): Buffer {
+  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))) throw new Error(`"${ip}" is not an IPv6 address this client writes`);
+  return Buffer.concat(groups.map((g) => u16(parseInt(g, 16))));
+}
+
+export interface AddressUpdate {
+  id: number;
+  zone: string;
+  fqdn: string;
+  type: 'A' | 'AAAA';
+  /** The record set afterwards, exactly: the old set is deleted and these added in the same message. */
+  values: string[];
+  ttl: number;
+}
+
+/**
+ * The UPDATE that replaces one name's A or AAAA set (RFC 2136 §2.5.2: class ANY, TTL 0, no data deletes the
+ * RRset of that type and name) with `values`, in one message the server applies whole or not at all.
+ * Nothing else at the name (TXT, MX, the other address type) is in it.
+ */
+export function addressUpdateMessage(u: AddressUpdate): Buffer {
+  const type = u.type === 'A' ? TYPE_A : TYPE_AAAA;
+  const rdata = (v: string) => (u.type === 'A' ? Buffer.from(v.split('.').map(Number)) : ipv6Bytes(v));
+  const records = [record(u.fqdn, type, CLASS_ANY, 0, Buffer.alloc(0)), ...u.values.map((v) => record(u.fqdn, type, CLASS_IN, u.ttl, rdata(v)))];
+  const header = Buffer.concat([u16(u.id), u16(OPCODE_UPDATE << 11), u16(1), u16(0), u16(records.length), u16(0)]);
+  const zone = Buffer.concat([encodeName(u.zone), u16(TYPE_SOA), u16(CLASS_IN)]);
+  return Buffer.concat([header, zone, ...records]);
 }
 
 interface TsigFields {

@@ -5,8 +5,8 @@
 import { connect, isIP } from 'node:net';
 import { randomInt } from 'node:crypto';
 import { Resolver, lookup } from 'node:dns/promises';
-import type { DnsProvider } from '../provider.js';
-import { parseAnswer, sign, updateMessage, verifyAnswer, type TsigKey, type TxtUpdate } from './message.js';
+import { canonicalIp, type AddressRecords, type AddressType, type DnsProvider, type NameAddresses } from '../provider.js';
+import { addressUpdateMessage, parseAnswer, sign, updateMessage, verifyAnswer, type TsigKey, type TxtUpdate } from './message.js';
 
 export interface Rfc2136Options {
   /** The primary server that takes updates. */
@@ -49,7 +49,10 @@ function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-export class Rfc2136Provider implements DnsProvider {
+/** "No such record" answers of a lookup: the name or this type is not there. */
+const NO_RECORD = ['ENODATA', 'ENOTFOUND'];
+
+export class Rfc2136Provider implements DnsProvider, AddressRecords {
   readonly name = 'rfc2136';
   private readonly zones = new Map<string, string>();
 
@@ -60,14 +63,20 @@ export class Rfc2136Provider implements DnsProvider {
   }
 
   /** The closest enclosing zone the server answers an SOA for (walking up from the name). */
-  private async zoneOf(fqdn: string): Promise<string> {
-    if (this.opts.zone) return this.opts.zone;
-    const known = this.zones.get(fqdn);
-    if (known) return known;
+  /** A resolver asking the primary itself: what it holds, not what caches say. */
+  private async resolver(): Promise<Resolver> {
     const r = new Resolver({ timeout: Math.min(this.opts.timeoutMs, 5000), tries: 2 });
     // A resolver takes addresses only; RFC2136_NAMESERVER may be a name (a compose service, ns1.example.com).
     const ip = isIP(this.opts.host) ? this.opts.host : (await lookup(this.opts.host)).address;
     r.setServers([hostPort(ip, this.opts.port)]);
+    return r;
+  }
+
+  private async zoneOf(fqdn: string): Promise<string> {
+    if (this.opts.zone) return this.opts.zone;
+    const known = this.zones.get(fqdn);
+    if (known) return known;
+    const r = await this.resolver();
     const labels = fqdn.split('.');
     let lastError = '';
     for (let i = 0; i < labels.length - 1; i++) {
@@ -115,9 +124,12 @@ export class Rfc2136Provider implements DnsProvider {
   private async update(action: TxtUpdate['action'], fqdn: string, value: string): Promise<void> {
     const zone = await this.zoneOf(fqdn);
     const id = randomInt(0, 0x10000);
-    const unsigned = updateMessage({ id, zone, fqdn, value, action, ttl: this.opts.ttl });
+    await this.send(id, updateMessage({ id, zone, fqdn, value, action, ttl: this.opts.ttl }), `${action === 'add' ? 'adding' : 'deleting'} TXT ${fqdn} in zone ${zone}`);
+  }
+
+  /** Signs an UPDATE, sends it and checks the answer: its id, rcode, TSIG error and signature. */
+  private async send(id: number, unsigned: Buffer, what: string): Promise<void> {
     const { signed, mac } = this.opts.tsig ? sign(unsigned, this.opts.tsig, Date.now()) : { signed: unsigned, mac: undefined };
-    const what = `${action === 'add' ? 'adding' : 'deleting'} TXT ${fqdn} in zone ${zone}`;
     const raw = await this.exchange(signed);
     let answer: ReturnType<typeof parseAnswer>;
     try {
@@ -131,6 +143,31 @@ export class Rfc2136Provider implements DnsProvider {
     if (this.opts.tsig && !verifyAnswer(raw, answer, this.opts.tsig, mac!)) {
       throw new Error(`RFC2136: ${this.server}'s answer to ${what} is not signed with RFC2136_TSIG_KEY; not trusting it`);
     }
+  }
+
+  async readAddresses(fqdns: string[]): Promise<Map<string, NameAddresses>> {
+    const r = await this.resolver();
+    const ask = async (q: Promise<string[]>) => {
+      try {
+        return await q;
+      } catch (e) {
+        if (NO_RECORD.includes((e as NodeJS.ErrnoException).code ?? '')) return [];
+        throw new Error(`RFC2136: ${this.server} cannot be asked about ${fqdns.length === 1 ? fqdns[0] : 'the managed names'}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    };
+    const out = new Map<string, NameAddresses>();
+    for (const fqdn of fqdns) {
+      const alias = (await ask(r.resolveCname(fqdn))).length > 0;
+      // A CNAME's A and AAAA answers are its target's: not this name's records.
+      out.set(fqdn, alias ? { A: [], AAAA: [], alias } : { A: await ask(r.resolve4(fqdn)), AAAA: (await ask(r.resolve6(fqdn))).map(canonicalIp), alias });
+    }
+    return out;
+  }
+
+  async writeAddresses(fqdn: string, type: AddressType, values: string[]): Promise<void> {
+    const zone = await this.zoneOf(fqdn);
+    const id = randomInt(0, 0x10000);
+    await this.send(id, addressUpdateMessage({ id, zone, fqdn, type, values, ttl: this.opts.ttl }), `setting ${type} ${fqdn} to ${values.join(', ') || 'nothing'} in zone ${zone}`);
   }
 
   present(fqdn: string, value: string): Promise<void> {
