@@ -18,7 +18,6 @@ import { lockForManager } from './lock.js';
 import { moveToVersions } from './orchestrators/files/files.js';
 import type { Server } from 'node:http';
 import { announceSeedMode } from './seed-mode.js';
-import { importAtStart } from './import/at-start.js';
 
 const USAGE = `usage: certwrangler <command> [options]
 
@@ -215,7 +214,8 @@ async function main(argv: string[]): Promise<number> {
       const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
       try {
         if (config.orchestrator === 'files') await moveToVersions(config.certsDir, log);
-        await importAtStart(config, log);
+        // Loaded only when there is something to import: most starts have nothing, and pay nothing for it.
+        if (config.seed.certbotDir || config.seed.accountKeyFile) await (await import('./import/at-start.js')).importAtStart(config, log);
         return await manager(config, log, once, args.at);
       } finally {
         await lock.release();
