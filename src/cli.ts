@@ -21,7 +21,6 @@ import { moveToVersions } from './orchestrators/files/files.js';
 import type { Server } from 'node:http';
 import { CLI_REASONS, type RevocationReason } from './revoke.js';
 import { announceSeedMode } from './seed-mode.js';
-import { importAtStart } from './import/at-start.js';
 
 const USAGE = `usage: certwrangler <command> [options]
 
@@ -235,7 +234,8 @@ async function main(argv: string[]): Promise<number> {
       const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
       try {
         if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
-        await importAtStart(config, log);
+        // Loaded only when there is something to import: most starts have nothing, and pay nothing for it.
+        if (config.seed.certbotDir || config.seed.accountKeyFile) await (await import('./import/at-start.js')).importAtStart(config, log);
         return await manager(config, log, once, args.at);
       } finally {
         await lock.release();

@@ -10,7 +10,9 @@ import type { ParsedDomains } from '../../domains.js';
 import type { Logger } from '../../log.js';
 import type { RequestObservation } from '../../acme/transport.js';
 import { FilesOrchestrator } from '../files/files.js';
-import type { Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy } from '../orchestrator.js';
+import type { Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy, RemoveResult } from '../orchestrator.js';
+import { createOutputs } from '../../outputs/config.js';
+import type { Outputs } from '../../outputs/outputs.js';
 import type { OrchestratorEntry } from '../registry.js';
 import { DockerApi } from './api.js';
 import { discoverDocker, type DiscoveryOptions } from './discovery.js';
@@ -22,6 +24,8 @@ export interface DockerOptions extends DockerEnv, DiscoveryOptions {
   /** Read HOSTS_LABEL and the readers at all (DYNAMIC_CONFIG). */
   readLabels: boolean;
   certsDir: string;
+  /** The balancer-native files written beside CERTS_DIR (OUTPUTS, HAPROXY_RUNTIME_API), as the files target writes them. */
+  outputs?: Outputs;
   dataDir: string;
   execTimeoutMs: number;
   log: Logger;
@@ -39,7 +43,7 @@ export class DockerOrchestrator implements Orchestrator {
   private readonly reloads: DockerReloads;
 
   constructor(private readonly opts: DockerOptions) {
-    this.files = new FilesOrchestrator({ certsDir: opts.certsDir });
+    this.files = new FilesOrchestrator({ certsDir: opts.certsDir, ...(opts.outputs ? { outputs: opts.outputs } : {}) });
     this.api = new DockerApi({ endpoint: opts.endpoint, hostText: opts.hostText, timeoutMs: opts.timeoutMs, ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}), ...(opts.observe ? { observe: opts.observe } : {}) });
     this.reloads = new DockerReloads({ api: this.api, dataDir: opts.dataDir, log: opts.log, execTimeoutMs: opts.execTimeoutMs, swarmReloadImage: opts.swarmReloadImage });
   }
@@ -61,12 +65,20 @@ export class DockerOrchestrator implements Orchestrator {
   }
 
   /** Called once per pass after every push: this is where the pass's reloads happen, one per container. */
-  retryReloads(now: Date): Promise<ReloadRetry[]> {
-    return this.reloads.run(now);
+  async retryReloads(now: Date): Promise<ReloadRetry[]> {
+    // The balancer files first (HAProxy's runtime API, the crt-list, Traefik's file), then the signals.
+    const outputs = await this.files.retryReloads();
+    return [...outputs, ...(await this.reloads.run(now))];
   }
 
-  nextReloadAt(): Promise<Date | undefined> {
-    return this.reloads.nextAt();
+  async nextReloadAt(): Promise<Date | undefined> {
+    const at = [await this.files.nextReloadAt(), await this.reloads.nextAt()].filter((d): d is Date => d !== undefined);
+    return at.length ? new Date(Math.min(...at.map((d) => d.getTime()))) : undefined;
+  }
+
+  /** DECOMMISSION=remove: as the files target does it (the versions kept in its archive). */
+  remove(name: string): Promise<RemoveResult> {
+    return this.files.remove(name);
   }
 
   watch(onChange: (why: string) => void): () => void {
@@ -79,9 +91,10 @@ export class DockerOrchestrator implements Orchestrator {
 
 export const docker: OrchestratorEntry<DockerEnv> = {
   fromEnv: dockerFromEnv,
-  create: (options, { config, log, retryBaseMs, observe }) =>
+  create: (options, { config, log, retryBaseMs, observe, now }) =>
     new DockerOrchestrator({
       ...options,
+      outputs: createOutputs(config.outputs, log, now),
       hostsLabel: config.hostsLabel,
       readLabels: config.readLabels,
       domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
