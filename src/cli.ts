@@ -15,6 +15,7 @@ import { Scheduler } from './scheduler.js';
 import { observeAcmeRequests } from './acme/transport.js';
 import { lockForManager } from './lock.js';
 import { moveToVersions } from './orchestrators/files/files.js';
+import { checkDnsCredentials } from './preflight/dns-credentials.js';
 import type { Server } from 'node:http';
 
 const USAGE = `usage: certwrangler <command> [options]
@@ -210,6 +211,8 @@ async function main(argv: string[]): Promise<number> {
       const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
       try {
         if (config.orchestrator === 'files') await moveToVersions(config.certsDir, log);
+        // PREFLIGHT: wrong DNS credentials stop here, naming the variable, not at the first renewal.
+        await checkDnsCredentials(config, log);
         return await manager(config, log, once, args.at);
       } finally {
         await lock.release();

@@ -13,6 +13,7 @@ import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
 import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
+import { parsePreflight, type PreflightConfig } from './preflight/config.js';
 import { ConfigError, FALSE, TRUE, parseBool, parseDuration, parseEnum, parseInt, parseUrl, splitHostPort, str, type Env } from './env.js';
 
 // Imported from here before env.ts and the registries took them over.
@@ -76,6 +77,8 @@ export interface Config {
   status: { host: string; port: number; token: string | undefined } | undefined;
   port: number;
   placeholders: boolean;
+  /** PREFLIGHT and its variables: prove each HTTP-01 route before ordering (src/preflight/). */
+  preflight: PreflightConfig;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -296,6 +299,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     hookTimeoutMs: parseDuration(env, 'HOOK_TIMEOUT', 60_000, 100),
     port: parseInt(env, 'PORT', 1, 65535) ?? (isRoot ? 80 : 8080),
     placeholders: parseBool(env, 'PLACEHOLDERS', true),
+    preflight: parsePreflight(env, { staging: parseBool(env, 'STAGING', true), productionDirectoryUrl }),
     logLevel: parseEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
     logFormat: parseEnum(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
   };

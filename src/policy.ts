@@ -92,6 +92,8 @@ export type Reason =
   | 'BackingOff'
   | 'RateLimited'
   | 'NewOrderBudget'
+  // PREFLIGHT: the challenge path of a name does not reach the webroot (src/preflight/)
+  | 'RouteUnproven'
   // the pass could not look
   | 'OrchestratorUnavailable'
   // discovery refused the request (events only: a refused request is never decided on)

@@ -18,6 +18,7 @@ import type { RequestBook } from './requests.js';
 import type { BudgetRow, Ledger } from './limits/ledger.js';
 import { gateOrders, observe, type Decided } from './observe.js';
 import { act } from './act.js';
+import { proveRoutes } from './preflight/preflight.js';
 import { baseResult, budgetsOf, finish, logDecisions, nextWake, unavailableResults } from './report.js';
 
 export { backoffDelay } from './act.js';
@@ -124,7 +125,7 @@ export async function planPass(deps: PassDeps): Promise<PassReport> {
   const now = deps.now?.() ?? started;
   const { wanted, refused, errors } = await discover(deps);
   const seen = await observeOr(deps, wanted, now, false, errors);
-  const results = 'failed' in seen ? seen.failed : (await decide(deps, seen.observed)).map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
+  const results = 'failed' in seen ? seen.failed : (await proveRoutes(deps, await decide(deps, seen.observed), now, { probe: false })).map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
   return { ...finish(undefined, started, results, refused, errors), budgets: await budgetsOf(deps) };
 }
 
@@ -142,7 +143,8 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
     log.error({ error: errors.at(-1), wakeAt }, `${errors.at(-1)}; nothing changed, the next pass at ${wakeAt} retries`);
     return { ...finish(log, started, seen.failed, refused, errors), wakeAt };
   }
-  const decided = await decide(deps, seen.observed);
+  // PREFLIGHT: an order whose route is not proven waits, before it costs a ledger entry or a validation.
+  const decided = await proveRoutes(deps, await decide(deps, seen.observed), now, { probe: true });
   logDecisions(log, decided);
   const results = await act(deps, decided, now);
   const wakeAt = await nextWake(deps, results, now);
