@@ -90,7 +90,11 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     ledger,
     claims: new ClaimsBook(config.dataDir, opts.dryRun === true),
     requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }, config.domains.certs),
-    accounts: new AccountBook(config.dataDir, config.email, config.eab),
+    // Each listed CA its own binding (ACME_EAB_KID_<n>); any other directory (staging) ACME_EAB_KID's, as before.
+    accounts: new AccountBook(config.dataDir, config.email, (url) => {
+      const ca = config.cas.find((c) => c.directoryUrl === url);
+      return ca ? ca.eab : config.eab;
+    }),
     solver: new WebrootSolver(config.webrootDir),
     ...(config.dns ? { dnsSolver: new Dns01Solver(createDnsProvider(config.dns, config.acmeTimeoutMs), { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),
     log,

@@ -100,6 +100,12 @@ function printPlan(report: PassReport): void {
   const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i]!.length), i === 0 ? 11 : 6));
   console.log(`${'CERTIFICATE'.padEnd(widths[0]!)}  ${'ACTION'.padEnd(widths[1]!)}  WHY  [NAMES]`);
   for (const row of rows) console.log(`${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padEnd(widths[1]!)}  ${row[2]}  [${row[3]}]`);
+  for (const r of report.results) {
+    for (const c of r.serving ?? []) {
+      const what = c.error ?? `sha256 ${c.fingerprint!.slice(0, 23)}… ${c.subject}, until ${c.notAfter}${c.matches ? ' (the local copy)' : ' (NOT the local copy)'}`;
+      console.log(`serves: ${r.name} at ${c.balancer} ${c.address}: ${what}`);
+    }
+  }
   for (const r of report.refused) console.log(`refused: ${r.spec} (${r.source}): ${r.error}`);
   for (const e of report.errors) console.log(`error: ${e}`);
   for (const b of report.budgets ?? []) {

@@ -19,6 +19,7 @@ import type { BudgetRow, Ledger } from './limits/ledger.js';
 import { gateOrders, observe, type Decided } from './observe.js';
 import { act } from './act.js';
 import { proveRoutes } from './preflight/preflight.js';
+import { servingNow, verifyDeploys, type ServingCheck } from './verify/verify.js';
 import { baseResult, budgetsOf, finish, logDecisions, nextWake, unavailableResults } from './report.js';
 
 export { backoffDelay } from './act.js';
@@ -77,6 +78,10 @@ export interface CertResult {
   renewAt?: string;
   renewRule?: string;
   nextAttempt?: string;
+  /** VERIFY: every balancer serves the certificate in place (absent: not checked, or no balancer address known). */
+  served?: boolean;
+  /** VERIFY and `plan`: what each balancer serves for the certificate's names. */
+  serving?: ServingCheck[];
 }
 
 export interface PassReport {
@@ -126,6 +131,7 @@ export async function planPass(deps: PassDeps): Promise<PassReport> {
   const { wanted, refused, errors } = await discover(deps);
   const seen = await observeOr(deps, wanted, now, false, errors);
   const results = 'failed' in seen ? seen.failed : (await proveRoutes(deps, await decide(deps, seen.observed), now, { probe: false })).map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
+  if (!('failed' in seen)) await servingNow(deps, results);
   return { ...finish(undefined, started, results, refused, errors), budgets: await budgetsOf(deps) };
 }
 
@@ -147,6 +153,8 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
   const decided = await proveRoutes(deps, await decide(deps, seen.observed), now, { probe: true });
   logDecisions(log, decided);
   const results = await act(deps, decided, now);
+  // VERIFY: what was pushed is served (one more reload when it is not), or reported NotServed.
+  await verifyDeploys(deps, results);
   const wakeAt = await nextWake(deps, results, now);
   return { ...finish(log, started, results, refused, errors), budgets: await budgetsOf(deps), ...(wakeAt ? { wakeAt } : {}) };
 }

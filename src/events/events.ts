@@ -2,7 +2,7 @@
 import type { Kind } from '../certs/kind.js';
 import type { Reason } from '../policy.js';
 
-export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused';
+export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused' | 'not-served';
 
 export interface CertEvent {
   type: EventType;
@@ -38,6 +38,8 @@ export function describeEvent(e: CertEvent): string {
       return `${e.name}: self-signed placeholder in place for ${names} until the real certificate arrives`;
     case 'refused':
       return `${e.name}: refused${e.service ? ` for service ${e.service}` : ''}: ${e.error ?? 'unknown reason'}`;
+    case 'not-served':
+      return `${e.name}: not served by the balancer: ${e.error ?? 'unknown'}`;
     case 'failed':
       return `${e.name}: failed (${e.reason}): ${e.error ?? 'unknown error'}${e.nextAttempt ? `; next attempt ${e.nextAttempt}` : ''}`;
   }

@@ -44,6 +44,10 @@ export interface Orchestrator {
   discover(): Promise<ParsedDomains>;
   /** Retries the balancer reloads still pending from earlier pushes; called once per pass by the act step, never by plan. */
   retryReloads?(now: Date): Promise<ReloadRetry[]>;
+  /** VERIFY: where the balancers that serve `name` listen, "host:port" (Rancher: their publicEndpoints). */
+  servingEndpoints?(name: string): Promise<{ balancer: string; address: string }[]>;
+  /** VERIFY: one more reload of every balancer that serves `name`; says what was done. */
+  reloadAgain?(name: string): Promise<string>;
   /** When the earliest pending balancer reload is due, so the manager wakes for it rather than at its next scheduled pass. */
   nextReloadAt?(): Promise<Date | undefined>;
 }

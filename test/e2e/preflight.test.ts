@@ -127,7 +127,7 @@ test('a name whose challenge path does not reach the webroot, or that does not e
   assert.deepEqual(ledgerOf(e.DATA_DIR!).orders.map((o) => o.names), [['routed.example.net'], ['unrouted.example.net']]);
 });
 
-test('PREFLIGHT defaults: on against Let's Encrypt production, off against staging and a test CA on this machine', () => {
+test("PREFLIGHT defaults: on against Let's Encrypt production, off against staging and a test CA on this machine", () => {
   const c = loadConfig({ ...env('default'), PREFLIGHT: '' });
   assert.equal(c.preflight.enabled, false);
   assert.equal(loadConfig({ STAGING: 'false' }).preflight.enabled, true, 'on against Let\'s Encrypt production');
