@@ -17,6 +17,7 @@ import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
 import type { DiscoverDeps } from './discover.js';
 import { ClaimsBook } from './ownership.js';
+import { CaHealth } from './multica/ca-health.js';
 
 export interface AssembleOptions {
   now?: () => Date;
@@ -88,6 +89,7 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     orchestrator,
     events,
     ledger,
+    ...(config.cas.length > 1 ? { caHealth: new CaHealth(config.dataDir) } : {}),
     claims: new ClaimsBook(config.dataDir, opts.dryRun === true),
     requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }, config.domains.certs),
     // Each listed CA its own binding (ACME_EAB_KID_<n>); any other directory (staging) ACME_EAB_KID's, as before.

@@ -19,6 +19,7 @@ import type { BudgetRow, Ledger } from './limits/ledger.js';
 import { gateOrders, observe, type Decided } from './observe.js';
 import { act } from './act.js';
 import { proveRoutes } from './preflight/preflight.js';
+import type { CaHealth } from './multica/ca-health.js';
 import { servingNow, verifyDeploys, type ServingCheck } from './verify/verify.js';
 import { baseResult, budgetsOf, finish, logDecisions, nextWake, unavailableResults } from './report.js';
 
@@ -46,6 +47,8 @@ export interface PassDeps {
   ledger?: (directoryUrl: string) => Ledger;
   /** Shutdown: no new order starts, and orders still validating are abandoned. */
   signal?: AbortSignal;
+  /** Each CA's backoff after it was unreachable (ACME_DIRECTORY_URLS, src/multica/). */
+  caHealth?: CaHealth;
 }
 
 export type Outcome = 'ok' | 'failed' | 'waiting' | 'foreign' | 'planned';
@@ -80,6 +83,9 @@ export interface CertResult {
   nextAttempt?: string;
   /** VERIFY: every balancer serves the certificate in place (absent: not checked, or no balancer address known). */
   served?: boolean;
+  /** The ACME directory that issued the certificate this pass, and why that one (the preferred CA, or a fallback and from what). */
+  ca?: string;
+  caWhy?: string;
   /** VERIFY and `plan`: what each balancer serves for the certificate's names. */
   serving?: ServingCheck[];
 }
