@@ -20,11 +20,13 @@ const base = mkdtempSync(join(tmpdir(), 'cw-multica-'));
 const lab = acmeLab(base);
 const EAB = { kid: 'cw-test-kid', hmacKey: 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W' };
 let ca1: Pebble;
+/** Requires EAB, and offers two alternate chains (for PREFERRED_CHAIN). */
 let ca2: Pebble;
-let chains: Pebble;
 
 before(async () => {
-  [ca1, ca2, chains] = await Promise.all([lab.pebble('ca1'), lab.pebble('ca2', { eab: EAB }), lab.pebble('chains', { alternateRoots: 2 })]);
+  // One after the other: each picks its free ports just before it binds them.
+  ca1 = await lab.pebble('ca1');
+  ca2 = await lab.pebble('ca2', { eab: EAB, alternateRoots: 2 });
 });
 after(() => lab.stop());
 
@@ -102,10 +104,10 @@ test('the preferred CA dies mid-pass: the rest come from the second (with EAB) i
 });
 
 test('PREFERRED_CHAIN picks the alternate chain whose top certificate has that issuer CN', async () => {
-  const root2 = await chains.rootOf(2);
+  const root2 = await ca2.rootOf(2);
   const wanted = cnOf(new X509Certificate(root2).subject)!;
-  assert.notEqual(wanted, cnOf(new X509Certificate(await chains.rootOf(0)).subject), 'the default chain ends at another root');
-  const env = { DATA_DIR: join(base, 'chain', 'data'), CERTS_DIR: join(base, 'chain', 'live'), WEBROOT_DIR: lab.webroot, LOG_LEVEL: 'silent', ...pebbleEnv(chains, 'production'), KEY_TYPE: 'ecdsa-p256', PLACEHOLDERS: 'false', DOMAINS: 'chain.example.com', PREFERRED_CHAIN: wanted };
+  assert.notEqual(wanted, cnOf(new X509Certificate(await ca2.rootOf(0)).subject), 'the default chain ends at another root');
+  const env = { DATA_DIR: join(base, 'chain', 'data'), CERTS_DIR: join(base, 'chain', 'live'), WEBROOT_DIR: lab.webroot, LOG_LEVEL: 'silent', ...pebbleEnv(ca2, 'production'), ACME_EAB_KID: EAB.kid, ACME_EAB_HMAC_KEY: EAB.hmacKey, KEY_TYPE: 'ecdsa-p256', PLACEHOLDERS: 'false', DOMAINS: 'chain.example.com', PREFERRED_CHAIN: wanted };
   const { report, orders } = await passWithOrders(env);
   assert.equal(report.ok, true, JSON.stringify(report.results.map((r) => r.error)));
   assert.equal(orders, 1);
