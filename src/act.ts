@@ -20,6 +20,7 @@ import { decommission } from './decommission.js';
 import { chooseKey } from './key-choice.js';
 import type { CertResult, PassDeps } from './reconciler.js';
 import type { PushResult } from './orchestrators/orchestrator.js';
+import { orderFromCas } from './multica/fallback.js';
 
 // DESIGN §6: after a failed order wait 1 h, doubling to 24 h, so a name that cannot validate does not
 // spend Let's Encrypt's 5-failures-per-hour limit.
@@ -60,6 +61,8 @@ interface OrderContext {
   directoryUrl: string;
   /** The CA refused the order's identifiers at creation (rejectedIdentifier, unsupportedIdentifier, malformed). */
   refused?: string;
+  /** The CA answered rateLimited during this order (its detail): another CA may take it (src/multica/). */
+  rateLimited?: string;
 }
 
 /** What every job of a pass shares: one account lookup per directory, the pools, the CA's answers. */
@@ -80,6 +83,7 @@ class PassActs {
         if (ctx) ctx.refused = `${p.type}: ${p.detail}`;
         return;
       }
+      if (ctx && p.kind === 'rateLimited') ctx.rateLimited = p.detail;
       const directoryUrl = ctx?.directoryUrl ?? directoryOf(deps.config, deps.config.staging ? 'staging' : 'production');
       if (p.kind === 'accountDoesNotExist') {
         this.missingAccount.add(directoryUrl);
@@ -200,8 +204,8 @@ async function pushLocal(deps: PassDeps, o: Decided, r: CertResult): Promise<Cer
 async function issueAndPush(deps: PassDeps, acts: PassActs, o: Decided, r: CertResult, placeholderPushed: Promise<void> | undefined): Promise<CertResult> {
   const { config, store, log } = deps;
   const kind = o.decision.order!.kind;
-  const directoryUrl = directoryOf(config, kind);
-  const issued = await acts.orders(() => acts.context.run({ directoryUrl }, () => orderOne(deps, acts, o, r, directoryUrl)));
+  // The first CA of the kind, or the next one when it cannot take the order (ACME_DIRECTORY_URLS, src/multica/).
+  const { result: issued, directoryUrl } = await acts.orders(() => orderFromCas(deps, r, kind, deps.now?.() ?? new Date(), (ctx) => acts.context.run(ctx, () => orderOne(deps, acts, o, r, ctx.directoryUrl))));
   r.issued = true;
   await placeholderPushed;
   const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl };
@@ -283,6 +287,7 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
         ...(key.reuse ? { key: key.reuse } : {}),
         solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
         challenge,
+        ...(config.preferredChain ? { preferredChain: config.preferredChain } : {}),
         ...(deps.signal ? { signal: deps.signal } : {}),
         onOrder: (url) => {
           orderUrl = url;

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { ConfigError } from './env.js';
 import { keepsAddresses } from './acme/dns01/provider.js';
 import { DnsUpkeep } from './dns-upkeep/upkeep.js';
+import { CaHealth } from './multica/ca-health.js';
 
 export interface AssembleOptions {
   now?: () => Date;
@@ -99,9 +100,14 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     orchestrator,
     events,
     ledger,
+    ...(config.cas.length > 1 ? { caHealth: new CaHealth(config.dataDir) } : {}),
     claims: new ClaimsBook(config.dataDir, opts.dryRun === true),
     requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }, config.domains.certs),
-    accounts: new AccountBook(config.dataDir, config.email, config.eab),
+    // Each listed CA its own binding (ACME_EAB_KID_<n>); any other directory (staging) ACME_EAB_KID's, as before.
+    accounts: new AccountBook(config.dataDir, config.email, (url) => {
+      const ca = config.cas.find((c) => c.directoryUrl === url);
+      return ca ? ca.eab : config.eab;
+    }),
     solver: new WebrootSolver(config.webrootDir),
     ...(config.dns && dnsProvider ? { dnsSolver: new Dns01Solver(dnsProvider, { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),
     ...(dnsUpkeep ? { dnsUpkeep } : {}),

@@ -18,6 +18,7 @@ import { Scheduler } from './scheduler.js';
 import { observeAcmeRequests } from './acme/transport.js';
 import { lockForManager } from './lock.js';
 import { moveToVersions } from './orchestrators/files/files.js';
+import { checkDnsCredentials } from './preflight/dns-credentials.js';
 import type { Server } from 'node:http';
 import { CLI_REASONS, type RevocationReason } from './revoke.js';
 import { announceSeedMode } from './seed-mode.js';
@@ -115,6 +116,12 @@ function printPlan(report: PassReport): void {
   const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i]!.length), i === 0 ? 11 : 6));
   console.log(`${'CERTIFICATE'.padEnd(widths[0]!)}  ${'ACTION'.padEnd(widths[1]!)}  WHY  [NAMES]`);
   for (const row of rows) console.log(`${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padEnd(widths[1]!)}  ${row[2]}  [${row[3]}]`);
+  for (const r of report.results) {
+    for (const c of r.serving ?? []) {
+      const what = c.error ?? `sha256 ${c.fingerprint!.slice(0, 23)}… ${c.subject}, until ${c.notAfter}${c.matches ? ' (the local copy)' : ' (NOT the local copy)'}`;
+      console.log(`serves: ${r.name} at ${c.balancer} ${c.address}: ${what}`);
+    }
+  }
   for (const r of report.refused) console.log(`refused: ${r.spec} (${r.source}): ${r.error}`);
   for (const e of report.errors) console.log(`error: ${e}`);
   for (const b of report.budgets ?? []) {
@@ -236,6 +243,8 @@ async function main(argv: string[]): Promise<number> {
         if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
         // Loaded only when there is something to import: most starts have nothing, and pay nothing for it.
         if (config.seed.certbotDir || config.seed.accountKeyFile) await (await import('./import/at-start.js')).importAtStart(config, log);
+        // PREFLIGHT: wrong DNS credentials stop here, naming the variable, not at the first renewal.
+        await checkDnsCredentials(config, log);
         return await manager(config, log, once, args.at);
       } finally {
         await lock.release();

@@ -2,7 +2,6 @@
  * The core variables, each read once (DESIGN §8). A DNS provider's or an orchestrator's own variables are read by
  * its registry entry, in its folder; the parsers all share live in env.ts.
  */
-import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { isIP } from 'node:net';
 import cronParser from 'cron-parser';
@@ -16,6 +15,9 @@ import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type Orchest
 import { parseSeedSettings, type SeedSettings } from './seed-mode.js';
 import { outputsFromEnv, type OutputsConfig } from './outputs/config.js';
 import { dnsUpkeepFromEnv, type DnsUpkeepConfig } from './dns-upkeep/config.js';
+import { parsePreflight, type PreflightConfig } from './preflight/config.js';
+import { parseVerify, type VerifyConfig } from './verify/config.js';
+import { parseCas, readCaBundle, readEab, type AcmeCa } from './multica/config.js';
 import { ConfigError, FALSE, TRUE, parseBool, parseDuration, parseEnum, parseInt, parseUrl, splitHostPort, str, type Env } from './env.js';
 
 // Imported from here before env.ts and the registries took them over.
@@ -40,8 +42,12 @@ export interface Config {
   stagingDirectoryUrl: string;
   /** External account binding (ACME_EAB_KID, ACME_EAB_HMAC_KEY) for CAs that require one. */
   eab: { kid: string; hmacKey: string } | undefined;
-  /** PEM text of ACME_CA_BUNDLE, already read. */
+  /** PEM text of ACME_CA_BUNDLE, already read (with ACME_DIRECTORY_URLS: every CA's bundle, each trusted for the ACME TLS). */
   caBundle: string | undefined;
+  /** The production CAs in order of preference (ACME_DIRECTORY_URLS); one, ACME_DIRECTORY_URL, without it. The first is `productionDirectoryUrl`. */
+  cas: AcmeCa[];
+  /** PREFERRED_CHAIN: the issuer CN of the top certificate of the chain wanted among a CA's alternates. */
+  preferredChain: string | undefined;
   orchestrator: OrchestratorName;
   /** The orchestrator's own variables, as its registry entry read them (rancher: CATTLE_URL, its key, RANCHER_TIMEOUT; docker: DOCKER_*). */
   orchestratorOptions: OrchestratorOptions;
@@ -87,6 +93,10 @@ export interface Config {
   status: { host: string; port: number; token: string | undefined } | undefined;
   port: number;
   placeholders: boolean;
+  /** PREFLIGHT and its variables: prove each HTTP-01 route before ordering (src/preflight/). */
+  preflight: PreflightConfig;
+  /** VERIFY and its variables: check what the balancers serve after a push (src/verify/). */
+  verify: VerifyConfig;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -239,14 +249,16 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   const seed = parseSeedSettings(env, cwd);
   // Seed-compatible mode reads DOMAINS and labels as the seed did: one certificate per name.
   const domainsOnePerName = parseBool(env, 'DOMAINS_ONE_PER_NAME', seed.active);
-  const productionDirectoryUrl = parseUrl(env, 'ACME_DIRECTORY_URL', LE_PRODUCTION);
+  const eab = readEab(env, 'ACME_EAB_KID', 'ACME_EAB_HMAC_KEY');
+  const cas = parseCas(env, { directoryUrl: parseUrl(env, 'ACME_DIRECTORY_URL', LE_PRODUCTION), eab, caBundle: undefined }, cwd);
+  const productionDirectoryUrl = cas[0]!.directoryUrl;
   const domains = parseDomainList(str(env, 'DOMAINS') ?? '', 'DOMAINS', {
     dnsProvider: dns !== undefined,
     onePerName: domainsOnePerName,
     allowedSuffixes: allowedDomains,
     // The operator's own names, from the operator's own CA: private names are theirs to order. Only when no
     // order can go to Let's Encrypt: STAGING picks the staging directory, and never-downgrade the production one.
-    allowReservedTlds: !isLetsEncrypt(productionDirectoryUrl) && !isLetsEncrypt(parseUrl(env, 'ACME_STAGING_DIRECTORY_URL', LE_STAGING)),
+    allowReservedTlds: !cas.some((ca) => isLetsEncrypt(ca.directoryUrl)) && !isLetsEncrypt(parseUrl(env, 'ACME_STAGING_DIRECTORY_URL', LE_STAGING)),
   });
 
   // As the seed did: inside Rancher (CATTLE_URL injected) the orchestrator is Rancher unless told otherwise.
@@ -256,24 +268,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   const dataDir = resolve(cwd, str(env, 'DATA_DIR') ?? './data');
   const webrootDir = resolve(cwd, str(env, 'WEBROOT_DIR') ?? str(env, 'CERTBOT_WEBROOT') ?? join('./data', 'webroot'));
 
-  let caBundle: string | undefined;
-  const caPath = str(env, 'ACME_CA_BUNDLE');
-  if (caPath) {
-    try {
-      caBundle = readFileSync(resolve(cwd, caPath), 'utf8');
-    } catch (e) {
-      throw new ConfigError('ACME_CA_BUNDLE', caPath, `a readable PEM file (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
-    }
-    if (!caBundle.includes('-----BEGIN CERTIFICATE-----')) {
-      throw new ConfigError('ACME_CA_BUNDLE', caPath, 'a PEM file holding at least one CERTIFICATE block');
-    }
-  }
-
-  const eabKid = str(env, 'ACME_EAB_KID');
-  const eabKey = str(env, 'ACME_EAB_HMAC_KEY');
-  if (eabKid && !eabKey) throw new ConfigError('ACME_EAB_HMAC_KEY', '', 'the base64url HMAC key your CA issued with ACME_EAB_KID', true);
-  if (eabKey && !eabKid) throw new ConfigError('ACME_EAB_KID', '', 'the key identifier your CA issued with ACME_EAB_HMAC_KEY');
-  if (eabKey && !/^[A-Za-z0-9_-]+={0,2}$/.test(eabKey)) throw new ConfigError('ACME_EAB_HMAC_KEY', eabKey, 'a base64url string, as the CA issued it', true);
+  // One trust store for the ACME TLS: ACME_CA_BUNDLE and every listed CA's own bundle.
+  const bundles = [readCaBundle(env, 'ACME_CA_BUNDLE', cwd), ...cas.map((ca) => ca.caBundle)].filter((b): b is string => b !== undefined);
+  const caBundle = bundles.length > 0 ? bundles.join('\n') : undefined;
 
   const certsDir = resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live'));
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -287,8 +284,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     email: str(env, 'EMAIL') ?? str(env, 'CERTBOT_EMAIL'),
     productionDirectoryUrl,
     stagingDirectoryUrl: parseUrl(env, 'ACME_STAGING_DIRECTORY_URL', LE_STAGING),
-    eab: eabKid && eabKey ? { kid: eabKid, hmacKey: eabKey } : undefined,
+    eab: cas[0]!.eab,
     caBundle,
+    cas,
+    preferredChain: str(env, 'PREFERRED_CHAIN'),
     orchestrator,
     orchestratorOptions,
     hostsLabel: str(env, 'HOSTS_LABEL') ?? DEFAULT_HOSTS_LABEL,
@@ -325,6 +324,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     hookTimeoutMs: parseDuration(env, 'HOOK_TIMEOUT', 60_000, 100),
     port: parseInt(env, 'PORT', 1, 65535) ?? (isRoot ? 80 : 8080),
     placeholders: parseBool(env, 'PLACEHOLDERS', true),
+    verify: parseVerify(env),
+    preflight: parsePreflight(env, { staging: parseBool(env, 'STAGING', true), productionDirectoryUrl }),
     logLevel: parseEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
     logFormat: parseEnum(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
   };

@@ -43,6 +43,11 @@ export function directoryOf(config: Config, kind: Kind): string {
   return kind === 'staging' ? config.stagingDirectoryUrl : config.productionDirectoryUrl;
 }
 
+/** The directories a kind orders from, preferred first: every CA of ACME_DIRECTORY_URLS for production (src/multica/). */
+export function directoriesOf(config: Config, kind: Kind): string[] {
+  return kind === 'production' ? config.cas.map((c) => c.directoryUrl) : [directoryOf(config, kind)];
+}
+
 function localToCopy(local: LocalCopy, config: Config): Copy {
   if (local.state !== 'present') return local.state === 'absent' ? local : { ...local, owned: true };
   const kind = kindOfDirectory(local.meta.directoryUrl, config, local.meta.kind);
@@ -115,11 +120,16 @@ export async function gateOrders(deps: PassDeps, decided: Decided[]): Promise<De
     decided.map(async (o) => {
       if (!wantsOrder(o.decision) || !o.decision.order) return o;
       const { kind, budget } = o.decision.order;
-      const verdict = await peeks(() =>
-        ledger(directoryOf(deps.config, kind))
-          .peek(o.wanted.names, { budget })
-          .catch((e: Error) => ({ limit: 'ledgerUnreadable', message: e.message, retryAt: o.input.now })),
-      );
+      // Held only when every CA the kind may order from would hold it: another CA's ledger is its own.
+      let verdict: { limit: string; message: string; retryAt: Date } | undefined;
+      for (const directoryUrl of directoriesOf(deps.config, kind)) {
+        verdict = await peeks(() =>
+          ledger(directoryUrl)
+            .peek(o.wanted.names, { budget })
+            .catch((e: Error) => ({ limit: 'ledgerUnreadable', message: e.message, retryAt: o.input.now })),
+        );
+        if (!verdict) break;
+      }
       if (!verdict) return o;
       const input: PolicyInput = { ...o.input, gate: { ...o.input.gate, ledger: verdict } };
       return { ...o, input, decision: decideAction(input) };

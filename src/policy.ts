@@ -112,6 +112,10 @@ export type Reason =
   | 'BackingOff'
   | 'RateLimited'
   | 'NewOrderBudget'
+  // PREFLIGHT: the challenge path of a name does not reach the webroot (src/preflight/)
+  | 'RouteUnproven'
+  // VERIFY: pushed, but a balancer does not serve it (events and logs only; src/verify/)
+  | 'NotServed'
   // the pass could not look
   | 'OrchestratorUnavailable'
   // discovery refused the request (events only: a refused request is never decided on)

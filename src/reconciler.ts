@@ -20,6 +20,9 @@ import { gateOrders, observe, type Decided } from './observe.js';
 import { act } from './act.js';
 import { findUnwanted } from './decommission.js';
 import type { Unwanted } from './policy.js';
+import { proveRoutes } from './preflight/preflight.js';
+import type { CaHealth } from './multica/ca-health.js';
+import { servingNow, verifyDeploys, type ServingCheck } from './verify/verify.js';
 import { baseResult, budgetsOf, finish, logDecisions, nextWake, unavailableResults } from './report.js';
 import type { DnsUpkeep, DnsUpkeepReport } from './dns-upkeep/upkeep.js';
 
@@ -49,6 +52,8 @@ export interface PassDeps {
   signal?: AbortSignal;
   /** DNS_UPKEEP: the wanted names' A/AAAA records, kept before anything is ordered; absent in `plan`. */
   dnsUpkeep?: DnsUpkeep;
+  /** Each CA's backoff after it was unreachable (ACME_DIRECTORY_URLS, src/multica/). */
+  caHealth?: CaHealth;
 }
 
 export type Outcome = 'ok' | 'failed' | 'waiting' | 'foreign' | 'planned';
@@ -81,6 +86,13 @@ export interface CertResult {
   renewAt?: string;
   renewRule?: string;
   nextAttempt?: string;
+  /** VERIFY: every balancer serves the certificate in place (absent: not checked, or no balancer address known). */
+  served?: boolean;
+  /** The ACME directory that issued the certificate this pass, and why that one (the preferred CA, or a fallback and from what). */
+  ca?: string;
+  caWhy?: string;
+  /** VERIFY and `plan`: what each balancer serves for the certificate's names. */
+  serving?: ServingCheck[];
 }
 
 export interface PassReport {
@@ -134,7 +146,8 @@ export async function planPass(deps: PassDeps): Promise<PassReport> {
   const left = await findUnwanted(deps, wanted, refused, errors, now, false);
   errors.push(...left.errors);
   const seen = await observeOr(deps, [...wanted, ...left.certs], now, false, errors, left.unwanted);
-  const results = 'failed' in seen ? seen.failed : (await decide(deps, seen.observed)).map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
+  const results = 'failed' in seen ? seen.failed : (await proveRoutes(deps, await decide(deps, seen.observed), now, { probe: false })).map((o) => ({ ...baseResult(o), outcome: 'planned' as const }));
+  if (!('failed' in seen)) await servingNow(deps, results);
   return { ...finish(undefined, started, results, refused, errors), budgets: await budgetsOf(deps) };
 }
 
@@ -157,9 +170,12 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
     log.error({ error: errors.at(-1), wakeAt }, `${errors.at(-1)}; nothing changed, the next pass at ${wakeAt} retries`);
     return { ...finish(log, started, seen.failed, refused, errors), wakeAt, ...(dns ? { dns } : {}) };
   }
-  const decided = await decide(deps, seen.observed);
+  // PREFLIGHT: an order whose route is not proven waits, before it costs a ledger entry or a validation.
+  const decided = await proveRoutes(deps, await decide(deps, seen.observed), now, { probe: true });
   logDecisions(log, decided);
   const results = await act(deps, decided, now);
+  // VERIFY: what was pushed is served (one more reload when it is not), or reported NotServed.
+  await verifyDeploys(deps, results);
   const wakeAt = await nextWake(deps, results, now);
   return { ...finish(log, started, results, refused, errors), budgets: await budgetsOf(deps), ...(wakeAt ? { wakeAt } : {}), ...(dns ? { dns } : {}) };
 }

@@ -117,9 +117,10 @@ export function finish(log: Logger | undefined, started: Date, results: CertResu
  */
 export async function budgetsOf(deps: PassDeps): Promise<DirectoryBudgets[]> {
   if (!deps.ledger) return [];
-  const { productionDirectoryUrl, stagingDirectoryUrl } = deps.config;
+  const { cas, stagingDirectoryUrl } = deps.config;
   const out: DirectoryBudgets[] = [];
-  for (const directory of [...new Set([productionDirectoryUrl, stagingDirectoryUrl])]) {
+  // Every listed production CA (ACME_DIRECTORY_URLS) has its own ledger.
+  for (const directory of [...new Set([...cas.map((c) => c.directoryUrl), stagingDirectoryUrl])]) {
     try {
       const rows = await deps.ledger(directory).budgets();
       if (rows.length > 0) out.push({ directory, rows });

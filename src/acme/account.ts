@@ -57,9 +57,16 @@ export class AccountBook {
   constructor(
     private readonly dataDir: string,
     private readonly email: string | undefined,
-    /** Sent once, when the account is registered; a CA that requires it refuses registration without. */
-    private readonly eab?: { kid: string; hmacKey: string },
+    /**
+     * Sent once, when the account is registered; a CA that requires it refuses registration without. One
+     * binding for every directory, or each directory's own (ACME_DIRECTORY_URLS).
+     */
+    private readonly eabs?: { kid: string; hmacKey: string } | ((directoryUrl: string) => { kid: string; hmacKey: string } | undefined),
   ) {}
+
+  private eabFor(directoryUrl: string): { kid: string; hmacKey: string } | undefined {
+    return typeof this.eabs === 'function' ? this.eabs(directoryUrl) : this.eabs;
+  }
 
   private file(directoryUrl: string): string {
     return accountFilePath(this.dataDir, directoryUrl);
@@ -118,7 +125,8 @@ export class AccountBook {
     if (!saved) {
       await writeFileAtomic(path, JSON.stringify({ directoryUrl, url: '', key, createdAt: '' }), KEY_MODE);
     }
-    const client = newClient({ directoryUrl, accountKey: key, ...POLL, ...(this.eab ? { externalAccountBinding: this.eab } : {}) });
+    const eab = this.eabFor(directoryUrl);
+    const client = newClient({ directoryUrl, accountKey: key, ...POLL, ...(eab ? { externalAccountBinding: eab } : {}) });
     // A key kept without its URL (an imported one: ACME_ACCOUNT_KEY_FILE, an ACME v1 certbot account) may have an
     // account already: ask for it first (RFC 8555 §7.3.1 onlyReturnExisting), so none is made beside it.
     if (saved?.key && (await findExisting(client))) {
@@ -135,7 +143,7 @@ export class AccountBook {
       const detail = (e as Error).message;
       // A CA such as ZeroSSL or a company CA binds accounts to one it issued: say which variables do that.
       const hint = /externalAccount|external account/i.test(detail)
-        ? this.eab
+        ? eab
           ? '; check ACME_EAB_KID and ACME_EAB_HMAC_KEY against what the CA issued'
           : '; this CA requires external account binding: set ACME_EAB_KID and ACME_EAB_HMAC_KEY'
         : '';

@@ -27,6 +27,8 @@ export interface IssueOptions {
   poll?: PollOptions;
   /** Shutdown: abandon the order at the next step; the `finally` blocks still remove challenge files. */
   signal?: AbortSignal;
+  /** PREFERRED_CHAIN: among the CA's alternate chains, the one with this issuer CN (closest to the root wins). */
+  preferredChain?: string;
 }
 
 export class AcmeError extends Error {
@@ -127,7 +129,7 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
     if (settled.status !== 'valid') throw new AcmeError(`finalize: order ${settled.status}`, 'finalize');
     finalized = { ...finalized, ...(settled as unknown as acme.Order), url: order.url };
   }
-  const pem = await step('download', () => client.getCertificate(finalized));
+  const pem = await step('download', () => client.getCertificate(finalized, opts.preferredChain));
   const [cert, ...rest] = splitPemChain(pem);
   if (!cert) throw new AcmeError('download: the CA returned no certificate', 'download');
   const info = parseCert(cert);

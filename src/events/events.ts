@@ -2,7 +2,7 @@
 import type { Kind } from '../certs/kind.js';
 import type { Reason } from '../policy.js';
 
-export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused' | 'removed' | 'dns';
+export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused' | 'removed' | 'dns' | 'not-served';
 
 export interface CertEvent {
   type: EventType;
@@ -44,6 +44,8 @@ export function describeEvent(e: CertEvent): string {
       return `${e.name}: refused${e.service ? ` for service ${e.service}` : ''}: ${e.error ?? 'unknown reason'}`;
     case 'dns':
       return `${e.name}: DNS ${e.dns?.type ?? 'address'} record set to ${e.dns?.to.join(', ') ?? '?'} (was ${e.dns?.from.length ? e.dns.from.join(', ') : 'none'})`;
+    case 'not-served':
+      return `${e.name}: not served by the balancer: ${e.error ?? 'unknown'}`;
     case 'failed':
       return `${e.name}: failed (${e.reason}): ${e.error ?? 'unknown error'}${e.nextAttempt ? `; next attempt ${e.nextAttempt}` : ''}`;
   }

@@ -52,7 +52,7 @@ export class Notifier implements EventSink {
 
   private async deliver(e: CertEvent): Promise<void> {
     // A refusal needs the operator, like a failure; nothing changed that a reload would pick up.
-    const failure = e.type === 'failed' || e.type === 'refused';
+    const failure = e.type === 'failed' || e.type === 'refused' || e.type === 'not-served';
     const command = failure ? this.opts.onFailureCommand : this.opts.onChangeCommand;
     const hookName = failure ? 'ON_FAILURE_COMMAND' : 'ON_CHANGE_COMMAND';
     const results = await Promise.allSettled([

@@ -57,6 +57,10 @@ export interface Orchestrator {
    * it did not create, never one still in use: those are left, with the reason.
    */
   remove?(name: string): Promise<RemoveResult>;
+  /** VERIFY: where the balancers that serve `name` listen, "host:port" (Rancher: their publicEndpoints). */
+  servingEndpoints?(name: string): Promise<{ balancer: string; address: string }[]>;
+  /** VERIFY: one more reload of every balancer that serves `name`; says what was done. */
+  reloadAgain?(name: string): Promise<string>;
   /** When the earliest pending balancer reload is due, so the manager wakes for it rather than at its next scheduled pass. */
   nextReloadAt?(): Promise<Date | undefined>;
   /**

@@ -38,16 +38,18 @@ export interface BindOptions {
   algorithms?: string[];
   /** More records for every zone, in zone-file syntax relative to its origin (e.g. "bad IN A 127.0.0.2"). */
   records?: string[];
+  /** `false`: no `*` record, so a name not listed in `records` is NXDOMAIN. */
+  wildcard?: boolean;
 }
 
-function zoneFile(zone: string, records: string[]): string {
+function zoneFile(zone: string, records: string[], wildcard: boolean): string {
   return [
     '$TTL 60',
     `@ IN SOA ns.${zone}. hostmaster.${zone}. 1 3600 600 86400 60`,
     `@ IN NS ns.${zone}.`,
     'ns IN A 127.0.0.1',
     '@ IN A 127.0.0.1',
-    '* IN A 127.0.0.1',
+    ...(wildcard ? ['* IN A 127.0.0.1'] : []),
     ...records,
     '',
   ].join('\n');
@@ -72,7 +74,7 @@ export async function startBind(opts: BindOptions): Promise<Bind> {
     'controls { };',
     ...keys.map((k) => `key "${k.name}" { algorithm ${k.algorithm}; secret "${k.secret}"; };`),
     ...opts.zones.map((z) => {
-      writeFileSync(join(opts.dir, `${z}.db`), zoneFile(z, opts.records ?? []));
+      writeFileSync(join(opts.dir, `${z}.db`), zoneFile(z, opts.records ?? [], opts.wildcard ?? true));
       return `zone "${z}" { type primary; file "${join(opts.dir, `${z}.db`)}"; allow-update { ${allowed} }; };`;
     }),
     '',

@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import net from 'node:net';
 
 export interface Nginx {
+  /** The master's pid (what `kill -HUP` reloads). */
+  pid: number;
+  /** Writes a new site file and has nginx reload it (SIGHUP), as `nginx -s reload` does. */
+  reload(site?: string): void;
   stop(): Promise<void>;
 }
 
@@ -49,6 +53,11 @@ export async function startNginx(dir: string, site: string, port: number): Promi
   const proc = spawn('nginx', ['-p', `${dir}/`, '-e', log, '-c', conf], { stdio: 'ignore' });
   await waitPort(port, proc, log);
   return {
+    pid: proc.pid!,
+    reload: (next) => {
+      if (next !== undefined) writeFileSync(join(dir, 'site.conf'), next);
+      proc.kill('SIGHUP');
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (proc.exitCode !== null) return resolve();

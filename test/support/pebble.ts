@@ -22,6 +22,8 @@ export interface Pebble {
   /** pebble-challtestsrv's DNS server, "127.0.0.1:<port>" (what DNS_RESOLVERS points at). */
   dnsAddress: string;
   root(): Promise<string>;
+  /** The root of chain `i` (0 the default; 1… the alternates of PEBBLE_ALTERNATE_ROOTS). */
+  rootOf(i: number): Promise<string>;
   /** SIGKILL the CA alone (challtestsrv stays): it forgets every account, order and its CA keys. */
   kill(): Promise<void>;
   /** Start the CA again on the same ports, as a new CA with new root and intermediate names. */
@@ -40,6 +42,8 @@ export interface PebbleOptions {
   dnsServer?: string;
   /** Names the CA refuses at new-order with rejectedIdentifier (Pebble's domainBlocklist). */
   domainBlocklist?: string[];
+  /** PEBBLE_ALTERNATE_ROOTS: this many more chains, each to its own root, offered as alternates. */
+  alternateRoots?: number;
 }
 
 function waitExit(p: ChildProcess): Promise<void> {
@@ -96,6 +100,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   );
   const env: NodeJS.ProcessEnv = { ...process.env, PEBBLE_VA_NOSLEEP: '1' };
   if (opts.nonceReject !== undefined) env.PEBBLE_WFE_NONCEREJECT = String(opts.nonceReject);
+  if (opts.alternateRoots !== undefined) env.PEBBLE_ALTERNATE_ROOTS = String(opts.alternateRoots);
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
   const managementUrl = `https://127.0.0.1:${mgmtPort}`;
   let pebble: ChildProcess;
@@ -131,6 +136,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
     dnsManagementUrl: `http://127.0.0.1:${dnsMgmtPort}`,
     dnsAddress: `127.0.0.1:${dnsPort}`,
     root: async () => (await get(`${managementUrl}/roots/0`, tls.cert)).body,
+    rootOf: async (i) => (await get(`${managementUrl}/roots/${i}`, tls.cert)).body,
     kill: () =>
       new Promise<void>((resolve) => {
         if (pebble.exitCode !== null || pebble.signalCode !== null) return resolve();

@@ -10,10 +10,13 @@
  * ignored), services/balancers/stacks/projects, the balancer `update` action with a reload counter and
  * the PEM each balancer serves, balancers whose `update` fails N times (409, 500, or a reload ending in
  * transitioning=error) or that sit in a given state, fault injection per route and call count, and a
- * request log.
+ * request log. A balancer may also listen for TLS on loopback (`listenTls`), listed in its `publicEndpoints`
+ * (§5), serving by SNI what it held at its last `update` action, as the lb-controller does (§6).
  * Not covered: the rancher-metadata service (§7); nothing in certwrangler reads it.
  */
 import http from 'node:http';
+import tls from 'node:tls';
+import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { randomUUID, X509Certificate } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -254,6 +257,12 @@ export interface RancherSim {
    */
   failUpdate(balancerId: string, times: number, how?: UpdateFailure): void;
   /**
+   * The balancer listens for TLS on a loopback port, listed in its `publicEndpoints` as {ipAddress, port, hostId,
+   * instanceId, serviceId}. By SNI it serves the certificate (with its chain) it held at its last `update` action
+   * whose names match, else its default certificate; before any update, a self-signed one of the simulator's.
+   */
+  listenTls(balancerId: string): Promise<number>;
+  /**
    * Puts a balancer in `state` (specs §5: active, inactive, activating, updating-active, upgrading,
    * deactivating, error…). A transitional state (activating, updating-active, upgrading, deactivating…)
    * has transitioning=yes and stays until the test sets another state.
@@ -282,6 +291,9 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   const stuck = new Map<string, string>();
   const updateFailures = new Map<string, { times: number; how: UpdateFailure }>();
   const log: RequestRecord[] = [];
+  /** Balancer id → the TLS listener of `listenTls` and the key of each certificate it serves since its last update. */
+  const tlsListeners = new Map<string, { server: tls.Server; port: number }>();
+  const servedKeys = new Map<string, Map<string, string>>();
   // Cattle computes these fields once on write; caching by PEM keeps big listings fast here too.
   const computedCache = new Map<string, Json>();
   const sockets = new Set<Socket>();
@@ -404,6 +416,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       transitioningProgress: null,
       created: '2026-01-01T00:00:00Z',
       removed: null,
+      publicEndpoints: tlsListeners.has(s.id) ? [{ type: 'publicEndpoint', ipAddress: '127.0.0.1', port: tlsListeners.get(s.id)!.port, hostId: '1h1', instanceId: `1i${s.id.slice(2)}`, serviceId: s.id }] : null,
       launchConfig: { imageUuid: s.type === 'loadBalancerService' ? 'docker:rancher/lb-service-haproxy:v0.9.14' : 'docker:nginx:alpine', kind: 'container', labels: { ...s.labels } },
       secondaryLaunchConfigs: s.sidekicks.map((k) => ({ name: k.name, imageUuid: 'docker:busybox', labels: { ...k.labels } })),
       lbConfig: s.lbConfig ? { type: 'lbConfig', ...s.lbConfig } : null,
@@ -604,10 +617,15 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
         }
         s.reloadCount += 1;
         s.served = new Map();
+        const keys = new Map<string, string>();
         for (const cid of s.lbConfig ? [s.lbConfig.defaultCertificateId, ...s.lbConfig.certificateIds] : []) {
           const c = cid ? certificates.get(cid) : undefined;
-          if (c && c.state !== 'removed') s.served.set(c.id, `${c.cert}\n${c.certChain ?? ''}`);
+          if (c && c.state !== 'removed') {
+            s.served.set(c.id, `${c.cert}\n${c.certChain ?? ''}`);
+            keys.set(c.id, c.key);
+          }
         }
+        servedKeys.set(s.id, keys);
         s.state = 'updating-active';
         s.transitioning = 'yes';
         s.transitioningMessage = null;
@@ -762,6 +780,24 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       if (!services.get(balancerId)) throw new Error(`no balancer ${balancerId} in the simulator`);
       updateFailures.set(balancerId, { times, how });
     },
+    async listenTls(balancerId) {
+      const lb = services.get(balancerId);
+      if (!lb || lb.type !== 'loadBalancerService') throw new Error(`no balancer ${balancerId} in the simulator`);
+      const fallback = await createSelfSigned(['rancher-sim-balancer.invalid']);
+      const contextFor = (servername: string) => {
+        const keys = servedKeys.get(lb.id) ?? new Map<string, string>();
+        const held = [...lb.served].map(([id, pem]) => ({ id, pem, names: new X509Certificate(pem).subjectAltName?.split(', ').map((n) => n.replace(/^DNS:/, '')) ?? [] }));
+        const matches = (n: string) => n === servername || (n.startsWith('*.') && servername.slice(servername.indexOf('.')) === n.slice(1));
+        const pick = held.find((h) => h.names.some(matches)) ?? held.find((h) => h.id === lb.lbConfig?.defaultCertificateId);
+        return pick ? tls.createSecureContext({ cert: pick.pem, key: keys.get(pick.id)! }) : tls.createSecureContext({ cert: fallback.cert, key: fallback.key });
+      };
+      const server = tls.createServer({ cert: fallback.cert, key: fallback.key, SNICallback: (name, cb) => cb(null, contextFor(name)) }, (s) => s.end());
+      server.on('tlsClientError', () => undefined);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as AddressInfo).port;
+      tlsListeners.set(lb.id, { server, port });
+      return port;
+    },
     setBalancerState(balancerId, state) {
       const lb = services.get(balancerId);
       if (!lb) throw new Error(`no balancer ${balancerId} in the simulator`);
@@ -783,6 +819,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
+        for (const l of tlsListeners.values()) l.server.close();
         server.close(() => r());
       }),
   };

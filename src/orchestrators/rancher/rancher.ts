@@ -205,6 +205,33 @@ export class RancherOrchestrator implements Orchestrator {
   }
 
   /** Every balancer of the environment, whatever its state (a busy one must be seen to be retried). */
+  /** The active balancers that reference the certificate named `name` (from this pass's listings). */
+  private async balancersServing(name: string): Promise<{ cert: CertificateResource; lbs: ServiceResource[] } | undefined> {
+    const cert = this.known.get(name);
+    if (!cert) return undefined;
+    this.balancers ??= this.listBalancers();
+    return { cert, lbs: (await this.balancers).filter((b) => !isGone(b.state) && b.certificateIds.includes(cert.id)) };
+  }
+
+  /** VERIFY: each serving balancer's publicEndpoints. */
+  async servingEndpoints(name: string): Promise<{ balancer: string; address: string }[]> {
+    const found = await this.balancersServing(name);
+    return (found?.lbs ?? []).flatMap((lb) => lb.publicEndpoints.map((address) => ({ balancer: `${lb.name} (${lb.id})`, address })));
+  }
+
+  /** VERIFY: the `update` action of each serving balancer once more. */
+  async reloadAgain(name: string): Promise<string> {
+    const found = await this.balancersServing(name);
+    if (!found || found.lbs.length === 0) return 'no balancer references it';
+    const fingerprint = found.cert.certFingerprint ?? '';
+    const done: string[] = [];
+    for (const lb of found.lbs) {
+      const o = await this.reloadBalancer(lb, name, fingerprint);
+      done.push(`${lb.name} (${lb.id}): ${o.kind === 'done' ? 'updated again' : o.reason}`);
+    }
+    return `balancer update action run again: ${done.join('; ')}`;
+  }
+
   private async listBalancers(): Promise<ServiceResource[]> {
     return (await this.api.listAll(`loadbalancerservices?${PAGE}&removed_null=1`)).map(parseService);
   }

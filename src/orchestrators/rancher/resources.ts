@@ -36,6 +36,8 @@ export interface ServiceResource {
   certificateIds: string[];
   updateAction: string | undefined;
   self: string;
+  /** Where a balancer listens, "ip:port" from `publicEndpoints` (specs §5): what VERIFY connects to. */
+  publicEndpoints: string[];
 }
 
 type Json = Record<string, unknown>;
@@ -124,7 +126,20 @@ export function parseService(x: unknown): ServiceResource {
     certificateIds,
     updateAction: typeof update === 'string' ? update : undefined,
     self: selfLink(r, `service ${id}`),
+    publicEndpoints: endpointsOf(r.publicEndpoints),
   };
+}
+
+/** `publicEndpoints` [{ipAddress, port, …}] → "ip:port" (an IPv6 address bracketed); malformed entries dropped. */
+function endpointsOf(x: unknown): string[] {
+  if (!Array.isArray(x)) return [];
+  const out: string[] = [];
+  for (const e of x) {
+    const p = obj(e);
+    if (!p || typeof p.ipAddress !== 'string' || p.ipAddress === '' || typeof p.port !== 'number') continue;
+    out.push(p.ipAddress.includes(':') ? `[${p.ipAddress}]:${p.port}` : `${p.ipAddress}:${p.port}`);
+  }
+  return [...new Set(out)];
 }
 
 /** Removed or on the way out: not a resource anyone uses any more. */
