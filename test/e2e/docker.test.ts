@@ -52,7 +52,7 @@ before(async () => {
   tcpPort = await freePort();
   await makeTls(tlsDir, 'docker test CA');
   const tlsArgs = ['-H', `tcp://127.0.0.1:${tcpPort}`, '--tlsverify', '--tlscacert', join(tlsDir, 'ca.pem'), '--tlscert', join(tlsDir, 'server-cert.pem'), '--tlskey', join(tlsDir, 'server-key.pem')];
-  [ca, d] = await Promise.all([lab.pebble('pebble'), startDocker({ args: tlsArgs })]);
+  [ca, d] = await Promise.all([lab.pebble('pebble'), startDocker({ args: tlsArgs, startTimeoutMs: 90_000 })]);
   await importBusybox(d);
 });
 after(async () => {

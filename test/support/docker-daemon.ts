@@ -58,6 +58,8 @@ async function unmountUnder(dir: string): Promise<void> {
 export interface DockerOptions {
   /** More dockerd flags, e.g. a TLS-verified `-H tcp://…` listener beside the socket. */
   args?: string[];
+  /** How long the daemon may take to answer /_ping (20 s unless given; a loaded CI machine may need more). */
+  startTimeoutMs?: number;
 }
 
 export async function startDocker(opts: DockerOptions = {}): Promise<DockerDaemon> {
@@ -82,7 +84,7 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerDaemo
     ],
     { stdio: ['ignore', out, out] },
   );
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000);
   while (!(existsSync(socketPath) && (await ping(socketPath)))) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill('SIGKILL');
