@@ -1,19 +1,19 @@
 // StrykerJS settings for `npm run mutate` (scripts/mutate.mjs runs one module at a time with these; see there).
-// The tap runner runs each test file as `node --import tsx <file>` (node:test prints TAP when piped) and
+// The tap runner runs each test file as `node <file>` (node:test prints TAP when piped) and
 // records which files reach which mutant, so a mutant is tested only by the files that execute it.
 const module = process.env.CW_MUTATE_MODULE;
-const testFiles = (process.env.CW_MUTATE_TESTS ?? '').split(',').filter(Boolean);
+// The sandbox's build step compiles every .ts beside itself (scripts/mutate-build.mjs): the .js files run.
+const testFiles = (process.env.CW_MUTATE_TESTS ?? '').split(',').filter(Boolean).map((f) => f.replace(/\.ts$/, '.js'));
 if (!module || testFiles.length === 0) throw new Error('run `npm run mutate` (scripts/mutate.mjs), which names the module and its test files');
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'tap',
-  tap: { testFiles, nodeArgs: ['-r', '{{hookFile}}', '--import', 'tsx', '{{testFile}}'], forceBail: true },
+  tap: { testFiles, nodeArgs: ['-r', '{{hookFile}}', '{{testFile}}'], forceBail: true },
   coverageAnalysis: 'perTest',
   mutate: [module],
   plugins: ['@stryker-mutator/tap-runner'],
-  // The sandbox is made 0700; webroot-user.test.ts runs the webroot from it as uid 65534, which must read it.
-  buildCommand: 'chmod 0755 .',
+  buildCommand: 'node scripts/mutate-build.mjs',
   // Two cores here; more runners only queue for them. CW_MUTATE_CONCURRENCY overrides.
   concurrency: Number(process.env.CW_MUTATE_CONCURRENCY ?? 2),
   // Test files start servers and child processes: a mutant that hangs one ends as a timeout (killed).

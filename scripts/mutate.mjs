@@ -17,12 +17,12 @@ export const MODULES = {
   'src/acme/http01.ts': ['test/unit/webroot-tokens.test.ts', 'test/unit/http01-dirs.test.ts'],
   'src/limits/ledger.ts': ['test/unit/ledger.test.ts'],
   'src/certs/atomic.ts': ['test/unit/atomic-sync.test.ts', 'test/unit/store.test.ts', 'test/unit/status-token.test.ts'],
-  'src/certs/store.ts': ['test/unit/store.test.ts'],
+  'src/certs/store.ts': ['test/unit/store-read.test.ts', 'test/unit/store.test.ts'],
   'src/status/server.ts': ['test/unit/status-auth.test.ts', 'test/unit/status-wait.test.ts', 'test/unit/status.test.ts'],
   'src/domains.ts': ['test/unit/domains.test.ts', 'test/unit/config.test.ts'],
   // Added by the label-trust issues (15, 16): who owns a name, and the per-service caps.
   'src/ownership.ts': ['test/unit/ownership.test.ts'],
-  'src/label-policy.ts': ['test/unit/ownership.test.ts'],
+  'src/label-policy.ts': ['test/unit/label-caps.test.ts', 'test/unit/ownership.test.ts'],
 };
 
 const asked = process.argv.slice(2);
