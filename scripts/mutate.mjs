@@ -19,7 +19,7 @@ export const MODULES = {
   'src/certs/atomic.ts': ['test/unit/atomic-sync.test.ts', 'test/unit/store.test.ts', 'test/unit/status-token.test.ts'],
   'src/certs/store.ts': ['test/unit/store-read.test.ts', 'test/unit/store.test.ts'],
   'src/status/server.ts': ['test/unit/status-auth.test.ts', 'test/unit/status-wait.test.ts', 'test/unit/status.test.ts'],
-  'src/domains.ts': ['test/unit/domains.test.ts', 'test/unit/config.test.ts'],
+  'src/domains.ts': ['test/unit/domain-names.test.ts', 'test/unit/domains.test.ts', 'test/unit/ownership.test.ts'],
   // Added by the label-trust issues (15, 16): who owns a name, and the per-service caps.
   'src/ownership.ts': ['test/unit/ownership.test.ts'],
   'src/label-policy.ts': ['test/unit/label-caps.test.ts', 'test/unit/ownership.test.ts'],
