@@ -16,8 +16,10 @@ export default {
   buildCommand: 'node scripts/mutate-build.mjs',
   // Two cores here; more runners only queue for them. CW_MUTATE_CONCURRENCY overrides.
   concurrency: Number(process.env.CW_MUTATE_CONCURRENCY ?? 2),
-  // Test files start servers and child processes: a mutant that hangs one ends as a timeout (killed).
-  timeoutMS: 20_000,
+  // Test files start servers and child processes: a mutant that hangs one ends as a timeout (killed). On a
+  // loaded machine a test file can take several times its dry-run time; a short timeout then counts slow
+  // runs as killed. CW_MUTATE_TIMEOUT_MS overrides.
+  timeoutMS: Number(process.env.CW_MUTATE_TIMEOUT_MS ?? 60_000),
   timeoutFactor: 2,
   // Only mutants or tests that changed since the last run of this module are run again.
   incremental: true,

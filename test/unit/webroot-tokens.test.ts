@@ -63,6 +63,9 @@ test('http-01: present() refuses a token from the CA that is not base64url (../x
     await assert.rejects(solver.cleanup('a.example.com', token), /http-01: the CA sent the token/);
   }
   assert.deepEqual(pathsUnder(base), [], 'nothing written, inside the webroot or out');
+  // A long token is shown cut at 40 characters, one of exactly 40 whole.
+  await assert.rejects(solver.present('a.example.com', `${'y'.repeat(40)}.`, 'k'), (e: Error) => e.message.includes(`"${'y'.repeat(40)}"…,`));
+  await assert.rejects(solver.present('a.example.com', `${'z'.repeat(39)}.`, 'k'), (e: Error) => e.message.includes(`"${'z'.repeat(39)}.",`));
   // The same solver still writes a real token, where the webroot serves it from.
   await solver.present('a.example.com', 'Ok_token-2', 'keyauth');
   assert.deepEqual(readdirSync(join(webroot, '.well-known', 'acme-challenge')), ['Ok_token-2']);
