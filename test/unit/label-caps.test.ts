@@ -63,6 +63,8 @@ test('label policy: with LABELS_ALLOW_DNS01 a wildcard and dns-01 are taken as a
   const open = checkLabels([...label(svc('w'), '*.w.example.com'), ...label(svc('d'), 'd.example.com', { challenge: 'dns-01' })], policy({ allowDns01: true }));
   assert.deepEqual(open.refused, []);
   assert.deepEqual(open.certs.map((c) => [c.names[0], c.challenge]), [['*.w.example.com', undefined], ['d.example.com', 'dns-01']]);
+  const two = checkLabels(label(svc('o'), 'x.example.org'), policy({ allowedDomains: ['example.com', 'example.net'], allowedDomainsFrom: 'LABEL_ALLOWED_DOMAINS' }));
+  assert.equal(two.refused[0]!.error, '"x.example.org" is outside LABEL_ALLOWED_DOMAINS (example.com, example.net), the suffixes labels may use');
   const any = checkLabels(label(svc('a'), 'anything.example.net'), policy());
   assert.deepEqual(any.certs.map((c) => [c.name, c.challenge]), [['anything.example.net', 'http-01']]);
 });
