@@ -102,3 +102,13 @@ test('atomic: a commit that names a file no longer there fails naming it', async
   await assertFilesExist(dir, ['a.new']);
   await assert.rejects(assertFilesExist(dir, ['a.new', 'b.new']), (e: Error) => e.message === `${join(dir, 'b.new')} is missing after it was written (ENOENT): the set is not committed`);
 });
+
+test('atomic: writes close every file they open (a daemon writing for months must not run out of descriptors)', async () => {
+  const dir = tmp();
+  const open = () => readdirSync('/proc/self/fd').length;
+  await writeFileAtomic(join(dir, 'warm'), 'x', 0o600); // lazily opened descriptors (the libuv pool) come first
+  const before = open();
+  for (let i = 0; i < 20; i++) await writeFileAtomic(join(dir, `f${i}`), 'x', 0o600);
+  for (let i = 0; i < 5; i++) await writeFileSet(join(dir, 'set'), [{ name: 'a', data: `${i}`, mode: 0o600 }, { name: 'b', data: `${i}`, mode: 0o600 }], 0o700);
+  assert.ok(open() <= before, `${open() - before} descriptors left open`);
+});
