@@ -64,7 +64,7 @@ test('atomic: recovery discards an uncommitted set and our temporary files, and 
   const dir = tmp();
   await writeFileSet(dir, [{ name: 'cert.pem', data: 'OLD', mode: 0o644 }], 0o700);
   const ours = ['cert.pem.new', '.cert.pem.tmp-0123456789ab', '..commit.tmp-abcdef012345'];
-  const theirs = ['notes.txt', '.cert.pem.tmp-123', '.cert.pem.tmp-0123456789AB', 'cert.pem.new.bak', 'x.tmp-0123456789ab', '.tmp-0123456789ab'];
+  const theirs = ['notes.txt', '.cert.pem.tmp-123', '.cert.pem.tmp-0123456789AB', 'cert.pem.new.bak', 'x.tmp-0123456789ab', '.tmp-0123456789ab', 'a.b.tmp-0123456789ab', '.a.tmp-0123456789ab.bak'];
   for (const f of [...ours, ...theirs]) writeFileSync(join(dir, f), 'x');
   await recoverFileSet(dir);
   assert.deepEqual(readdirSync(dir).sort(), ['cert.pem', ...theirs].sort());
