@@ -29,7 +29,10 @@ export class WebrootSolver implements ChallengeSolver {
 
   private fileFor(token: string): string {
     // The token comes from the CA: never let it name a path outside the challenge folder.
-    if (!TOKEN_RE.test(token)) throw new Error(`http-01: the CA sent a token with unexpected characters`);
+    if (!TOKEN_RE.test(token)) {
+      const shown = token.length > 40 ? `${JSON.stringify(token.slice(0, 40))}…` : JSON.stringify(token);
+      throw new Error(`http-01: the CA sent the token ${shown}, which is not 1 to 255 characters of A-Z a-z 0-9 _ - (RFC 8555 §8.3); nothing was written`);
+    }
     return join(this.challengeDir, token);
   }
 

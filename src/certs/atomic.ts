@@ -81,6 +81,9 @@ export async function writeFileSet(dir: string, files: FileSpec[], dirMode: numb
     // Another process's recovery may have removed them (DATA_DIR shared without the lock): never commit a set
     // whose files are not all there, or roll-forward would pair a new key with an old certificate.
     await assertFilesExist(dir, files.map((f) => `${f.name}.new`));
+    // The new files' names must be on disk before the marker that names them: otherwise a power loss could
+    // keep the marker and lose a file, and recovery would pair a new key with an old certificate.
+    await fsyncDir(dir);
     await writeFileAtomic(join(dir, COMMIT), JSON.stringify(files.map((f) => f.name)), 0o600);
   } catch (e) {
     // Not committed: the old set is untouched; remove what we started.

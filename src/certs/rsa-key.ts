@@ -88,12 +88,15 @@ export function rsaKeyFromPrimes(p: bigint, q: bigint, modulusBits: number): Key
   });
 }
 
+/** Assembles a key from two primes, or undefined to draw again (`rsaKeyFromPrimes`; tests pass their own). */
+export type RsaKeyBuilder = (p: bigint, q: bigint, modulusBits: number) => KeyObject | undefined;
+
 /** A new RSA private key of `modulusBits` bits (2048, 3072 or 4096), e = 65537. */
-export async function generateRsaKey(modulusBits: number): Promise<KeyObject> {
+export async function generateRsaKey(modulusBits: number, build: RsaKeyBuilder = rsaKeyFromPrimes): Promise<KeyObject> {
   for (;;) {
     // The two primes are drawn at once, on two threads of the pool.
     const [p, q] = await Promise.all([rsaPrime(modulusBits / 2), rsaPrime(modulusBits / 2)]);
-    const key = rsaKeyFromPrimes(p, q, modulusBits);
+    const key = build(p, q, modulusBits);
     if (!key) continue;
     const probe = Buffer.from('certwrangler rsa pairwise check');
     if (!verify('sha256', probe, createPublicKey(key), sign('sha256', probe, key))) {
