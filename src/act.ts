@@ -203,6 +203,7 @@ async function issueAndPush(deps: PassDeps, acts: PassActs, o: Decided, r: CertR
   await placeholderPushed;
   const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl };
   await store.write(bundle, { orderUrl: issued.orderUrl });
+  await store.dropIssued(o.wanted.name);
   const info = parseCert(issued.cert);
   await store.rememberIssuer(info.issuer, kind);
   await store.writeStatus(o.wanted.name, { failures: 0, lastAttempt: new Date().toISOString() });
@@ -270,6 +271,8 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
   const ticket = await ledger?.acquire(o.wanted.names, { budget: o.decision.order!.budget });
   if (ticket && isVerdict(ticket)) throw new RateLimitWait(ticket.message, ticket.retryAt);
   let orderUrl: string | undefined;
+  // The CA issued and we downloaded: the certificate counts against its limits whatever a later step says.
+  let downloaded = false;
   try {
     const challenge = challengeFor(o.wanted.names, o.wanted.challenge, config.challenge);
     const order = (c: AcmeClient) =>
@@ -278,6 +281,10 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
         solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
         challenge,
         ...(deps.signal ? { signal: deps.signal } : {}),
+        keep: ({ key, pem, orderUrl: url }) => {
+          downloaded = true;
+          return deps.store.keepIssued({ name: o.wanted.name, names: o.wanted.names, kind: o.decision.order!.kind, directoryUrl, orderUrl: url, key, pem, issuedAt: new Date().toISOString() });
+        },
         onOrder: (url) => {
           orderUrl = url;
           r.orders += 1;
@@ -294,6 +301,7 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
     ticket?.issued();
     return got;
   } catch (e) {
+    if (downloaded) ticket?.issued();
     if (e instanceof AcmeError) ticket?.failedAuthorizations(e.failedNames);
     const refused = acts.context.getStore()?.refused;
     if (refused && orderUrl === undefined && ticket) {

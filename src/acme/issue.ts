@@ -25,6 +25,11 @@ export interface IssueOptions {
   poll?: PollOptions;
   /** Shutdown: abandon the order at the next step; the `finally` blocks still remove challenge files. */
   signal?: AbortSignal;
+  /**
+   * Keeps the download (key and PEM, unread) before anything parses or checks it, so a certificate the CA
+   * issued is never lost to a later step (issue 17 item 0: "store it first, then do the rest").
+   */
+  keep?: (downloaded: { key: string; pem: string; orderUrl: string }) => Promise<void>;
 }
 
 export class AcmeError extends Error {
@@ -126,9 +131,10 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
     finalized = { ...finalized, ...(settled as unknown as acme.Order), url: order.url };
   }
   const pem = await step('download', () => client.getCertificate(finalized));
+  if (opts.keep) await step('keep', () => opts.keep!({ key, pem, orderUrl: order.url }));
   const [cert, ...rest] = splitPemChain(pem);
   if (!cert) throw new AcmeError('download: the CA returned no certificate', 'download');
-  const info = parseCert(cert);
+  const info = await step('download', async () => parseCert(cert));
   const missing = names.filter((n) => !info.names.includes(n));
   if (missing.length > 0) throw new AcmeError(`download: certificate lacks ${missing.join(', ')}`, 'download');
   if (!keyMatchesCert(key, cert)) throw new AcmeError('download: certificate does not match our key', 'download');
