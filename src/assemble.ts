@@ -17,6 +17,7 @@ import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
 import type { DiscoverDeps } from './discover.js';
 import { ClaimsBook } from './ownership.js';
+import { DirectoryBook } from './acme/directory.js';
 
 export interface AssembleOptions {
   now?: () => Date;
@@ -92,6 +93,7 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }, config.domains.certs),
     accounts: new AccountBook(config.dataDir, config.email, config.eab),
     solver: new WebrootSolver(config.webrootDir),
+    directories: new DirectoryBook(),
     ...(config.dns ? { dnsSolver: new Dns01Solver(createDnsProvider(config.dns, config.acmeTimeoutMs), { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),
     log,
     ...(opts.now ? { now: opts.now } : {}),

@@ -139,7 +139,7 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
   warnIfNothingWanted(config, log);
   const pass = async (): Promise<PassReport> => {
     const report = await runPass(deps);
-    if (report.wakeAt) scheduler.wakeAt(new Date(report.wakeAt), 'a balancer reload or a retry is due');
+    if (report.wakeAt) scheduler.wakeAt(new Date(report.wakeAt), 'a renewal moment, a renewal-information check, a balancer reload or a retry is due');
     book.record(report);
     metrics.recordPass(report, (name) => book.row(name)?.health);
     return report;

@@ -76,6 +76,8 @@ export interface Config {
   status: { host: string; port: number; token: string | undefined } | undefined;
   port: number;
   placeholders: boolean;
+  /** PROFILE: the ACME profile to order (draft-ietf-acme-profiles), checked against the CA's meta.profiles. */
+  profile: string | undefined;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -296,9 +298,20 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     hookTimeoutMs: parseDuration(env, 'HOOK_TIMEOUT', 60_000, 100),
     port: parseInt(env, 'PORT', 1, 65535) ?? (isRoot ? 80 : 8080),
     placeholders: parseBool(env, 'PLACEHOLDERS', true),
+    profile: parseProfile(env, 'PROFILE'),
     logLevel: parseEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
     logFormat: parseEnum(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
   };
+}
+
+/** A profile name as a directory's meta.profiles keys it; which ones exist is the CA's to say, at order time. */
+export const PROFILE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+function parseProfile(env: Env, name: string): string | undefined {
+  const v = str(env, name);
+  if (v === undefined) return undefined;
+  if (!PROFILE_NAME_RE.test(v)) throw new ConfigError(name, v, "a profile name the CA lists in its directory's meta.profiles, e.g. classic, tlsserver or shortlived (Let's Encrypt)");
+  return v;
 }
 
 /** The shared DNS-01 variables; the provider's own are read by its registry entry. */

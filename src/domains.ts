@@ -25,6 +25,8 @@ export interface WantedCert {
   challenge?: 'http-01' | 'dns-01';
   /** A label's certificate: the service that asks for it (labels are per service: caps, claims). */
   service?: LabelService;
+  /** The ACME profile a service's `<HOSTS_LABEL>.profile` label asks for; else PROFILE decides. */
+  profile?: string;
 }
 
 /** The orchestrator service a label sits on. */
@@ -209,6 +211,7 @@ export function mergeWanted(lists: WantedCert[][]): WantedCert[] {
       }
       // Asked for twice with different challenges: the first source that names one decides.
       if (!seen.challenge && cert.challenge) seen.challenge = cert.challenge;
+      if (!seen.profile && cert.profile) seen.profile = cert.profile;
       for (const n of cert.names) if (!seen.names.includes(n)) seen.names.push(n);
       for (const s of cert.sources) if (!seen.sources.includes(s)) seen.sources.push(s);
       if (ORIGINS.indexOf(cert.origin) < ORIGINS.indexOf(seen.origin)) seen.origin = cert.origin;

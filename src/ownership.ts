@@ -139,6 +139,7 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
       for (const s of c.sources) if (!seen.sources.includes(s)) seen.sources.push(s);
       if (how === 'merge') {
         if (!seen.challenge && c.challenge) seen.challenge = c.challenge;
+        if (!seen.profile && c.profile) seen.profile = c.profile;
         for (const n of c.names) if (!seen.names.includes(n)) seen.names.push(n);
       }
       for (const n of seen.names) if (!holder.has(n)) holder.set(n, seen);

@@ -2,6 +2,7 @@
  * One order, from new key to issued chain. Written out step by step rather than with acme-client's
  * auto() so that the challenge files, the polling pace and the order URL are ours to control and report.
  */
+import { isIP } from 'node:net';
 import * as acme from 'acme-client';
 import { generatePrivateKey, loadPrivateKey, type KeyType } from '../certs/keys.js';
 import { keyMatchesCert, parseCert, splitPemChain } from '../certs/parse.js';
@@ -30,6 +31,10 @@ export interface IssueOptions {
    * issued is never lost to a later step (issue 17 item 0: "store it first, then do the rest").
    */
   keep?: (downloaded: { key: string; pem: string; orderUrl: string }) => Promise<void>;
+  /** newOrder's `profile` (draft-ietf-acme-profiles §4), already checked against the CA's meta.profiles. */
+  profile?: string;
+  /** newOrder's `replaces`: the ARI CertID of the certificate this order renews (RFC 9773 §5). */
+  replaces?: string;
 }
 
 export class AcmeError extends Error {
@@ -72,12 +77,18 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
     const key = await generatePrivateKey(opts.keyType);
     // acme-client's CSR builder reads PKCS#8 only; the stored key keeps its traditional form.
     const pkcs8 = loadPrivateKey(key).export({ type: 'pkcs8', format: 'pem' }).toString();
-    const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, pkcs8);
+    // An IP address is no common name (CA/Browser Forum BR §7.1.4.3): such a CSR names it in the SANs only.
+    const first = names.find((n) => !isIP(n));
+    const [, csr] = await acme.crypto.createCsr({ ...(first ? { commonName: first } : {}), altNames: names }, pkcs8);
     return { key, csr };
   })();
   keyAndCsr.catch(() => undefined); // awaited below; an order that fails first must not leave it unhandled
   const order = await step('new order', () =>
-    client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) }),
+    client.createOrder({
+      identifiers: names.map((value) => ({ type: isIP(value) ? 'ip' : 'dns', value })),
+      ...(opts.profile ? { profile: opts.profile } : {}),
+      ...(opts.replaces ? { replaces: opts.replaces } : {}),
+    } as Parameters<acme.Client['createOrder']>[0]),
     signal,
   );
   opts.onOrder?.(order.url);

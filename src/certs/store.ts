@@ -3,6 +3,7 @@
  * pushed. Layout under DATA_DIR:
  *   certs/<name>/{privkey.pem (0600), cert.pem, chain.pem, fullchain.pem, meta.json}
  *   certs/<name>/status.json     last attempt, last error, next attempt (changes without the certificate)
+ *   certs/<name>/ari.json        the CA's renewal window for the certificate in place (RFC 9773) and when to ask again
  *   certs/<name>/issued.json     (0600) a certificate the CA issued, kept the moment it is downloaded and
  *                                before anything reads it; promoted into the set on the next read when the
  *                                pass that ordered it could not store it (issue 17 item 0)
@@ -14,11 +15,13 @@ import { join } from 'node:path';
 import { ensureDir, recoverFileSet, writeFileAtomic, writeFileSet } from './atomic.js';
 import { parseCert, keyMatchesCert, splitPemChain, type CertInfo } from './parse.js';
 import type { Kind, KnownIssuers } from './kind.js';
+import type { AriState } from '../acme/ari.js';
 
 export const DIR_MODE = 0o700;
 export const KEY_MODE = 0o600;
 const PUBLIC_MODE = 0o644;
 const ISSUED_FILE = 'issued.json';
+const ARI_FILE = 'ari.json';
 
 /** A complete certificate: what is stored locally and what is pushed. */
 export interface CertBundle {
@@ -32,6 +35,8 @@ export interface CertBundle {
   kind: Kind;
   /** The ACME directory that issued it; "" for a self-signed placeholder. */
   directoryUrl: string;
+  /** The ACME profile it was ordered with, when one was asked for. */
+  profile?: string;
 }
 
 export interface CertMeta {
@@ -41,6 +46,8 @@ export interface CertMeta {
   directoryUrl: string;
   issuedAt: string;
   orderUrl?: string;
+  /** The ACME profile it was ordered with (draft-ietf-acme-profiles); renewals order the same one. */
+  profile?: string;
 }
 
 /** What the CA issued, exactly as downloaded, with the key it was ordered for (issue 17 item 0). */
@@ -48,6 +55,7 @@ export interface IssuedRecord {
   name: string;
   names: string[];
   kind: Kind;
+  profile?: string;
   directoryUrl: string;
   orderUrl: string;
   /** The key, PEM; the file is 0600 like privkey.pem. */
@@ -147,6 +155,7 @@ export class LocalStore {
         chain: chain!,
         kind: meta.kind,
         directoryUrl: meta.directoryUrl,
+        ...(meta.profile ? { profile: meta.profile } : {}),
       };
       return { state: 'present', info, meta, bundle, keyMatches };
     } catch (e) {
@@ -166,6 +175,7 @@ export class LocalStore {
       directoryUrl: bundle.directoryUrl,
       issuedAt: (extra.issuedAt ?? new Date()).toISOString(),
       ...(extra.orderUrl ? { orderUrl: extra.orderUrl } : {}),
+      ...(bundle.profile ? { profile: bundle.profile } : {}),
     };
     await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
     await writeFileSet(
@@ -223,12 +233,28 @@ export class LocalStore {
       usable = false;
     }
     if (usable && newer) {
-      const bundle: CertBundle = { name, names: rec.names, key: rec.key, cert: cert!, chain: rest.join(''), kind: rec.kind, directoryUrl: rec.directoryUrl };
+      const bundle: CertBundle = { name, names: rec.names, key: rec.key, cert: cert!, chain: rest.join(''), kind: rec.kind, directoryUrl: rec.directoryUrl, ...(rec.profile ? { profile: rec.profile } : {}) };
       await this.write(bundle, { orderUrl: rec.orderUrl, issuedAt: new Date(rec.issuedAt) });
       await this.dropIssued(name);
     } else if (!usable) {
       await fs.rename(path, join(this.certDir(name), `issued-unusable-${Date.now()}.json`));
     } else await this.dropIssued(name);
+  }
+
+  /** The ACME Renewal Information kept for the certificate in place (src/acme/ari.ts); undefined when none. */
+  async readAri(name: string): Promise<AriState | undefined> {
+    try {
+      const s = JSON.parse(await fs.readFile(join(this.certDir(name), ARI_FILE), 'utf8')) as AriState;
+      return typeof s?.certId === 'string' && typeof s.nextFetch === 'string' ? s : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async writeAri(name: string, state: AriState): Promise<void> {
+    const dir = this.certDir(name);
+    await ensureDir(dir, DIR_MODE);
+    await writeFileAtomic(join(dir, ARI_FILE), `${JSON.stringify(state, null, 2)}\n`, 0o600);
   }
 
   async readStatus(name: string): Promise<CertStatus> {

@@ -2,7 +2,8 @@
 import type { Kind } from '../certs/kind.js';
 import type { Reason } from '../policy.js';
 
-export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused';
+/** `early-renewal`: the CA's renewal window (ARI) asks for the certificate to be replaced early (likely revocation). */
+export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused' | 'early-renewal';
 
 export interface CertEvent {
   type: EventType;
@@ -22,6 +23,8 @@ export interface CertEvent {
   service?: string;
   /** Balancers whose reload is still pending after the push. */
   pendingReloads?: string[];
+  /** `early-renewal`: the page where the CA explains why (RFC 9773 §4.2 explanationURL). */
+  explanationURL?: string;
 }
 
 /** One line a person reads, for logs, Slack and hook output. */
@@ -38,6 +41,8 @@ export function describeEvent(e: CertEvent): string {
       return `${e.name}: self-signed placeholder in place for ${names} until the real certificate arrives`;
     case 'refused':
       return `${e.name}: refused${e.service ? ` for service ${e.service}` : ''}: ${e.error ?? 'unknown reason'}`;
+    case 'early-renewal':
+      return `${e.name}: the CA asks for early renewal (its ARI window moved forward; most likely it will revoke the certificate)${e.explanationURL ? `: ${e.explanationURL}` : ''}; renewing now`;
     case 'failed':
       return `${e.name}: failed (${e.reason}): ${e.error ?? 'unknown error'}${e.nextAttempt ? `; next attempt ${e.nextAttempt}` : ''}`;
   }

@@ -1,0 +1,169 @@
+/**
+ * Issue 17 items 0–2, end to end: a real Pebble behind the ACME front (test/support/acme-front.ts), which adds
+ * ACME Renewal Information (RFC 9773) and Let's Encrypt's profiles. Each test moves the pass's clock (and the
+ * CA's) instead of waiting.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseCert } from '../../src/certs/parse.js';
+import { ariCertId } from '../../src/acme/ari.js';
+import type { LedgerData } from '../../src/limits/ledger.js';
+import type { PassReport } from '../../src/reconciler.js';
+import { acmeLab, assertChainVerifies, passWithOrders, runCli } from '../support/harness.js';
+import { startAcmeFront, type AcmeFront } from '../support/acme-front.js';
+import { startReceiver, type Receiver } from '../support/receiver.js';
+import type { Pebble } from '../support/pebble.js';
+import { Metrics } from '../../src/status/metrics.js';
+
+const base = mkdtempSync(join(tmpdir(), 'cw-ari-'));
+const lab = acmeLab(base);
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+let pebble: Pebble;
+let front: AcmeFront;
+let hook: Receiver;
+
+before(async () => {
+  pebble = await lab.pebble('ca');
+  front = await startAcmeFront(pebble);
+  hook = await startReceiver();
+});
+after(async () => {
+  await hook.close();
+  await front.close();
+  await lab.stop();
+});
+
+function envFor(dir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATA_DIR: join(base, dir, 'data'),
+    CERTS_DIR: join(base, dir, 'live'),
+    WEBROOT_DIR: lab.webroot,
+    LOG_LEVEL: 'silent',
+    ACME_DIRECTORY_URL: front.directoryUrl,
+    ACME_CA_BUNDLE: pebble.caBundlePath,
+    STAGING: 'false',
+    ...extra,
+  };
+}
+
+/** One pass at `now` (the CA's clock moved with it). */
+async function pass(env: Record<string, string>, now = new Date()) {
+  front.setClock(() => now);
+  return passWithOrders(env, { now: () => now });
+}
+
+const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
+const liveCert = (env: Record<string, string>, name: string) => readFileSync(join(env.CERTS_DIR!, name, 'cert.pem'), 'utf8');
+const ordersFor = (name: string) => front.orders.filter((o) => o.identifiers[0]?.value === name);
+const ledgerOf = (env: Record<string, string>): LedgerData[] => readdirSync(join(env.DATA_DIR!, 'ledger')).map((f) => JSON.parse(readFileSync(join(env.DATA_DIR!, 'ledger', f), 'utf8')) as LedgerData);
+
+test('a CA that issues without a CN (the tlsserver profile): the certificate is issued, stored and served, not thrown away', async () => {
+  const name = 'nocn.ari.example.com';
+  const env = envFor('nocn', { DOMAINS: `${name},www.${name}`, PROFILE: 'tlsserver' });
+  const { report, orders } = await pass(env);
+  assert.equal(report.ok, true, errors(report));
+  assert.equal(orders, 1);
+  const info = parseCert(liveCert(env, name));
+  assert.equal(info.commonName, undefined, 'the CA left the CN out');
+  assert.deepEqual([...info.names], [name, `www.${name}`]);
+  assertChainVerifies(readFileSync(join(env.CERTS_DIR!, name, 'fullchain.pem'), 'utf8'), await pebble.root());
+  assert.equal(ordersFor(name)[0]!.profile, 'tlsserver', 'newOrder carried the profile');
+  const meta = JSON.parse(readFileSync(join(env.DATA_DIR!, 'certs', name, 'meta.json'), 'utf8')) as { profile?: string };
+  assert.equal(meta.profile, 'tlsserver', 'meta.json keeps the profile');
+  const again = await pass(env);
+  assert.equal(again.orders, 0, 'and it is up to date on the next pass');
+});
+
+test('ARI: a window in the future orders nothing; moved to now, one order with replaces, exempt from the rate limits; Retry-After is honoured', async () => {
+  const name = 'window.ari.example.com';
+  const env = envFor('window', { DOMAINS: name });
+  const t0 = new Date();
+  assert.equal((await pass(env, t0)).orders, 1);
+  const first = liveCert(env, name);
+  const id = ariCertId(first)!;
+  assert.ok(front.issued.has(id));
+
+  // The first pass after issuance asks for the window (Boulder's default: around the two-thirds point).
+  let asked = front.renewalInfoRequests();
+  const p1 = await pass(env, new Date(t0.getTime() + 60_000));
+  assert.equal(p1.orders, 0);
+  assert.equal(front.renewalInfoRequests() - asked, 1, 'renewalInfo asked once');
+  const r1 = p1.report.results[0]!;
+  assert.equal(r1.decision.reason, 'UpToDate');
+  assert.ok(r1.renewalWindow, 'the window is reported');
+  assert.ok(Date.parse(r1.renewAt!) >= Date.parse(r1.renewalWindow.start) && Date.parse(r1.renewAt!) < Date.parse(r1.renewalWindow.end), 'renews at a moment inside the window');
+  assert.ok(p1.report.wakeAt && Date.parse(p1.report.wakeAt) <= t0.getTime() + 60_000 + 6 * HOUR, 'the manager wakes when Retry-After (6 h) ends');
+
+  // Within Retry-After the CA is not asked again.
+  asked = front.renewalInfoRequests();
+  await pass(env, new Date(t0.getTime() + 2 * HOUR));
+  assert.equal(front.renewalInfoRequests(), asked, 'not asked before Retry-After');
+
+  // Forty days on (past a third of the lifetime), the CA moves the window to now; the next poll renews,
+  // naming the old certificate.
+  const later = new Date(t0.getTime() + 40 * DAY);
+  // A window that is open now and closes now: whatever moment is drawn inside it has come.
+  front.setWindow(first, { start: new Date(later.getTime() - HOUR), end: later });
+  const p2 = await pass(env, later);
+  assert.equal(p2.report.ok, true, errors(p2.report));
+  assert.equal(p2.orders, 1);
+  assert.equal(p2.report.results[0]!.decision.reason, 'Renew');
+  assert.equal(ordersFor(name).at(-1)!.replaces, id, 'newOrder carried replaces = the old CertID');
+  assert.notEqual(liveCert(env, name), first);
+  const ledger = ledgerOf(env);
+  assert.deepEqual(ledger.flatMap((l) => l.orders).map((o) => o.ari === true), [true], 'the ARI renewal is marked in the ledger (the first order has left its 3-hour window)');
+  assert.deepEqual(ledger.flatMap((l) => l.issued).map((o) => o.ari === true), [true]);
+
+  // A new certificate: its own window, nothing more to do.
+  const p3 = await pass(env, new Date(later.getTime() + 60_000));
+  assert.equal(p3.orders, 0);
+});
+
+test('ARI: the CA refuses replaces: ordered once more without it, and the renewal happens', async () => {
+  const name = 'refused.ari.example.com';
+  const env = envFor('refused', { DOMAINS: name });
+  const t0 = new Date();
+  await pass(env, t0);
+  const first = liveCert(env, name);
+  front.setWindow(first, { start: new Date(t0.getTime() - HOUR), end: t0 });
+  front.refuseReplaces(1);
+  const p = await pass(env, new Date(t0.getTime() + 60_000));
+  assert.equal(p.report.ok, true, errors(p.report));
+  assert.equal(p.orders, 1, 'one order made (the refused one never existed)');
+  const tries = ordersFor(name).slice(-2);
+  assert.equal(tries[0]!.refused, 'alreadyReplaced');
+  assert.equal(tries[0]!.replaces, ariCertId(first));
+  assert.equal(tries[1]!.replaces, undefined, 'the second try has no replaces');
+  assert.notEqual(liveCert(env, name), first);
+  assert.deepEqual(ledgerOf(env).flatMap((l) => l.orders).map((o) => o.ari === true), [false, false], 'without replaces it is an ordinary order in the ledger');
+});
+
+test('ARI: a window before a third of the lifetime is the CA asking for early renewal: reason, event, webhook, metric', async () => {
+  const name = 'early.ari.example.com';
+  const env = envFor('early', { DOMAINS: name, WEBHOOK_URL: `${hook.url}/hook` });
+  const t0 = new Date();
+  await pass(env, t0);
+  const first = liveCert(env, name);
+  front.setWindow(first, { start: new Date(t0.getTime() - HOUR), end: new Date(t0.getTime() - HOUR / 2), explanationURL: 'https://ca.test/incident/2026-drill' });
+  const p = await pass(env, new Date(t0.getTime() + 60_000));
+  assert.equal(p.report.ok, true, errors(p.report));
+  assert.equal(p.orders, 1);
+  const r = p.report.results[0]!;
+  assert.equal(r.decision.reason, 'CARequestedEarlyRenewal');
+  assert.match(r.decision.message, /early renewal.*https:\/\/ca\.test\/incident\/2026-drill/);
+  assert.equal(ordersFor(name).at(-1)!.replaces, ariCertId(first));
+  await hook.waitFor((rs) => rs.some((x) => x.body.includes('early-renewal')));
+  const event = JSON.parse(hook.received.find((x) => x.body.includes('early-renewal'))!.body) as { event: string; certificate: string; explanationURL?: string };
+  assert.equal(event.certificate, name);
+  assert.equal(event.explanationURL, 'https://ca.test/incident/2026-drill');
+  const metrics = new Metrics();
+  metrics.recordPass(p.report, () => 'ok');
+  assert.match(await metrics.text(), /certwrangler_ca_requested_early_renewals_total 1/);
+  // Before the order, plan and the metrics show the window for what it is.
+  const plain = await pass(env, new Date(t0.getTime() + 2 * 60_000));
+  assert.equal(plain.orders, 0, 'the new certificate has its own window');
+});
