@@ -421,10 +421,15 @@ function orderBudget(input: PolicyInput, d: Decision, kind: Kind): OrderBudget {
   return renews && d.reason !== 'NamesChanged' ? 'reserved' : 'new';
 }
 
-/** Let's Encrypt's ARI exemption: a renewal of a certificate of this kind, made inside its suggested window. */
+/**
+ * Let's Encrypt's ARI exemption: a renewal, sent with `replaces`, of a certificate of this kind once its
+ * suggested window has opened. A window that has already closed still counts: the CA answers a certificate it
+ * is revoking with a window that opened an hour ago and closed half an hour later (Boulder's
+ * RenewalInfoImmediate), and that renewal is exactly the one ARI exists for.
+ */
 function isAriRenewal(input: PolicyInput, kind: Kind): boolean {
   const { local, ari, now } = input;
-  return ari !== undefined && local.state === 'present' && local.kind === kind && now >= ari.start && now <= ari.end;
+  return ari !== undefined && local.state === 'present' && local.kind === kind && now >= ari.start;
 }
 
 export const KEPT_MESSAGE = (kind: Kind) => `kept ${kind}: STAGING would downgrade`;
