@@ -91,7 +91,9 @@ function warnIfNothingWanted(config: Config, log: Logger): void {
 function why(r: PassReport['results'][number]): string {
   const { message } = r.decision;
   const error = r.error && !message.includes(r.error.replace(/^not ordered: /, '')) ? `; ${r.error}` : '';
-  return `${message}${error}${r.nextAttempt ? ` until ${r.nextAttempt}` : ''}${r.pendingReloads?.length ? `; pushed, balancer reload pending: ${r.pendingReloads.join(', ')}` : ''}`;
+  const w = r.renewalWindow;
+  const timing = `${r.profile ? `; profile ${r.profile}` : ''}${w ? `; the CA's renewal window ${w.start} – ${w.end}${w.early ? ' (early: the CA wants it replaced)' : ''}` : ''}`;
+  return `${message}${error}${r.nextAttempt ? ` until ${r.nextAttempt}` : ''}${r.pendingReloads?.length ? `; pushed, balancer reload pending: ${r.pendingReloads.join(', ')}` : ''}${timing}`;
 }
 
 function printPlan(report: PassReport): void {

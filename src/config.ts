@@ -9,7 +9,7 @@ import cronParser from 'cron-parser';
 import { certName, normaliseName, parseDomainList, type ParsedDomains } from './domains.js';
 import type { AdoptList } from './adopt.js';
 import { DEFAULT_NEW_ORDER_BUDGET } from './limits/ledger.js';
-import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY_DEFAULT, type LabelPolicy } from './label-policy.js';
+import { LABEL_MAX_CERTS_DEFAULT, LABEL_PROFILES_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY_DEFAULT, type LabelPolicy } from './label-policy.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
 import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
@@ -191,7 +191,17 @@ function parseLabelPolicy(env: Env, allowedDomains: string[]): LabelPolicy {
     maxNames: parseInt(env, 'LABEL_MAX_NAMES', 1, 100) ?? LABEL_MAX_NAMES_DEFAULT,
     maxNewPerDay: parseInt(env, 'LABEL_MAX_NEW_PER_DAY', 0, 1000) ?? LABEL_MAX_NEW_PER_DAY_DEFAULT,
     stacks: stacks && stacks.length > 0 ? stacks : undefined,
+    profiles: parseProfileList(env, 'LABEL_PROFILES') ?? LABEL_PROFILES_DEFAULT,
   };
+}
+
+function parseProfileList(env: Env, name: string): string[] | undefined {
+  const v = str(env, name);
+  if (v === undefined) return undefined;
+  const list = v.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const bad = list.find((p) => !PROFILE_NAME_RE.test(p));
+  if (bad !== undefined) throw new ConfigError(name, v, 'comma-separated profile names, e.g. classic,tlsserver (or "none": labels may not choose one)');
+  return list.filter((p) => p !== 'none');
 }
 
 function parseWebhook(env: Env): Config['webhook'] {

@@ -10,7 +10,7 @@ import { FOREIGN_WARN_DAYS } from '../policy.js';
 export type Health = 'ok' | 'expired' | 'expiring' | 'failing' | 'pending';
 
 /** What a pass learns about the certificate in place; a pass that could not look keeps the last values. */
-const LEARNED = ['kind', 'issuer', 'notBefore', 'notAfter', 'renewAt', 'renewRule'] as const;
+const LEARNED = ['kind', 'issuer', 'notBefore', 'notAfter', 'renewAt', 'renewRule', 'profile', 'renewalWindow'] as const;
 
 /** What the book keeps per certificate. Health is not kept: it changes with the clock, so it is derived when shown. */
 type KeptRow = Pick<CertResult, 'name' | 'names' | 'sources' | (typeof LEARNED)[number]> & {

@@ -16,7 +16,9 @@ import { LocalStore } from '../../src/certs/store.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
 import type { PassReport } from '../../src/reconciler.js';
 import { acmeLab, assertChainVerifies, passWithOrders, runCli } from '../support/harness.js';
-import { startAcmeFront, type AcmeFront } from '../support/acme-front.js';
+import { LE_PROFILES, startAcmeFront, type AcmeFront } from '../support/acme-front.js';
+import { StatusBook } from '../../src/status/book.js';
+import { renderPage } from '../../src/status/page.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import type { Pebble } from '../support/pebble.js';
 import { Metrics } from '../../src/status/metrics.js';
@@ -219,4 +221,50 @@ test(`ARI, the revocation drill: the CA moves the windows of 30% of ${FLEET} cer
     else assert.equal(liveCert(fleetEnv, n), before.get(n), `${n} untouched`);
   }
   assert.ok(p.report.results.filter((r) => moved.has(r.name)).every((r) => r.decision.reason === 'CARequestedEarlyRenewal'));
+});
+
+test('profiles: a changed PROFILE reissues once with ProfileChanged, newOrder carries it, meta.json keeps it; plan and the status page show it', async () => {
+  const name = 'profile.ari.example.com';
+  const env = envFor('profile', { DOMAINS: name, PROFILE: 'classic' });
+  const t0 = new Date();
+  await pass(env, t0);
+  assert.equal(parseCert(liveCert(env, name)).commonName, name, 'classic keeps the CN');
+  const changed = { ...env, PROFILE: 'tlsserver' };
+  const plan = await runCli(['plan'], changed);
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.match(plan.stdout, /issue\s+profile changed: ordered as classic, now tlsserver is asked for; profile tlsserver/);
+  const p = await pass(changed, new Date(t0.getTime() + 60_000));
+  assert.equal(p.report.ok, true, errors(p.report));
+  assert.equal(p.orders, 1);
+  assert.equal(p.report.results[0]!.decision.reason, 'ProfileChanged');
+  assert.equal(ordersFor(name).at(-1)!.profile, 'tlsserver');
+  assert.equal(parseCert(liveCert(env, name)).commonName, undefined, 'the tlsserver certificate has no CN');
+  assert.equal((JSON.parse(readFileSync(join(env.DATA_DIR!, 'certs', name, 'meta.json'), 'utf8')) as { profile?: string }).profile, 'tlsserver');
+  const again = await pass(changed, new Date(t0.getTime() + 2 * 60_000));
+  assert.equal(again.orders, 0, 'once');
+  const book = new StatusBook('test');
+  book.record(again.report);
+  assert.match(renderPage(book.snapshot()), /profile tlsserver/);
+});
+
+test('profiles: one the CA does not offer is one clear error listing its profiles, and no order; a CA without profiles never reissues for them', async () => {
+  const name = 'unknown-profile.ari.example.com';
+  const env = envFor('unknown-profile', { DOMAINS: name, PROFILE: 'longlived', PLACEHOLDERS: 'false' });
+  const before = front.orders.length;
+  const p = await pass(env);
+  assert.equal(p.orders, 0);
+  assert.equal(front.orders.length, before, 'nothing reached the CA');
+  assert.match(p.report.results[0]!.error ?? '', /^PROFILE "longlived" is not a profile of https:\/\/127\.0\.0\.1:\d+\/dir: it offers classic, tlsserver, shortlived; not ordered$/);
+  assert.equal(p.report.results[0]!.nextAttempt, undefined, 'a setting to fix, not a failure to back off from');
+
+  front.setProfiles({});
+  try {
+    const plain = envFor('no-profiles', { DOMAINS: 'plain.ari.example.com' });
+    assert.equal((await pass(plain)).orders, 1);
+    assert.equal((await pass(plain)).orders, 0, 'no profile set, none offered: no reissue');
+    const asked = await pass({ ...plain, PROFILE: 'tlsserver' });
+    assert.match(asked.report.results[0]!.error ?? '', /it offers no profiles \(its directory has no meta\.profiles\)/);
+  } finally {
+    front.setProfiles(LE_PROFILES, 'classic');
+  }
 });

@@ -6,6 +6,7 @@
  */
 import { mergeWanted, parseDomainList, type DomainsOptions, type ParsedDomains, type RefusedCert, type WantedCert } from '../../domains.js';
 import { isGone, type ServiceResource } from './resources.js';
+import { PROFILE_NAME_RE } from '../../config.js';
 
 /** `stackNames`: stack id → name, when the stacks were listed (LABEL_STACKS names them). */
 export function wantedFromLabels(services: ServiceResource[], label: string, opts: DomainsOptions, stackNames?: Map<string, string>): ParsedDomains {
@@ -30,7 +31,12 @@ export function wantedFromLabels(services: ServiceResource[], label: string, opt
         refused.push({ spec: value, source, service: who, error: `${label}.challenge=dns-01 needs a DNS provider: set DNS_PROVIDER` });
         continue;
       }
-      lists.push(parsed.certs.map((c) => ({ ...c, service, ...(challenge ? { challenge: challenge as 'http-01' | 'dns-01' } : {}) })));
+      const profile = set.labels[`${label}.profile`]?.trim();
+      if (profile !== undefined && profile !== '' && !PROFILE_NAME_RE.test(profile)) {
+        refused.push({ spec: value, source, service: who, error: `${label}.profile=${JSON.stringify(profile.slice(0, 80))} is not a profile name (letters, digits, ".", "_", "-"; e.g. tlsserver)` });
+        continue;
+      }
+      lists.push(parsed.certs.map((c) => ({ ...c, service, ...(challenge ? { challenge: challenge as 'http-01' | 'dns-01' } : {}), ...(profile ? { profile } : {}) })));
       refused.push(...parsed.refused.map((r) => ({ ...r, service: who })));
     }
     // One service's own sets (primary and sidekicks) may share a certificate; other services' never merge.
