@@ -4,6 +4,7 @@
  * One certificate's failure is caught, recorded (with its backoff) and never stops the others.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { isIP } from 'node:net';
 import pLimit from 'p-limit';
 import type { Client as AcmeClient } from 'acme-client';
 import { parseCert } from './certs/parse.js';
@@ -29,8 +30,18 @@ const BACKOFF_MAX_MS = 24 * 60 * 60 * 1000;
 // all had: 0.8 s for 100 names. One batch of the pool's size at a time lets the pushes start at once.
 const PLACEHOLDER_WRITE_CONCURRENCY = 4;
 
-export function backoffDelay(failures: number): number {
-  return Math.min(BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
+// Issue 17 item 3: a backoff is never longer than a quarter of the time the certificate in service has left,
+// so a 24-hour step cannot let a 6-day certificate (renewed with about 2 days left) expire; the tries come
+// closer together as expiry nears, never closer than 15 minutes (Let's Encrypt allows 5 failed validations
+// per name an hour, and the ledger holds the rest).
+const BACKOFF_LIFETIME_FRACTION = 1 / 4;
+const BACKOFF_FLOOR_MS = 15 * 60 * 1000;
+
+/** The wait after `failures` failed orders in a row; `leftMs`: how long the certificate in service still has. */
+export function backoffDelay(failures: number, leftMs?: number): number {
+  const step = Math.min(BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
+  if (leftMs === undefined || leftMs <= 0) return step;
+  return Math.min(step, Math.max(leftMs * BACKOFF_LIFETIME_FRACTION, BACKOFF_FLOOR_MS));
 }
 
 /** A limit of the ledger says no order now: not a failure of the certificate. */
@@ -274,7 +285,8 @@ async function failed(deps: PassDeps, o: Decided, r: CertResult, e: unknown, now
   if (action !== 'push' && !r.issued && !(e instanceof AccountUnavailable) && !(e instanceof ProfileUnavailable)) {
     const failures = o.status.failures + 1;
     // From the pass's clock (`--at`, tests), which is the clock the next decision is made with.
-    r.nextAttempt = new Date(now.getTime() + backoffDelay(failures)).toISOString();
+    const inService = o.localCopy.state === 'present' && o.localCopy.kind !== 'self-signed' ? o.localCopy.info.notAfter.getTime() - now.getTime() : undefined;
+    r.nextAttempt = new Date(now.getTime() + backoffDelay(failures, inService)).toISOString();
     await store
       .writeStatus(o.wanted.name, { failures, lastAttempt: now.toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })
       .catch((we: Error) => log.error({ cert: o.wanted.name, error: we.message }, `${o.wanted.name}: cannot record failure`));
@@ -379,7 +391,9 @@ function checkProfile(profile: string, directoryUrl: string, offered: Record<str
 /** Stores a self-signed placeholder, then returns its push, which reports its own failure as a warning. */
 async function storePlaceholder(deps: PassDeps, o: Decided, r: CertResult): Promise<{ pushed: Promise<void> }> {
   const { log } = deps;
-  const ss = await createSelfSigned(o.wanted.names, { sharedKey: true });
+  // IP identifiers (RFC 8738) go in as iPAddress SANs, not as DNS names.
+  const ips = o.wanted.names.filter((n) => isIP(n));
+  const ss = await createSelfSigned(o.wanted.names.filter((n) => !isIP(n)), { sharedKey: true, ...(ips.length > 0 ? { ips } : {}) });
   const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
   await deps.store.write(bundle);
   const info = parseCert(ss.cert);

@@ -9,7 +9,7 @@ import cronParser from 'cron-parser';
 import { certName, normaliseName, parseDomainList, type ParsedDomains } from './domains.js';
 import type { AdoptList } from './adopt.js';
 import { DEFAULT_NEW_ORDER_BUDGET } from './limits/ledger.js';
-import { LABEL_MAX_CERTS_DEFAULT, LABEL_PROFILES_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY_DEFAULT, type LabelPolicy } from './label-policy.js';
+import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY_DEFAULT, type LabelPolicy } from './label-policy.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
 import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
@@ -191,7 +191,8 @@ function parseLabelPolicy(env: Env, allowedDomains: string[]): LabelPolicy {
     maxNames: parseInt(env, 'LABEL_MAX_NAMES', 1, 100) ?? LABEL_MAX_NAMES_DEFAULT,
     maxNewPerDay: parseInt(env, 'LABEL_MAX_NEW_PER_DAY', 0, 1000) ?? LABEL_MAX_NEW_PER_DAY_DEFAULT,
     stacks: stacks && stacks.length > 0 ? stacks : undefined,
-    profiles: parseProfileList(env, 'LABEL_PROFILES') ?? LABEL_PROFILES_DEFAULT,
+    // Unset: LABEL_PROFILES_DEFAULT, applied where the label is checked.
+    ...(str(env, 'LABEL_PROFILES') !== undefined ? { profiles: parseProfileList(env, 'LABEL_PROFILES')! } : {}),
   };
 }
 
@@ -239,6 +240,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     // The operator's own names, from the operator's own CA: private names are theirs to order. Only when no
     // order can go to Let's Encrypt: STAGING picks the staging directory, and never-downgrade the production one.
     allowReservedTlds: !isLetsEncrypt(productionDirectoryUrl) && !isLetsEncrypt(parseUrl(env, 'ACME_STAGING_DIRECTORY_URL', LE_STAGING)),
+    // RFC 8738: Let's Encrypt issues IP certificates in its shortlived profile only.
+    allowIps: str(env, 'PROFILE') === SHORTLIVED_PROFILE,
   });
 
   // As the seed did: inside Rancher (CATTLE_URL injected) the orchestrator is Rancher unless told otherwise.
@@ -313,6 +316,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     logFormat: parseEnum(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
   };
 }
+
+/** Let's Encrypt's 160-hour profile, the only one that takes IP-address identifiers (https://letsencrypt.org/docs/profiles/). */
+export const SHORTLIVED_PROFILE = 'shortlived';
 
 /** A profile name as a directory's meta.profiles keys it; which ones exist is the CA's to say, at order time. */
 export const PROFILE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
