@@ -16,7 +16,7 @@ import { LocalStore } from '../../src/certs/store.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
 import type { PassReport } from '../../src/reconciler.js';
 import { acmeLab, assertChainVerifies, passWithOrders, runCli } from '../support/harness.js';
-import { LE_PROFILES, startAcmeFront, type AcmeFront } from '../support/acme-front.js';
+import { defaultWindow, LE_PROFILES, startAcmeFront, type AcmeFront } from '../support/acme-front.js';
 import { StatusBook } from '../../src/status/book.js';
 import { renderPage } from '../../src/status/page.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
@@ -267,4 +267,52 @@ test('profiles: one the CA does not offer is one clear error listing its profile
   } finally {
     front.setProfiles(LE_PROFILES, 'classic');
   }
+});
+
+test('shortlived: a 160-hour certificate is renewed twice over 12 simulated days, the manager waking for it; an IP address is ordered with it (RFC 8738)', async () => {
+  const name = 'short.ari.example.com';
+  // 127.0.0.1 is Pebble's to validate; only a CA of the operator's own (both directories) may issue for it.
+  const env = envFor('short', { DOMAINS: `${name},127.0.0.1`, PROFILE: 'shortlived', ACME_STAGING_DIRECTORY_URL: front.directoryUrl });
+  // A narrow window at the two-thirds point, so the count does not depend on where a two-day window's moment falls.
+  front.setWindowRule((nb, na) => {
+    const at = nb.getTime() + ((na.getTime() - nb.getTime()) * 2) / 3;
+    return { start: new Date(at), end: new Date(at + HOUR) };
+  });
+  front.setRetryAfterSeconds(86_400);
+  try {
+    const t0 = new Date();
+    const end = t0.getTime() + 12 * DAY;
+    let now = t0;
+    let orders = 0;
+    let passes = 0;
+    while (now.getTime() < end) {
+      const p = await pass(env, now);
+      assert.equal(p.report.ok, true, errors(p.report));
+      orders += p.orders;
+      passes++;
+      // What the manager does: the next scheduled pass (a day on here), or earlier when the pass asks to be woken.
+      const scheduled = now.getTime() + 24 * HOUR;
+      now = new Date(Math.min(scheduled, p.report.wakeAt ? Date.parse(p.report.wakeAt) : scheduled));
+    }
+    assert.equal(orders, 3, 'the first certificate and two renewals');
+    assert.ok(passes <= 30, `${passes} passes`);
+    const info = parseCert(liveCert(env, name));
+    assert.deepEqual([...info.names], [name, '127.0.0.1']);
+    assert.equal(info.commonName, undefined);
+    assert.equal(Math.round((info.notAfter.getTime() - info.notBefore.getTime()) / HOUR), 160);
+    const sent = ordersFor(name);
+    assert.deepEqual(sent.at(-1)!.identifiers, [{ type: 'dns', value: name }, { type: 'ip', value: '127.0.0.1' }]);
+    assert.ok(sent.slice(1).every((o) => o.replaces && o.profile === 'shortlived'), 'each renewal replaces the last, in the same profile');
+  } finally {
+    front.setWindowRule(defaultWindow);
+    front.setRetryAfterSeconds(21600);
+  }
+});
+
+test('an IP address in DOMAINS without PROFILE=shortlived is refused with a clear error; nothing is ordered', async () => {
+  const env = envFor('ip-refused', { DOMAINS: 'ip.ari.example.com;127.0.0.1' });
+  const p = await pass(env);
+  assert.deepEqual(p.report.results.map((r) => r.name), ['ip.ari.example.com']);
+  assert.match(p.report.refused[0]!.error, /"127\.0\.0\.1" is an IP address; IP certificates \(RFC 8738\) are ordered only in DOMAINS with PROFILE=shortlived/);
+  assert.equal(p.report.ok, false, 'a refusal in DOMAINS is the operator\'s to fix');
 });

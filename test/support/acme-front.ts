@@ -88,6 +88,8 @@ export interface AcmeFront {
   /** Sets the window of a certificate (by CertID or PEM), as Pebble's set-renewal-info does. */
   setWindow(cert: string, window: { start: Date; end: Date; explanationURL?: string }): void;
   setRetryAfterSeconds(seconds: number | undefined): void;
+  /** How windows of newly issued certificates are drawn (default: Boulder's, `defaultWindow`). */
+  setWindowRule(rule: (notBefore: Date, notAfter: Date) => { start: Date; end: Date }): void;
   /** The next `times` orders that carry `replaces` are refused with alreadyReplaced (RFC 9773 §5). */
   refuseReplaces(times: number): void;
   /** renewalInfo answers 503 while set (to test backoff). */
@@ -154,6 +156,7 @@ export async function startAcmeFront(pebble: Pebble, opts: { profiles?: Record<s
   let refuseReplacesLeft = 0;
   let renewalInfoFails = false;
   let renewalInfoCount = 0;
+  let windowRule = defaultWindow;
   const orders: FrontOrder[] = [];
   const issued = new Map<string, IssuedRecord>();
   const orderByUrl = new Map<string, FrontOrder>();
@@ -167,7 +170,7 @@ export async function startAcmeFront(pebble: Pebble, opts: { profiles?: Record<s
     const x = new X509Certificate(pem);
     const notBefore = new Date(x.validFrom);
     const notAfter = new Date(x.validTo);
-    const rec: IssuedRecord = { certId, pem, names, notBefore, notAfter, profile, window: defaultWindow(notBefore, notAfter) };
+    const rec: IssuedRecord = { certId, pem, names, notBefore, notAfter, profile, window: windowRule(notBefore, notAfter) };
     issued.set(certId, rec);
     return rec;
   }
@@ -371,6 +374,9 @@ export async function startAcmeFront(pebble: Pebble, opts: { profiles?: Record<s
     },
     setRetryAfterSeconds(s) {
       retryAfterSeconds = s;
+    },
+    setWindowRule(rule) {
+      windowRule = rule;
     },
     refuseReplaces(times) {
       refuseReplacesLeft = times;
