@@ -85,6 +85,8 @@ function alertFor(row: CertRow, now: Date): string | undefined {
     const when = row.health === 'expired' ? `expired on ${row.notAfter}` : `expires in ${left} (${row.notAfter})`;
     return `${row.name}: the orchestrator's certificate, which certwrangler does not manage, ${when}: renew it yourself, or list it in ADOPT_EXISTING`;
   }
+  const w = row.renewalWindow;
+  if (w?.early && row.health !== 'expired') return `${row.name}: the CA asks for early renewal (its renewal window opened ${w.start}, before a third of the lifetime; most likely it will be revoked)${w.explanationURL ? `: ${w.explanationURL}` : ''}`;
   switch (row.health) {
     case 'expired':
       return `${row.name} expired on ${row.notAfter}${row.lastError ? `; last error: ${bare(row, row.lastError)}` : ''}`;
