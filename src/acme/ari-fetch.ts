@@ -29,13 +29,23 @@ export interface AriSeen {
   error?: string;
 }
 
+// A daemon sees the same certificates every pass: the DER is taken apart once per certificate, not per pass.
+const MEMO_LIMIT = 50_000;
+const certIds = new Map<string, string | undefined>();
+
 function certIdOf(local: LocalCopy): string | undefined {
   if (local.state !== 'present' || !local.meta.directoryUrl || local.info.selfSigned) return undefined;
+  const pem = local.bundle.cert;
+  if (certIds.has(pem)) return certIds.get(pem);
+  let id: string | undefined;
   try {
-    return ariCertId(local.bundle.cert);
+    id = ariCertId(pem);
   } catch {
-    return undefined;
+    id = undefined;
   }
+  if (certIds.size >= MEMO_LIMIT) certIds.delete(certIds.keys().next().value!);
+  certIds.set(pem, id);
+  return id;
 }
 
 async function fetchWindow(renewalInfo: string, certId: string): Promise<Parameters<typeof afterFetch>[3]> {
@@ -55,15 +65,16 @@ async function fetchWindow(renewalInfo: string, certId: string): Promise<Paramet
 export async function observeAri(deps: AriDeps, name: string, local: LocalCopy, now: Date, fetch: boolean): Promise<AriSeen> {
   const certId = certIdOf(local);
   if (!certId || local.state !== 'present') return {};
+  // A pass that may act asks the directory first (once per pass): a CA without renewalInfo costs no file read.
+  const facts = fetch && deps.directories ? await deps.directories.facts(local.meta.directoryUrl).catch(() => undefined) : undefined;
+  // Known to offer none: nothing kept to read. Unreadable (the CA is down): the kept window still holds.
+  if (facts && !facts.renewalInfo) return { certId };
   const kept = await deps.store.readAri(name);
   let state: AriState | undefined = kept?.certId === certId ? kept : undefined;
-  if (fetch && deps.directories && (!state || Date.parse(state.nextFetch) <= now.getTime())) {
-    const facts = await deps.directories.facts(local.meta.directoryUrl).catch(() => undefined);
-    if (facts?.renewalInfo) {
-      const got = await fetches(() => fetchWindow(facts.renewalInfo!, certId));
-      state = afterFetch(state, certId, now, got);
-      await deps.store.writeAri(name, state);
-    }
+  if (facts?.renewalInfo && (!state || Date.parse(state.nextFetch) <= now.getTime())) {
+    const got = await fetches(() => fetchWindow(facts.renewalInfo!, certId));
+    state = afterFetch(state, certId, now, got);
+    await deps.store.writeAri(name, state);
   }
   const input = ariInputOf(state, certId);
   return { certId, ...(input ? { input } : {}), ...(state ? { nextFetch: state.nextFetch } : {}), ...(state?.lastError ? { error: state.lastError } : {}) };

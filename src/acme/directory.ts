@@ -36,8 +36,9 @@ export class DirectoryBook {
   facts(directoryUrl: string): Promise<DirectoryFacts> {
     const hit = this.cache.get(directoryUrl);
     if (hit && this.clock() - hit.at < DIRECTORY_TTL_MS) return hit.facts;
-    // acme-client's axios: the transport's timeout, CA bundle and retries apply.
-    const facts = acme.axios.get(directoryUrl).then((r) => directoryFacts(r.data));
+    // acme-client's axios: the transport's timeout and CA bundle apply, but not its retries (retryAttempt past
+    // the limit): a CA that is down must not add seconds to every pass that only looks; orders retry themselves.
+    const facts = acme.axios.get(directoryUrl, { retryAttempt: Number.MAX_SAFE_INTEGER } as Parameters<typeof acme.axios.get>[1]).then((r) => directoryFacts(r.data));
     this.cache.set(directoryUrl, { at: this.clock(), facts });
     facts.catch(() => this.cache.set(directoryUrl, { at: this.clock() - DIRECTORY_TTL_MS + FAILED_TTL_MS, facts }));
     return facts;
