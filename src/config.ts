@@ -9,6 +9,7 @@ import cronParser from 'cron-parser';
 import { certName, normaliseName, parseDomainList, type ParsedDomains } from './domains.js';
 import type { AdoptList } from './adopt.js';
 import { DEFAULT_NEW_ORDER_BUDGET } from './limits/ledger.js';
+import { PROFILE_NAME_RE } from './acme/directory.js';
 import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY_DEFAULT, type LabelPolicy } from './label-policy.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
@@ -320,8 +321,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
 /** Let's Encrypt's 160-hour profile, the only one that takes IP-address identifiers (https://letsencrypt.org/docs/profiles/). */
 export const SHORTLIVED_PROFILE = 'shortlived';
 
-/** A profile name as a directory's meta.profiles keys it; which ones exist is the CA's to say, at order time. */
-export const PROFILE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 function parseProfile(env: Env, name: string): string | undefined {
   const v = str(env, name);

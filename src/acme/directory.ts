@@ -9,6 +9,9 @@ const DIRECTORY_TTL_MS = 60 * 60_000;
 // A directory that could not be read is not asked again for every certificate of the pass.
 const FAILED_TTL_MS = 5 * 60_000;
 
+/** A profile name as a directory's meta.profiles keys it; which ones exist is the CA's to say, at order time. */
+export const PROFILE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
 export interface DirectoryFacts {
   renewalInfo?: string;
   /** Profile name → the CA's description (Let's Encrypt gives a URL); absent when the CA offers none. */
@@ -21,7 +24,7 @@ export function directoryFacts(doc: unknown): DirectoryFacts {
   if (typeof d.renewalInfo === 'string' && /^https?:\/\//.test(d.renewalInfo)) out.renewalInfo = d.renewalInfo.replace(/\/+$/, '');
   const p = d.meta?.profiles;
   if (p && typeof p === 'object' && !Array.isArray(p)) {
-    const entries = Object.entries(p as Record<string, unknown>).filter(([k]) => /^[A-Za-z0-9._-]{1,64}$/.test(k));
+    const entries = Object.entries(p as Record<string, unknown>).filter(([k]) => PROFILE_NAME_RE.test(k));
     if (entries.length > 0) out.profiles = Object.fromEntries(entries.map(([k, v]) => [k, typeof v === 'string' ? v : '']));
   }
   return out;

@@ -6,7 +6,7 @@
  */
 import { mergeWanted, parseDomainList, type DomainsOptions, type ParsedDomains, type RefusedCert, type WantedCert } from '../../domains.js';
 import { isGone, type ServiceResource } from './resources.js';
-import { PROFILE_NAME_RE } from '../../config.js';
+import { PROFILE_NAME_RE } from '../../acme/directory.js';
 
 /** `stackNames`: stack id → name, when the stacks were listed (LABEL_STACKS names them). */
 export function wantedFromLabels(services: ServiceResource[], label: string, opts: DomainsOptions, stackNames?: Map<string, string>): ParsedDomains {
