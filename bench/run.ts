@@ -12,6 +12,7 @@ import { benchIssuance, type BenchKey, type IssuanceWorkload } from './issuance.
 import { benchSteady } from './steady.js';
 import { benchWebroot } from './webroot.js';
 import { benchPlaceholders } from './placeholders.js';
+import { benchRevocation } from './revocation.js';
 import { machine, ms, printTable, type Row } from './lib.js';
 
 const quick = process.argv.includes('--quick');
@@ -88,6 +89,14 @@ if (want('placeholders')) {
   results.placeholders = r;
   save();
   rows.push({ benchmark: `placeholders, ${r.names} new names`, subject: 'certwrangler', value: `first ${ms(r.firstMs)}, all ${ms(r.allMs)}`, note: 'from process start, pushed to the Rancher simulator' });
+}
+
+if (want('revocation')) {
+  const r = await benchRevocation({ certificates: quick ? 100 : 1000, share: 0.3, runs: quick ? 1 : Math.min(runs, 2), base: join(base, 'revocation') });
+  results.revocation = r;
+  save();
+  rows.push({ benchmark: `revocation drill, ${r.certificates} certificates, ${r.moved} windows moved`, subject: 'certwrangler', value: `${ms(r.replaceMs)} to replace all (${r.passes} pass${r.passes === 1 ? '' : 'es'}, at the next poll)`, note: `${r.ordersWithReplaces} of ${r.moved} orders with replaces` });
+  rows.push({ benchmark: `ARI polling, ${r.certificates} certificates`, subject: 'certwrangler', value: `${r.ariRequestsPerPoll} renewalInfo requests per pass after Retry-After, ${r.ariRequestsWithinRetryAfter} before`, note: `a polling pass takes ${ms(r.pollPassMs)}` });
 }
 
 console.log(`\n${results.date as string} · ${results.machine as string} · medians of ${runs} run(s)\n`);

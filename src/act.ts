@@ -4,6 +4,7 @@
  * One certificate's failure is caught, recorded (with its backoff) and never stops the others.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { isIP } from 'node:net';
 import pLimit from 'p-limit';
 import type { Client as AcmeClient } from 'acme-client';
 import { parseCert } from './certs/parse.js';
@@ -12,7 +13,7 @@ import type { CertBundle } from './certs/store.js';
 import { AcmeError, issueCertificate, type Issued } from './acme/issue.js';
 import { onAcmeProblem } from './acme/transport.js';
 import { challengeFor } from './acme/challenge.js';
-import { isVerdict, type Ledger } from './limits/ledger.js';
+import { isVerdict, type Ledger, type Ticket } from './limits/ledger.js';
 import { renewalSchedule, wantsOrder } from './policy.js';
 import { directoryOf, type Decided } from './observe.js';
 import { baseResult, describeCert, emit } from './report.js';
@@ -32,8 +33,18 @@ const BACKOFF_MAX_MS = 24 * 60 * 60 * 1000;
 // all had: 0.8 s for 100 names. One batch of the pool's size at a time lets the pushes start at once.
 const PLACEHOLDER_WRITE_CONCURRENCY = 4;
 
-export function backoffDelay(failures: number): number {
-  return Math.min(BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
+// Issue 17 item 3: a backoff is never longer than a quarter of the time the certificate in service has left,
+// so a 24-hour step cannot let a 6-day certificate (renewed with about 2 days left) expire; the tries come
+// closer together as expiry nears, never closer than 15 minutes (Let's Encrypt allows 5 failed validations
+// per name an hour, and the ledger holds the rest).
+const BACKOFF_LIFETIME_FRACTION = 1 / 4;
+const BACKOFF_FLOOR_MS = 15 * 60 * 1000;
+
+/** The wait after `failures` failed orders in a row; `leftMs`: how long the certificate in service still has. */
+export function backoffDelay(failures: number, leftMs?: number): number {
+  const step = Math.min(BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
+  if (leftMs === undefined || leftMs <= 0) return step;
+  return Math.min(step, Math.max(leftMs * BACKOFF_LIFETIME_FRACTION, BACKOFF_FLOOR_MS));
 }
 
 /** A limit of the ledger says no order now: not a failure of the certificate. */
@@ -56,6 +67,17 @@ class AccountUnavailable extends Error {
   }
 }
 
+/**
+ * The profile asked for is not one the CA offers (or it offers none): no order is made, and it is not the
+ * certificate's failure to back off from, but the operator's (or the tenant's) setting to fix.
+ */
+class ProfileUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProfileUnavailable';
+  }
+}
+
 /** The order a job is making, so that a problem the CA answers is told to the right certificate. */
 interface OrderContext {
   directoryUrl: string;
@@ -63,6 +85,8 @@ interface OrderContext {
   refused?: string;
   /** The CA answered rateLimited during this order (its detail): another CA may take it (src/multica/). */
   rateLimited?: string;
+  /** The CA refused the order's ARI `replaces` (RFC 9773 §5 alreadyReplaced): its words. */
+  replacesRefused?: string;
 }
 
 /** What every job of a pass shares: one account lookup per directory, the pools, the CA's answers. */
@@ -84,6 +108,10 @@ class PassActs {
         return;
       }
       if (ctx && p.kind === 'rateLimited') ctx.rateLimited = p.detail;
+      if (p.kind === 'replacesRefused') {
+        if (ctx) ctx.replacesRefused = p.detail;
+        return;
+      }
       const directoryUrl = ctx?.directoryUrl ?? directoryOf(deps.config, deps.config.staging ? 'staging' : 'production');
       if (p.kind === 'accountDoesNotExist') {
         this.missingAccount.add(directoryUrl);
@@ -204,12 +232,19 @@ async function pushLocal(deps: PassDeps, o: Decided, r: CertResult): Promise<Cer
 async function issueAndPush(deps: PassDeps, acts: PassActs, o: Decided, r: CertResult, placeholderPushed: Promise<void> | undefined): Promise<CertResult> {
   const { config, store, log } = deps;
   const kind = o.decision.order!.kind;
+  if (o.decision.reason === 'CARequestedEarlyRenewal') {
+    // Loud on purpose (issue 17): the CA means to revoke it, and only clients that read ARI react in time.
+    log.warn({ cert: o.wanted.name, reason: 'CARequestedEarlyRenewal', window: o.decision.renewalWindow, explanationURL: o.decision.renewalWindow?.explanationURL }, `${o.wanted.name}: ${o.decision.message}; renewing now`);
+    emit(deps, o, 'early-renewal', r, o.decision.renewalWindow?.explanationURL ? { explanationURL: o.decision.renewalWindow.explanationURL } : {});
+  }
   // The first CA of the kind, or the next one when it cannot take the order (ACME_DIRECTORY_URLS, src/multica/).
   const { result: issued, directoryUrl } = await acts.orders(() => orderFromCas(deps, r, kind, deps.now?.() ?? new Date(), (ctx) => acts.context.run(ctx, () => orderOne(deps, acts, o, r, ctx.directoryUrl))));
   r.issued = true;
   await placeholderPushed;
-  const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl };
+  const profile = o.decision.order!.profile;
+  const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: issued.key, cert: issued.cert, chain: issued.chain, kind, directoryUrl, ...(profile ? { profile } : {}) };
   await store.write(bundle, { orderUrl: issued.orderUrl });
+  await store.dropIssued(o.wanted.name);
   const info = parseCert(issued.cert);
   await store.rememberIssuer(info.issuer, kind);
   await store.writeStatus(o.wanted.name, { failures: 0, lastAttempt: new Date().toISOString() });
@@ -218,6 +253,8 @@ async function issueAndPush(deps: PassDeps, acts: PassActs, o: Decided, r: CertR
   const schedule = renewalSchedule(info, config.renewBeforeDays);
   r.renewAt = schedule.at.toISOString();
   r.renewRule = schedule.rule;
+  // The window shown was the old certificate's; the new one's is asked for on the next pass.
+  delete r.renewalWindow;
   log.info({ cert: o.wanted.name, action: 'issued', kind, directory: directoryUrl, notAfter: r.notAfter, issuer: info.issuer, reason: o.decision.reason }, `${o.wanted.name}: ${kind} certificate issued, expires ${r.notAfter}`);
   const to = await pushBundle(deps, o, bundle);
   r.pushed = true;
@@ -252,10 +289,11 @@ async function failed(deps: PassDeps, o: Decided, r: CertResult, e: unknown, now
   // name the CA refuses at creation would otherwise be ordered on every pass. A push that fails after a
   // certificate was issued is not an order failure: the next pass pushes the stored copy without ordering.
   // Nor is an account the CA cannot register: no order was attempted.
-  if (action !== 'push' && !r.issued && !(e instanceof AccountUnavailable)) {
+  if (action !== 'push' && !r.issued && !(e instanceof AccountUnavailable) && !(e instanceof ProfileUnavailable)) {
     const failures = o.status.failures + 1;
     // From the pass's clock (`--at`, tests), which is the clock the next decision is made with.
-    r.nextAttempt = new Date(now.getTime() + backoffDelay(failures)).toISOString();
+    const inService = o.localCopy.state === 'present' && o.localCopy.kind !== 'self-signed' ? o.localCopy.info.notAfter.getTime() - now.getTime() : undefined;
+    r.nextAttempt = new Date(now.getTime() + backoffDelay(failures, inService)).toISOString();
     await store
       .writeStatus(o.wanted.name, { failures, lastAttempt: now.toISOString(), lastError: r.error, nextAttempt: r.nextAttempt })
       .catch((we: Error) => log.error({ cert: o.wanted.name, error: we.message }, `${o.wanted.name}: cannot record failure`));
@@ -273,22 +311,37 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
   const client = await acts.account(directoryUrl).catch((e: Error) => {
     throw new AccountUnavailable(e.message);
   });
+  const plan = o.decision.order!;
+  const facts = await deps.directories?.facts(directoryUrl).catch(() => undefined);
+  if (plan.profile) checkProfile(plan.profile, directoryUrl, facts?.profiles, o);
+  // RFC 9773 §5: a renewal names the certificate it replaces, when its CA speaks ARI and issued the one in place.
+  let replaces = facts?.renewalInfo && o.local.state === 'present' && o.local.meta.directoryUrl === directoryUrl ? o.ari?.certId : undefined;
   const ledger: Ledger | undefined = deps.ledger?.(directoryUrl);
-  const ticket = await ledger?.acquire(o.wanted.names, { budget: o.decision.order!.budget });
-  if (ticket && isVerdict(ticket)) throw new RateLimitWait(ticket.message, ticket.retryAt);
+  const budget = { budget: plan.budget };
+  const first = await ledger?.acquire(o.wanted.names, { ...budget, ...(plan.ariRenewal && replaces ? { ariRenewal: true } : {}) });
+  if (first && isVerdict(first)) throw new RateLimitWait(first.message, first.retryAt);
+  let ticket: Ticket | undefined = first;
   let orderUrl: string | undefined;
+  // The CA issued and we downloaded: the certificate counts against its limits whatever a later step says.
+  let downloaded = false;
   try {
     const challenge = challengeFor(o.wanted.names, o.wanted.challenge, config.challenge);
     const key = chooseKey(o, config);
     if (key.fresh) log.info({ cert: o.wanted.name, action: 'key' }, `${o.wanted.name}: a fresh key, not the stored one (REUSE_KEY): ${key.fresh}`);
     const order = (c: AcmeClient) =>
       issueCertificate(c, o.wanted.names, {
+        ...(plan.profile ? { profile: plan.profile } : {}),
+        ...(replaces ? { replaces } : {}),
         keyType: key.keyType,
         ...(key.reuse ? { key: key.reuse } : {}),
         solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
         challenge,
         ...(config.preferredChain ? { preferredChain: config.preferredChain } : {}),
         ...(deps.signal ? { signal: deps.signal } : {}),
+        keep: ({ key, pem, orderUrl: url }) => {
+          downloaded = true;
+          return deps.store.keepIssued({ name: o.wanted.name, names: o.wanted.names, kind: plan.kind, ...(plan.profile ? { profile: plan.profile } : {}), directoryUrl, orderUrl: url, key, pem, issuedAt: new Date().toISOString() });
+        },
         onOrder: (url) => {
           orderUrl = url;
           r.orders += 1;
@@ -296,6 +349,25 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
         },
       });
     const got = await order(client).catch(async (e: unknown) => {
+      const ctx = acts.context.getStore();
+      if (replaces && ctx?.replacesRefused && e instanceof AcmeError && e.step === 'new order') {
+        // RFC 9773 §5: the CA would not take `replaces` (already replaced, or not its certificate). Once more
+        // without it: the certificate still needs renewing. Without `replaces` it is no ARI renewal for the
+        // rate limits either, so its ledger entry is made again as an ordinary one.
+        log.warn({ cert: o.wanted.name, reason: 'ReplacesRefused', replaces, problem: ctx.replacesRefused }, `${o.wanted.name}: the CA refused "replaces" ${replaces} (${ctx.replacesRefused}); ordering once more without it`);
+        const wasExempt = plan.ariRenewal === true;
+        replaces = undefined;
+        delete ctx.replacesRefused;
+        if (wasExempt && ticket && ledger) {
+          ticket.release();
+          await ticket.done();
+          const again = await ledger.acquire(o.wanted.names, budget);
+          ticket = undefined;
+          if (isVerdict(again)) throw new RateLimitWait(again.message, again.retryAt);
+          ticket = again;
+        }
+        return order(client);
+      }
       // The CA no longer knows the account (Pebble restarted, or it was deactivated): register
       // a new one, once for the pass, and make this order with it. No order was created.
       if (!acts.accountMissing(directoryUrl) || !(e instanceof AcmeError) || e.step !== 'new order') throw e;
@@ -305,6 +377,7 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
     ticket?.issued();
     return got;
   } catch (e) {
+    if (downloaded) ticket?.issued();
     if (e instanceof AcmeError) ticket?.failedAuthorizations(e.failedNames);
     const refused = acts.context.getStore()?.refused;
     if (refused && orderUrl === undefined && ticket) {
@@ -318,10 +391,20 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
   }
 }
 
+/** The profile must be one the CA lists in its directory (draft-ietf-acme-profiles §3); else one clear error and no order. */
+function checkProfile(profile: string, directoryUrl: string, offered: Record<string, string> | undefined, o: Decided): void {
+  if (offered && profile in offered) return;
+  const from = o.wanted.profile ? `the ${o.wanted.sources.find((s) => s.startsWith('label')) ?? 'label'}'s profile` : 'PROFILE';
+  const which = offered ? `it offers ${Object.keys(offered).join(', ')}` : 'it offers no profiles (its directory has no meta.profiles)';
+  throw new ProfileUnavailable(`${from} "${profile}" is not a profile of ${directoryUrl}: ${which}; not ordered`);
+}
+
 /** Stores a self-signed placeholder, then returns its push, which reports its own failure as a warning. */
 async function storePlaceholder(deps: PassDeps, o: Decided, r: CertResult): Promise<{ pushed: Promise<void> }> {
   const { log } = deps;
-  const ss = await createSelfSigned(o.wanted.names, { sharedKey: true });
+  // IP identifiers (RFC 8738) go in as iPAddress SANs, not as DNS names.
+  const ips = o.wanted.names.filter((n) => isIP(n));
+  const ss = await createSelfSigned(o.wanted.names.filter((n) => !isIP(n)), { sharedKey: true, ...(ips.length > 0 ? { ips } : {}) });
   const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
   await deps.store.write(bundle);
   const info = parseCert(ss.cert);

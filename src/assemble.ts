@@ -22,6 +22,7 @@ import { ConfigError } from './env.js';
 import { keepsAddresses } from './acme/dns01/provider.js';
 import { DnsUpkeep } from './dns-upkeep/upkeep.js';
 import { CaHealth } from './multica/ca-health.js';
+import { DirectoryBook } from './acme/directory.js';
 
 export interface AssembleOptions {
   now?: () => Date;
@@ -109,6 +110,7 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
       return ca ? ca.eab : config.eab;
     }),
     solver: new WebrootSolver(config.webrootDir),
+    directories: new DirectoryBook(),
     ...(config.dns && dnsProvider ? { dnsSolver: new Dns01Solver(dnsProvider, { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),
     ...(dnsUpkeep ? { dnsUpkeep } : {}),
     log,

@@ -108,7 +108,9 @@ function warnIfNothingWanted(config: Config, log: Logger): void {
 function why(r: PassReport['results'][number]): string {
   const { message } = r.decision;
   const error = r.error && !message.includes(r.error.replace(/^not ordered: /, '')) ? `; ${r.error}` : '';
-  return `${message}${error}${r.nextAttempt ? ` until ${r.nextAttempt}` : ''}${r.pendingReloads?.length ? `; pushed, balancer reload pending: ${r.pendingReloads.join(', ')}` : ''}`;
+  const w = r.renewalWindow;
+  const timing = `${r.profile ? `; profile ${r.profile}` : ''}${w ? `; the CA's renewal window ${w.start} – ${w.end}${w.early ? ' (early: the CA wants it replaced)' : ''}` : ''}`;
+  return `${message}${error}${r.nextAttempt ? ` until ${r.nextAttempt}` : ''}${r.pendingReloads?.length ? `; pushed, balancer reload pending: ${r.pendingReloads.join(', ')}` : ''}${timing}`;
 }
 
 function printPlan(report: PassReport): void {
@@ -162,7 +164,7 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
   warnIfNothingWanted(config, log);
   const pass = async (): Promise<PassReport> => {
     const report = await runPass(deps);
-    if (report.wakeAt) scheduler.wakeAt(new Date(report.wakeAt), 'a balancer reload or a retry is due');
+    if (report.wakeAt) scheduler.wakeAt(new Date(report.wakeAt), 'a renewal moment, a renewal-information check, a balancer reload or a retry is due');
     book.record(report);
     metrics.recordPass(report, (name) => book.row(name)?.health);
     return report;

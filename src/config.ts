@@ -8,6 +8,7 @@ import cronParser from 'cron-parser';
 import { certName, normaliseName, parseDomainList, type ParsedDomains } from './domains.js';
 import type { AdoptList } from './adopt.js';
 import { DEFAULT_NEW_ORDER_BUDGET } from './limits/ledger.js';
+import { PROFILE_NAME_RE } from './acme/directory.js';
 import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY_DEFAULT, type LabelPolicy } from './label-policy.js';
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
@@ -97,6 +98,8 @@ export interface Config {
   preflight: PreflightConfig;
   /** VERIFY and its variables: check what the balancers serve after a push (src/verify/). */
   verify: VerifyConfig;
+  /** PROFILE: the ACME profile to order (draft-ietf-acme-profiles), checked against the CA's meta.profiles. */
+  profile: string | undefined;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -217,7 +220,18 @@ function parseLabelPolicy(env: Env, allowedDomains: string[]): LabelPolicy {
     maxNames: parseInt(env, 'LABEL_MAX_NAMES', 1, 100) ?? LABEL_MAX_NAMES_DEFAULT,
     maxNewPerDay: parseInt(env, 'LABEL_MAX_NEW_PER_DAY', 0, 1000) ?? LABEL_MAX_NEW_PER_DAY_DEFAULT,
     stacks: stacks && stacks.length > 0 ? stacks : undefined,
+    // Unset: LABEL_PROFILES_DEFAULT, applied where the label is checked.
+    ...(str(env, 'LABEL_PROFILES') !== undefined ? { profiles: parseProfileList(env, 'LABEL_PROFILES')! } : {}),
   };
+}
+
+function parseProfileList(env: Env, name: string): string[] | undefined {
+  const v = str(env, name);
+  if (v === undefined) return undefined;
+  const list = v.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const bad = list.find((p) => !PROFILE_NAME_RE.test(p));
+  if (bad !== undefined) throw new ConfigError(name, v, 'comma-separated profile names, e.g. classic,tlsserver (or "none": labels may not choose one)');
+  return list.filter((p) => p !== 'none');
 }
 
 function parseWebhook(env: Env): Config['webhook'] {
@@ -259,6 +273,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     // The operator's own names, from the operator's own CA: private names are theirs to order. Only when no
     // order can go to Let's Encrypt: STAGING picks the staging directory, and never-downgrade the production one.
     allowReservedTlds: !cas.some((ca) => isLetsEncrypt(ca.directoryUrl)) && !isLetsEncrypt(parseUrl(env, 'ACME_STAGING_DIRECTORY_URL', LE_STAGING)),
+    // RFC 8738: Let's Encrypt issues IP certificates in its shortlived profile only.
+    allowIps: str(env, 'PROFILE') === SHORTLIVED_PROFILE,
   });
 
   // As the seed did: inside Rancher (CATTLE_URL injected) the orchestrator is Rancher unless told otherwise.
@@ -326,9 +342,21 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     placeholders: parseBool(env, 'PLACEHOLDERS', true),
     verify: parseVerify(env),
     preflight: parsePreflight(env, { staging: parseBool(env, 'STAGING', true), productionDirectoryUrl }),
+    profile: parseProfile(env, 'PROFILE'),
     logLevel: parseEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
     logFormat: parseEnum(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
   };
+}
+
+/** Let's Encrypt's 160-hour profile, the only one that takes IP-address identifiers (https://letsencrypt.org/docs/profiles/). */
+export const SHORTLIVED_PROFILE = 'shortlived';
+
+
+function parseProfile(env: Env, name: string): string | undefined {
+  const v = str(env, name);
+  if (v === undefined) return undefined;
+  if (!PROFILE_NAME_RE.test(v)) throw new ConfigError(name, v, "a profile name the CA lists in its directory's meta.profiles, e.g. classic, tlsserver or shortlived (Let's Encrypt)");
+  return v;
 }
 
 /** The shared DNS-01 variables; the provider's own are read by its registry entry. */

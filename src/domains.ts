@@ -2,6 +2,7 @@ import { domainToASCII, domainToUnicode } from 'node:url';
 import { isIP } from 'node:net';
 import { getPublicSuffix } from 'tldts';
 import type { KeyType } from './certs/keys.js';
+import { canonicalIp } from './certs/parse.js';
 
 /**
  * The kinds of source, highest rank first (DESIGN §10): the operator's DOMAINS, then the run-time request
@@ -30,6 +31,8 @@ export interface WantedCert {
   reuseKey?: boolean;
   /** A label's certificate: the service that asks for it (labels are per service: caps, claims). */
   service?: LabelService;
+  /** The ACME profile a service's `<HOSTS_LABEL>.profile` label asks for; else PROFILE decides. */
+  profile?: string;
 }
 
 /** The orchestrator service a label sits on. */
@@ -149,6 +152,23 @@ export interface DomainsOptions {
    * may issue for private names that no public CA would.
    */
   allowReservedTlds?: boolean;
+  /**
+   * IP-address identifiers (RFC 8738) may be ordered: only in DOMAINS, and only with PROFILE=shortlived, the one
+   * Let's Encrypt profile that issues them. Undefined or false: refused, saying so.
+   */
+  allowIps?: boolean;
+}
+
+// Addresses no public CA validates (RFC 1918, RFC 6598, loopback, link-local, RFC 4193 unique-local): refused
+// unless the CA is the operator's own (the same rule as the reserved top-level domains).
+const PRIVATE_IP_RE = /^(10\.|127\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.|0\.)|^(::1?|f[cd][0-9a-f]{2}:.*|fe[89ab][0-9a-f]:.*)$/;
+
+/** An IP-address identifier (RFC 8738) in its canonical form, or throws saying why it cannot be ordered. */
+export function normaliseIp(raw: string, opts: { allowIps?: boolean; allowReservedTlds?: boolean }): string {
+  const ip = canonicalIp(raw.trim().toLowerCase().replace(/^\[|\]$/g, ''));
+  if (!opts.allowIps) throw new Error(`"${raw.trim()}" is an IP address; IP certificates (RFC 8738) are ordered only in DOMAINS with PROFILE=shortlived, the one Let's Encrypt profile that issues them`);
+  if (PRIVATE_IP_RE.test(ip) && !opts.allowReservedTlds) throw new Error(`"${raw.trim()}" is a private, loopback or link-local address, which no public CA validates`);
+  return ip;
 }
 
 /** The name (a wildcard by its base) is one of the suffixes or under one; no suffixes allow every name. */
@@ -174,6 +194,12 @@ export function parseDomainList(value: string, source: string, opts: DomainsOpti
     for (const raw of spec.split(',')) {
       if (raw.trim() === '') continue;
       try {
+        if (isIP(raw.trim().replace(/^\[|\]$/g, ''))) {
+          // The operator's own address, in DOMAINS: ALLOWED_DOMAINS (name suffixes) does not speak of it.
+          const ip = normaliseIp(raw, opts);
+          if (!names.includes(ip)) names.push(ip);
+          continue;
+        }
         const name = normaliseName(raw, { allowWildcard: opts.dnsProvider, allowReservedTlds: opts.allowReservedTlds === true });
         if (!withinSuffixes(name, opts.allowedSuffixes)) {
           throw new Error(`"${name}" is outside ALLOWED_DOMAINS (${opts.allowedSuffixes.join(', ')})`);
@@ -193,9 +219,9 @@ export function parseDomainList(value: string, source: string, opts: DomainsOpti
   return { certs, refused };
 }
 
-/** The certificate's name: its first domain, with a wildcard's "*." spelled "_." so it can name a folder. */
+/** The certificate's name: its first domain, with a wildcard's "*." spelled "_." (and an IPv6 address's ":" "_") so it can name a folder. */
 export function certName(names: string[]): string {
-  return names[0]!.replace(/^\*\./, '_.');
+  return names[0]!.replace(/^\*\./, '_.').replace(/:/g, '_');
 }
 
 /**
@@ -216,6 +242,7 @@ export function mergeWanted(lists: WantedCert[][]): WantedCert[] {
       if (!seen.challenge && cert.challenge) seen.challenge = cert.challenge;
       if (!seen.keyType && cert.keyType) seen.keyType = cert.keyType;
       if (seen.reuseKey === undefined && cert.reuseKey !== undefined) seen.reuseKey = cert.reuseKey;
+      if (!seen.profile && cert.profile) seen.profile = cert.profile;
       for (const n of cert.names) if (!seen.names.includes(n)) seen.names.push(n);
       for (const s of cert.sources) if (!seen.sources.includes(s)) seen.sources.push(s);
       if (ORIGINS.indexOf(cert.origin) < ORIGINS.indexOf(seen.origin)) seen.origin = cert.origin;

@@ -18,6 +18,8 @@ export interface LabelPolicy {
   maxNewPerDay: number;
   /** LABEL_STACKS: stack names or ids whose services may use the label; undefined: every stack. */
   stacks: string[] | undefined;
+  /** LABEL_PROFILES: the ACME profiles a `<HOSTS_LABEL>.profile` label may ask for (default LABEL_PROFILES_DEFAULT). */
+  profiles?: string[];
 }
 
 // Issue 15.2's defaults: enough for one application's names, few enough that one service cannot spend
@@ -25,6 +27,9 @@ export interface LabelPolicy {
 export const LABEL_MAX_CERTS_DEFAULT = 10;
 export const LABEL_MAX_NAMES_DEFAULT = 20;
 export const LABEL_MAX_NEW_PER_DAY_DEFAULT = 5;
+// Let's Encrypt's 90-day profiles. `shortlived` (160 hours) renews every few days, spending the operator's
+// rate limits some fifteen times as fast, so a tenant may ask for it only when the operator lists it.
+export const LABEL_PROFILES_DEFAULT = ['classic', 'tlsserver'];
 
 /** "web (1s12)", as refusals and events name a service. */
 export function describeService(s: LabelService): string {
@@ -49,6 +54,11 @@ function check(cert: WantedCert, policy: LabelPolicy): string | undefined {
     const wildcard = cert.names.find((n) => n.startsWith('*.'));
     if (wildcard) return `"${wildcard}" is a wildcard; wildcards from labels are off (they validate with the operator's DNS credentials): the operator may set LABELS_ALLOW_DNS01=true or put it in DOMAINS`;
     if (cert.challenge === 'dns-01') return `the label asks for dns-01; dns-01 from labels is off (it validates with the operator's DNS credentials): the operator may set LABELS_ALLOW_DNS01=true`;
+  }
+  const profiles = policy.profiles ?? LABEL_PROFILES_DEFAULT;
+  if (cert.profile !== undefined && !profiles.includes(cert.profile)) {
+    const allowed = profiles.length > 0 ? `labels may ask for ${profiles.join(', ')}` : 'labels may not choose one';
+    return `the label asks for profile "${cert.profile}"; ${allowed} (LABEL_PROFILES, set by the operator)`;
   }
   if (cert.names.length > policy.maxNames) return `${cert.names.length} names in one certificate; a label may ask for at most ${policy.maxNames} (LABEL_MAX_NAMES)`;
   return undefined;

@@ -15,6 +15,7 @@ import { readRevocation } from './revoke.js';
 import { gatherUsedBy } from './decommission.js';
 import type { PassDeps } from './reconciler.js';
 import { ImportedBook, type ImportedFingerprints } from './import/imported.js';
+import { observeAri, type AriSeen } from './acme/ari-fetch.js';
 
 export interface Observed {
   wanted: WantedCert;
@@ -24,6 +25,8 @@ export interface Observed {
   remoteCopy: Copy;
   /** ADOPT_EXISTING lets this certificate take over a foreign copy of its name. */
   adopt: boolean;
+  /** The CA's renewal information for the local copy (RFC 9773). */
+  ari?: AriSeen;
   input: PolicyInput;
 }
 
@@ -51,7 +54,7 @@ export function directoriesOf(config: Config, kind: Kind): string[] {
 function localToCopy(local: LocalCopy, config: Config): Copy {
   if (local.state !== 'present') return local.state === 'absent' ? local : { ...local, owned: true };
   const kind = kindOfDirectory(local.meta.directoryUrl, config, local.meta.kind);
-  return { state: 'present', info: local.info, kind, keyMatches: local.keyMatches, owned: true };
+  return { state: 'present', info: local.info, kind, keyMatches: local.keyMatches, owned: true, ...(local.meta.profile ? { profile: local.meta.profile } : {}) };
 }
 
 function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers, imported: ReadonlySet<string> | undefined): Copy {
@@ -85,26 +88,38 @@ export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, r
   return Promise.all(
     wanted.map(async (w) => {
       const [local, status, revocation] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name), readRevocation(store.certDir(w.name))]));
+      // Asked of the CA only in a pass that may act (not `plan`), and only when its last answer says so.
+      const ari = await observeAri(deps, w.name, local, now, recover);
       const localCopy = localToCopy(local, config);
+      const profile = w.profile ?? config.profile;
+      const hadProfile = local.state === 'present' ? local.meta.profile : undefined;
       const remote = remotes.get(w.name) ?? { state: 'absent' };
       const remoteCopy = remoteToCopy(remote, localCopy, known, imported.get(w.name));
       // An imported copy is replaced in place at renewal, as an adopted one is.
       const adopt = mayAdopt(config.adoptExisting, w) || (remote.state === 'present' && !remote.owned && remoteCopy.state === 'present' && remoteCopy.owned);
       const input: PolicyInput = {
-        wanted: { name: w.name, names: w.names, kind: stagingKind(config), origin: w.origin },
+        wanted: { name: w.name, names: w.names, kind: stagingKind(config), origin: w.origin, ...(profile ? { profile } : {}) },
         local: localCopy,
         remote: remoteCopy,
         now,
         policy: { renewBeforeDays: config.renewBeforeDays, adoptExisting: adopt, placeholders: config.placeholders },
         gate: status.nextAttempt ? { backoffUntil: new Date(status.nextAttempt) } : {},
+        ...(ari.input ? { ari: ari.input } : {}),
+        // Only asked when a profile is in play: a fleet without profiles never reads the directory for it.
+        ...(profile || hadProfile ? { caOffersProfiles: await caOffersProfiles(deps, directoryOf(config, stagingKind(config))) } : {}),
       };
       // A revocation is of one certificate: the one that replaced it is not revoked.
       if (revocation && local.state === 'present' && revocation.fingerprint === local.info.fingerprint) input.revoked = { reason: revocation.reason, at: new Date(revocation.at) };
       const u = unwanted.get(w.name);
       if (u) input.unwanted = u;
-      return { wanted: w, local, status, localCopy, remoteCopy, adopt, input };
+      return { wanted: w, local, status, localCopy, remoteCopy, adopt, ari, input };
     }),
   );
+}
+
+async function caOffersProfiles(deps: PassDeps, directoryUrl: string): Promise<boolean> {
+  const facts = await deps.directories?.facts(directoryUrl).catch(() => undefined);
+  return facts?.profiles !== undefined;
 }
 
 /**
@@ -119,13 +134,13 @@ export async function gateOrders(deps: PassDeps, decided: Decided[]): Promise<De
   return Promise.all(
     decided.map(async (o) => {
       if (!wantsOrder(o.decision) || !o.decision.order) return o;
-      const { kind, budget } = o.decision.order;
+      const { kind, budget, ariRenewal } = o.decision.order;
       // Held only when every CA the kind may order from would hold it: another CA's ledger is its own.
       let verdict: { limit: string; message: string; retryAt: Date } | undefined;
       for (const directoryUrl of directoriesOf(deps.config, kind)) {
         verdict = await peeks(() =>
           ledger(directoryUrl)
-            .peek(o.wanted.names, { budget })
+            .peek(o.wanted.names, { budget, ...(ariRenewal ? { ariRenewal } : {}) })
             .catch((e: Error) => ({ limit: 'ledgerUnreadable', message: e.message, retryAt: o.input.now })),
         );
         if (!verdict) break;

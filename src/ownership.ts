@@ -141,6 +141,7 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
         if (!seen.challenge && c.challenge) seen.challenge = c.challenge;
         if (!seen.keyType && c.keyType) seen.keyType = c.keyType;
         if (seen.reuseKey === undefined && c.reuseKey !== undefined) seen.reuseKey = c.reuseKey;
+        if (!seen.profile && c.profile) seen.profile = c.profile;
         for (const n of c.names) if (!seen.names.includes(n)) seen.names.push(n);
       }
       for (const n of seen.names) if (!holder.has(n)) holder.set(n, seen);

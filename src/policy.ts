@@ -8,6 +8,7 @@
  */
 import { RANK, type Kind } from './certs/kind.js';
 import type { CertInfo } from './certs/parse.js';
+import { isEarlyWindow, type AriInput } from './acme/ari.js';
 
 export type Copy =
   | { state: 'absent' }
@@ -21,6 +22,8 @@ export type Copy =
       keyMatches: boolean;
       /** Pushed by certwrangler (always true for the local store). */
       owned: boolean;
+      /** The ACME profile it was ordered with (the local store's meta.json). */
+      profile?: string;
     };
 
 export interface RenewalPolicy {
@@ -61,7 +64,8 @@ export interface Unwanted {
 }
 
 export interface PolicyInput {
-  wanted: { name: string; names: string[]; kind: Kind; origin: 'DOMAINS' | 'api' | 'label' };
+  /** `profile`: PROFILE or the service's `<HOSTS_LABEL>.profile` label (draft-ietf-acme-profiles). */
+  wanted: { name: string; names: string[]; kind: Kind; origin: 'DOMAINS' | 'api' | 'label'; profile?: string };
   local: Copy;
   remote: Copy;
   now: Date;
@@ -71,6 +75,10 @@ export interface PolicyInput {
   revoked?: { reason: string; at: Date };
   /** No source asks for it any more: served as it is, never renewed, removed only under DECOMMISSION=remove. */
   unwanted?: Unwanted;
+  /** The CA's renewal window for the local copy (ACME Renewal Information, RFC 9773), when it offers one. */
+  ari?: AriInput;
+  /** The order's CA lists profiles in its directory (false: it offers none, or it could not be read). */
+  caOffersProfiles?: boolean;
 }
 
 /**
@@ -101,6 +109,10 @@ export type Reason =
   | 'UpgradeKind'
   | 'Expired'
   | 'Renew'
+  // the CA's renewal window (ARI) opened before a third of the lifetime: it wants the certificate gone early
+  | 'CARequestedEarlyRenewal'
+  // PROFILE or the profile label changed since the certificate was ordered
+  | 'ProfileChanged'
   // the orchestrator's copy is not the local one
   | 'NotInOrchestrator'
   | 'RemoteUnreadable'
@@ -127,6 +139,13 @@ export interface OrderPlan {
   /** The kind to order: never lower than a certificate of ours in service, whatever STAGING says. */
   kind: Exclude<Kind, 'self-signed'>;
   budget: OrderBudget;
+  /** The ACME profile to ask for (newOrder `profile`); none: the CA's default. */
+  profile?: string;
+  /**
+   * An ARI renewal: it replaces a certificate of this kind inside the window its CA suggested. Let's Encrypt
+   * exempts such renewals, sent with `replaces`, from every rate limit (https://letsencrypt.org/docs/rate-limits/).
+   */
+  ariRenewal?: boolean;
 }
 
 export interface Decision {
@@ -138,6 +157,8 @@ export interface Decision {
   /** When the certificate in place falls due for renewal, when there is one, and by which rule. */
   renewAt?: Date;
   renewRule?: string;
+  /** The CA's renewal window for the certificate in place (ARI), as the decision used it. */
+  renewalWindow?: { start: Date; end: Date; explanationURL?: string; early: boolean };
   /** RENEW_BEFORE_DAYS was outside this certificate's bounds: the warning to log (once per certificate). */
   renewClamped?: string;
   /** An order is (or would be, but for the gate) due: from which directory, under which budget. */
@@ -177,11 +198,21 @@ export interface RenewalSchedule {
 const lifetimeDays = (info: CertInfo) => Math.round(((info.notAfter.getTime() - info.notBefore.getTime()) / DAY) * 10) / 10;
 const fmtDays = (ms: number) => `${Math.round((ms / DAY) * 10) / 10}`;
 
-/** When a certificate falls due, RENEW_BEFORE_DAYS clamped to [notBefore + ⅓ life, notAfter − 1/10 life]. */
-export function renewalSchedule(info: CertInfo, renewBeforeDays: number | undefined): RenewalSchedule {
+/**
+ * When a certificate falls due (DESIGN §10), the first that applies: the CA's ARI window (the moment drawn
+ * inside it, never later than the last tenth of the lifetime); else RENEW_BEFORE_DAYS clamped to
+ * [notBefore + ⅓ life, notAfter − 1/10 life]; else when a third of the lifetime is left.
+ */
+export function renewalSchedule(info: CertInfo, renewBeforeDays: number | undefined, ari?: AriInput): RenewalSchedule {
   const nb = info.notBefore.getTime();
   const na = info.notAfter.getTime();
   const life = na - nb;
+  if (ari) {
+    const ceiling = na - life * RENEW_CEILING_FRACTION;
+    const window = `the CA's renewal window ${ari.start.toISOString()} – ${ari.end.toISOString()} (ARI)`;
+    if (ari.at.getTime() <= ceiling) return { at: ari.at, rule: `a random moment inside ${window}` };
+    return { at: new Date(ceiling), rule: `${window}, but never later than the last tenth of its lifetime` };
+  }
   if (renewBeforeDays === undefined) return { at: new Date(nb + life * RENEW_AT_FRACTION_ELAPSED), rule: 'when a third of its lifetime is left' };
   const wanted = na - renewBeforeDays * DAY;
   const floor = nb + life * RENEW_FLOOR_FRACTION;
@@ -195,8 +226,8 @@ export function renewalSchedule(info: CertInfo, renewBeforeDays: number | undefi
 }
 
 /** When a certificate falls due for renewal (see `renewalSchedule`). */
-export function renewalTime(info: CertInfo, renewBeforeDays: number | undefined): Date {
-  return renewalSchedule(info, renewBeforeDays).at;
+export function renewalTime(info: CertInfo, renewBeforeDays: number | undefined, ari?: AriInput): Date {
+  return renewalSchedule(info, renewBeforeDays, ari).at;
 }
 
 const day = (d: Date) => d.toISOString().slice(0, 10);
@@ -322,14 +353,40 @@ const upgradeKind: Check = (input) => {
   return RANK[local.kind] < RANK[kind] ? decide('issue', 'UpgradeKind', `upgrade ${local.kind} → ${kind}`) : undefined;
 };
 
+/**
+ * PROFILE or the service's profile label names another profile than the certificate was ordered with: one
+ * reissue, after which meta.json holds the new one. Nothing asked for and none recorded is no change; one
+ * recorded and none asked for any more is, unless the CA offers no profiles at all (nothing could be changed).
+ */
+const profileChanged: Check = ({ local, wanted, caOffersProfiles }) => {
+  if (local.state !== 'present' || local.kind === 'self-signed' || local.kind === undefined) return undefined;
+  const had = local.profile;
+  const want = wanted.profile;
+  if (had === want || (want === undefined && !caOffersProfiles)) return undefined;
+  return decide('issue', 'ProfileChanged', `profile changed: ordered as ${had ?? "the CA's default"}, now ${want ?? "the CA's default"} is asked for`);
+};
+
 const expired: Check = ({ local, now }) =>
   local.state === 'present' && now >= local.info.notAfter ? decide('issue', 'Expired', `expired ${day(local.info.notAfter)}`) : undefined;
 
-const renewalDue: Check = ({ local, now, policy }) => {
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** RFC 9773: the CA's window opened before a third of the lifetime had passed, and its moment has come. */
+const caRequestedEarlyRenewal: Check = ({ local, now, ari }) => {
+  if (local.state !== 'present' || !ari || now < ari.at || !isEarlyWindow(ari, local.info.notBefore, local.info.notAfter)) return undefined;
+  const why = ari.explanationURL ? `; the CA explains at ${ari.explanationURL}` : '';
+  return decide('issue', 'CARequestedEarlyRenewal', `the CA asks for early renewal: its renewal window opened ${iso(ari.start)}, before a third of the certificate's lifetime had passed (most likely it will be revoked)${why}`);
+};
+
+const renewalDue: Check = ({ local, now, policy, ari }) => {
   if (local.state !== 'present') return undefined;
-  const renewAt = renewalTime(local.info, policy.renewBeforeDays);
+  const renewAt = renewalTime(local.info, policy.renewBeforeDays, ari);
   if (now < renewAt) return undefined;
   const left = Math.ceil((local.info.notAfter.getTime() - now.getTime()) / DAY);
+  if (ari) {
+    const late = now > ari.end ? `; the window closed ${iso(ari.end)}, so now` : '';
+    return decide('issue', 'Renew', `expires in ${left} days; inside the CA's renewal window ${iso(ari.start)} – ${iso(ari.end)} (ARI)${late}`);
+  }
   const at = Math.round((local.info.notAfter.getTime() - renewAt.getTime()) / DAY);
   return decide('issue', 'Renew', `expires in ${left} days (renew at ${at})`);
 };
@@ -358,9 +415,12 @@ const remoteDiffers: Check = (input) => (differs(input) ? decide('push', 'Remote
 
 // --- rule 5 -------------------------------------------------------------------------------------------
 
-const upToDate: Check = ({ local, policy }) => {
+const upToDate: Check = ({ local, policy, ari }) => {
   if (local.state !== 'present') return undefined;
-  return decide('none', 'UpToDate', `up to date; renews ${day(renewalTime(local.info, policy.renewBeforeDays))}`);
+  const at = renewalTime(local.info, policy.renewBeforeDays, ari);
+  // A certificate of a few days renews within hours: say the hour too.
+  const when = local.info.notAfter.getTime() - local.info.notBefore.getTime() < 30 * DAY ? iso(at) : day(at);
+  return decide('none', 'UpToDate', `up to date; renews ${when}${ari ? " (the CA's renewal window, ARI)" : ''}`);
 };
 
 /** DESIGN §3 and §10, in order; the first check that fires wins. */
@@ -378,7 +438,9 @@ export const CHAIN: ReadonlyArray<[string, Check]> = [
   ['namesChanged', namesChanged],
   ['replacePlaceholder', replacePlaceholder],
   ['upgradeKind', upgradeKind],
+  ['profileChanged', profileChanged],
   ['expired', expired],
+  ['caRequestedEarlyRenewal', caRequestedEarlyRenewal],
   ['renewalDue', renewalDue],
   ['notInOrchestrator', notInOrchestrator],
   ['remoteUnreadable', remoteUnreadable],
@@ -401,6 +463,17 @@ function orderBudget(input: PolicyInput, d: Decision, kind: Kind): OrderBudget {
   // validate again), nor staging's when production is ordered.
   const renews = local.state === 'present' && local.kind === kind && now < local.info.notAfter;
   return renews && d.reason !== 'NamesChanged' ? 'reserved' : 'new';
+}
+
+/**
+ * Let's Encrypt's ARI exemption: a renewal, sent with `replaces`, of a certificate of this kind once its
+ * suggested window has opened. A window that has already closed still counts: the CA answers a certificate it
+ * is revoking with a window that opened an hour ago and closed half an hour later (Boulder's
+ * RenewalInfoImmediate), and that renewal is exactly the one ARI exists for.
+ */
+function isAriRenewal(input: PolicyInput, kind: Kind): boolean {
+  const { local, ari, now } = input;
+  return ari !== undefined && local.state === 'present' && local.kind === kind && now >= ari.start;
 }
 
 export const KEPT_MESSAGE = (kind: Kind) => `kept ${kind}: STAGING would downgrade`;
@@ -432,16 +505,20 @@ export function decideAction(input: PolicyInput): Decision {
     const { kind, kept } = effectiveKind(input);
     let d = found;
     if (d.action === 'issue' || d.action === 'placeholder') {
-      d = { ...d, order: { kind, budget: orderBudget(input, d, kind) } };
+      const profile = input.wanted.profile;
+      d = { ...d, order: { kind, budget: orderBudget(input, d, kind), ...(profile ? { profile } : {}), ...(isAriRenewal(input, kind) ? { ariRenewal: true } : {}) } };
     }
     if (kept && !d.foreign) d = { ...d, keptKind: kept, message: `${d.message}; ${KEPT_MESSAGE(kept)}` };
     d = gate(d, input);
     const shown = d.describesRemote ? input.remote : input.local;
     if (shown.state === 'present' && !d.foreign) {
-      const s = renewalSchedule(shown.info, input.policy.renewBeforeDays);
+      // The ARI window is the local copy's; an orchestrator copy shown instead is judged by its lifetime.
+      const ari = d.describesRemote ? undefined : input.ari;
+      const s = renewalSchedule(shown.info, input.policy.renewBeforeDays, ari);
       d.renewAt = s.at;
       d.renewRule = s.rule;
       if (s.clamped) d.renewClamped = s.clamped;
+      if (ari) d.renewalWindow = { start: ari.start, end: ari.end, ...(ari.explanationURL ? { explanationURL: ari.explanationURL } : {}), early: isEarlyWindow(ari, shown.info.notBefore, shown.info.notAfter) };
     }
     return d;
   }

@@ -13,6 +13,7 @@ import type { ChallengeSolver } from './acme/challenge.js';
 import type { Orchestrator } from './orchestrators/orchestrator.js';
 import { decideAction, type Decision } from './policy.js';
 import type { Logger } from './log.js';
+import type { DirectoryBook } from './acme/directory.js';
 import type { EventSink } from './events/events.js';
 import type { RequestBook } from './requests.js';
 import type { BudgetRow, Ledger } from './limits/ledger.js';
@@ -54,6 +55,8 @@ export interface PassDeps {
   dnsUpkeep?: DnsUpkeep;
   /** Each CA's backoff after it was unreachable (ACME_DIRECTORY_URLS, src/multica/). */
   caHealth?: CaHealth;
+  /** The CAs' directories as read (renewalInfo, profiles); absent: neither ARI nor profiles are asked about. */
+  directories?: DirectoryBook;
 }
 
 export type Outcome = 'ok' | 'failed' | 'waiting' | 'foreign' | 'planned';
@@ -85,6 +88,12 @@ export interface CertResult {
   /** When the certificate in place falls due for renewal, and by which rule. */
   renewAt?: string;
   renewRule?: string;
+  /** The CA's renewal window for the certificate in place (ARI, RFC 9773); `early`: it asks for early renewal. */
+  renewalWindow?: { start: string; end: string; explanationURL?: string; early: boolean };
+  /** When the CA's renewal information is asked for again (its Retry-After): the manager wakes for it. */
+  ariNextFetch?: string;
+  /** The ACME profile the certificate in place was ordered with, and the one asked for now. */
+  profile?: string;
   nextAttempt?: string;
   /** VERIFY: every balancer serves the certificate in place (absent: not checked, or no balancer address known). */
   served?: boolean;

@@ -38,6 +38,11 @@ export function baseResult(o: Decided): CertResult {
     r.renewAt = decision.renewAt.toISOString();
     if (decision.renewRule) r.renewRule = decision.renewRule;
   }
+  const w = decision.renewalWindow;
+  if (w) r.renewalWindow = { start: w.start.toISOString(), end: w.end.toISOString(), ...(w.explanationURL ? { explanationURL: w.explanationURL } : {}), early: w.early };
+  if (o.ari?.nextFetch) r.ariNextFetch = o.ari.nextFetch;
+  const profile = decision.order?.profile ?? o.input.wanted.profile ?? (o.localCopy.state === 'present' ? o.localCopy.profile : undefined);
+  if (profile) r.profile = profile;
   if (decision.held) {
     if (decision.action === 'wait') r.outcome = 'waiting';
     r.nextAttempt = decision.held.until.toISOString();
@@ -152,6 +157,12 @@ const LIMIT_WORDS: Record<DirectoryBudgets['rows'][number]['limit'], string> = {
  */
 export async function nextWake(deps: PassDeps, results: CertResult[], now: Date): Promise<string | undefined> {
   const times = results.map((r) => (r.nextAttempt ? Date.parse(r.nextAttempt) : NaN));
+  // DESIGN §10: the manager wakes at the earliest renewal moment, so a window of a few hours (ARI, or a
+  // 6-day certificate's) is met, and when the CA's renewal information may be asked again (its Retry-After).
+  for (const r of results) {
+    if (r.renewAt && !r.issued && Date.parse(r.renewAt) > now.getTime()) times.push(Date.parse(r.renewAt));
+    if (r.ariNextFetch && Date.parse(r.ariNextFetch) > now.getTime()) times.push(Date.parse(r.ariNextFetch));
+  }
   try {
     const reload = await deps.orchestrator.nextReloadAt?.();
     if (reload) times.push(reload.getTime());

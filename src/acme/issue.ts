@@ -2,6 +2,7 @@
  * One order, from new key to issued chain. Written out step by step rather than with acme-client's
  * auto() so that the challenge files, the polling pace and the order URL are ours to control and report.
  */
+import { isIP } from 'node:net';
 import * as acme from 'acme-client';
 import { generatePrivateKey, loadPrivateKey, type KeyType } from '../certs/keys.js';
 import { keyMatchesCert, parseCert, splitPemChain } from '../certs/parse.js';
@@ -29,6 +30,15 @@ export interface IssueOptions {
   signal?: AbortSignal;
   /** PREFERRED_CHAIN: among the CA's alternate chains, the one with this issuer CN (closest to the root wins). */
   preferredChain?: string;
+  /**
+   * Keeps the download (key and PEM, unread) before anything parses or checks it, so a certificate the CA
+   * issued is never lost to a later step (issue 17 item 0: "store it first, then do the rest").
+   */
+  keep?: (downloaded: { key: string; pem: string; orderUrl: string }) => Promise<void>;
+  /** newOrder's `profile` (draft-ietf-acme-profiles §4), already checked against the CA's meta.profiles. */
+  profile?: string;
+  /** newOrder's `replaces`: the ARI CertID of the certificate this order renews (RFC 9773 §5). */
+  replaces?: string;
 }
 
 export class AcmeError extends Error {
@@ -71,12 +81,18 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
     const key = opts.key ?? (await generatePrivateKey(opts.keyType));
     // acme-client's CSR builder reads PKCS#8 only; the stored key keeps its traditional form.
     const pkcs8 = loadPrivateKey(key).export({ type: 'pkcs8', format: 'pem' }).toString();
-    const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, pkcs8);
+    // An IP address is no common name (CA/Browser Forum BR §7.1.4.3): such a CSR names it in the SANs only.
+    const first = names.find((n) => !isIP(n));
+    const [, csr] = await acme.crypto.createCsr({ ...(first ? { commonName: first } : {}), altNames: names }, pkcs8);
     return { key, csr };
   })();
   keyAndCsr.catch(() => undefined); // awaited below; an order that fails first must not leave it unhandled
   const order = await step('new order', () =>
-    client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) }),
+    client.createOrder({
+      identifiers: names.map((value) => ({ type: isIP(value) ? 'ip' : 'dns', value })),
+      ...(opts.profile ? { profile: opts.profile } : {}),
+      ...(opts.replaces ? { replaces: opts.replaces } : {}),
+    } as Parameters<acme.Client['createOrder']>[0]),
     signal,
   );
   opts.onOrder?.(order.url);
@@ -130,9 +146,10 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
     finalized = { ...finalized, ...(settled as unknown as acme.Order), url: order.url };
   }
   const pem = await step('download', () => client.getCertificate(finalized, opts.preferredChain));
+  if (opts.keep) await step('keep', () => opts.keep!({ key, pem, orderUrl: order.url }));
   const [cert, ...rest] = splitPemChain(pem);
   if (!cert) throw new AcmeError('download: the CA returned no certificate', 'download');
-  const info = parseCert(cert);
+  const info = await step('download', async () => parseCert(cert));
   const missing = names.filter((n) => !info.names.includes(n));
   if (missing.length > 0) throw new AcmeError(`download: certificate lacks ${missing.join(', ')}`, 'download');
   if (!keyMatchesCert(key, cert)) throw new AcmeError('download: certificate does not match our key', 'download');

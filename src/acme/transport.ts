@@ -35,7 +35,9 @@ export type AcmeProblem =
   /** The CA lost or deactivated the account (e.g. Pebble restarted). */
   | { kind: 'accountDoesNotExist'; url: string }
   /** The CA refused the identifiers of a new order (issue 15 item 4): no order exists. */
-  | { kind: 'refused'; url: string; type: string; detail: string };
+  | { kind: 'refused'; url: string; type: string; detail: string }
+  /** The CA refused a new order's ARI `replaces` (RFC 9773 §5: alreadyReplaced): no order exists. */
+  | { kind: 'replacesRefused'; url: string; detail: string };
 
 /** RFC 8555 §6.7 problems that refuse an order's identifiers at creation. */
 const REFUSED_TYPES = new Set(['rejectedIdentifier', 'unsupportedIdentifier', 'malformed'].map((t) => `urn:ietf:params:acme:error:${t}`));
@@ -51,6 +53,7 @@ export function onAcmeProblem(cb: (p: AcmeProblem) => void): () => void {
 function classifyProblem(status: number, data: unknown, headers: Record<string, unknown>, url: string): AcmeProblem | undefined {
   const problem = (data ?? {}) as { type?: string; detail?: string };
   if (problem.type === 'urn:ietf:params:acme:error:accountDoesNotExist') return { kind: 'accountDoesNotExist', url };
+  if (problem.type === 'urn:ietf:params:acme:error:alreadyReplaced') return { kind: 'replacesRefused', url, detail: problem.detail ?? `HTTP ${status}` };
   if (problem.type && REFUSED_TYPES.has(problem.type)) return { kind: 'refused', url, type: problem.type.slice('urn:ietf:params:acme:error:'.length), detail: problem.detail ?? `HTTP ${status}` };
   if (status !== 429 && problem.type !== 'urn:ietf:params:acme:error:rateLimited') return undefined;
   return { kind: 'rateLimited', url, retryAfterMs: retryAfterMs(headers['retry-after'], Date.now()), detail: problem.detail ?? `HTTP ${status}` };

@@ -3,8 +3,15 @@ import { loadPrivateKey } from './keys.js';
 
 /** What a certificate says about itself, read once from its PEM. */
 export interface CertInfo {
+  /**
+   * undefined for a certificate without one: Let's Encrypt's `tlsserver` and `shortlived` profiles omit the
+   * CN, as the CA/Browser Forum Baseline Requirements (§7.1.4.3) recommend. Never name a certificate by it.
+   */
   commonName: string | undefined;
-  /** DNS names from subjectAltName, in certificate order (falls back to the CN when there is no SAN). */
+  /**
+   * DNS names and IP addresses (RFC 8738 identifiers) from subjectAltName, in certificate order; falls back to
+   * the CN only for an old certificate with no SAN at all.
+   */
   names: string[];
   notBefore: Date;
   notAfter: Date;
@@ -12,8 +19,11 @@ export interface CertInfo {
   fingerprint: string;
   /** SHA-1 over the DER in the same form: what Rancher reports as certFingerprint. */
   fingerprintSha1: string;
+  /** RFC 2253; "" for an empty DN. */
   issuer: string;
+  /** RFC 2253; "" for an empty subject (no CN). */
   subject: string;
+  /** Decimal. */
   serialNumber: string;
   selfSigned: boolean;
 }
@@ -29,17 +39,20 @@ function colonHex(buf: Buffer): string {
   return buf.toString('hex').match(/../g)!.join(':');
 }
 
-/** "C=US\nO=Let's Encrypt\nCN=R3" (certificate order) → "CN=R3,O=Let's Encrypt,C=US" (RFC 2253 order). */
-export function dnToRfc2253(dn: string): string {
-  return dn
+/**
+ * "C=US\nO=Let's Encrypt\nCN=R3" (certificate order) → "CN=R3,O=Let's Encrypt,C=US" (RFC 2253 order).
+ * node's X509Certificate gives `undefined`, not "", for an empty DN: a certificate without a subject.
+ */
+export function dnToRfc2253(dn: string | undefined): string {
+  return (dn ?? '')
     .split('\n')
     .filter((l) => l !== '')
     .reverse()
     .join(',');
 }
 
-export function dnCommonName(dn: string): string | undefined {
-  return dn
+export function dnCommonName(dn: string | undefined): string | undefined {
+  return (dn ?? '')
     .split('\n')
     .find((l) => l.startsWith('CN='))
     ?.slice(3);
@@ -73,10 +86,7 @@ function parseCertUncached(pem: string): CertInfo {
   const first = splitPemChain(pem)[0];
   if (!first) throw new Error('no PEM CERTIFICATE block');
   const x = new X509Certificate(first);
-  const names = (x.subjectAltName ?? '')
-    .split(', ')
-    .filter((e) => e.startsWith('DNS:'))
-    .map((e) => e.slice(4).toLowerCase());
+  const names = sanNames(x.subjectAltName);
   const commonName = dnCommonName(x.subject)?.toLowerCase();
   if (names.length === 0 && commonName) names.push(commonName);
   return {
@@ -89,9 +99,34 @@ function parseCertUncached(pem: string): CertInfo {
     issuer: dnToRfc2253(x.issuer),
     subject: dnToRfc2253(x.subject),
     serialNumber: BigInt(`0x${x.serialNumber}`).toString(10),
-    // Self-signed: issued by itself and its signature verifies with its own key.
-    selfSigned: x.issuer === x.subject && x.verify(x.publicKey),
+    // Self-signed: issued by itself and its signature verifies with its own key. Two empty DNs are equal
+    // (both undefined); a CA-issued certificate without a subject has a non-empty issuer.
+    selfSigned: (x.issuer ?? '') === (x.subject ?? '') && x.verify(x.publicKey),
   };
+}
+
+/**
+ * The DNS names and IP addresses of a subjectAltName as node prints it ("DNS:a.test, IP Address:127.0.0.1").
+ * IPv6 comes uppercase and uncompressed from node; it is written the canonical way (RFC 5952) here, as
+ * DOMAINS is normalised, so a certificate covers the address it was ordered for.
+ */
+export function sanNames(subjectAltName: string | undefined): string[] {
+  const out: string[] = [];
+  for (const e of (subjectAltName ?? '').split(', ')) {
+    if (e.startsWith('DNS:')) out.push(e.slice(4).toLowerCase());
+    else if (e.startsWith('IP Address:')) out.push(canonicalIp(e.slice('IP Address:'.length)));
+  }
+  return out;
+}
+
+/** An IP address in its one canonical text form (IPv4 dotted; IPv6 per RFC 5952, via the URL parser). */
+export function canonicalIp(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  try {
+    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  } catch {
+    return ip.toLowerCase();
+  }
 }
 
 /** True when the private key is the one the certificate was issued for. */

@@ -3,18 +3,25 @@
  * pushed. Layout under DATA_DIR:
  *   certs/<name>/{privkey.pem (0600), cert.pem, chain.pem, fullchain.pem, meta.json}
  *   certs/<name>/status.json     last attempt, last error, next attempt (changes without the certificate)
+ *   certs/<name>/ari.json        the CA's renewal window for the certificate in place (RFC 9773) and when to ask again
+ *   certs/<name>/issued.json     (0600) a certificate the CA issued, kept the moment it is downloaded and
+ *                                before anything reads it; promoted into the set on the next read when the
+ *                                pass that ordered it could not store it (issue 17 item 0)
  *   issuers.json                 issuer DN → kind, as seen from each configured directory
  * Directories are 0700. Certificate sets are written with writeFileSet (all or nothing).
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDir, fsyncDir, recoverFileSet, writeFileAtomic, writeFileSet } from './atomic.js';
-import { parseCert, keyMatchesCert, type CertInfo } from './parse.js';
+import { parseCert, keyMatchesCert, splitPemChain, type CertInfo } from './parse.js';
 import type { Kind, KnownIssuers } from './kind.js';
+import type { AriState } from '../acme/ari.js';
 
 export const DIR_MODE = 0o700;
 export const KEY_MODE = 0o600;
 const PUBLIC_MODE = 0o644;
+const ISSUED_FILE = 'issued.json';
+const ARI_FILE = 'ari.json';
 
 /** A complete certificate: what is stored locally and what is pushed. */
 export interface CertBundle {
@@ -28,6 +35,8 @@ export interface CertBundle {
   kind: Kind;
   /** The ACME directory that issued it; "" for a self-signed placeholder. */
   directoryUrl: string;
+  /** The ACME profile it was ordered with, when one was asked for. */
+  profile?: string;
 }
 
 export interface CertMeta {
@@ -37,6 +46,23 @@ export interface CertMeta {
   directoryUrl: string;
   issuedAt: string;
   orderUrl?: string;
+  /** The ACME profile it was ordered with (draft-ietf-acme-profiles); renewals order the same one. */
+  profile?: string;
+}
+
+/** What the CA issued, exactly as downloaded, with the key it was ordered for (issue 17 item 0). */
+export interface IssuedRecord {
+  name: string;
+  names: string[];
+  kind: Kind;
+  profile?: string;
+  directoryUrl: string;
+  orderUrl: string;
+  /** The key, PEM; the file is 0600 like privkey.pem. */
+  key: string;
+  /** The whole download: the leaf, then the chain. */
+  pem: string;
+  issuedAt: string;
 }
 
 export interface CertStatus {
@@ -84,11 +110,17 @@ export class LocalStore {
     }
   }
 
-  /** `recover: false` reads without finishing an interrupted write (for `plan`, which changes nothing). */
+  /**
+   * `recover: false` reads without finishing an interrupted write (for `plan`, which changes nothing).
+   * Recovering also stores a certificate the CA issued that its pass could not store (see `keepIssued`).
+   */
   async read(name: string, opts: { recover: boolean } = { recover: true }): Promise<LocalCopy> {
     const dir = this.certDir(name);
     try {
-      if (opts.recover) await recoverFileSet(dir);
+      if (opts.recover) {
+        await recoverFileSet(dir);
+        await this.promoteIssued(name);
+      }
     } catch (e) {
       return { state: 'unreadable', error: `cannot recover ${dir}: ${(e as Error).message}` };
     }
@@ -123,6 +155,7 @@ export class LocalStore {
         chain: chain!,
         kind: meta.kind,
         directoryUrl: meta.directoryUrl,
+        ...(meta.profile ? { profile: meta.profile } : {}),
       };
       return { state: 'present', info, meta, bundle, keyMatches };
     } catch (e) {
@@ -142,6 +175,7 @@ export class LocalStore {
       directoryUrl: bundle.directoryUrl,
       issuedAt: (extra.issuedAt ?? new Date()).toISOString(),
       ...(extra.orderUrl ? { orderUrl: extra.orderUrl } : {}),
+      ...(bundle.profile ? { profile: bundle.profile } : {}),
     };
     await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
     await writeFileSet(
@@ -179,6 +213,72 @@ export class LocalStore {
     await fsyncDir(archive);
     await fsyncDir(join(this.dataDir, 'certs'));
     return to;
+  }
+
+  /**
+   * Keeps what the CA issued, as downloaded, before anything parses or checks it: a certificate the CA issued
+   * counts against its limits whether or not this pass manages to store it, so no later step (a parser that
+   * throws on a certificate without a CN, a full disk, a crash) may lose it (issue 17 item 0).
+   */
+  async keepIssued(rec: IssuedRecord): Promise<void> {
+    const dir = this.certDir(rec.name);
+    await ensureDir(dir, DIR_MODE);
+    await writeFileAtomic(join(dir, ISSUED_FILE), `${JSON.stringify(rec)}\n`, KEY_MODE);
+  }
+
+  /** The kept download is in the set now (or was judged unusable): forget it. */
+  async dropIssued(name: string): Promise<void> {
+    await fs.rm(join(this.certDir(name), ISSUED_FILE), { force: true });
+  }
+
+  /**
+   * A kept download its pass did not store: stored now when it is complete (leaf parses, key matches, names
+   * covered) and newer than the set in place. One that is not is renamed aside, never deleted: it is what the
+   * CA issued, and the operator may want it.
+   */
+  private async promoteIssued(name: string): Promise<void> {
+    const path = join(this.certDir(name), ISSUED_FILE);
+    let rec: IssuedRecord;
+    try {
+      rec = JSON.parse(await fs.readFile(path, 'utf8')) as IssuedRecord;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new Error(`${ISSUED_FILE}: ${(e as Error).message}`);
+    }
+    const [cert, ...rest] = splitPemChain(rec.pem ?? '');
+    let usable = false;
+    let newer = false;
+    try {
+      const info = parseCert(cert ?? '');
+      usable = keyMatchesCert(rec.key, cert!) && rec.names.every((n) => info.names.includes(n));
+      const current = await fs.readFile(join(this.certDir(name), 'cert.pem'), 'utf8').then(parseCert, () => undefined);
+      newer = !current || current.notAfter < info.notAfter || current.selfSigned;
+    } catch {
+      usable = false;
+    }
+    if (usable && newer) {
+      const bundle: CertBundle = { name, names: rec.names, key: rec.key, cert: cert!, chain: rest.join(''), kind: rec.kind, directoryUrl: rec.directoryUrl, ...(rec.profile ? { profile: rec.profile } : {}) };
+      await this.write(bundle, { orderUrl: rec.orderUrl, issuedAt: new Date(rec.issuedAt) });
+      await this.dropIssued(name);
+    } else if (!usable) {
+      await fs.rename(path, join(this.certDir(name), `issued-unusable-${Date.now()}.json`));
+    } else await this.dropIssued(name);
+  }
+
+  /** The ACME Renewal Information kept for the certificate in place (src/acme/ari.ts); undefined when none. */
+  async readAri(name: string): Promise<AriState | undefined> {
+    try {
+      const s = JSON.parse(await fs.readFile(join(this.certDir(name), ARI_FILE), 'utf8')) as AriState;
+      return typeof s?.certId === 'string' && typeof s.nextFetch === 'string' ? s : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async writeAri(name: string, state: AriState): Promise<void> {
+    const dir = this.certDir(name);
+    await ensureDir(dir, DIR_MODE);
+    await writeFileAtomic(join(dir, ARI_FILE), `${JSON.stringify(state, null, 2)}\n`, 0o600);
   }
 
   async readStatus(name: string): Promise<CertStatus> {

@@ -2,7 +2,8 @@
 import type { Kind } from '../certs/kind.js';
 import type { Reason } from '../policy.js';
 
-export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused' | 'removed' | 'dns' | 'not-served';
+/** `early-renewal`: the CA's renewal window (ARI) asks for the certificate to be replaced early (likely revocation). */
+export type EventType = 'issued' | 'renewed' | 'pushed' | 'placeholder' | 'failed' | 'refused' | 'removed' | 'dns' | 'not-served' | 'early-renewal';
 
 export interface CertEvent {
   type: EventType;
@@ -24,6 +25,8 @@ export interface CertEvent {
   pendingReloads?: string[];
   /** `dns`: an address record of a managed name changed (DNS_UPKEEP); `name` is the DNS name. */
   dns?: { type: 'A' | 'AAAA'; from: string[]; to: string[] };
+  /** `early-renewal`: the page where the CA explains why (RFC 9773 §4.2 explanationURL). */
+  explanationURL?: string;
 }
 
 /** One line a person reads, for logs, Slack and hook output. */
@@ -46,6 +49,8 @@ export function describeEvent(e: CertEvent): string {
       return `${e.name}: DNS ${e.dns?.type ?? 'address'} record set to ${e.dns?.to.join(', ') ?? '?'} (was ${e.dns?.from.length ? e.dns.from.join(', ') : 'none'})`;
     case 'not-served':
       return `${e.name}: not served by the balancer: ${e.error ?? 'unknown'}`;
+    case 'early-renewal':
+      return `${e.name}: the CA asks for early renewal (its ARI window moved forward; most likely it will revoke the certificate)${e.explanationURL ? `: ${e.explanationURL}` : ''}; renewing now`;
     case 'failed':
       return `${e.name}: failed (${e.reason}): ${e.error ?? 'unknown error'}${e.nextAttempt ? `; next attempt ${e.nextAttempt}` : ''}`;
   }

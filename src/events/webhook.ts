@@ -10,7 +10,7 @@ export type WebhookFormat = 'json' | 'slack';
 
 export function webhookBody(e: CertEvent, format: WebhookFormat): unknown {
   if (format === 'slack') {
-    const icon = e.type === 'failed' || e.type === 'refused' ? ':warning:' : e.type === 'placeholder' ? ':hourglass:' : ':lock:';
+    const icon = e.type === 'failed' || e.type === 'refused' || e.type === 'early-renewal' ? ':warning:' : e.type === 'placeholder' ? ':hourglass:' : ':lock:';
     return { text: `${icon} certwrangler: ${describeEvent(e)}` };
   }
   const { type, name, ...rest } = e;

@@ -42,6 +42,13 @@ export const DEFAULT_NEW_ORDER_BUDGET = 0.8;
 
 export interface OrderOptions {
   budget?: BudgetClass;
+  /**
+   * A renewal sent with ARI's `replaces` inside the window the CA suggested: Let's Encrypt exempts it from every
+   * rate limit (https://letsencrypt.org/docs/rate-limits/, "ARI renewals"; announced in "An Engineer's Guide
+   * to Integrating ARI into Existing ACME Clients", 2024-04-25). Only the CA's own rateLimited answer holds it;
+   * it is kept in the ledger, marked, and counts against no limit.
+   */
+  ariRenewal?: boolean;
 }
 
 /** One limit as it stands, for `plan` and the status page. */
@@ -61,8 +68,9 @@ export interface BudgetRow {
 
 export interface LedgerData {
   version: 1;
-  orders: { at: string; names: string[] }[];
-  issued: { at: string; names: string[] }[];
+  /** `ari`: an ARI renewal, exempt from every limit (OrderOptions.ariRenewal); kept so the file says what was ordered. */
+  orders: { at: string; names: string[]; ari?: true }[];
+  issued: { at: string; names: string[]; ari?: true }[];
   failedAuthorizations: { at: string; name: string }[];
   /** The CA answered rateLimited: no order before `until`. */
   caLimited: { until: string; detail: string }[];
@@ -117,7 +125,7 @@ export function checkLimits(data: LedgerData, names: string[], now: Date, pendin
     if (Date.parse(c.until) > t) return { limit: 'caRateLimited', message: `the CA answered rateLimited (${c.detail}); no order before ${c.until}`, retryAt: new Date(c.until) };
   }
 
-  const orders = data.orders.filter((o) => within(o.at, limits.newOrdersPerAccount)).map((o) => Date.parse(o.at));
+  const orders = data.orders.filter((o) => !o.ari && within(o.at, limits.newOrdersPerAccount)).map((o) => Date.parse(o.at));
   if (orders.length >= limits.newOrdersPerAccount.count) {
     const at = retryAt(orders, limits.newOrdersPerAccount);
     return { limit: 'newOrdersPerAccount', message: `${orders.length} new orders in the last 3 hours (limit ${limits.newOrdersPerAccount.count} per account)`, retryAt: at };
@@ -130,7 +138,7 @@ export function checkLimits(data: LedgerData, names: string[], now: Date, pendin
     }
   }
 
-  const issued = [...data.issued, ...pending.map((p) => ({ at: pendingAt, names: p }))];
+  const issued = [...data.issued.filter((i) => !i.ari), ...pending.map((p) => ({ at: pendingAt, names: p }))];
   const wanted = key(names);
   const dups = issued.filter((i) => key(i.names) === wanted && within(i.at, limits.duplicateCertificates)).map((i) => Date.parse(i.at));
   if (dups.length >= limits.duplicateCertificates.count) {
@@ -144,6 +152,11 @@ export function checkLimits(data: LedgerData, names: string[], now: Date, pendin
     }
   }
   return undefined;
+}
+
+/** An ARI renewal is exempt from every limit; only the CA's own rateLimited answer (its Retry-After) holds it. */
+function caLimitOnly(data: LedgerData, now: Date): Verdict | undefined {
+  return checkLimits({ ...data, orders: [], issued: [], failedAuthorizations: [] }, [], now);
 }
 
 /** Each limit cut to the share new certificates may use; never below 1, so a small budget still lets one through. */
@@ -187,8 +200,8 @@ export function budgetRows(data: LedgerData, now: Date, fraction: number, limits
     const oldest = Math.min(...times);
     rows.push({ limit, scope, used: times.length, max, newMax, heldBack: max - newMax, refillsAt: new Date(oldest + limits[limit].windowMs).toISOString() });
   };
-  row('newOrdersPerAccount', 'account', data.orders.filter((o) => within(o.at, limits.newOrdersPerAccount)).map((o) => Date.parse(o.at)));
-  const issued = data.issued.filter((i) => within(i.at, limits.certificatesPerRegisteredDomain));
+  row('newOrdersPerAccount', 'account', data.orders.filter((o) => !o.ari && within(o.at, limits.newOrdersPerAccount)).map((o) => Date.parse(o.at)));
+  const issued = data.issued.filter((i) => !i.ari && within(i.at, limits.certificatesPerRegisteredDomain));
   const byDomain = new Map<string, number[]>();
   const bySet = new Map<string, number[]>();
   for (const i of issued) {
@@ -274,12 +287,14 @@ export class Ledger {
   async acquire(names: string[], opts: OrderOptions = {}): Promise<Verdict | Ticket> {
     const data = await this.load();
     const now = this.clock();
-    const verdict = checkOrder(data, names, now, [...this.pending], opts.budget ?? 'reserved', this.newOrderBudget);
+    const verdict = opts.ariRenewal ? caLimitOnly(data, now) : checkOrder(data, names, now, [...this.pending], opts.budget ?? 'reserved', this.newOrderBudget);
     if (verdict) return verdict;
     const reservation = [...names];
-    const order = { at: now.toISOString(), names: reservation };
+    const ari = opts.ariRenewal ? ({ ari: true } as const) : {};
+    const order = { at: now.toISOString(), names: reservation, ...ari };
     data.orders.push(order);
-    this.pending.add(reservation);
+    // An exempt renewal is not in flight against any limit either.
+    if (!opts.ariRenewal) this.pending.add(reservation);
     try {
       await this.save();
     } catch (e) {
@@ -289,7 +304,7 @@ export class Ledger {
     }
     const at = () => this.clock().toISOString();
     return {
-      issued: () => void data.issued.push({ at: at(), names }),
+      issued: () => void data.issued.push({ at: at(), names, ...ari }),
       release: () => {
         const i = data.orders.indexOf(order);
         if (i >= 0) data.orders.splice(i, 1);
@@ -304,6 +319,7 @@ export class Ledger {
 
   /** The verdict an order for `names` would get now, reserving nothing (for `plan`). */
   async peek(names: string[], opts: OrderOptions = {}): Promise<Verdict | undefined> {
+    if (opts.ariRenewal) return caLimitOnly(await this.load(), this.clock());
     return checkOrder(await this.load(), names, this.clock(), [...this.pending], opts.budget ?? 'reserved', this.newOrderBudget);
   }
 

@@ -6,6 +6,7 @@
  */
 import { mergeWanted, parseDomainList, type DomainsOptions, type LabelService, type ParsedDomains, type RefusedCert, type WantedCert } from '../domains.js';
 import { KEY_TYPES, type KeyType } from '../certs/keys.js';
+import { PROFILE_NAME_RE } from '../acme/directory.js';
 
 /** One request: a value in the hosts-label grammar ("a,b;c"), where it was read, and the challenge it names. */
 export interface LabelRequest {
@@ -14,7 +15,7 @@ export interface LabelRequest {
   value: string;
   /**
    * The labels beside it and the hosts label's name: its options are read from `<prefix>.challenge`,
-   * `<prefix>.key_type` and `<prefix>.reuse_key`. Absent for a convention read in the label's place.
+   * `<prefix>.key_type`, `<prefix>.reuse_key` and `<prefix>.profile`. Absent for a convention read in the label's place.
    */
   labels?: Record<string, string>;
   prefix?: string;
@@ -71,7 +72,12 @@ export function wantedFromRequests(owners: LabelOwner[], opts: DomainsOptions): 
         refused.push({ spec: r.value, source: r.source, service: who, error: keys.error });
         continue;
       }
-      lists.push(parsed.certs.map((c) => ({ ...c, service, ...(challenge ? { challenge: challenge as 'http-01' | 'dns-01' } : {}), ...keys })));
+      const profile = r.prefix === undefined ? undefined : labels[`${prefix}.profile`]?.trim();
+      if (profile !== undefined && profile !== '' && !PROFILE_NAME_RE.test(profile)) {
+        refused.push({ spec: r.value, source: r.source, service: who, error: `${prefix}.profile=${JSON.stringify(profile.slice(0, 80))} is not a profile name (letters, digits, ".", "_", "-"; e.g. tlsserver)` });
+        continue;
+      }
+      lists.push(parsed.certs.map((c) => ({ ...c, service, ...(challenge ? { challenge: challenge as 'http-01' | 'dns-01' } : {}), ...keys, ...(profile ? { profile } : {}) })));
       refused.push(...parsed.refused.map((x) => ({ ...x, service: who })));
     }
     // One service's own requests (primary and sidekicks, several routers) may share a certificate; other services' never merge.

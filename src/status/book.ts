@@ -10,7 +10,7 @@ import { FOREIGN_WARN_DAYS } from '../policy.js';
 export type Health = 'ok' | 'expired' | 'expiring' | 'failing' | 'pending';
 
 /** What a pass learns about the certificate in place; a pass that could not look keeps the last values. */
-const LEARNED = ['kind', 'issuer', 'notBefore', 'notAfter', 'renewAt', 'renewRule', 'ca', 'caWhy', 'served'] as const;
+const LEARNED = ['kind', 'issuer', 'notBefore', 'notAfter', 'renewAt', 'renewRule', 'profile', 'renewalWindow', 'ca', 'caWhy', 'served'] as const;
 
 /** What the book keeps per certificate. Health is not kept: it changes with the clock, so it is derived when shown. */
 type KeptRow = Pick<CertResult, 'name' | 'names' | 'sources' | (typeof LEARNED)[number]> & {
@@ -76,17 +76,24 @@ export function healthOf(row: KeptRow, now: Date): Health {
 /** Errors often start with the certificate's own name; the alert already says it. */
 const bare = (row: KeptRow, error: string | undefined) => (error?.startsWith(`${row.name}: `) ? error.slice(row.name.length + 2) : error);
 
+/** "in 12 days"; under two days, in hours, so a 6-day certificate's last tenth (14 hours) does not read "0 days". */
+function inTime(leftMs: number): string {
+  return leftMs < 2 * 86_400_000 ? `${Math.floor(leftMs / 3_600_000)} hours` : `${Math.floor(leftMs / 86_400_000)} days`;
+}
+
 function alertFor(row: CertRow, now: Date): string | undefined {
-  const days = row.notAfter ? Math.floor((new Date(row.notAfter).getTime() - now.getTime()) / 86_400_000) : undefined;
+  const left = inTime(row.notAfter ? new Date(row.notAfter).getTime() - now.getTime() : 0);
   if (row.foreign && (row.health === 'expired' || row.health === 'expiring')) {
-    const when = row.health === 'expired' ? `expired on ${row.notAfter}` : `expires in ${days} days (${row.notAfter})`;
+    const when = row.health === 'expired' ? `expired on ${row.notAfter}` : `expires in ${left} (${row.notAfter})`;
     return `${row.name}: the orchestrator's certificate, which certwrangler does not manage, ${when}: renew it yourself, or list it in ADOPT_EXISTING`;
   }
+  const w = row.renewalWindow;
+  if (w?.early && row.health !== 'expired') return `${row.name}: the CA asks for early renewal (its renewal window opened ${w.start}, before a third of the lifetime; most likely it will be revoked)${w.explanationURL ? `: ${w.explanationURL}` : ''}`;
   switch (row.health) {
     case 'expired':
       return `${row.name} expired on ${row.notAfter}${row.lastError ? `; last error: ${bare(row, row.lastError)}` : ''}`;
     case 'expiring':
-      return `${row.name} expires in ${days} days (${row.notAfter}), in the last tenth of its life${row.lastError ? `; last error: ${bare(row, row.lastError)}` : ''}`;
+      return `${row.name} expires in ${left} (${row.notAfter}), in the last tenth of its life${row.lastError ? `; last error: ${bare(row, row.lastError)}` : ''}`;
     case 'failing':
       return `${row.name} is failing: ${bare(row, row.lastError)}${row.nextAttempt ? `; next attempt ${row.nextAttempt}` : ''}`;
     default:

@@ -25,6 +25,8 @@ export class Metrics {
   private readonly certificates: Gauge;
   private readonly decisions: Gauge;
   private readonly served: Gauge;
+  private readonly earlyRenewal: Gauge;
+  private readonly earlyRenewals: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -35,6 +37,8 @@ export class Metrics {
     this.certificates = new Gauge({ name: `${P}certificates`, help: 'Wanted certificates by health.', labelNames: ['health'], registers });
     this.decisions = new Gauge({ name: `${P}certificate_decisions`, help: 'Certificates by the last pass\'s decision: action and machine reason (src/policy.ts Reason).', labelNames: ['action', 'reason'], registers });
     this.served = new Gauge({ name: `${P}certificate_served`, help: 'VERIFY: 1 when every balancer serves the certificate in place (TLS handshake with SNI), 0 when one does not; absent when not checked.', labelNames: ['name'], registers });
+    this.earlyRenewal = new Gauge({ name: `${P}certificate_early_renewal_window_start_timestamp_seconds`, help: "The CA asks for this certificate to be replaced early (its ARI window opens before a third of the lifetime): when that window opens, in seconds since the epoch. Most likely the CA will revoke it.", labelNames: ['name'], registers });
+    this.earlyRenewals = new Counter({ name: `${P}ca_requested_early_renewals_total`, help: 'Orders made because the CA asked for early renewal (reason CARequestedEarlyRenewal).', registers });
     this.orders = new Counter({ name: `${P}orders_total`, help: 'ACME orders created, by result.', labelNames: ['result'], registers });
     this.acmeCount = new Counter({ name: `${P}http_acme_client_request_count`, help: 'ACME requests, by host, path, method and status.', labelNames: ['host', 'path', 'method', 'status'], registers });
     this.acmeDuration = new Histogram({ name: `${P}http_acme_client_request_duration_seconds`, help: 'Duration of ACME requests.', labelNames: ['host', 'path', 'method', 'status'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
@@ -71,6 +75,7 @@ export class Metrics {
     this.certificates.reset();
     this.decisions.reset();
     this.served.reset();
+    this.earlyRenewal.reset();
     const byHealth = new Map<string, number>();
     for (const r of report.results) {
       if (r.orders > 0) this.orders.inc({ result: r.issued ? 'issued' : 'failed' }, r.orders);
@@ -78,6 +83,8 @@ export class Metrics {
       if (r.notAfter) this.expiration.set({ name: r.name, kind: r.foreign ? 'foreign' : (r.kind ?? 'unknown') }, Date.parse(r.notAfter) / 1000);
       if (r.served !== undefined) this.served.set({ name: r.name }, r.served ? 1 : 0);
       if (r.renewAt) this.renewal.set({ name: r.name }, Date.parse(r.renewAt) / 1000);
+      if (r.renewalWindow?.early) this.earlyRenewal.set({ name: r.name }, Date.parse(r.renewalWindow.start) / 1000);
+      if (r.decision.reason === 'CARequestedEarlyRenewal' && r.orders > 0) this.earlyRenewals.inc(r.orders);
       this.decisions.inc({ action: r.decision.action, reason: r.decision.reason satisfies Reason });
       const h = health(r.name) ?? 'pending';
       byHealth.set(h, (byHealth.get(h) ?? 0) + 1);

@@ -26,7 +26,7 @@ function info(opts: { ageDays?: number; names?: string[]; fp?: string; lifeDays?
 }
 
 const absent: Copy = { state: 'absent' };
-const local = (kind: Kind, o: Parameters<typeof info>[0] = {}, keyMatches = true): Copy => ({ state: 'present', info: info(o), kind, keyMatches, owned: true });
+const local = (kind: Kind, o: Parameters<typeof info>[0] & { profile?: string } = {}, keyMatches = true): Copy => ({ state: 'present', info: info(o), kind, keyMatches, owned: true, ...(o.profile ? { profile: o.profile } : {}) });
 const remote = (kind: Kind | undefined, o: Parameters<typeof info>[0] = {}, owned = true): Copy => ({ state: 'present', info: info(o), kind, keyMatches: true, owned });
 
 interface Row {
@@ -41,6 +41,11 @@ interface Row {
   origin?: 'DOMAINS' | 'api' | 'label';
   /** More of the input: a revocation, an unwanted certificate. */
   extra?: Pick<PolicyInput, 'revoked' | 'unwanted'>;
+  /** The CA's renewal window (ARI), days from NOW, and the moment drawn inside it. */
+  ari?: { startDays: number; endDays: number; atDays: number; explanationURL?: string };
+  /** PROFILE / the label's profile; and whether the CA offers profiles. */
+  profile?: string;
+  caOffersProfiles?: boolean;
   action: Action;
   reason: Reason;
   message?: RegExp;
@@ -143,10 +148,30 @@ const rows: Row[] = [
   { name: 'unwanted (DECOMMISSION=remove) while a balancer references it: kept', ...aged(90, 10), extra: { unwanted: { since: NOW, removeAt: NOW, usedBy: ['edge (1s3)'] } }, action: 'none', reason: 'Unwanted', message: /kept while balancers still use it: edge \(1s3\)/ },
   { name: 'unwanted (DECOMMISSION=remove), but the orchestrator\'s copy is not certwrangler\'s: never removed', local: local('production'), remote: remote(undefined, { fp: 'ff' }, false), extra: { unwanted: { since: NOW, removeAt: NOW, usedBy: [] } }, action: 'none', reason: 'Unwanted', message: /not created by certwrangler, so it is never removed/ },
   { name: 'unwanted (DECOMMISSION=remove), due and unused: removed', ...aged(90, 10), extra: { unwanted: { since: NOW, removeAt: NOW, usedBy: [] } }, action: 'remove', reason: 'Unwanted' },
+  // issue 17 item 1: the CA's renewal window (ARI, RFC 9773) wins over the lifetime rules
+  { name: 'ARI: a window in the future → up to date, renewing at the moment drawn inside it', ...aged(90, 10), ari: { startDays: 40, endDays: 42, atDays: 41 }, action: 'none', reason: 'UpToDate', message: /renewal window, ARI/, expect: (d) => (assert.equal(d.renewAt?.getTime(), NOW.getTime() + 41 * DAY), assert.equal(d.renewalWindow?.early, false)) },
+  { name: 'ARI: the moment has come → renew, as an ARI renewal (exempt from the rate limits)', ...aged(90, 61), ari: { startDays: -1, endDays: 1, atDays: -0.5 }, action: 'issue', reason: 'Renew', message: /inside the CA's renewal window/, expect: (d) => assert.equal(d.order?.ariRenewal, true) },
+  { name: 'ARI: a window that has closed → renew now, still an ARI renewal', ...aged(90, 70), ari: { startDays: -9, endDays: -8, atDays: -8.5 }, action: 'issue', reason: 'Renew', message: /the window closed .*, so now/, expect: (d) => assert.equal(d.order?.ariRenewal, true) },
+  { name: 'ARI: no window, renewed by the lifetime rule → an ordinary order for the rate limits', ...aged(90, 70), action: 'issue', reason: 'Renew', expect: (d) => assert.equal(d.order?.ariRenewal, undefined) },
+  { name: 'ARI: a window later than the lifetime rule still wins (the CA spreads its load)', ...aged(90, 65), ari: { startDays: 5, endDays: 6, atDays: 5.5 }, action: 'none', reason: 'UpToDate' },
+  { name: 'ARI: never later than the last tenth of the lifetime', ...aged(90, 80), ari: { startDays: 5, endDays: 6, atDays: 5.5 }, action: 'none', reason: 'UpToDate', expect: (d) => (assert.equal(d.renewAt?.getTime(), NOW.getTime() + 1 * DAY), assert.match(d.renewRule ?? '', /never later than the last tenth/)) },
+  { name: 'ARI: a window before a third of the lifetime → CARequestedEarlyRenewal, with the CA\'s explanation', ...aged(90, 10), ari: { startDays: -0.1, endDays: 0.1, atDays: -0.05, explanationURL: 'https://ca.test/incident' }, action: 'issue', reason: 'CARequestedEarlyRenewal', message: /early renewal.*https:\/\/ca\.test\/incident/, expect: (d) => assert.equal(d.renewalWindow?.early, true) },
+  { name: 'ARI: an early window whose moment is still ahead → up to date until then, shown as early', ...aged(90, 10), ari: { startDays: -0.1, endDays: 0.5, atDays: 0.2 }, action: 'none', reason: 'UpToDate', expect: (d) => assert.equal(d.renewalWindow?.early, true) },
+  { name: 'ARI: 6-day certificate, window now → renew', ...aged(6, 3.5), ari: { startDays: -0.2, endDays: 0.2, atDays: -0.1 }, action: 'issue', reason: 'Renew' },
+  // issue 17 item 2: profiles
+  { name: 'profile: PROFILE changed since the certificate was ordered → reissue once', local: local('production', { profile: 'classic' }), remote: remote('production'), profile: 'tlsserver', caOffersProfiles: true, action: 'issue', reason: 'ProfileChanged', message: /ordered as classic, now tlsserver/, expect: (d) => assert.equal(d.order?.profile, 'tlsserver') },
+  { name: 'profile: set where none was → reissue', local: local('production'), remote: remote('production'), profile: 'shortlived', caOffersProfiles: true, action: 'issue', reason: 'ProfileChanged' },
+  { name: 'profile: the same profile → nothing', local: local('production', { profile: 'tlsserver' }), remote: remote('production'), profile: 'tlsserver', caOffersProfiles: true, action: 'none', reason: 'UpToDate' },
+  { name: 'profile: none set, none recorded, the CA offers none → never a reissue', local: local('production'), remote: remote('production'), caOffersProfiles: false, action: 'none', reason: 'UpToDate' },
+  { name: 'profile: unset after one was recorded, the CA offers none → no reissue', local: local('production', { profile: 'classic' }), remote: remote('production'), caOffersProfiles: false, action: 'none', reason: 'UpToDate' },
+  { name: 'profile: unset after one was recorded, the CA offers profiles → back to its default', local: local('production', { profile: 'shortlived' }), remote: remote('production'), caOffersProfiles: true, action: 'issue', reason: 'ProfileChanged', message: /now the CA's default/ },
+  { name: 'profile: a renewal keeps ordering the profile', ...aged(90, 70), profile: 'tlsserver', local: local('production', { ageDays: 70, profile: 'tlsserver' }), caOffersProfiles: true, action: 'issue', reason: 'Renew', expect: (d) => assert.equal(d.order?.profile, 'tlsserver') },
 ];
 
 const inputOf = (row: Row): PolicyInput => ({
-  wanted: { name: NAMES[0]!, names: row.names ?? NAMES, kind: row.want ?? 'production', origin: row.origin ?? 'DOMAINS' },
+  wanted: { name: NAMES[0]!, names: row.names ?? NAMES, kind: row.want ?? 'production', origin: row.origin ?? 'DOMAINS', ...(row.profile ? { profile: row.profile } : {}) },
+  ...(row.ari ? { ari: { start: new Date(NOW.getTime() + row.ari.startDays * DAY), end: new Date(NOW.getTime() + row.ari.endDays * DAY), at: new Date(NOW.getTime() + row.ari.atDays * DAY), ...(row.ari.explanationURL ? { explanationURL: row.ari.explanationURL } : {}) } } : {}),
+  ...(row.caOffersProfiles !== undefined ? { caOffersProfiles: row.caOffersProfiles } : {}),
   local: row.local,
   remote: row.remote,
   now: NOW,
