@@ -312,7 +312,9 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
     throw new AccountUnavailable(e.message);
   });
   const plan = o.decision.order!;
-  const facts = await deps.directories?.facts(directoryUrl).catch(() => undefined);
+  // With a profile to check, a directory that cannot be read is the CA's failure (the next CA may take the
+  // order), not "it offers no profiles"; without one, ARI's `replaces` is simply left out.
+  const facts = plan.profile ? await deps.directories?.facts(directoryUrl) : await deps.directories?.facts(directoryUrl).catch(() => undefined);
   if (plan.profile) checkProfile(plan.profile, directoryUrl, facts?.profiles, o);
   // RFC 9773 §5: a renewal names the certificate it replaces, when its CA speaks ARI and issued the one in place.
   let replaces = facts?.renewalInfo && o.local.state === 'present' && o.local.meta.directoryUrl === directoryUrl ? o.ari?.certId : undefined;

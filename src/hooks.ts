@@ -3,7 +3,7 @@
  * name and file paths in its environment and a timeout that kills the whole process group.
  */
 import { spawn } from 'node:child_process';
-import { secretVariables } from './secrets.js';
+import { isSecretVariable } from './secrets.js';
 
 export interface HookResult {
   code: number | null;
@@ -51,7 +51,7 @@ export function cleanVars(vars: Record<string, string>): Record<string, string> 
 export function runHook(command: string, vars: Record<string, string>, timeoutMs: number): Promise<HookResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...cleanVars(vars) };
   // The hook is the operator's own program, but it has no business with our credentials.
-  for (const k of secretVariables()) delete env[k];
+  for (const k of Object.keys(env)) if (isSecretVariable(k)) delete env[k];
   return new Promise((resolve) => {
     let child: ReturnType<typeof spawn>;
     try {

@@ -22,7 +22,7 @@ export interface RevokeArgs {
 export async function revokeCommand(config: Config, log: Logger, args: RevokeArgs): Promise<number> {
   const lock = await lockForManager(config, log, true);
   try {
-    if (config.orchestrator === 'files') await moveToVersions(config.certsDir, log);
+    if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
     const deps = await assemble(config, log, args.at ? { now: () => args.at! } : {});
     let done;
     try {

@@ -9,6 +9,9 @@ import { ORCHESTRATOR_REGISTRY } from './orchestrators/registry.js';
 
 const CORE_SECRETS = ['ACME_EAB_HMAC_KEY', 'STATUS_TOKEN', 'WEBHOOK_URL'] as const;
 
+/** Secrets named by number, one per CA of ACME_DIRECTORY_URLS (ACME_EAB_HMAC_KEY_2, …). */
+const NUMBERED_SECRETS = /^ACME_EAB_HMAC_KEY_\d+$/;
+
 let list: readonly string[] | undefined;
 
 /**
@@ -18,4 +21,9 @@ let list: readonly string[] | undefined;
 export function secretVariables(): readonly string[] {
   list ??= Object.freeze([...CORE_SECRETS, ...secretsOf(DNS_PROVIDER_REGISTRY), ...secretsOf(ORCHESTRATOR_REGISTRY)]);
   return list;
+}
+
+/** Whether a variable holds a credential: one of `secretVariables()`, or a numbered one (ACME_EAB_HMAC_KEY_<n>). */
+export function isSecretVariable(name: string): boolean {
+  return secretVariables().includes(name) || NUMBERED_SECRETS.test(name);
 }

@@ -40,6 +40,8 @@ export class BalancerPaths {
 /** One balancer format. */
 export interface Output {
   readonly name: string;
+  /** A file of this output that a balancer's own configuration names for this certificate (removal must wait for it). */
+  pins?(name: string): Promise<string | undefined>;
   /**
    * Rewrites its files for these certificates (every one in CERTS_DIR, by name); returns the files it changed.
    * A file per certificate is written at each push; one file for all (a crt-list) once a pass, after the pushes,
@@ -92,6 +94,15 @@ export class Outputs {
 
   get empty(): boolean {
     return this.outputs.length === 0;
+  }
+
+  /** The first output file a balancer may still include for `name` (DECOMMISSION=remove waits while there is one). */
+  async pinnedBy(name: string): Promise<string | undefined> {
+    for (const o of this.outputs) {
+      const file = await o.pins?.(name);
+      if (file) return file;
+    }
+    return undefined;
   }
 
   /**

@@ -8,7 +8,7 @@
  */
 import pLimit from 'p-limit';
 import { runHook } from '../hooks.js';
-import { FilesOrchestrator, filePaths } from '../orchestrators/files/files.js';
+import { filePaths } from '../orchestrators/files/files.js';
 import type { CertResult, PassDeps } from '../reconciler.js';
 import { servedAt } from './handshake.js';
 import { readVerifyBook, writeVerifyBook } from './verify-book.js';
@@ -87,7 +87,8 @@ async function reloadAgain(deps: PassDeps, r: CertResult): Promise<string> {
   const { orchestrator, config } = deps;
   if (orchestrator.reloadAgain) return orchestrator.reloadAgain(r.name);
   if (!config.onChangeCommand) return 'no reload to run (set ON_CHANGE_COMMAND to reload the balancer)';
-  const paths = orchestrator instanceof FilesOrchestrator ? filePaths(orchestrator.dir(r.name), true) : filePaths(deps.store.certDir(r.name), false);
+  // The paths every hook gets: the files target's (files, docker), else the store's.
+  const paths = orchestrator.files ? filePaths(orchestrator.files.dir(r.name), true) : filePaths(deps.store.certDir(r.name), false);
   const vars = { CERTWRANGLER_EVENT: 'reload', CERTWRANGLER_NAME: r.name, CERTWRANGLER_NAMES: r.names.join(','), CERTWRANGLER_REASON: 'NotServed', ...paths };
   const run = await runHook(config.onChangeCommand, vars, config.hookTimeoutMs);
   return run.timedOut ? `ON_CHANGE_COMMAND killed after ${config.hookTimeoutMs} ms` : `ON_CHANGE_COMMAND ran again (exit ${run.code})`;

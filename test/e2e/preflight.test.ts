@@ -110,14 +110,15 @@ test('a name whose challenge path does not reach the webroot, or that does not e
 
   // Fix the vhost and reload nginx; wait until it answers the challenge path from the webroot.
   nginx.reload(routedSite());
-  for (let i = 0; i < 100; i++) {
-    const r = await rawRequest(port, '/.well-known/acme-challenge/none', { host: 'unrouted.example.net' });
-    if (r.body.toString() !== 'no such page') break;
+  // Three answers in a row from the webroot: a loaded machine may still have the old worker answering.
+  for (let i = 0, good = 0; i < 400 && good < 3; i++) {
+    const r = await rawRequest(port, '/.well-known/acme-challenge/none', { host: 'unrouted.example.net' }).catch(() => undefined);
+    good = r && r.body.toString() !== 'no such page' ? good + 1 : 0;
     await new Promise((r) => setTimeout(r, 50));
   }
   const second = await passAt(e, new Date(t0.getTime() + 6 * 60_000));
   const after = new Map(second.report.results.map((r) => [r.name, r]));
-  assert.equal(second.orders, 1, 'the fixed name is ordered, nothing else');
+  assert.equal(second.orders, 1, `the fixed name is ordered, nothing else: ${JSON.stringify(second.report.results.map((r) => [r.name, r.decision.reason, r.outcome, r.error]))}`);
   assert.equal(after.get('unrouted.example.net')!.issued, true, after.get('unrouted.example.net')!.error);
   assert.equal(after.get('routed.example.net')!.decision.action, 'none');
   assert.match(after.get('gone.example.net')!.error ?? '', /NXDOMAIN/);

@@ -14,6 +14,8 @@ import { loadConfig } from '../../src/config.js';
 import { findUnwanted } from '../../src/decommission.js';
 import { chooseKey } from '../../src/key-choice.js';
 import { FilesOrchestrator } from '../../src/orchestrators/files/files.js';
+import { createOutputs } from '../../src/outputs/config.js';
+import { rmSync } from 'node:fs';
 import { runPass, type PassDeps } from '../../src/reconciler.js';
 import { assemble } from '../../src/assemble.js';
 import { StatusBook } from '../../src/status/book.js';
@@ -102,6 +104,23 @@ test('files: remove never touches a folder certwrangler did not write, nor a fil
   assert.equal(readFileSync(join(certsDir, 'certbot.example.com', 'fullchain.pem'), 'utf8'), 'theirs\n');
   assert.equal(readFileSync(join(certsDir, 'file.example.com'), 'utf8'), 'a file\n');
   assert.deepEqual(await files.remove('never.example.com'), { removed: true, target: `${join(certsDir, 'never.example.com')}: not there any more` });
+});
+
+test('files: an nginx include that names the certificate holds its removal until the operator deletes it (nginx -t would fail)', async () => {
+  const certsDir = mkdtempSync(join(tmpdir(), 'cw-files-pinned-'));
+  const includes = join(certsDir, 'nginx');
+  const files = new FilesOrchestrator({ certsDir, outputs: createOutputs({ balancerCertsDir: certsDir, nginx: { dir: includes } }, createLogger('silent')) });
+  const ss = await createSelfSigned(['pinned.example.com']);
+  await files.push({ name: 'pinned.example.com', names: ['pinned.example.com'], key: ss.key, cert: ss.cert, chain: '', kind: 'production', directoryUrl: 'https://ca.test/dir' }, { adopt: false });
+  const include = join(includes, 'pinned.example.com.conf');
+  assert.ok(existsSync(include), 'the push wrote the include');
+  const held = await files.remove('pinned.example.com');
+  assert.equal(held.removed, false);
+  assert.match((held as { why: string }).why, /pinned\.example\.com\.conf may still be included by nginx/);
+  assert.ok(existsSync(join(certsDir, 'pinned.example.com', 'fullchain.pem')), 'still served where the include points');
+  rmSync(include);
+  assert.equal((await files.remove('pinned.example.com')).removed, true);
+  assert.equal(existsSync(join(certsDir, 'pinned.example.com')), false);
 });
 
 test('REVOKE_ON_REMOVE with the CA unreachable: removed from CERTS_DIR, the stored copy stays, and every pass tries the revocation again', async () => {

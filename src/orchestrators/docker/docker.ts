@@ -76,6 +76,13 @@ export class DockerOrchestrator implements Orchestrator {
     return at.length ? new Date(Math.min(...at.map((d) => d.getTime()))) : undefined;
   }
 
+  /** VERIFY: the containers labelled for reload get their signal (or command) once more. */
+  async reloadAgain(name: string): Promise<string> {
+    await this.reloads.changed(name);
+    const done = await this.reloads.run(new Date());
+    return done.length ? done.map((d) => `${d.balancer}: ${d.ok ? 'reloaded' : 'failed'}: ${d.message}`).join('; ') : 'no container is labelled certwrangler.reload';
+  }
+
   /** DECOMMISSION=remove: as the files target does it (the versions kept in its archive). */
   remove(name: string): Promise<RemoveResult> {
     return this.files.remove(name);

@@ -24,6 +24,9 @@ export const RELOAD_LABEL = 'certwrangler.reload';
 export const EXEC_LABEL = 'certwrangler.reload.exec';
 /** Marks the one-shot reload jobs certwrangler creates (and alone removes). */
 export const JOB_LABEL = 'certwrangler.reload-job';
+/** The job's label value and name prefix: both must match before an old job is removed. */
+const JOB_LABEL_VALUE = 'certwrangler-made';
+const JOB_NAME_PREFIX = 'certwrangler-reload-';
 // What an exec's output may add to a log line or an error.
 const MAX_OUTPUT = 500;
 // A signal name as `docker kill --signal` takes it (HUP, SIGUSR1, RTMIN+3) or a number.
@@ -233,12 +236,17 @@ export class DockerReloads {
  * but `exceptNode`, after removing the earlier ones certwrangler made. Returns the service's name.
  */
 export async function startReloadJob(api: DockerApi, image: string, exceptNode: string): Promise<string> {
-  const old = await api.get<{ ID?: string }[]>(`/services?filters=${encodeURIComponent(JSON.stringify({ label: [JOB_LABEL] }))}`);
-  for (const s of Array.isArray(old) ? old : []) if (typeof s.ID === 'string') await api.delete(`/services/${encodeURIComponent(s.ID)}`).catch(() => undefined);
-  const name = `certwrangler-reload-${Date.now()}`;
+  // Only the jobs this code made: the label with our value and our name prefix. Anyone may put the label on a
+  // service; a service certwrangler did not create is never deleted.
+  const old = await api.get<{ ID?: string; Spec?: { Name?: string; Labels?: Record<string, string> } }[]>(`/services?filters=${encodeURIComponent(JSON.stringify({ label: [`${JOB_LABEL}=${JOB_LABEL_VALUE}`] }))}`);
+  for (const s of Array.isArray(old) ? old : []) {
+    if (typeof s.ID !== 'string' || !s.Spec?.Name?.startsWith(JOB_NAME_PREFIX) || s.Spec.Labels?.[JOB_LABEL] !== JOB_LABEL_VALUE) continue;
+    await api.delete(`/services/${encodeURIComponent(s.ID)}`).catch(() => undefined);
+  }
+  const name = `${JOB_NAME_PREFIX}${Date.now()}`;
   await api.post('/services/create', {
     Name: name,
-    Labels: { [JOB_LABEL]: 'true' },
+    Labels: { [JOB_LABEL]: JOB_LABEL_VALUE },
     Mode: { GlobalJob: {} },
     TaskTemplate: {
       ContainerSpec: {

@@ -214,6 +214,8 @@ export class FilesOrchestrator implements Orchestrator {
     const slot = await this.slot(name);
     if (slot.kind === 'absent') return { removed: true, target: `${path}: not there any more` };
     if (slot.kind === 'other' || !slot.owned) return { removed: false, why: `${path} was not written by certwrangler (no ${MARKER} marker): never removed` };
+    const pinned = await this.opts.outputs?.pinnedBy(name);
+    if (pinned) return { removed: false, why: `${pinned} may still be included by nginx: remove the include from its server block and delete ${pinned}, then it is removed at the next pass` };
     if (slot.kind === 'folder') await this.migrate(name); // ours, from before versions: into the archive first
     const removedDir = join(this.opts.certsDir, ARCHIVE, REMOVED);
     const kept = join(removedDir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);

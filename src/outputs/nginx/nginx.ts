@@ -5,6 +5,7 @@
  * a key and certificate that match; the include changes with every renewal.
  */
 import { join } from 'node:path';
+import { access } from 'node:fs/promises';
 import { writeIfChanged, type BalancerPaths, type KeptCert, type Output } from '../outputs.js';
 
 export interface NginxOptions {
@@ -29,6 +30,18 @@ export class NginxOutput implements Output {
       `ssl_certificate_key "${this.paths.pinned(cert, 'privkey.pem')}";`,
       '',
     ].join('\n');
+  }
+
+  /**
+   * An nginx server block includes this file by name: moving its version away would fail the next `nginx -t`,
+   * and deleting the file too. So a certificate with an include is not removed until the operator deletes it.
+   */
+  async pins(name: string): Promise<string | undefined> {
+    const path = join(this.opts.dir, `${name}.conf`);
+    return access(path).then(
+      () => path,
+      () => undefined,
+    );
   }
 
   async write(certs: KeptCert[]): Promise<string[]> {
