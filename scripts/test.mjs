@@ -16,5 +16,8 @@ if (only.length === 0) {
 const files = ['test/unit', 'test/integration', 'test/e2e']
   .flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.test.ts')).map((f) => join(d, f)))
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+// Two files at a time: most of a file's time is spent waiting on Pebble, nginx, dockerd or a child CLI, and
+// each file picks its own free ports and temp folders. TEST_CONCURRENCY=1 runs them one by one.
+const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

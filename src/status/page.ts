@@ -31,7 +31,7 @@ function row(r: CertRow, now: Date): string {
 <td><span class="badge ${r.health}">${HEALTH_LABEL[r.health]}</span></td>
 <td><b>${e(r.name)}</b>${r.names.length > 1 ? `<br><span class="muted">${r.names.slice(1).map(e).join(', ')}</span>` : ''}<br><span class="muted">from ${r.sources.map(e).join(', ')}</span></td>
 <td>${r.foreign ? 'foreign<br><span class="muted">not managed, never written</span>' : e(r.kind ?? '—')}${r.profile ? `<br><span class="muted">profile ${e(r.profile)}</span>` : ''}${r.servedElsewhere ? '<br><span class="muted">served from elsewhere</span>' : ''}</td>
-<td class="issuer">${e(r.issuer ?? '—')}</td>
+<td class="issuer">${e(r.issuer ?? '—')}${r.ca ? `<br><span class="muted">from ${e(r.ca)}${r.caWhy ? ` (${e(r.caWhy)})` : ''}</span>` : ''}${r.served === false ? '<br><span class="err">not served by every balancer (VERIFY)</span>' : r.served === true ? '<br><span class="muted">served by every balancer (VERIFY)</span>' : ''}</td>
 <td>${when(r.notAfter, now)}</td>
 <td>${when(r.renewAt, now)}${r.renewRule ? `<br><span class="why">${e(r.renewRule)}</span>` : ''}${r.renewalWindow?.early ? `<br><span class="err">the CA asks for early renewal${r.renewalWindow.explanationURL ? `: ${e(r.renewalWindow.explanationURL)}` : ''}</span>` : ''}</td>
 <td>${last}</td>

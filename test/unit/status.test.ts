@@ -256,6 +256,14 @@ test('pushed, balancer reload pending: the row and the page say so', () => {
   assert.match(renderPage(s), /pushed, balancer reload pending: https-lb/);
 });
 
+test('page: which CA issued a certificate and why, and whether the balancers serve it (VERIFY)', () => {
+  const book = new StatusBook('t');
+  book.record(report([{ decision: { action: 'issue', reason: 'Renew', message: 'due' }, issued: true, ca: 'https://second.ca.test/dir', caWhy: 'fallback: https://first.ca.test/dir unreachable', served: false }]));
+  const html = renderPage(book.snapshot(NOW), NOW);
+  assert.match(html, /from https:\/\/second\.ca\.test\/dir \(fallback: https:\/\/first\.ca\.test\/dir unreachable\)/);
+  assert.match(html, /not served by every balancer \(VERIFY\)/);
+});
+
 test('page and /api/status: each rate-limit budget in use, with the share of new certificates, what is held back and when it refills', () => {
   const book = new StatusBook('test');
   const r = report([]);
