@@ -16,7 +16,7 @@ import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type Orchest
 import { parseSeedSettings, type SeedSettings } from './seed-mode.js';
 import { outputsFromEnv, type OutputsConfig } from './outputs/config.js';
 import { dnsUpkeepFromEnv, type DnsUpkeepConfig } from './dns-upkeep/config.js';
-import { parsePreflight, type PreflightConfig } from './preflight/config.js';
+import { parsePreflight, parseResolvers, type PreflightConfig } from './preflight/config.js';
 import { parseVerify, type VerifyConfig } from './verify/config.js';
 import { parseCas, readCaBundle, readEab, type AcmeCa } from './multica/config.js';
 import { ConfigError, FALSE, TRUE, parseBool, parseDuration, parseEnum, parseInt, parseUrl, splitHostPort, str, type Env } from './env.js';
@@ -363,13 +363,7 @@ function parseProfile(env: Env, name: string): string | undefined {
 function parseDns(env: Env): DnsConfig | undefined {
   if (str(env, 'DNS_PROVIDER') === undefined) return undefined;
   const provider = parseEnum(env, 'DNS_PROVIDER', DNS_PROVIDERS, 'exec');
-  const resolvers = str(env, 'DNS_RESOLVERS')
-    ?.split(',')
-    .map((r) => r.trim())
-    .filter((r) => r !== '');
-  for (const r of resolvers ?? []) {
-    if (!isIP(splitHostPort(r)?.host ?? '')) throw new ConfigError('DNS_RESOLVERS', env.DNS_RESOLVERS, 'comma-separated IP addresses with an optional port, e.g. 1.1.1.1,8.8.8.8:53,[2606:4700::1111]:53');
-  }
+  const resolvers = parseResolvers(env);
   return {
     ...dnsProviderFromEnv(provider, env),
     resolvers: resolvers && resolvers.length > 0 ? resolvers : undefined,
