@@ -66,7 +66,8 @@ function warnAboutLabels(config: Config, log: Logger): void {
 }
 
 export async function assemble(config: Config, log: Logger, opts: AssembleOptions = {}): Promise<Manager> {
-  configureAcmeTransport({ timeoutMs: config.acmeTimeoutMs, ...(config.caBundle ? { caBundle: config.caBundle } : {}), ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}) });
+  const bundlesByOrigin = Object.fromEntries(config.cas.filter((ca) => ca.caBundle).map((ca) => [new URL(ca.directoryUrl).origin, ca.caBundle!]));
+  configureAcmeTransport({ timeoutMs: config.acmeTimeoutMs, ...(config.caBundle ? { caBundle: config.caBundle } : {}), bundlesByOrigin, ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}) });
   const store = new LocalStore(config.dataDir);
   await store.init();
   const orchestrator = createOrchestrator(config, log, opts);

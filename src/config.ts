@@ -43,7 +43,7 @@ export interface Config {
   stagingDirectoryUrl: string;
   /** External account binding (ACME_EAB_KID, ACME_EAB_HMAC_KEY) for CAs that require one. */
   eab: { kid: string; hmacKey: string } | undefined;
-  /** PEM text of ACME_CA_BUNDLE, already read (with ACME_DIRECTORY_URLS: every CA's bundle, each trusted for the ACME TLS). */
+  /** PEM text of ACME_CA_BUNDLE, already read: trusted for every CA (a listed CA's own ACME_CA_BUNDLE_<n> is in `cas`, for that CA only). */
   caBundle: string | undefined;
   /** The production CAs in order of preference (ACME_DIRECTORY_URLS); one, ACME_DIRECTORY_URL, without it. The first is `productionDirectoryUrl`. */
   cas: AcmeCa[];
@@ -285,8 +285,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   const webrootDir = resolve(cwd, str(env, 'WEBROOT_DIR') ?? str(env, 'CERTBOT_WEBROOT') ?? join('./data', 'webroot'));
 
   // One trust store for the ACME TLS: ACME_CA_BUNDLE and every listed CA's own bundle.
-  const bundles = [readCaBundle(env, 'ACME_CA_BUNDLE', cwd), ...cas.map((ca) => ca.caBundle)].filter((b): b is string => b !== undefined);
-  const caBundle = bundles.length > 0 ? bundles.join('\n') : undefined;
+  // ACME_CA_BUNDLE is trusted for every CA; each listed CA's own bundle only for that CA (acme/transport.ts).
+  const caBundle = readCaBundle(env, 'ACME_CA_BUNDLE', cwd);
 
   const certsDir = resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live'));
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;

@@ -11,7 +11,13 @@ import { retryAfterMs } from '../retry.js';
 
 export interface TransportOptions {
   timeoutMs: number;
+  /** Trusted for every CA's TLS (ACME_CA_BUNDLE). */
   caBundle?: string;
+  /**
+   * A CA's own bundle (ACME_CA_BUNDLE_<n>), by its directory's origin: trusted for that CA's TLS only, so one
+   * CA's private root never vouches for another CA's host.
+   */
+  bundlesByOrigin?: Record<string, string>;
   /** Retries after a network error or a 5xx answer. */
   retries?: number;
   retryBaseMs?: number;
@@ -62,18 +68,37 @@ function classifyProblem(status: number, data: unknown, headers: Record<string, 
 // acme-client's own retry rule goes as soon as this module loads, before any observer is registered.
 acme.axios.interceptors.response.clear();
 let retryInterceptor: number | undefined;
+let agentInterceptor: number | undefined;
+
+function originOf(url: string | undefined): string {
+  try {
+    return new URL(url ?? '').origin;
+  } catch {
+    return '';
+  }
+}
 
 export function configureAcmeTransport(opts: TransportOptions): void {
   const ax = acme.axios;
   const retries = opts.retries ?? 3;
   const base = opts.retryBaseMs ?? 1000;
   ax.defaults.timeout = opts.timeoutMs;
-  ax.defaults.httpsAgent = new https.Agent({
-    keepAlive: true,
-    // One secure context for every connection: with a `ca` option Node otherwise parses the whole root
-    // store again for each new socket (about 0.3 s of CPU each, most of an issuance's CPU time).
-    ...(opts.caBundle ? { secureContext: createSecureContext({ ca: [...rootCertificates, opts.caBundle] }) } : {}),
-  });
+  // One secure context per agent: with a `ca` option Node otherwise parses the whole root store again for
+  // each new socket (about 0.3 s of CPU each, most of an issuance's CPU time).
+  const agentFor = (extra: string[]) =>
+    new https.Agent({ keepAlive: true, ...(extra.length > 0 ? { secureContext: createSecureContext({ ca: [...rootCertificates, ...extra] }) } : {}) });
+  const shared = opts.caBundle ? [opts.caBundle] : [];
+  ax.defaults.httpsAgent = agentFor(shared);
+  const byOrigin = new Map(Object.entries(opts.bundlesByOrigin ?? {}).map(([origin, bundle]) => [origin, agentFor([...shared, bundle])]));
+  if (agentInterceptor !== undefined) ax.interceptors.request.eject(agentInterceptor);
+  agentInterceptor =
+    byOrigin.size === 0
+      ? undefined
+      : ax.interceptors.request.use((config) => {
+          const agent = byOrigin.get(originOf(config.url));
+          if (agent) config.httpsAgent = agent;
+          return config;
+        });
   // Replaces only our own rule from an earlier call, not the observers registered meanwhile.
   if (retryInterceptor !== undefined) ax.interceptors.response.eject(retryInterceptor);
   retryInterceptor = ax.interceptors.response.use(undefined, async (error: AxiosError) => {

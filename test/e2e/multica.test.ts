@@ -116,3 +116,27 @@ test('PREFERRED_CHAIN picks the alternate chain whose top certificate has that i
   assert.equal(cnOf(top.issuer), wanted);
   assertChainVerifies(fullchain, root2);
 });
+
+test('each CA\'s own bundle vouches for that CA only: swapped, neither CA is trusted, nothing is ordered, and the error names the TLS failure', async () => {
+  const env = {
+    DATA_DIR: join(base, 'swapped', 'data'),
+    CERTS_DIR: join(base, 'swapped', 'live'),
+    WEBROOT_DIR: lab.webroot,
+    LOG_LEVEL: 'silent',
+    STAGING: 'false',
+    ACME_DIRECTORY_URLS: `${ca1.directoryUrl},${ca2.directoryUrl}`,
+    // Each CA gets the other's bundle: when all bundles were pooled, both would still have been trusted.
+    ACME_CA_BUNDLE_1: ca2.caBundlePath,
+    ACME_CA_BUNDLE_2: ca1.caBundlePath,
+    ACME_EAB_KID_2: EAB.kid,
+    ACME_EAB_HMAC_KEY_2: EAB.hmacKey,
+    KEY_TYPE: 'ecdsa-p256',
+    PLACEHOLDERS: 'false',
+    DOMAINS: 'swapped.example.com',
+  };
+  const run = await passWithOrders(env);
+  assert.equal(run.orders, 0);
+  const r = run.report.results[0]!;
+  assert.notEqual(r.issued, true);
+  assert.match(r.error ?? '', /self[- ]signed|certificate|unable to verify/i, JSON.stringify(r));
+});
