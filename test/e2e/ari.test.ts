@@ -14,8 +14,7 @@ import { parseCert } from '../../src/certs/parse.js';
 import { ariCertId } from '../../src/acme/ari.js';
 import { LocalStore } from '../../src/certs/store.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
-import type { PassReport } from '../../src/reconciler.js';
-import { acmeLab, assertChainVerifies, passWithOrders, runCli } from '../support/harness.js';
+import { acmeLab, assertChainVerifies, passWithOrders, runCli, errors } from '../support/harness.js';
 import { defaultWindow, LE_PROFILES, startAcmeFront, type AcmeFront } from '../support/acme-front.js';
 import { StatusBook } from '../../src/status/book.js';
 import { renderPage } from '../../src/status/page.js';
@@ -64,7 +63,6 @@ async function pass(env: Record<string, string>, now = new Date()) {
   return passWithOrders(env, { now: () => now });
 }
 
-const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
 const liveCert = (env: Record<string, string>, name: string) => readFileSync(join(env.CERTS_DIR!, name, 'cert.pem'), 'utf8');
 const ordersFor = (name: string) => front.orders.filter((o) => o.identifiers[0]?.value === name);
 const ledgerOf = (env: Record<string, string>): LedgerData[] => readdirSync(join(env.DATA_DIR!, 'ledger')).map((f) => JSON.parse(readFileSync(join(env.DATA_DIR!, 'ledger', f), 'utf8')) as LedgerData);

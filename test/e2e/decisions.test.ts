@@ -13,9 +13,8 @@ import { renewalTime } from '../../src/policy.js';
 import { LocalStore } from '../../src/certs/store.js';
 import type { LedgerData } from '../../src/limits/ledger.js';
 import type { StatusSnapshot } from '../../src/status/book.js';
-import type { PassReport } from '../../src/reconciler.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, assertChainVerifies, passWithOrders, runCli, startCli } from '../support/harness.js';
+import { acmeLab, assertChainVerifies, passWithOrders, runCli, startCli, errors } from '../support/harness.js';
 import { simPool, type RancherSim } from '../support/rancher-sim.js';
 import { freePort } from '../support/ports.js';
 
@@ -52,7 +51,6 @@ function envFor(dir: string, s: RancherSim, extra: Record<string, string> = {}):
 }
 
 const pass = (env: Record<string, string>, now?: Date) => passWithOrders(env, { settleTimeoutMs: 5000, ...(now ? { now: () => now } : {}) });
-const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
 const orderPosts = (requests: Map<string, number>) => [...requests].filter(([k]) => / POST \/order-plz$/.test(k)).reduce((n, [, v]) => n + v, 0);
 const ledgerOf = (dataDir: string): LedgerData[] => readdirSync(join(dataDir, 'ledger')).map((f) => JSON.parse(readFileSync(join(dataDir, 'ledger', f), 'utf8')) as LedgerData);
 

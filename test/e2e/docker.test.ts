@@ -12,13 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { PassReport } from '../../src/reconciler.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { createOrchestrator } from '../../src/assemble.js';
 import { JOB_LABEL } from '../../src/orchestrators/docker/reloads.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli, startCli } from '../support/harness.js';
+import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli, startCli, errors } from '../support/harness.js';
 import { importBusybox, startDocker, type DockerDaemon } from '../support/docker-daemon.js';
 import { freePort } from '../support/ports.js';
 
@@ -108,7 +107,6 @@ async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30
 }
 
 const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).length : 0);
-const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
 
 test('labelled containers get certificates from Pebble in CERTS_DIR: HOSTS_LABEL, a Traefik rule and nginx-proxy\'s VIRTUAL_HOST (opt-in); a label outside LABEL_ALLOWED_DOMAINS is refused naming the container; discovery over tcp:// with TLS', async () => {
   const env = envFor('discover', { DOCKER_READERS: 'traefik,nginx-proxy' });

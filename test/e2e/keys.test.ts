@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { parseCert } from '../../src/certs/parse.js';
 import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
 import { keyTypeOf } from '../../src/key-choice.js';
-import type { PassReport } from '../../src/reconciler.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, passWithOrders, pebbleEnv } from '../support/harness.js';
+import { acmeLab, passWithOrders, pebbleEnv, errors } from '../support/harness.js';
 import { simPool } from '../support/rancher-sim.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-keys-'));
@@ -31,7 +30,6 @@ after(async () => {
   await lab.stop();
 });
 
-const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
 const storedKey = (dataDir: string, name: string) => readFileSync(join(dataDir, 'certs', name, 'privkey.pem'), 'utf8');
 const storedCert = (dataDir: string, name: string) => parseCert(readFileSync(join(dataDir, 'certs', name, 'cert.pem'), 'utf8'));
 /** A moment when the stored certificate is due for renewal (a day before it ends). */

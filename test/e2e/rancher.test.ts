@@ -15,9 +15,8 @@ import { renewalTime } from '../../src/policy.js';
 import { LocalStore } from '../../src/certs/store.js';
 import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import type { PassReport } from '../../src/reconciler.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
+import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli, errors } from '../support/harness.js';
 import { simPool, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-rancher-'));
@@ -52,7 +51,6 @@ const pass = (env: Record<string, string>, now?: Date) => passWithOrders(env, { 
 /** GETs of the certificate collection (not of one certificate): one per page read. */
 const certListCalls = (log: RequestRecord[]) => log.filter((r) => r.method === 'GET' && /\/certificates?$/i.test(r.path));
 const writes = (log: RequestRecord[]) => log.filter((r) => r.method !== 'GET');
-const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
 
 test('DOMAINS and labelled services: every certificate is created in Rancher, active, with cert, chain without the leaf, and key; one list call per pass', async () => {
   const s = await sim();

@@ -19,7 +19,7 @@ import { assemble } from '../../src/assemble.js';
 import { runPass, type PassReport } from '../../src/reconciler.js';
 import { countAcmeRequests } from '../../src/acme/transport.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, passWithOrders, pebbleEnv } from '../support/harness.js';
+import { acmeLab, passWithOrders, pebbleEnv, errors } from '../support/harness.js';
 import { simPool, type RancherSim, type SimService } from '../support/rancher-sim.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-reloads-'));
@@ -73,7 +73,6 @@ const serves = (lb: SimService, s: RancherSim, name: string) => {
   const c = s.certByName(name)!;
   return lb.served.get(c.id) === `${c.cert}\n${c.certChain ?? ''}`;
 };
-const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
 
 test('a balancer whose update action fails twice, then succeeds: it ends up serving the new certificate, with 0 extra orders', async () => {
   const s = await sims.start();

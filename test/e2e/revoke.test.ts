@@ -18,7 +18,7 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { assemble } from '../../src/assemble.js';
 import type { Pebble } from '../support/pebble.js';
-import { acmeLab, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
+import { acmeLab, passWithOrders, pebbleEnv, runCli, errors } from '../support/harness.js';
 import { pebbleCertStatus } from '../support/revocation.js';
 import { simPool, type RancherSim } from '../support/rancher-sim.js';
 
@@ -48,7 +48,6 @@ async function plan(env: Record<string, string>, now?: Date): Promise<PassReport
   return planPass(await assemble(loadConfig(env), createLogger('silent'), { dryRun: true, ...(now ? { now: () => now } : {}) }));
 }
 
-const errors = (report: PassReport) => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
 const served = (env: Record<string, string>, name: string) => parseCert(readFileSync(join(env.CERTS_DIR!, name, 'cert.pem'), 'utf8'));
 
 test('certwrangler revoke revokes with the account key, and the same run renews it with a new key', async () => {

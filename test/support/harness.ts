@@ -122,3 +122,6 @@ export function pathsUnder(dir: string): string[] {
 export function filesUnder(dir: string): string[] {
   return pathsUnder(dir).filter((p) => lstatSync(p).isFile());
 }
+
+/** A pass's errors in one line, for an assertion's message. */
+export const errors = (report: PassReport): string => JSON.stringify(report.results.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`).concat(report.errors));
