@@ -1,0 +1,105 @@
+/**
+ * STORE=files (the default): DATA_DIR on a local or shared volume, exactly the layout certwrangler always kept.
+ * Single files are written temp-fsync-rename; sets through atomic.ts's commit marker; the lock is DATA_DIR's.
+ */
+import { promises as fs } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ensureDir, fsyncDir, recoverFileSet, writeFileAtomic, writeFileSet } from '../../certs/atomic.js';
+import { lockDataDir, type HeldLock, type LockOptions } from '../../lock.js';
+import { checkStorePath, type ChangeStamp, type Store, type StoredFile, type WriteOptions } from '../store.js';
+
+export const DIR_MODE = 0o700;
+const SECRET_MODE = 0o600;
+
+/** The error for a DATA_DIR that cannot be written: the store's and the lock's, in the same words. */
+export function dataDirError(dataDir: string, e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'EROFS' ? 'the volume is read-only' : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.message;
+  return new Error(`DATA_DIR ${dataDir} cannot be prepared (${why}): certwrangler keeps its keys and certificates there and needs it writable by its own user`);
+}
+
+function modeOf(opts: WriteOptions | StoredFile | undefined): number {
+  return opts?.secret ? SECRET_MODE : (opts?.mode ?? SECRET_MODE);
+}
+
+export class FilesStore implements Store {
+  readonly kind = 'files';
+  readonly where: string;
+
+  constructor(readonly dataDir: string) {
+    this.where = `DATA_DIR ${dataDir}`;
+  }
+
+  /** The file or folder `path` names on disk (hooks and operators read the files store directly). */
+  pathOf(path: string): string {
+    return join(this.dataDir, checkStorePath(path));
+  }
+
+  async init(): Promise<void> {
+    try {
+      await ensureDir(this.dataDir, DIR_MODE);
+    } catch (e) {
+      throw dataDirError(this.dataDir, e);
+    }
+  }
+
+  async read(path: string): Promise<string | undefined> {
+    try {
+      return await fs.readFile(this.pathOf(path), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async write(path: string, data: string, opts?: WriteOptions): Promise<void> {
+    const file = this.pathOf(path);
+    await ensureDir(dirname(file), DIR_MODE);
+    await writeFileAtomic(file, data, modeOf(opts));
+  }
+
+  async writeSet(dir: string, files: StoredFile[]): Promise<void> {
+    await writeFileSet(this.pathOf(dir), files.map((f) => ({ name: f.name, data: f.data, mode: modeOf(f) })), DIR_MODE);
+  }
+
+  async recover(dir: string): Promise<void> {
+    await recoverFileSet(this.pathOf(dir));
+  }
+
+  async list(dir: string): Promise<string[]> {
+    try {
+      return await fs.readdir(this.pathOf(dir));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+      throw e;
+    }
+  }
+
+  async stamp(path: string): Promise<ChangeStamp | undefined> {
+    try {
+      const s = await fs.stat(this.pathOf(path), { bigint: true });
+      return `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async remove(path: string): Promise<void> {
+    await fs.rm(this.pathOf(path), { recursive: true, force: true });
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const dest = this.pathOf(to);
+    await ensureDir(dirname(dest), DIR_MODE);
+    await fs.rename(this.pathOf(from), dest);
+    await fsyncDir(dirname(dest));
+    await fsyncDir(dirname(this.pathOf(from)));
+  }
+
+  lock(opts: LockOptions): Promise<HeldLock> {
+    return lockDataDir(this.dataDir, opts);
+  }
+
+  async close(): Promise<void> {}
+}

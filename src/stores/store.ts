@@ -1,0 +1,72 @@
+/**
+ * Where the manager keeps what it must not forget (issue 20): accounts, certificates and keys, their meta and
+ * status, the rate-limit ledger, run-time requests, label claims, pending reloads and the other books.
+ *
+ * The interface is deliberately small: path-named texts. Every book and the certificate store read and write
+ * through it, so the same code runs over files (STORE=files, DATA_DIR, the default) and Redis (STORE=redis).
+ * Paths are relative and '/'-separated ("certs/example.com/privkey.pem", "rancher-reloads.json"); on the files
+ * store they are exactly the files DATA_DIR always held, so STORE=files keeps its layout byte for byte.
+ */
+import type { HeldLock, LockOptions } from '../lock.js';
+
+export interface StoredFile {
+  /** A plain name inside the set's folder: no '/'. */
+  name: string;
+  data: string;
+  /** Key material: mode 0600 on files, encrypted at rest on Redis when STORE_ENCRYPTION_KEY is set. */
+  secret?: boolean;
+  /** Files store only: the mode when not secret (default 0600; certificates are 0644 for their readers). */
+  mode?: number;
+}
+
+export interface WriteOptions {
+  secret?: boolean;
+  mode?: number;
+}
+
+/** A stamp that changes whenever the path's content may have changed (files: inode, size, mtime, ctime). */
+export type ChangeStamp = string;
+
+export interface Store {
+  /** The STORE name. */
+  readonly kind: string;
+  /** For logs and errors, never a credential: "DATA_DIR /data", "Redis redis://cache:6379/0". */
+  readonly where: string;
+  /** Prepares the store (folders, connection); a store that cannot be used is an Error saying why and what to do. */
+  init(): Promise<void>;
+  /** The text at `path`, or undefined when there is none. */
+  read(path: string): Promise<string | undefined>;
+  /** Replaces `path` whole: a reader sees the old text or the new one, never a part. */
+  write(path: string, data: string, opts?: WriteOptions): Promise<void>;
+  /**
+   * Replaces the files of the set in `dir` together: after a crash at any point a reader finds the old set or the
+   * new one (a key never beside a certificate it does not match). Other files in `dir` are left alone.
+   */
+  writeSet(dir: string, files: StoredFile[]): Promise<void>;
+  /** Finishes or discards a set write a crash interrupted (files: the .commit marker); a no-op where writes are atomic. */
+  recover(dir: string): Promise<void>;
+  /** The names directly under `dir` (files and folders), [] when there is none. */
+  list(dir: string): Promise<string[]>;
+  /** The change stamp of `path`, undefined when absent: lets an index skip a read when nothing changed. */
+  stamp(path: string): Promise<ChangeStamp | undefined>;
+  /** Removes `path` (a file, or a folder with all it holds); absent is not an error. */
+  remove(path: string): Promise<void>;
+  /** Moves a file or folder, whole (archive, setting aside an unusable download). */
+  move(from: string, to: string): Promise<void>;
+  /**
+   * The one-manager lock: files take DATA_DIR's lock (src/lock.ts); Redis takes a lease with a fencing token, and
+   * every write after it checks the token, so a manager that lost the lease cannot write.
+   */
+  lock(opts: LockOptions): Promise<HeldLock>;
+  /** Releases connections and timers (not the lock: HeldLock.release does). */
+  close(): Promise<void>;
+}
+
+/** A path inside a store: relative, '/'-separated, no '.' or '..' parts, nothing empty. */
+export function checkStorePath(path: string): string {
+  const parts = path.split('/');
+  if (path === '' || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) {
+    throw new Error(`store: "${path}" is not a store path (relative, '/'-separated, without '.', '..' or empty parts)`);
+  }
+  return path;
+}
