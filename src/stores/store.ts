@@ -70,3 +70,11 @@ export function checkStorePath(path: string): string {
   }
   return path;
 }
+
+/** What a store is built with besides its own options. */
+export interface StoreContext {
+  log: import('../log.js').Logger;
+}
+
+/** A STORE registry entry (src/adapters.ts): its folder reads its own variables and builds the store. */
+export type StoreEntry<Options> = import('../adapters.js').AdapterEntry<Options, Store, StoreContext>;
