@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import { LocalStore } from './certs/store.js';
 import { AccountBook } from './acme/account.js';
 import { WebrootSolver } from './acme/http01.js';
+import { RedisTokenPublisher } from './webroot/token-source.js';
 import { Dns01Solver } from './acme/dns01/solver.js';
 import { createDnsProvider } from './acme/dns01/providers.js';
 import { configureAcmeTransport, type RequestObservation } from './acme/transport.js';
@@ -110,7 +111,7 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
       const ca = config.cas.find((c) => c.directoryUrl === url);
       return ca ? ca.eab : config.eab;
     }),
-    solver: new WebrootSolver(config.webrootDir),
+    solver: new WebrootSolver(config.webrootDir, config.tokenRedis?.publish ? new RedisTokenPublisher(config.tokenRedis.connection) : undefined),
     directories: new DirectoryBook(),
     ...(config.dns && dnsProvider ? { dnsSolver: new Dns01Solver(dnsProvider, { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),
     ...(dnsUpkeep ? { dnsUpkeep } : {}),

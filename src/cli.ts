@@ -26,7 +26,7 @@ import { announceSeedMode } from './seed-mode.js';
 const USAGE = `usage: certwrangler <command> [options]
 
 commands:
-  webroot              serve /.well-known/acme-challenge/ from WEBROOT_DIR on PORT
+  webroot              serve /.well-known/acme-challenge/ from WEBROOT_DIR (and Redis, with REDIS_URL) on PORT
   manager              keep certificates issued and pushed, forever
   manager --once       one pass, then exit 0 when every certificate is fine, 1 otherwise
   plan [--json]        show what the next pass would do for each certificate and why; changes nothing
@@ -91,9 +91,14 @@ async function webroot(config: Config, log: Logger): Promise<void> {
   // Loaded here so that the manager does not pay for express at start.
   const { createWebroot, listenWebroot } = await import('./webroot/server.js');
   const onError = (err: Error) => log.error({ error: err.message }, `webroot: ${err.message}`);
-  const server = await listenWebroot(createWebroot(config.webrootDir, { onError }), config.port);
-  log.info({ port: config.port, webroot: config.webrootDir }, `webroot serving ${config.webrootDir} on port ${config.port}`);
-  const stop = () => server.close(() => process.exit(0));
+  let handler = createWebroot(config.webrootDir, { onError });
+  // REDIS_URL or STORE=redis: every token any manager publishes, the folder as the fallback (webroot/redis-webroot.ts).
+  const redis = config.tokenRedis ? (await import('./webroot/redis-webroot.js')).withRedisTokens(handler, config.webrootDir, config.tokenRedis.connection, log, { onError }) : undefined;
+  if (redis) handler = redis.handler;
+  const server = await listenWebroot(handler, config.port);
+  const from = config.tokenRedis ? `Redis ${config.tokenRedis.connection.shown}, then ${config.webrootDir}` : config.webrootDir;
+  log.info({ port: config.port, webroot: config.webrootDir, ...(config.tokenRedis ? { redis: config.tokenRedis.connection.shown } : {}) }, `webroot serving ${from} on port ${config.port}`);
+  const stop = () => server.close(() => void (redis?.close() ?? Promise.resolve()).finally(() => process.exit(0)));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 }

@@ -15,6 +15,7 @@ import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acm
 import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
 import { parseSeedSettings, type SeedSettings } from './seed-mode.js';
 import { outputsFromEnv, type OutputsConfig } from './outputs/config.js';
+import { tokenRedisFromEnv, type TokenRedisConfig } from './webroot/token-source.js';
 import { dnsUpkeepFromEnv, type DnsUpkeepConfig } from './dns-upkeep/config.js';
 import { parsePreflight, parseResolvers, type PreflightConfig } from './preflight/config.js';
 import { parseVerify, type VerifyConfig } from './verify/config.js';
@@ -56,6 +57,8 @@ export interface Config {
   /** Read HOSTS_LABEL from the orchestrator's services (the seed's DYNAMIC_CONFIG). */
   readLabels: boolean;
   webrootDir: string;
+  /** HTTP-01 tokens through Redis (STORE=redis publishes; a webroot with REDIS_URL reads): src/webroot/token-source.ts. */
+  tokenRedis: TokenRedisConfig | undefined;
   dataDir: string;
   certsDir: string;
   /** Balancer-native files beside CERTS_DIR's (OUTPUTS, HAPROXY_*, TRAEFIK_*, NGINX_*), written by the files target. */
@@ -309,6 +312,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     hostsLabel: str(env, 'HOSTS_LABEL') ?? DEFAULT_HOSTS_LABEL,
     readLabels: parseBool(env, 'DYNAMIC_CONFIG', true),
     webrootDir,
+    tokenRedis: tokenRedisFromEnv(env),
     dataDir,
     certsDir,
     outputs: outputsFromEnv(env, certsDir, cwd),
