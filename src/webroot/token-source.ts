@@ -95,7 +95,8 @@ export class RedisTokenPublisher implements TokenPublisher {
   async close(): Promise<void> {
     const r = this.redis;
     this.redis = undefined;
-    if (r) await r.quit().catch(() => r.disconnect());
+    if (r?.status === 'ready') await r.quit().catch(() => r.disconnect());
+    else r?.disconnect();
   }
 }
 
@@ -179,7 +180,8 @@ export class RedisTokenSource {
 
   async close(): Promise<void> {
     this.redis.removeAllListeners('close');
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
+    else this.redis.disconnect();
   }
 }
 

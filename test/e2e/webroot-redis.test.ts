@@ -1,0 +1,210 @@
+/**
+ * Every webroot answers every token (issue 20 item 3): two real `certwrangler webroot` processes on one real
+ * redis-server, fed by the manager's HTTP-01 solver, and a real issuance from Pebble through the webroot that
+ * only Redis feeds. With Redis stopped, a webroot answers from its shared folder, and otherwise 503, with
+ * /healthz saying why.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { WebrootSolver } from '../../src/acme/http01.js';
+import { RedisTokenPublisher, TOKEN_TTL_MS } from '../../src/webroot/token-source.js';
+import { redisFromEnv } from '../../src/stores/redis/connection.js';
+import { keyMatchesCert } from '../../src/certs/parse.js';
+import { startRedisLab, type RedisLab } from '../support/redis-lab.js';
+import { startPebble, type Pebble } from '../support/pebble.js';
+import { errors, pebbleEnv, startCli, type CliRun } from '../support/harness.js';
+import { assemble } from '../../src/assemble.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { runPass } from '../../src/reconciler.js';
+import { countAcmeRequests } from '../../src/acme/transport.js';
+import { rawRequest } from '../support/http.js';
+import { freePort } from '../support/ports.js';
+
+const base = mkdtempSync(join(tmpdir(), 'cw-webroot-redis-'));
+/** The folder webroot A shares with the manager; webroot B has none. */
+const shared = join(base, 'shared-www');
+/** The manager's own webroot folder, which no webroot serves: what reaches a webroot comes through Redis. */
+const managerOnly = join(base, 'manager-www');
+let redis: RedisLab;
+let pebble: Pebble;
+const webroots: { name: string; port: number; run: CliRun }[] = [];
+let withFolder: { port: number };
+let redisOnly: { port: number };
+
+const newToken = () => randomBytes(16).toString('base64url');
+const get = (port: number, path: string) => rawRequest(port, path);
+const tokenPath = (t: string) => `/.well-known/acme-challenge/${t}`;
+
+async function startWebroot(name: string, webrootDir: string, port: number): Promise<{ port: number }> {
+  const run = startCli(['webroot'], { REDIS_URL: redis.url, PORT: String(port), WEBROOT_DIR: webrootDir, DATA_DIR: join(base, `${name}-data`), LOG_LEVEL: 'info' });
+  webroots.push({ name, port, run });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const up = await get(port, '/healthz').then(
+      (r) => r.status === 200 && r.body.toString() === 'ok\n',
+      () => false,
+    );
+    if (up) return { port };
+    if (Date.now() > deadline || run.proc.exitCode !== null) throw new Error(`webroot ${name} did not start:\n${run.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits (bounded) until `check` holds: a state change seen from outside, never a duration asserted. */
+async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const managerEnv = () => ({ STORE: 'redis', REDIS_URL: redis.url });
+
+before(async () => {
+  redis = await startRedisLab(join(base, 'redis'));
+  mkdirSync(join(shared, '.well-known', 'acme-challenge'), { recursive: true });
+  const portA = await freePort();
+  const portB = await freePort();
+  // Pebble validates HTTP-01 on webroot B's port: the webroot with no folder, fed by Redis alone.
+  [withFolder, redisOnly, pebble] = await Promise.all([startWebroot('a', shared, portA), startWebroot('b', join(base, 'no-such-folder'), portB), startPebble({ dir: join(base, 'pebble'), httpPort: portB, nonceReject: 0 })]);
+});
+
+after(async () => {
+  for (const w of webroots) w.run.proc.kill('SIGTERM');
+  await Promise.all(webroots.map((w) => w.run.done));
+  await pebble?.stop();
+  await redis?.stop();
+});
+
+function solver(webrootDir = managerOnly): WebrootSolver {
+  return new WebrootSolver(webrootDir, new RedisTokenPublisher(redisFromEnv(managerEnv())));
+}
+
+test('a token the manager publishes is answered by both webroots, from Redis, with a TTL; cleanup withdraws it', async () => {
+  const s = solver();
+  try {
+    const token = newToken();
+    const keyAuth = `${token}.${newToken()}`;
+    await s.present('a.example.com', token, keyAuth);
+    for (const w of [withFolder, redisOnly]) {
+      const r = await get(w.port, tokenPath(token));
+      assert.equal(r.status, 200, `webroot on ${w.port}`);
+      assert.equal(r.body.toString(), keyAuth);
+      assert.equal(r.headers['content-type'], 'text/plain');
+    }
+    const ttl = Number(redis.cli('PTTL', `certwrangler:token:${token}`).trim());
+    assert.ok(ttl > 0 && ttl <= TOKEN_TTL_MS, `PTTL ${ttl}`);
+    await s.cleanup('a.example.com', token);
+    assert.equal(redis.cli('EXISTS', `certwrangler:token:${token}`).trim(), '0');
+    // A hit may be answered from memory for up to a second after it is withdrawn; then it is gone everywhere.
+    for (const w of [withFolder, redisOnly]) await until(`${token} gone from ${w.port}`, async () => (await get(w.port, tokenPath(token))).status === 404);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a token asked for before it is published is served as soon as it is published (misses are not cached)', async () => {
+  const s = solver();
+  try {
+    const token = newToken();
+    for (const w of [withFolder, redisOnly]) assert.equal((await get(w.port, tokenPath(token))).status, 404);
+    await s.present('b.example.com', token, `${token}.thumb`);
+    for (const w of [withFolder, redisOnly]) {
+      const r = await get(w.port, tokenPath(token));
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), `${token}.thumb`);
+    }
+    await s.cleanup('b.example.com', token);
+  } finally {
+    await s.close();
+  }
+});
+
+test('the URL pattern still guards Redis: a dotted, encoded or overlong token is 404 and never looked up', async () => {
+  redis.cli('SET', 'certwrangler:token:..', 'x');
+  redis.cli('SET', `certwrangler:token:${'a'.repeat(256)}`, 'x');
+  for (const path of [tokenPath('..'), tokenPath('%2e%2e'), tokenPath('a'.repeat(256)), tokenPath('a/b'), '/.well-known/acme-challenge/']) {
+    assert.equal((await get(redisOnly.port, path)).status, 404, path);
+  }
+});
+
+test('a real HTTP-01 issuance from Pebble, validated through the webroot that only Redis feeds', async () => {
+  const env = {
+    ...managerEnv(),
+    ...pebbleEnv(pebble, 'production'),
+    DOMAINS: 'issued.example.com,www.issued.example.com',
+    DATA_DIR: join(base, 'mgr', 'data'),
+    CERTS_DIR: join(base, 'mgr', 'live'),
+    WEBROOT_DIR: managerOnly,
+    LOG_LEVEL: 'silent',
+  };
+  const m = await assemble(loadConfig(env), createLogger('silent'), { retryBaseMs: 50 });
+  const counter = countAcmeRequests();
+  let report;
+  try {
+    report = await runPass(m);
+    await m.events.drain();
+  } finally {
+    counter.stop();
+    await m.solver.close();
+  }
+  const orders = counter.counts.get('201 POST /order-plz') ?? 0;
+  assert.equal(report.ok, true, errors(report));
+  assert.equal(orders, 1);
+  const live = join(base, 'mgr', 'live', 'issued.example.com');
+  assert.ok(keyMatchesCert(readFileSync(join(live, 'privkey.pem'), 'utf8'), readFileSync(join(live, 'cert.pem'), 'utf8')));
+  // Validated, then withdrawn: nothing is left for the TTL to remove.
+  assert.equal(redis.cli('--scan', '--pattern', 'certwrangler:token:*').trim().split('\n').filter((k) => k && !k.includes('..') && !k.endsWith('a'.repeat(256))).length, 0);
+});
+
+test('Redis stopped: the webroot with a shared folder answers from it; tokens it cannot see, and the webroot without a folder, get 503; /healthz says why', async () => {
+  const inFolder = newToken();
+  const onlyInRedis = newToken();
+  // The manager writes the shared folder and Redis alike; this token reaches webroot A through the folder too.
+  const s = solver(shared);
+  const other = solver();
+  try {
+    await s.present('c.example.com', inFolder, `${inFolder}.k`);
+    await other.present('d.example.com', onlyInRedis, `${onlyInRedis}.k`);
+    await redis.stop();
+    await until('webroot A to see Redis gone', async () => (await get(withFolder.port, '/healthz')).body.toString().startsWith('degraded'));
+    const healthA = await get(withFolder.port, '/healthz');
+    assert.equal(healthA.status, 200, 'a folder still answers: the webroot stays in service');
+    assert.match(healthA.body.toString(), /^degraded: Redis is unreachable since \S+; tokens are answered from the shared folder only\n$/);
+    const fromFolder = await get(withFolder.port, tokenPath(inFolder));
+    assert.equal(fromFolder.status, 200);
+    assert.equal(fromFolder.body.toString(), `${inFolder}.k`);
+    const unseen = await get(withFolder.port, tokenPath(onlyInRedis));
+    assert.equal(unseen.status, 503, 'not 404: the token may be in Redis');
+    assert.equal(unseen.headers['retry-after'], '60');
+
+    await until('webroot B to see Redis gone', async () => (await get(redisOnly.port, '/healthz')).status === 503);
+    const healthB = await get(redisOnly.port, '/healthz');
+    assert.match(healthB.body.toString(), /^unavailable: Redis is unreachable since \S+ and no shared folder is mounted \(WEBROOT_DIR\): every token is answered 503 until Redis is back\n$/);
+    assert.doesNotMatch(healthB.body.toString(), /127\.0\.0\.1|redis:\/\//, 'the public port does not say where Redis is');
+    for (const t of [inFolder, onlyInRedis, newToken()]) assert.equal((await get(redisOnly.port, tokenPath(t))).status, 503);
+    // Anything that is not a token is still a plain 404.
+    assert.equal((await get(redisOnly.port, '/favicon.ico')).status, 404);
+    const logB = webroots.find((w) => w.name === 'b')!.run.output();
+    assert.match(logB, /Redis redis:\/\/127\.0\.0\.1:\d+\/0 unreachable/);
+
+    await redis.start();
+    for (const w of [withFolder, redisOnly]) await until(`webroot on ${w.port} back on Redis`, async () => (await get(w.port, '/healthz')).body.toString() === 'ok\n');
+    // Redis came back empty (no persistence here): a token published now is answered by both again.
+    const again = newToken();
+    await other.present('e.example.com', again, `${again}.k`);
+    for (const w of [withFolder, redisOnly]) assert.equal((await get(w.port, tokenPath(again))).status, 200);
+    await other.cleanup('e.example.com', again);
+  } finally {
+    await s.cleanupAll();
+    await other.cleanupAll();
+    await s.close();
+    await other.close();
+  }
+});
