@@ -294,6 +294,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   const certsDir = resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live'));
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const loopTime = parseInt(env, 'LOOP_TIME', 10, 7 * 86400);
+  const outputs = outputsFromEnv(env, certsDir, cwd);
+  // The export is written from CERTS_DIR's versions, which only the files target (files, docker) writes.
+  if (outputs.nethserver && orchestrator === 'rancher') throw new ConfigError('REDIS_EXPORT', env.REDIS_EXPORT, 'unset with ORCHESTRATOR=rancher: the NethServer export is written from CERTS_DIR, which ORCHESTRATOR=files and docker write');
 
   return {
     domains,
@@ -315,7 +318,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     tokenRedis: tokenRedisFromEnv(env),
     dataDir,
     certsDir,
-    outputs: outputsFromEnv(env, certsDir, cwd),
+    outputs,
     lockWaitMs: parseDuration(env, 'LOCK_WAIT', DEFAULT_LOCK_WAIT_MS, 0),
     renewBeforeDays: parseInt(env, 'RENEW_BEFORE_DAYS', 1, 365),
     schedule: parseSchedule(env),

@@ -74,7 +74,12 @@ export class RedisTokenPublisher implements TokenPublisher {
 
   private client(): Redis {
     // Connected at the first token: a manager that never orders over HTTP-01 opens no connection for it.
-    this.redis ??= createRedis(this.connection);
+    if (!this.redis) {
+      this.redis = createRedis(this.connection);
+      // A lost connection is reported by the command that needs it (publish throws, naming Redis); ioredis would
+      // otherwise print every reconnect failure as an unhandled error.
+      this.redis.on('error', () => undefined);
+    }
     return this.redis;
   }
 

@@ -2,11 +2,13 @@
  * Every webroot answers every token (issue 20 item 3): two real `certwrangler webroot` processes on one real
  * redis-server, fed by the manager's HTTP-01 solver, and a real issuance from Pebble through the webroot that
  * only Redis feeds. With Redis stopped, a webroot answers from its shared folder, and otherwise 503, with
- * /healthz saying why.
+ * /healthz saying why. The same Redis and Pebble serve the NethServer export (issue 20 item 4), read back the way
+ * its consumers read it: `redis-cli HGET … key | base64 -d`, and a `redis-cli SUBSCRIBE` on its event channel.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +18,10 @@ import { redisFromEnv } from '../../src/stores/redis/connection.js';
 import { keyMatchesCert } from '../../src/certs/parse.js';
 import { startRedisLab, type RedisLab } from '../support/redis-lab.js';
 import { startPebble, type Pebble } from '../support/pebble.js';
-import { errors, pebbleEnv, startCli, type CliRun } from '../support/harness.js';
+import { errors, pebbleEnv, runCli, startCli, type CliRun } from '../support/harness.js';
+import { createSelfSigned } from '../../src/certs/placeholder.js';
+import { NethserverOutput } from '../../src/outputs/nethserver/nethserver.js';
+import { testCa } from '../support/no-cn.js';
 import { assemble } from '../../src/assemble.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -206,5 +211,99 @@ test('Redis stopped: the webroot with a shared folder answers from it; tokens it
     await other.cleanupAll();
     await s.close();
     await other.close();
+  }
+});
+
+/** `redis-cli SUBSCRIBE channel`, as a consumer would run it: the messages it has printed so far. */
+async function subscribe(channel: string): Promise<{ messages(): string[]; stop(): void }> {
+  const p = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(redis.port), 'SUBSCRIBE', channel], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout.on('data', (b: Buffer) => (out += b));
+  const lines = () => out.split('\n').map((l) => l.trim());
+  await until('the subscription', async () => lines().includes('subscribe'));
+  return {
+    messages: () => lines().flatMap((l, i, all) => (l === 'message' && all[i + 1] === channel && all[i + 2] !== undefined ? [all[i + 2]!] : [])),
+    stop: () => p.kill('SIGTERM'),
+  };
+}
+
+/** What `redis-cli HGET <key> <field> | base64 -d` prints. */
+function hgetDecoded(key: string, field: string): string {
+  const r = spawnSync('sh', ['-c', `redis-cli -h 127.0.0.1 -p ${redis.port} HGET "$1" "$2" | base64 -d`, 'sh', key, field], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+test('REDIS_EXPORT=nethserver: after a real issuance each name has its hash (cert and key in base64 PEM, the key the certificate\'s), and certificate-updated is published once', async () => {
+  const prefix = 'module/traefik1';
+  const channel = `${prefix}/event/certificate-updated`;
+  const sub = await subscribe(channel);
+  try {
+    const dir = join(base, 'ns');
+    const env = {
+      ...managerEnv(),
+      ...pebbleEnv(pebble, 'production'),
+      REDIS_EXPORT: 'nethserver',
+      REDIS_EXPORT_PREFIX: prefix,
+      REDIS_EXPORT_NODE: '1',
+      DOMAINS: 'ns.example.com,mail.ns.example.com',
+      DATA_DIR: join(dir, 'data'),
+      CERTS_DIR: join(dir, 'live'),
+      WEBROOT_DIR: join(dir, 'www'),
+      LOG_LEVEL: 'info',
+    };
+    const first = await runCli(['manager', '--once'], env);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    const live = join(dir, 'live', 'ns.example.com');
+    const privkey = readFileSync(join(live, 'privkey.pem'), 'utf8');
+    const fullchain = readFileSync(join(live, 'fullchain.pem'), 'utf8');
+    for (const name of ['ns.example.com', 'mail.ns.example.com']) {
+      const key = hgetDecoded(`${prefix}/certificate/${name}`, 'key');
+      const cert = hgetDecoded(`${prefix}/certificate/${name}`, 'cert');
+      assert.equal(key, privkey, `${name}: the stored key`);
+      assert.equal(cert, fullchain, `${name}: the stored full chain`);
+      assert.ok(keyMatchesCert(key, cert), `${name}: the key matches the certificate`);
+    }
+    assert.doesNotMatch(first.stdout + first.stderr, /BEGIN [A-Z ]*PRIVATE KEY|LS0tLS1CRUdJTi/, 'no key in the log, PEM or base64');
+    await until('both events', async () => sub.messages().length >= 2);
+    assert.deepEqual(sub.messages().map((m) => JSON.parse(m) as unknown).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))), [
+      { domain: 'mail.ns.example.com', node: '1', action: 'created' },
+      { domain: 'ns.example.com', node: '1', action: 'created' },
+    ]);
+
+    // A second run with nothing renewed writes nothing and announces nothing: the marker is the only new message.
+    const second = await runCli(['manager', '--once'], env);
+    assert.equal(second.code, 0, second.stdout + second.stderr);
+    redis.cli('PUBLISH', channel, 'marker');
+    await until('the marker', async () => sub.messages().includes('marker'));
+    assert.deepEqual(sub.messages().slice(2), ['marker']);
+  } finally {
+    sub.stop();
+  }
+});
+
+test('the NethServer export: a placeholder is not exported, a wildcard is written under its literal name, a flushed hash is written again, an unchanged one is not', async () => {
+  const certsDir = join(base, 'ns-unit');
+  const put = async (n: number, made: { cert: string; key: string }) => {
+    const version = `.certwrangler-archive/_.wild.example.com/${n}`;
+    mkdirSync(join(certsDir, version), { recursive: true });
+    writeFileSync(join(certsDir, version, 'fullchain.pem'), made.cert);
+    writeFileSync(join(certsDir, version, 'privkey.pem'), made.key, { mode: 0o600 });
+    return { name: '_.wild.example.com', version };
+  };
+  const out = new NethserverOutput({ connection: redisFromEnv({ REDIS_URL: redis.url }), prefix: 'module/traefik2', node: 'n', certsDir });
+  try {
+    const placeholder = await put(1, await createSelfSigned(['*.wild.example.com', 'wild.example.com']));
+    assert.deepEqual(await out.write([placeholder]), []);
+    assert.equal(redis.cli('EXISTS', 'module/traefik2/certificate/*.wild.example.com').trim(), '0');
+    const issued = testCa().leaf(['*.wild.example.com', 'wild.example.com']);
+    const cert = await put(2, issued);
+    assert.deepEqual(await out.write([cert]), ['redis module/traefik2/certificate/*.wild.example.com', 'redis module/traefik2/certificate/wild.example.com']);
+    assert.equal(hgetDecoded('module/traefik2/certificate/*.wild.example.com', 'key'), issued.key);
+    assert.deepEqual(await out.write([cert]), [], 'unchanged: nothing written');
+    redis.cli('DEL', 'module/traefik2/certificate/*.wild.example.com');
+    assert.deepEqual(await out.write([cert]), ['redis module/traefik2/certificate/*.wild.example.com'], 'gone from Redis: written again, the other name left alone');
+  } finally {
+    await out.close();
   }
 });
