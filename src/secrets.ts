@@ -7,7 +7,8 @@ import { secretsOf } from './adapters.js';
 import { DNS_PROVIDER_REGISTRY } from './acme/dns01/providers.js';
 import { ORCHESTRATOR_REGISTRY } from './orchestrators/registry.js';
 
-const CORE_SECRETS = ['ACME_EAB_HMAC_KEY', 'STATUS_TOKEN', 'WEBHOOK_URL'] as const;
+// REDIS_URL holds Redis's password; the NethServer export and the webroot read it with STORE=files too.
+const CORE_SECRETS = ['ACME_EAB_HMAC_KEY', 'STATUS_TOKEN', 'WEBHOOK_URL', 'REDIS_URL'] as const;
 
 /** Secrets named by number, one per CA of ACME_DIRECTORY_URLS (ACME_EAB_HMAC_KEY_2, …). */
 const NUMBERED_SECRETS = /^ACME_EAB_HMAC_KEY_\d+$/;
