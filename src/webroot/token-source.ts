@@ -114,6 +114,7 @@ export class RedisTokenSource {
   private readonly hits = new Map<string, { body: Buffer; at: number }>();
   private lastError = 'not connected yet';
   private up = false;
+  private warned = false;
   private readonly startedAt: Date;
   private lostAt: Date | undefined;
 
@@ -129,18 +130,27 @@ export class RedisTokenSource {
     this.redis.on('ready', () => {
       if (!this.up) this.log?.info({ redis: connection.shown }, `webroot: answering tokens from Redis ${connection.shown}`);
       this.up = true;
+      this.warned = false;
       this.lostAt = undefined;
     });
     this.redis.on('error', (e: Error) => {
       this.lastError = e.message || String(e);
+      // Once per outage (ioredis reports every reconnect attempt), also when Redis was never reached.
+      if (!this.up && !this.warned) this.warnDown();
     });
     this.redis.on('close', () => {
       if (this.up) {
-        this.log?.warn({ redis: connection.shown, error: this.lastError }, `webroot: Redis ${connection.shown} unreachable (${this.lastError}): answering tokens from the shared folder only (503 for the others) until it is back`);
         this.lostAt = new Date(this.now());
+        this.lastError = 'the connection was closed';
       }
       this.up = false;
+      if (!this.warned) this.warnDown();
     });
+  }
+
+  private warnDown(): void {
+    this.warned = true;
+    this.log?.warn({ redis: this.connection.shown, error: this.lastError }, `webroot: Redis ${this.connection.shown} unreachable (${this.lastError}): answering tokens from the shared folder only (503 for the others) until it is back`);
   }
 
   /** Starts connecting; never throws (a webroot starts while Redis is still down, and answers from the folder). */
