@@ -22,6 +22,7 @@ import { errors, pebbleEnv, runCli, startCli, type CliRun } from '../support/har
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { NethserverOutput } from '../../src/outputs/nethserver/nethserver.js';
 import { testCa } from '../support/no-cn.js';
+import { Outputs } from '../../src/outputs/outputs.js';
 import { assemble } from '../../src/assemble.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -310,5 +311,30 @@ test('the NethServer export: a placeholder is not exported, a wildcard is writte
     assert.deepEqual(await out.write([cert]), ['redis module/traefik2/certificate/*.wild.example.com'], 'gone from Redis: written again, the other name left alone');
   } finally {
     await out.close();
+  }
+});
+
+test('the NethServer export with Redis down: the push succeeds with the export pending, and the next pass writes it', async () => {
+  const certsDir = join(base, 'ns-down');
+  const version = '.certwrangler-archive/down.example.com/1';
+  mkdirSync(join(certsDir, version), { recursive: true });
+  const issued = testCa().leaf(['down.example.com']);
+  writeFileSync(join(certsDir, version, 'fullchain.pem'), issued.cert);
+  writeFileSync(join(certsDir, version, 'privkey.pem'), issued.key, { mode: 0o600 });
+  const output = new NethserverOutput({ connection: redisFromEnv({ REDIS_URL: redis.url, REDIS_TIMEOUT: '1s' }), prefix: 'module/traefik3', node: 'n', certsDir });
+  const outputs = new Outputs([output], createLogger('silent'));
+  const cert = { name: 'down.example.com', version };
+  try {
+    await redis.stop();
+    try {
+      assert.deepEqual(await outputs.afterPush(cert, issued.cert + issued.key), ['nethserver output files']);
+    } finally {
+      await redis.start();
+    }
+    assert.equal(redis.cli('EXISTS', 'module/traefik3/certificate/down.example.com').trim(), '0');
+    await outputs.resync([cert], async () => issued.cert + issued.key);
+    assert.equal(hgetDecoded('module/traefik3/certificate/down.example.com', 'key'), issued.key);
+  } finally {
+    await output.close();
   }
 });
