@@ -19,9 +19,9 @@ import { parseCert, keyMatchesCert, splitPemChain, type CertInfo } from './parse
 import type { Kind, KnownIssuers } from './kind.js';
 import type { AriState } from '../acme/ari.js';
 
-/** Files store modes, for the files this module does not write through the store (CERTS_DIR's key). */
-export const DIR_MODE = 0o700;
+/** A private key's mode where a key is written as a file outside the store (CERTS_DIR's privkey.pem). */
 export const KEY_MODE = 0o600;
+/** The files store's mode for certificates: their readers (a balancer under another user) read them. */
 const PUBLIC_MODE = 0o644;
 const ISSUED_FILE = 'issued.json';
 const ARI_FILE = 'ari.json';
