@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
-import { assemble } from './assemble.js';
+import { assemble, openStore } from './assemble.js';
+import type { Store } from './stores/store.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
 import { describeBudget } from './report.js';
 import { Scheduler } from './scheduler.js';
@@ -138,9 +139,9 @@ function printPlan(report: PassReport): void {
   if (rows.length === 0 && report.refused.length === 0 && report.errors.length === 0) console.log('no certificates wanted: set DOMAINS or label a service (HOSTS_LABEL)');
 }
 
-async function manager(config: Config, log: Logger, once: boolean, at?: Date): Promise<number> {
+async function manager(config: Config, log: Logger, once: boolean, store: Store, at?: Date): Promise<number> {
   if (once) {
-    const deps = await assemble(config, log, at ? { now: () => at } : {});
+    const deps = await assemble(config, log, { store, ...(at ? { now: () => at } : {}) });
     warnIfNothingWanted(config, log);
     const report = await runPass(deps);
     await Promise.all([deps.solver.cleanupAll(), deps.dnsSolver?.cleanupAll()]);
@@ -159,6 +160,7 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
   const shutdownSignal = new AbortController();
   const deps = {
     ...(await assemble(config, log, {
+      store,
       ...(at ? { now: () => at } : {}),
       observeOrchestrator: (r) => metrics.orchestratorRequest(config.orchestrator, r),
       onEvent: (e) => book.onEvent(e),
@@ -245,16 +247,21 @@ async function main(argv: string[]): Promise<number> {
     case 'manager': {
       const once = args.flags.has('--once');
       announceSeedMode(config.seed, config.domainsOnePerName, config.hostsLabel, log);
-      const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
+      const store = await openStore(config, log);
       try {
-        if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
-        // Loaded only when there is something to import: most starts have nothing, and pay nothing for it.
-        if (config.seed.certbotDir || config.seed.accountKeyFile) await (await import('./import/at-start.js')).importAtStart(config, log);
-        // PREFLIGHT: wrong DNS credentials stop here, naming the variable, not at the first renewal.
-        await checkDnsCredentials(config, log);
-        return await manager(config, log, once, args.at);
+        const lock = await lockForManager(store, config, log, once); // before anything writes to the store
+        try {
+          if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
+          // Loaded only when there is something to import: most starts have nothing, and pay nothing for it.
+          if (config.seed.certbotDir || config.seed.accountKeyFile) await (await import('./import/at-start.js')).importAtStart(config, log, store);
+          // PREFLIGHT: wrong DNS credentials stop here, naming the variable, not at the first renewal.
+          await checkDnsCredentials(config, log);
+          return await manager(config, log, once, store, args.at);
+        } finally {
+          await lock.release();
+        }
       } finally {
-        await lock.release();
+        await store.close();
       }
     }
     case 'reload-local': {
@@ -285,18 +292,23 @@ async function main(argv: string[]): Promise<number> {
       const [what, dir, ...extra] = args.names;
       if (what !== 'certbot' || !dir || extra.length > 0) throw new UsageError('import takes: import certbot <dir> (certbot\'s config dir, e.g. /etc/letsencrypt)');
       const { importCertbot, describeImport } = await import('./import/certbot.js');
-      const lock = await lockForManager(config, log, true); // as a --once: wait for a pass in flight
+      const store = await openStore(config, log);
       try {
-        const report = await importCertbot(resolve(dir), config);
-        for (const line of describeImport(report)) console.log(line);
-        return report.problems.length > 0 ? 1 : 0;
+        const lock = await lockForManager(store, config, log, true); // as a --once: wait for a pass in flight
+        try {
+          const report = await importCertbot(resolve(dir), { store, productionDirectoryUrl: config.productionDirectoryUrl, stagingDirectoryUrl: config.stagingDirectoryUrl });
+          for (const line of describeImport(report)) console.log(line);
+          return report.problems.length > 0 ? 1 : 0;
+        } finally {
+          await lock.release();
+        }
       } finally {
-        await lock.release();
+        await store.close();
       }
     }
     case 'plan': {
       const deps = await assemble(config, createLogger('silent'), { dryRun: true, ...(args.at ? { now: () => args.at! } : {}) });
-      const report = await planPass(deps);
+      const report = await planPass(deps).finally(() => deps.store.backend.close());
       if (args.flags.has('--json')) console.log(JSON.stringify(report, null, 2));
       else printPlan(report);
       // A plan that could not see the orchestrator is not a plan: say so in the exit code too.

@@ -23,6 +23,7 @@ import { RequestBook } from '../../src/requests.js';
 import { createLogger } from '../../src/log.js';
 import { rawRequest } from '../support/http.js';
 import { freePort } from '../support/ports.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 type Service = { image?: string; command?: string[]; user?: string; environment?: Record<string, string>; volumes?: string[]; labels?: Record<string, string>; expose?: string[]; ports?: string[] };
 type Compose = { version: string; services: Record<string, Service>; volumes?: Record<string, unknown> };
@@ -253,7 +254,7 @@ test('compose: the health checks reach the webroot\'s /healthz and the manager\'
       const wp = await freePort();
       const ws = await listenWebroot(createWebroot('/nonexistent'), wp, '127.0.0.1');
       const mp = await freePort();
-      const ms = await listenStatus({ host: '127.0.0.1', port: mp, token: undefined, book: new StatusBook('t'), metrics: new Metrics(), requests: new RequestBook(dir, { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: () => new Promise(() => undefined), log: createLogger('silent') });
+      const ms = await listenStatus({ host: '127.0.0.1', port: mp, token: undefined, book: new StatusBook('t'), metrics: new Metrics(), requests: new RequestBook(new FilesStore(dir), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: () => new Promise(() => undefined), log: createLogger('silent') });
       try {
         assert.equal((await rawRequest(wp, wpath!, { method: wm! })).status, 200);
         const [mm, mpath] = mhc.request_line.split(' ');
