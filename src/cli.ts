@@ -14,7 +14,6 @@ import { createLogger, type Logger } from './log.js';
 import { assemble } from './assemble.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
 import { describeBudget } from './report.js';
-import { Scheduler } from './scheduler.js';
 import { observeAcmeRequests } from './acme/transport.js';
 import { lockForManager } from './lock.js';
 import { moveToVersions } from './orchestrators/files/files.js';
@@ -142,8 +141,9 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
     await deps.events.drain();
     return report.ok ? 0 : 1;
   }
-  // The status endpoint's parts: loaded only for a long-running manager.
-  const [{ StatusBook }, { Metrics }, { listenStatus }, { loadOrCreateStatusToken }] = await Promise.all([
+  // The status endpoint's parts and the scheduler (node-schedule): loaded only for a long-running manager.
+  const [{ Scheduler }, { StatusBook }, { Metrics }, { listenStatus }, { loadOrCreateStatusToken }] = await Promise.all([
+    import('./scheduler.js'),
     import('./status/book.js'),
     import('./status/metrics.js'),
     import('./status/server.js'),
