@@ -13,6 +13,7 @@ import { benchSteady } from './steady.js';
 import { benchWebroot } from './webroot.js';
 import { benchPlaceholders } from './placeholders.js';
 import { benchRevocation } from './revocation.js';
+import { benchStartup } from './startup.js';
 import { machine, ms, printTable, type Row } from './lib.js';
 
 const quick = process.argv.includes('--quick');
@@ -89,6 +90,24 @@ if (want('placeholders')) {
   results.placeholders = r;
   save();
   rows.push({ benchmark: `placeholders, ${r.names} new names`, subject: 'certwrangler', value: `first ${ms(r.firstMs)}, all ${ms(r.allMs)}`, note: 'from process start, pushed to the Rancher simulator' });
+  const st = r.stages;
+  rows.push({
+    benchmark: `placeholders, ${r.names} new names: one push's stages`,
+    subject: 'certwrangler',
+    value: `start to first decision ${ms(st.startMs)}; then per placeholder: decision to stored (16 at a time) ${ms(st.makeAndStoreMs)}, stored to POST ${ms(st.queuedForWriteMs)}, POST to first settle check ${ms(st.settleMs)}, check to pushed ${ms(st.afterSettleMs)}`,
+    note: 'medians over every placeholder',
+  });
+}
+
+if (want('startup')) {
+  const r = await benchStartup({ runs: quick ? 3 : 9, base: join(base, 'startup') });
+  results.startup = r;
+  save();
+  const ours = r.find((x) => x.subject === 'certwrangler (bundle)')!;
+  for (const x of r) {
+    const what = x.subject.startsWith('certwrangler') ? '`manager --once`, files, no DOMAINS' : `\`${x.command}\``;
+    rows.push({ benchmark: 'start-up, nothing to do', subject: x.subject, value: `${ms(x.wallMs)} wall, ${ms(x.cpuMs)} CPU`, note: x === ours ? what : `${what}; ${(x.wallMs / ours.wallMs).toFixed(1)}× the bundle's wall time` });
+  }
 }
 
 if (want('revocation')) {

@@ -28,10 +28,12 @@ import { orderFromCas } from './multica/fallback.js';
 const BACKOFF_FIRST_MS = 60 * 60 * 1000;
 const BACKOFF_MAX_MS = 24 * 60 * 60 * 1000;
 
-// Placeholders made and written at once. Each write is several fsyncs on libuv's 4 threads; with every
-// placeholder of a first pass writing at once, the first finished (and could be pushed) only when nearly
-// all had: 0.8 s for 100 names. One batch of the pool's size at a time lets the pushes start at once.
-const PLACEHOLDER_WRITE_CONCURRENCY = 4;
+// Placeholders made and written at once. Each write is about ten fsyncs in a row on libuv's thread pool;
+// with every placeholder of a first pass writing at once, the first finished (and could be pushed) only
+// when nearly all had: 0.8 s for 100 names. One batch of the pool's size at a time lets the pushes start at
+// once, and the CLI runs a pool of 16 (src/launch.ts), because ext4 commits concurrent fsyncs together:
+// 100 placeholder sets took 2.4–3.4 s at 4 in flight on 4 threads, 1.0–1.1 s at 16 on 16 (BENCHMARKS.md).
+const PLACEHOLDER_WRITE_CONCURRENCY = 16;
 
 // Issue 17 item 3: a backoff is never longer than a quarter of the time the certificate in service has left,
 // so a 24-hour step cannot let a 6-day certificate (renewed with about 2 days left) expire; the tries come
@@ -409,6 +411,7 @@ async function storePlaceholder(deps: PassDeps, o: Decided, r: CertResult): Prom
   const ss = await createSelfSigned(o.wanted.names.filter((n) => !isIP(n)), { sharedKey: true, ...(ips.length > 0 ? { ips } : {}) });
   const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
   await deps.store.write(bundle);
+  log.debug({ cert: o.wanted.name, action: 'placeholder' }, `${o.wanted.name}: self-signed placeholder stored`);
   const info = parseCert(ss.cert);
   r.placeholder = true;
   r.kind = 'self-signed';

@@ -15,7 +15,6 @@ import { assemble, openStore } from './assemble.js';
 import type { Store } from './stores/store.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
 import { describeBudget } from './report.js';
-import { Scheduler } from './scheduler.js';
 import { observeAcmeRequests } from './acme/transport.js';
 import { lockForManager } from './lock.js';
 import { moveToVersions } from './orchestrators/files/files.js';
@@ -148,8 +147,9 @@ async function manager(config: Config, log: Logger, once: boolean, store: Store,
     await deps.events.drain();
     return report.ok ? 0 : 1;
   }
-  // The status endpoint's parts: loaded only for a long-running manager.
-  const [{ StatusBook }, { Metrics }, { listenStatus }, { loadOrCreateStatusToken }] = await Promise.all([
+  // The status endpoint's parts and the scheduler (node-schedule): loaded only for a long-running manager.
+  const [{ Scheduler }, { StatusBook }, { Metrics }, { listenStatus }, { loadOrCreateStatusToken }] = await Promise.all([
+    import('./scheduler.js'),
     import('./status/book.js'),
     import('./status/metrics.js'),
     import('./status/server.js'),

@@ -334,6 +334,28 @@ test('two certificates of one balancer pushed at once: its update actions run on
   }
 });
 
+test('new certificates pushed at once are all written while the first still settles: a settle wait holds no write slot', async () => {
+  // Rancher settles each certificate 1.5 s after its write here. Before, a push held one of 4 write slots through
+  // its settle polling, so the 5th and later POSTs waited for the first certificate to settle.
+  const slow = await startRancherSim({ settleMs: 1500 });
+  try {
+    const o = new RancherOrchestrator(options({ settleTimeoutMs: 30_000 }, slow));
+    const names = Array.from({ length: 12 }, (_, i) => `settle${i}.example.com`);
+    await o.list(names);
+    let settled = 0;
+    const pushes = Promise.all(names.map((n) => o.push(bundle(n, pems[2]!), { adopt: false }).then(() => (settled += 1))));
+    const posts = () => slow.log.filter((r) => r.method === 'POST' && r.path.endsWith('/certificates')).length;
+    for (let i = 0; i < 250 && posts() < names.length && settled === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(posts(), names.length, 'every certificate was written before any push finished');
+    assert.equal(settled, 0);
+    await pushes;
+    assert.equal(settled, names.length);
+    for (const n of names) assert.equal(slow.certByName(n)?.state, 'active', n);
+  } finally {
+    await slow.close();
+  }
+});
+
 test('an unreadable pending-reload file: the retry fails naming the file and what to do; a push still succeeds', async () => {
   const local = await startRancherSim();
   try {

@@ -133,3 +133,18 @@ test('webroot: a token served again comes from memory with the same answer; a re
   }
   assert.equal(status, 404);
 });
+
+test('webroot: a miss is never remembered: a token written just after a flood of probes for it is served on the next request', async () => {
+  const token = 'late_token-1';
+  const probes = await Promise.all(Array.from({ length: 50 }, () => rawRequest(port, `/.well-known/acme-challenge/${token}`)));
+  assert.deepEqual([...new Set(probes.map((r) => r.status))], [404]);
+  writeFileSync(join(challenges, token), 'late.keyauth');
+  const r = await rawRequest(port, `/.well-known/acme-challenge/${token}`);
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), 'late.keyauth');
+  // And the other way: a token removed is a 404 again, never a remembered one (it was never served).
+  const other = 'late_token-2';
+  writeFileSync(join(challenges, other), 'x');
+  unlinkSync(join(challenges, other));
+  assert.equal((await rawRequest(port, `/.well-known/acme-challenge/${other}`)).status, 404);
+});

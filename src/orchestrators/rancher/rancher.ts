@@ -35,8 +35,15 @@ const CONFLICT_ATTEMPTS = 3;
 // now but will be once the process ends, so the reload waits for a later pass. Any other state that is
 // not active (inactive, deactivating, error…) needs an operator; it is logged, not retried.
 const BUSY_STATES = new Set(['updating-active', 'activating', 'upgrading']);
-// Writes in flight at once: enough to push a first batch quickly, few enough not to queue Rancher's processes.
+// Write requests (POST, PUT) in flight at once: few enough not to queue Rancher's processes.
 const WRITE_CONCURRENCY = 4;
+// Certificates between their write and the end of their push (settle polling, balancer updates) at once. A
+// push spends most of its time waiting for Rancher's process to settle (the first check comes after
+// SETTLE_FIRST_MS, as the spec prescribes), and that wait used to hold one of the 4 write slots: 100 new
+// placeholders took 25 rounds of ≥150 ms. The wait now holds only one of these. The spec sets no limit on
+// resources transitioning at once; this bound is ours, so that a first pass of thousands of names polls
+// a few dozen at a time, not all of them, through the API's 8 sockets (api.ts).
+const PUSHES_IN_FLIGHT = 32;
 
 export interface RancherOptions extends RancherApiOptions {
   hostsLabel: string;
@@ -76,6 +83,7 @@ export class RancherOrchestrator implements Orchestrator {
   /** Balancers, read once per pass by the first push that needs them. */
   private balancers: Promise<ServiceResource[]> | undefined;
   private readonly writes = pLimit(WRITE_CONCURRENCY);
+  private readonly pushes = pLimit(PUSHES_IN_FLIGHT);
   private readonly reloads: ReloadBook;
   /** One update action per balancer at a time: Rancher refuses a second while the first runs (409, specs §4.5). */
   private readonly balancerTurns = new Map<string, Promise<unknown>>();
@@ -113,7 +121,7 @@ export class RancherOrchestrator implements Orchestrator {
   }
 
   push(bundle: CertBundle, opts: PushOptions): Promise<PushResult> {
-    return this.writes(() => this.write(bundle, opts));
+    return this.pushes(() => this.write(bundle, opts));
   }
 
   private async write(bundle: CertBundle, opts: PushOptions): Promise<PushResult> {
@@ -130,7 +138,7 @@ export class RancherOrchestrator implements Orchestrator {
     let written: CertificateResource | undefined;
     if (!existing) {
       try {
-        written = parseCertificate(await this.api.post(this.api.url('certificates'), body));
+        written = parseCertificate(await this.writes(() => this.api.post(this.api.url('certificates'), body)));
       } catch (e) {
         // Someone created it between our list and our POST, or our own earlier POST timed out after
         // Rancher had stored it: look again and update that one in place.
@@ -185,7 +193,7 @@ export class RancherOrchestrator implements Orchestrator {
     await this.settle(existing, what, true);
     for (let attempt = 1; ; attempt++) {
       try {
-        return parseCertificate(await this.api.put(existing.self, body));
+        return parseCertificate(await this.writes(() => this.api.put(existing.self, body)));
       } catch (e) {
         if (!(e instanceof RancherError && e.status === 409) || attempt >= CONFLICT_ATTEMPTS) throw e;
         await this.settle(parseCertificate(await this.api.get(existing.self)), what, true);
