@@ -51,4 +51,8 @@ export const TEST_TOOLS = [
   // Balancer outputs: a real HAProxy updated through its runtime API while wrk keeps connections open on it.
   { command: 'haproxy', pkg: 'haproxy' },
   { command: 'wrk', pkg: 'wrk' },
+  // STORE=redis: the store contract, the lease and migration run against a real redis-server; redis-cli reads
+  // what is at rest.
+  { command: 'redis-server', pkg: 'redis-server' },
+  { command: 'redis-cli', pkg: 'redis-tools' },
 ];
