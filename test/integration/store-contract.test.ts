@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { FilesStore } from '../../src/stores/files/files-store.js';
 import { redis as redisEntry } from '../../src/stores/redis/entry.js';
 import { encryptionKeyFromEnv, refuseEncryptionKeyWithFiles } from '../../src/stores/redis/encryption.js';
 import { LeaseLostError, RedisStore } from '../../src/stores/redis/redis-store.js';
+import { WRITE } from '../../src/stores/redis/scripts.js';
 import type { Store } from '../../src/stores/store.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 
@@ -322,4 +323,21 @@ test('redis lease: one leader, one standby naming it; the leader paused (SIGSTOP
   b.p.kill('SIGKILL');
   await c.next(/^leader /);
   for (const x of [a, b, c]) x.p.kill('SIGKILL');
+});
+
+test('redis: restarted (its append-only file kept), the store reads what it held, and the lease holder writes on with the same token', async () => {
+  const store = await redisStore('restart1:', { STORE_ENCRYPTION_KEY: KEY_A });
+  const key = pem();
+  await store.writeSet('certs/r.example', [{ name: 'privkey.pem', data: key, secret: true }, { name: 'cert.pem', data: 'CERT' }]);
+  const stamp = await store.stamp('certs/r.example/cert.pem');
+  await server.restart();
+  // Redis forgot its scripts: the write falls back from EVALSHA to EVAL.
+  const sha = createHash('sha1').update(WRITE).digest('hex');
+  assert.equal(server.cli('SCRIPT', 'EXISTS', sha).trim(), '0');
+  assert.equal(await store.read('certs/r.example/privkey.pem'), key);
+  assert.equal(await store.stamp('certs/r.example/cert.pem'), stamp);
+  assert.deepEqual(await store.list('certs/r.example'), ['cert.pem', 'privkey.pem']);
+  await store.write('certs/r.example/status.json', '{}');
+  assert.equal(await store.read('certs/r.example/status.json'), '{}');
+  assert.equal(server.cli('SCRIPT', 'EXISTS', sha).trim(), '1');
 });
