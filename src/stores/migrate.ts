@@ -82,9 +82,10 @@ function asStored(f: { name: string; data: string }): StoredFile {
 export class MigrateError extends Error {}
 
 export async function migrateStore(from: Store, to: Store, opts: { force: boolean }): Promise<MigrateReport> {
-  const already = (await to.list('')).filter((n) => !skipped(n));
+  // Files, not folders: an initialised store may hold empty folders (DATA_DIR/certs) and nothing else.
+  const already = await paths(to);
   if (already.length > 0 && !opts.force) {
-    throw new MigrateError(`store migrate: ${to.where} already holds ${already.slice(0, 5).join(', ')}${already.length > 5 ? ', …' : ''}: refusing to copy over it. Point it at an empty store, or add --force to overwrite what both hold (what only the target holds is left alone)`);
+    throw new MigrateError(`store migrate: ${to.where} already holds ${already.length} files (${already.slice(0, 5).join(', ')}${already.length > 5 ? ', …' : ''}): refusing to copy over it. Point it at an empty store, or add --force to overwrite what both hold (what only the target holds is left alone)`);
   }
   const folders = await walk(from);
   const report: MigrateReport = { files: 0, folders: 0, secrets: 0, bytes: 0, leftInTarget: [] };

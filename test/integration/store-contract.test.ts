@@ -341,3 +341,24 @@ test('redis: restarted (its append-only file kept), the store reads what it held
   assert.equal(await store.read('certs/r.example/status.json'), '{}');
   assert.equal(server.cli('SCRIPT', 'EXISTS', sha).trim(), '1');
 });
+
+test('redis lease: lapsed while out of reach and taken by no one, it is renewed with the same token; held and let go by another meanwhile, it is lost', async () => {
+  const store = redisEntry.create(redisEntry.fromEnv(redisEnv('lapse1:', { LEASE_TTL: '1s' })), { log: createLogger('silent') }) as RedisStore;
+  opened.push({ store });
+  await store.init();
+  const lost: string[] = [];
+  const held = await store.lock({ waitMs: 0, onLost: (why) => lost.push(why) });
+  opened.push({ store, lock: held });
+  const mine = server.cli('GET', 'lapse1:lease').trim();
+  server.cli('DEL', 'lapse1:lease'); // lapsed: no one took it
+  while (server.cli('GET', 'lapse1:lease').trim() !== mine) await new Promise((r) => setTimeout(r, 50));
+  await store.write('a.json', '1');
+  assert.deepEqual(lost, []);
+  // Another manager took it (the counter moved) and let it go: what it wrote is not what this one remembers.
+  server.cli('DEL', 'lapse1:lease');
+  server.cli('INCR', 'lapse1:lease:fence');
+  while (lost.length === 0) await new Promise((r) => setTimeout(r, 50));
+  assert.match(lost[0]!, /is now held by no one \(it lapsed, and another manager may have held it since\)/);
+  await assert.rejects(store.write('a.json', '2'), LeaseLostError);
+  assert.equal(await store.read('a.json'), '1');
+});

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
@@ -66,7 +66,7 @@ test('store migrate: files → redis → files copies every file, seals the priv
   // A second run refuses to copy over what is there.
   const again = await runCli(['store', 'migrate', '--from', 'files', '--to', 'redis'], { DATA_DIR: a, ...redisEnv('m1:', { STORE_ENCRYPTION_KEY: KEY }) });
   assert.equal(again.code, 1);
-  assert.match(again.stderr, /already holds accounts, certs, claims\.json, rancher-reloads\.json: refusing to copy over it.*--force/);
+  assert.match(again.stderr, /already holds 9 files \(claims\.json, rancher-reloads\.json, accounts\/pebble\.example\/account\.key, certs\/m\.example\/cert\.pem, certs\/m\.example\/chain\.pem, …\): refusing to copy over it.*--force/);
 
   // Back, in-process (the same command), into a new DATA_DIR.
   const b = join(base, 'b');
@@ -81,6 +81,21 @@ test('store migrate: files → redis → files copies every file, seals the priv
   }
   assert.ok(keyMatchesCert(readFileSync(join(b, 'certs/m.example/privkey.pem'), 'utf8'), readFileSync(join(b, 'certs/m.example/cert.pem'), 'utf8')));
   assert.equal(statSync(join(b, 'certs/m.example/privkey.pem')).mode & 0o777, 0o600);
+
+  // --force copies over a store that holds something, and leaves alone what only it holds.
+  rmSync(join(b, 'claims.json'));
+  writeFileSync(join(b, 'certs/m.example/status.json'), '{"lastError":"changed"}\n');
+  const lines: string[] = [];
+  const print = console.log;
+  console.log = (l: string) => void lines.push(l);
+  try {
+    assert.equal(await migrateCommand(config, log, { from: 'files', to: 'redis', force: true }, redisEnv('m1:', { STORE_ENCRYPTION_KEY: KEY })), 0);
+  } finally {
+    console.log = print;
+  }
+  assert.match(lines.join('\n'), /copied 8 files .*\nleft alone in Redis .*: 1 paths the source does not have \(claims\.json\)/);
+  assert.equal(server.cli('HGET', 'm1:store:file:certs/m.example/status.json', 'data'), '{"lastError":"changed"}\n\n');
+  assert.equal(server.cli('HGET', 'm1:store:file:claims.json', 'data'), '{"version":1}\n\n');
 
   // Without the key, the copy back is refused before anything is written, and says why.
   const c = join(base, 'c');

@@ -28,16 +28,18 @@ redis.call('SET', KEYS[1], v, 'PX', ARGV[1])
 return { 1, v }
 `;
 /**
- * Extends the lease while it is ours. Lapsed and taken by no one: ours again, with the same token (no one else
- * held it, so no one wrote meanwhile). Another's: returns its value.
+ * Extends the lease while it is ours. Lapsed (Redis was out of reach longer than the TTL) and taken by no one
+ * since, as the fencing counter shows: ours again, with the same token, since no one else wrote meanwhile.
+ * Otherwise returns the holder's value ('' when another held it and let it go: lost all the same, since what
+ * it wrote may not be what this manager remembers).
  */
 const RENEW = `
 local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] or not cur then
+if cur == ARGV[1] or (not cur and redis.call('GET', KEYS[2]) == ARGV[3]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return { 1, ARGV[1] }
 end
-return { 0, cur }
+return { 0, cur or '' }
 `;
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -67,7 +69,7 @@ export function parseLease(v: string | null | undefined): LeaseHolder | undefine
 export function describeHolder(v: string | null | undefined): string {
   const h = parseLease(v);
   if (h) return `${h.host} (pid ${h.pid}, fencing token ${h.token}, since ${h.since})`;
-  return v ? 'an unknown holder' : 'no one (it lapsed)';
+  return v ? 'an unknown holder' : 'no one (it lapsed, and another manager may have held it since)';
 }
 
 export interface LeaseOptions {
@@ -140,7 +142,7 @@ export class RedisLease implements Fence {
     let lost = false;
     const renew = async () => {
       try {
-        const [ok, cur] = await this.script(RENEW, [this.key], [value, this.o.ttlMs]);
+        const [ok, cur] = await this.script(RENEW, [this.key, `${this.key}:fence`], [value, this.o.ttlMs, h.token]);
         if (ok !== 1 && !lost) {
           lost = true;
           clearInterval(this.timer);
