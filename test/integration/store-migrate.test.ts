@@ -63,15 +63,21 @@ test('store migrate: files → redis → files copies every file, seals the priv
   assert.match(server.cli('HGET', 'm1:store:file:certs/m.example/cert.pem', 'data'), /BEGIN CERTIFICATE/);
   assert.equal(server.cli('EXISTS', 'm1:lease').trim(), '0', 'the lease is released');
 
-  // A second run refuses to copy over what is there.
-  const again = await runCli(['store', 'migrate', '--from', 'files', '--to', 'redis'], { DATA_DIR: a, ...redisEnv('m1:', { STORE_ENCRYPTION_KEY: KEY }) });
-  assert.equal(again.code, 1);
-  assert.match(again.stderr, /already holds 9 files \(claims\.json, rancher-reloads\.json, accounts\/pebble\.example\/account\.key, certs\/m\.example\/cert\.pem, certs\/m\.example\/chain\.pem, …\): refusing to copy over it.*--force/);
-
-  // Back, in-process (the same command), into a new DATA_DIR.
+  // A second run refuses to copy over what is there (in-process from here: the same command, without a start-up).
   const b = join(base, 'b');
   const config = loadConfig({ DATA_DIR: b });
   const log = createLogger('silent');
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => said.push(s) > 0) as typeof process.stderr.write;
+  try {
+    assert.equal(await migrateCommand(loadConfig({ DATA_DIR: a }), log, { from: 'files', to: 'redis', force: false }, redisEnv('m1:', { STORE_ENCRYPTION_KEY: KEY })), 1);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.match(said.join(''), /already holds 9 files \(claims\.json, rancher-reloads\.json, accounts\/pebble\.example\/account\.key, certs\/m\.example\/cert\.pem, certs\/m\.example\/chain\.pem, …\): refusing to copy over it.*--force/);
+
+  // Back, into a new DATA_DIR.
   assert.equal(await migrateCommand(config, log, { from: 'redis', to: 'files', force: false }, redisEnv('m1:', { STORE_ENCRYPTION_KEY: KEY })), 0);
   const files = filesUnder(a).map((f) => f.slice(a.length + 1)).sort();
   assert.deepEqual(filesUnder(b).map((f) => f.slice(b.length + 1)).sort(), files);
