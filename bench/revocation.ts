@@ -13,6 +13,7 @@ import { LocalStore } from '../src/certs/store.js';
 import { acmeLab, passWithOrders } from '../test/support/harness.js';
 import { startAcmeFront } from '../test/support/acme-front.js';
 import { median } from './lib.js';
+import { FilesStore } from '../src/stores/files/files-store.js';
 
 const HOUR = 3_600_000;
 
@@ -51,7 +52,7 @@ async function once(opts: { certificates: number; share: number }, dir: string):
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const spki = publicKey.export({ type: 'spki', format: 'der' });
     const key = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const store = new LocalStore(data);
+    const store = new LocalStore(new FilesStore(data));
     await store.init();
     // Spread over many registered domains, as a hosting fleet is.
     const names = Array.from({ length: opts.certificates }, (_, i) => `www.site${i}.bench.example.com`);

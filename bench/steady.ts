@@ -13,6 +13,7 @@ import { ownerDescription } from '../src/orchestrators/rancher/rancher.js';
 import { parseCert } from '../src/certs/parse.js';
 import { startRancherSim, type RancherSim } from '../test/support/rancher-sim.js';
 import { managerEnv, median } from './lib.js';
+import { FilesStore } from '../src/stores/files/files-store.js';
 
 export interface SteadyResult {
   certificates: number;
@@ -34,7 +35,7 @@ const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 async function fixtures(n: number, dir: string): Promise<Map<string, { cert: string; key: string }>> {
   const names = Array.from({ length: n }, (_, i) => `s${i}.steady-example.com`);
   const pem = new Map<string, { cert: string; key: string }>();
-  const store = new LocalStore(join(dir, 'data'));
+  const store = new LocalStore(new FilesStore(join(dir, 'data')));
   await store.init();
   const limit = pLimit(16);
   // One key for all (createSelfSigned's shared key): fixtures for 10,000 certificates in seconds, not hours.

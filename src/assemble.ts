@@ -3,10 +3,12 @@ import type { Config } from './config.js';
 import { LocalStore } from './certs/store.js';
 import { AccountBook } from './acme/account.js';
 import { WebrootSolver } from './acme/http01.js';
+import { RedisTokenPublisher } from './webroot/token-source.js';
 import { Dns01Solver } from './acme/dns01/solver.js';
 import { createDnsProvider } from './acme/dns01/providers.js';
 import { configureAcmeTransport, type RequestObservation } from './acme/transport.js';
-import { FilesOrchestrator, filePaths } from './orchestrators/files/files.js';
+import { FilesOrchestrator } from './orchestrators/files/files.js';
+import { hookPaths } from './hook-paths.js';
 import { Notifier } from './events/notifier.js';
 import type { CertEvent } from './events/events.js';
 import { RequestBook } from './requests.js';
@@ -17,12 +19,13 @@ import type { Orchestrator } from './orchestrators/orchestrator.js';
 import type { Logger } from './log.js';
 import type { DiscoverDeps } from './discover.js';
 import { ClaimsBook } from './ownership.js';
-import { join } from 'node:path';
 import { ConfigError } from './env.js';
 import { keepsAddresses } from './acme/dns01/provider.js';
 import { DnsUpkeep } from './dns-upkeep/upkeep.js';
 import { CaHealth } from './multica/ca-health.js';
 import { DirectoryBook } from './acme/directory.js';
+import { createStore } from './stores/registry.js';
+import type { Store } from './stores/store.js';
 
 export interface AssembleOptions {
   now?: () => Date;
@@ -35,12 +38,23 @@ export interface AssembleOptions {
   onEvent?: (e: CertEvent) => void;
   /** `plan`: nothing is written, not even the label claims. */
   dryRun?: boolean;
+  /** The store, already opened (`openStore`: the CLI takes its lock before assembling); else one is opened here. */
+  store?: Store;
+}
+
+/** The STORE the configuration names, built by its registry entry and ready (`init`): close it on exit. */
+export async function openStore(config: Config, log: Logger): Promise<Store> {
+  const store = createStore(config.store, config.storeOptions, { log });
+  await store.init();
+  return store;
 }
 
 export function createOrchestrator(config: Config, log: Logger, opts: AssembleOptions = {}): Orchestrator {
   return createFromRegistry(config.orchestrator, config.orchestratorOptions, {
     config,
     log,
+    // Discovery alone (tests, `seed-mode`) needs no opened store: nothing is written until a push.
+    store: opts.store ?? createStore(config.store, config.storeOptions, { log }),
     ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}),
     ...(opts.settleTimeoutMs !== undefined ? { settleTimeoutMs: opts.settleTimeoutMs } : {}),
     ...(opts.observeOrchestrator ? { observe: opts.observeOrchestrator } : {}),
@@ -68,9 +82,9 @@ function warnAboutLabels(config: Config, log: Logger): void {
 export async function assemble(config: Config, log: Logger, opts: AssembleOptions = {}): Promise<Manager> {
   const bundlesByOrigin = Object.fromEntries(config.cas.filter((ca) => ca.caBundle).map((ca) => [new URL(ca.directoryUrl).origin, ca.caBundle!]));
   configureAcmeTransport({ timeoutMs: config.acmeTimeoutMs, ...(config.caBundle ? { caBundle: config.caBundle } : {}), bundlesByOrigin, ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}) });
-  const store = new LocalStore(config.dataDir);
-  await store.init();
-  const orchestrator = createOrchestrator(config, log, opts);
+  const backend = opts.store ?? (await openStore(config, log));
+  const store = new LocalStore(backend);
+  const orchestrator = createOrchestrator(config, log, { ...opts, store: backend });
   if (config.orchestrator !== 'files' && config.readLabels) warnAboutLabels(config, log);
   const filesTarget = orchestrator instanceof FilesOrchestrator ? orchestrator : orchestrator.files;
   const events = new Notifier({
@@ -78,8 +92,9 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     ...(config.onChangeCommand ? { onChangeCommand: config.onChangeCommand } : {}),
     ...(config.onFailureCommand ? { onFailureCommand: config.onFailureCommand } : {}),
     ...(config.webhook ? { webhook: config.webhook } : {}),
-    // Hooks read the files a balancer reads: CERTS_DIR for `files` and `docker`, else the local store's copy.
-    pathsFor: (name) => (filesTarget ? filePaths(filesTarget.dir(name), true) : filePaths(store.certDir(name), false)),
+    // Hooks read the files a balancer reads: CERTS_DIR for `files` and `docker`, else the local store's copy on
+    // STORE=files. Another store keeps no files on this host: the hook gets the names and no paths.
+    pathsFor: (name) => hookPaths(store, filesTarget, name),
     log,
     ...(opts.onEvent ? { listeners: [opts.onEvent] } : {}),
   });
@@ -87,13 +102,13 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
   let dnsUpkeep: DnsUpkeep | undefined;
   if (config.dnsUpkeep && dnsProvider && !opts.dryRun) {
     if (!keepsAddresses(dnsProvider)) throw new ConfigError('DNS_PROVIDER', config.dns!.provider, 'cloudflare or rfc2136 with DNS_UPKEEP=true: only these can write A and AAAA records');
-    dnsUpkeep = new DnsUpkeep({ records: dnsProvider, stateFile: join(config.dataDir, 'dns-upkeep.json'), source: config.dnsUpkeep.source, log, events });
+    dnsUpkeep = new DnsUpkeep({ records: dnsProvider, store: backend, source: config.dnsUpkeep.source, log, events });
   }
   const ledgers = new Map<string, Ledger>();
   const ledger = (directoryUrl: string) => {
     const id = directoryId(directoryUrl);
     let l = ledgers.get(id);
-    if (!l) ledgers.set(id, (l = Ledger.forDirectory(config.dataDir, id, opts.now, config.newOrderBudget)));
+    if (!l) ledgers.set(id, (l = Ledger.forDirectory(backend, id, opts.now, config.newOrderBudget)));
     return l;
   };
   return {
@@ -102,15 +117,15 @@ export async function assemble(config: Config, log: Logger, opts: AssembleOption
     orchestrator,
     events,
     ledger,
-    ...(config.cas.length > 1 ? { caHealth: new CaHealth(config.dataDir) } : {}),
-    claims: new ClaimsBook(config.dataDir, opts.dryRun === true),
-    requests: new RequestBook(config.dataDir, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }, config.domains.certs),
+    ...(config.cas.length > 1 ? { caHealth: new CaHealth(backend) } : {}),
+    claims: new ClaimsBook(backend, opts.dryRun === true),
+    requests: new RequestBook(backend, { dnsProvider: config.dns !== undefined, onePerName: false, allowedSuffixes: config.allowedDomains }, config.domains.certs),
     // Each listed CA its own binding (ACME_EAB_KID_<n>); any other directory (staging) ACME_EAB_KID's, as before.
-    accounts: new AccountBook(config.dataDir, config.email, (url) => {
+    accounts: new AccountBook(backend, config.email, (url) => {
       const ca = config.cas.find((c) => c.directoryUrl === url);
       return ca ? ca.eab : config.eab;
     }),
-    solver: new WebrootSolver(config.webrootDir),
+    solver: new WebrootSolver(config.webrootDir, config.tokenRedis?.publish ? new RedisTokenPublisher(config.tokenRedis.connection) : undefined),
     directories: new DirectoryBook(),
     ...(config.dns && dnsProvider ? { dnsSolver: new Dns01Solver(dnsProvider, { resolvers: config.dns.resolvers, timeoutMs: config.dns.propagationTimeoutMs }) } : {}),
     ...(dnsUpkeep ? { dnsUpkeep } : {}),

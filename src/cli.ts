@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
-import { assemble } from './assemble.js';
+import { assemble, openStore } from './assemble.js';
+import type { Store } from './stores/store.js';
 import { planPass, runPass, type PassReport } from './reconciler.js';
 import { describeBudget } from './report.js';
 import { Scheduler } from './scheduler.js';
@@ -26,7 +27,7 @@ import { announceSeedMode } from './seed-mode.js';
 const USAGE = `usage: certwrangler <command> [options]
 
 commands:
-  webroot              serve /.well-known/acme-challenge/ from WEBROOT_DIR on PORT
+  webroot              serve /.well-known/acme-challenge/ from WEBROOT_DIR (and Redis, with REDIS_URL) on PORT
   manager              keep certificates issued and pushed, forever
   manager --once       one pass, then exit 0 when every certificate is fine, 1 otherwise
   plan [--json]        show what the next pass would do for each certificate and why; changes nothing
@@ -97,9 +98,14 @@ async function webroot(config: Config, log: Logger): Promise<void> {
   // Loaded here so that the manager does not pay for express at start.
   const { createWebroot, listenWebroot } = await import('./webroot/server.js');
   const onError = (err: Error) => log.error({ error: err.message }, `webroot: ${err.message}`);
-  const server = await listenWebroot(createWebroot(config.webrootDir, { onError }), config.port);
-  log.info({ port: config.port, webroot: config.webrootDir }, `webroot serving ${config.webrootDir} on port ${config.port}`);
-  const stop = () => server.close(() => process.exit(0));
+  let handler = createWebroot(config.webrootDir, { onError });
+  // REDIS_URL or STORE=redis: every token any manager publishes, the folder as the fallback (webroot/redis-webroot.ts).
+  const redis = config.tokenRedis ? (await import('./webroot/redis-webroot.js')).withRedisTokens(handler, config.webrootDir, config.tokenRedis.connection, log, { onError }) : undefined;
+  if (redis) handler = redis.handler;
+  const server = await listenWebroot(handler, config.port);
+  const from = config.tokenRedis ? `Redis ${config.tokenRedis.connection.shown}, then ${config.webrootDir}` : config.webrootDir;
+  log.info({ port: config.port, webroot: config.webrootDir, ...(config.tokenRedis ? { redis: config.tokenRedis.connection.shown } : {}) }, `webroot serving ${from} on port ${config.port}`);
+  const stop = () => server.close(() => void (redis?.close() ?? Promise.resolve()).finally(() => process.exit(0)));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 }
@@ -139,9 +145,9 @@ function printPlan(report: PassReport): void {
   if (rows.length === 0 && report.refused.length === 0 && report.errors.length === 0) console.log('no certificates wanted: set DOMAINS or label a service (HOSTS_LABEL)');
 }
 
-async function manager(config: Config, log: Logger, once: boolean, at?: Date): Promise<number> {
+async function manager(config: Config, log: Logger, once: boolean, store: Store, at?: Date): Promise<number> {
   if (once) {
-    const deps = await assemble(config, log, at ? { now: () => at } : {});
+    const deps = await assemble(config, log, { store, ...(at ? { now: () => at } : {}) });
     warnIfNothingWanted(config, log);
     const report = await runPass(deps);
     await Promise.all([deps.solver.cleanupAll(), deps.dnsSolver?.cleanupAll()]);
@@ -160,6 +166,7 @@ async function manager(config: Config, log: Logger, once: boolean, at?: Date): P
   const shutdownSignal = new AbortController();
   const deps = {
     ...(await assemble(config, log, {
+      store,
       ...(at ? { now: () => at } : {}),
       observeOrchestrator: (r) => metrics.orchestratorRequest(config.orchestrator, r),
       onEvent: (e) => book.onEvent(e),
@@ -246,16 +253,35 @@ async function main(argv: string[]): Promise<number> {
     case 'manager': {
       const once = args.flags.has('--once');
       announceSeedMode(config.seed, config.domainsOnePerName, config.hostsLabel, log);
-      const lock = await lockForManager(config, log, once); // before anything writes to DATA_DIR
+      const store = await openStore(config, log);
       try {
-        if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
-        // Loaded only when there is something to import: most starts have nothing, and pay nothing for it.
-        if (config.seed.certbotDir || config.seed.accountKeyFile) await (await import('./import/at-start.js')).importAtStart(config, log);
-        // PREFLIGHT: wrong DNS credentials stop here, naming the variable, not at the first renewal.
-        await checkDnsCredentials(config, log);
-        return await manager(config, log, once, args.at);
+        // A standby (STORE=redis) answers on STATUS_ADDR with its role and leader until it takes the lease.
+        let standby: Promise<import('./status/standby.js').StandbyStatus | undefined> | undefined;
+        const status = config.status;
+        const onStandby = (leader: string) => {
+          if (!status) return;
+          if (standby) return void standby.then((s) => s?.setLeader(leader));
+          standby = import('./status/standby.js')
+            .then(({ listenStandby }) => listenStandby({ host: status.host, port: status.port, version: version(), where: store.where, leader }))
+            .catch((e: Error) => void log.warn(`standby status endpoint on ${status.host}:${status.port}: ${e.message}`));
+        };
+        const lock = await lockForManager(store, config, log, once, onStandby); // before anything writes to the store
+        if (standby) {
+          await (await standby)?.close();
+          log.info({ role: 'leader' }, `took the lease in ${store.where}: this manager is the leader`);
+        }
+        try {
+          if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
+          // Loaded only when there is something to import: most starts have nothing, and pay nothing for it.
+          if (config.seed.certbotDir || config.seed.accountKeyFile) await (await import('./import/at-start.js')).importAtStart(config, log, store);
+          // PREFLIGHT: wrong DNS credentials stop here, naming the variable, not at the first renewal.
+          await checkDnsCredentials(config, log);
+          return await manager(config, log, once, store, args.at);
+        } finally {
+          await lock.release();
+        }
       } finally {
-        await lock.release();
+        await store.close();
       }
     }
     case 'reload-local': {
@@ -286,13 +312,18 @@ async function main(argv: string[]): Promise<number> {
       const [what, dir, ...extra] = args.names;
       if (what !== 'certbot' || !dir || extra.length > 0) throw new UsageError('import takes: import certbot <dir> (certbot\'s config dir, e.g. /etc/letsencrypt)');
       const { importCertbot, describeImport } = await import('./import/certbot.js');
-      const lock = await lockForManager(config, log, true); // as a --once: wait for a pass in flight
+      const store = await openStore(config, log);
       try {
-        const report = await importCertbot(resolve(dir), config);
-        for (const line of describeImport(report)) console.log(line);
-        return report.problems.length > 0 ? 1 : 0;
+        const lock = await lockForManager(store, config, log, true); // as a --once: wait for a pass in flight
+        try {
+          const report = await importCertbot(resolve(dir), { store, productionDirectoryUrl: config.productionDirectoryUrl, stagingDirectoryUrl: config.stagingDirectoryUrl });
+          for (const line of describeImport(report)) console.log(line);
+          return report.problems.length > 0 ? 1 : 0;
+        } finally {
+          await lock.release();
+        }
       } finally {
-        await lock.release();
+        await store.close();
       }
     }
     case 'store': {
@@ -304,7 +335,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'plan': {
       const deps = await assemble(config, createLogger('silent'), { dryRun: true, ...(args.at ? { now: () => args.at! } : {}) });
-      const report = await planPass(deps);
+      const report = await planPass(deps).finally(() => deps.store.backend.close());
       if (args.flags.has('--json')) console.log(JSON.stringify(report, null, 2));
       else printPlan(report);
       // A plan that could not see the orchestrator is not a plan: say so in the exit code too.

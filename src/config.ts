@@ -13,8 +13,11 @@ import { LABEL_MAX_CERTS_DEFAULT, LABEL_MAX_NAMES_DEFAULT, LABEL_MAX_NEW_PER_DAY
 import { KEY_TYPES, type KeyType } from './certs/keys.js';
 import { DNS_PROVIDERS, dnsProviderFromEnv, type DnsProviderChoice } from './acme/dns01/providers.js';
 import { ORCHESTRATORS, orchestratorFromEnv, type OrchestratorName, type OrchestratorOptions } from './orchestrators/registry.js';
+import { STORES, storeFromEnv, type StoreName, type StoreOptions } from './stores/registry.js';
+import { dataDirFromEnv } from './stores/files/files-store.js';
 import { parseSeedSettings, type SeedSettings } from './seed-mode.js';
 import { outputsFromEnv, type OutputsConfig } from './outputs/config.js';
+import { tokenRedisFromEnv, type TokenRedisConfig } from './webroot/token-source.js';
 import { dnsUpkeepFromEnv, type DnsUpkeepConfig } from './dns-upkeep/config.js';
 import { parsePreflight, parseResolvers, type PreflightConfig } from './preflight/config.js';
 import { parseVerify, type VerifyConfig } from './verify/config.js';
@@ -56,6 +59,13 @@ export interface Config {
   /** Read HOSTS_LABEL from the orchestrator's services (the seed's DYNAMIC_CONFIG). */
   readLabels: boolean;
   webrootDir: string;
+  /** HTTP-01 tokens through Redis (STORE=redis publishes; a webroot with REDIS_URL reads): src/webroot/token-source.ts. */
+  tokenRedis: TokenRedisConfig | undefined;
+  /** STORE: where everything the manager keeps goes (src/stores/registry.ts; files, the default, is DATA_DIR). */
+  store: StoreName;
+  /** The store's own variables, as its registry entry read them (files: DATA_DIR). */
+  storeOptions: StoreOptions;
+  /** DATA_DIR: the files store's folder, and the default home of CERTS_DIR and the status token whatever the STORE. */
   dataDir: string;
   certsDir: string;
   /** Balancer-native files beside CERTS_DIR's (OUTPUTS, HAPROXY_*, TRAEFIK_*, NGINX_*), written by the files target. */
@@ -281,7 +291,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   const orchestrator = parseEnum(env, 'ORCHESTRATOR', ORCHESTRATORS, str(env, 'CATTLE_URL') ? 'rancher' : 'files');
   const orchestratorOptions = orchestratorFromEnv(orchestrator, env);
 
-  const dataDir = resolve(cwd, str(env, 'DATA_DIR') ?? './data');
+  const store = parseEnum(env, 'STORE', STORES, 'files');
+  const storeOptions = storeFromEnv(store, env);
+  const dataDir = dataDirFromEnv(env, cwd);
   const webrootDir = resolve(cwd, str(env, 'WEBROOT_DIR') ?? str(env, 'CERTBOT_WEBROOT') ?? join('./data', 'webroot'));
 
   // One trust store for the ACME TLS: ACME_CA_BUNDLE and every listed CA's own bundle.
@@ -291,6 +303,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   const certsDir = resolve(cwd, str(env, 'CERTS_DIR') ?? join(dataDir, 'live'));
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const loopTime = parseInt(env, 'LOOP_TIME', 10, 7 * 86400);
+  const outputs = outputsFromEnv(env, certsDir, cwd);
+  // The export is written from CERTS_DIR's versions, which only the files target (files, docker) writes.
+  if (outputs.nethserver && orchestrator === 'rancher') throw new ConfigError('REDIS_EXPORT', env.REDIS_EXPORT, 'unset with ORCHESTRATOR=rancher: the NethServer export is written from CERTS_DIR, which ORCHESTRATOR=files and docker write');
 
   return {
     domains,
@@ -309,9 +324,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     hostsLabel: str(env, 'HOSTS_LABEL') ?? DEFAULT_HOSTS_LABEL,
     readLabels: parseBool(env, 'DYNAMIC_CONFIG', true),
     webrootDir,
+    tokenRedis: tokenRedisFromEnv(env),
+    store,
+    storeOptions,
     dataDir,
     certsDir,
-    outputs: outputsFromEnv(env, certsDir, cwd),
+    outputs,
     lockWaitMs: parseDuration(env, 'LOCK_WAIT', DEFAULT_LOCK_WAIT_MS, 0),
     renewBeforeDays: parseInt(env, 'RENEW_BEFORE_DAYS', 1, 365),
     schedule: parseSchedule(env),

@@ -3,16 +3,15 @@
  * never renewed, and reported as `Unwanted`. With DECOMMISSION=remove, once it has been unwanted for
  * DECOMMISSION_AFTER and nothing uses it, it leaves the orchestrator (never a copy certwrangler did not
  * create), is revoked with cessationOfOperation under REVOKE_ON_REMOVE, and its stored copy, key included,
- * moves to DATA_DIR/archive/.
+ * moves to archive/ in the store (DATA_DIR/archive/ on files).
  *
- * When a certificate first went unwanted is kept in DATA_DIR/unwanted.json, so a restart does not start
+ * When a certificate first went unwanted is kept in the store's unwanted.json, so a restart does not start
  * the wait again. A pass whose sources could not all be read judges nothing unwanted: a label that could
  * not be read is not a label that went away.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from './certs/atomic.js';
-import { KEY_MODE } from './certs/store.js';
+import type { LocalStore } from './certs/store.js';
+import { JsonBook } from './stores/json-book.js';
+import type { Store } from './stores/store.js';
 import type { RefusedCert, WantedCert } from './domains.js';
 import type { Unwanted } from './policy.js';
 import type { PassDeps, CertResult } from './reconciler.js';
@@ -27,31 +26,32 @@ interface UnwantedFile {
 }
 
 export class UnwantedBook {
+  /** Where the book is, as messages name it (the file on STORE=files). */
   readonly path: string;
+  private readonly book: JsonBook<UnwantedFile>;
 
-  constructor(dataDir: string) {
-    this.path = join(dataDir, 'unwanted.json');
+  constructor(store: Store) {
+    this.book = new JsonBook<UnwantedFile>(store, {
+      path: 'unwanted.json',
+      empty: () => ({ version: 1, since: {} }),
+      validate: (parsed) => {
+        const f = parsed as UnwantedFile;
+        if (f?.version !== 1 || typeof f.since !== 'object' || f.since === null) throw new Error('not a version 1 file');
+        return f;
+      },
+      indent: 2,
+      unreadable: (shown, why) => `${shown} is unreadable (${why}); no certificate is judged unwanted until it is`,
+      invalid: (shown, why) => `${shown} is not valid (${why}); move it aside: the wait of DECOMMISSION_AFTER then starts again`,
+    });
+    this.path = this.book.shown;
   }
 
-  async load(): Promise<UnwantedFile> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, since: {} };
-      throw new Error(`${this.path} is unreadable (${(e as Error).message}); no certificate is judged unwanted until it is`);
-    }
-    try {
-      const f = JSON.parse(text) as UnwantedFile;
-      if (f?.version !== 1 || typeof f.since !== 'object' || f.since === null) throw new Error('not a version 1 file');
-      return f;
-    } catch (e) {
-      throw new Error(`${this.path} is not valid (${(e as Error).message}); move it aside: the wait of DECOMMISSION_AFTER then starts again`);
-    }
+  load(): Promise<UnwantedFile> {
+    return this.book.load();
   }
 
-  async save(f: UnwantedFile): Promise<void> {
-    await writeFileAtomic(this.path, `${JSON.stringify(f, null, 2)}\n`, KEY_MODE);
+  save(f: UnwantedFile): Promise<void> {
+    return this.book.save(f);
   }
 }
 
@@ -63,13 +63,15 @@ export interface UnwantedCerts {
 
 const NONE: UnwantedCerts = { certs: [], unwanted: new Map() };
 
-async function storedNames(certDir: string, name: string): Promise<string[] | undefined> {
+async function storedNames(store: LocalStore, name: string): Promise<string[] | undefined> {
   try {
-    const meta = JSON.parse(await fs.readFile(join(certDir, 'meta.json'), 'utf8')) as { names?: unknown };
-    return Array.isArray(meta.names) && meta.names.every((n) => typeof n === 'string') ? (meta.names as string[]) : [name];
-  } catch (e) {
+    const text = await store.backend.read(store.certPath(name, 'meta.json'));
     // A folder with only status.json (an order that never succeeded) holds no certificate: nothing to serve or remove.
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : [name];
+    if (text === undefined) return undefined;
+    const meta = JSON.parse(text) as { names?: unknown };
+    return Array.isArray(meta.names) && meta.names.every((n) => typeof n === 'string') ? (meta.names as string[]) : [name];
+  } catch {
+    return [name];
   }
 }
 
@@ -83,7 +85,7 @@ export async function findUnwanted(deps: PassDeps, wanted: WantedCert[], refused
   const { store, config } = deps;
   const asked = new Set(wanted.map((w) => w.name));
   const refusedNames = new Set(refused.flatMap((r) => r.spec.split(/[,;]/).map((n) => n.trim().toLowerCase().replace(/^\*\./, '_.'))));
-  const book = new UnwantedBook(config.dataDir);
+  const book = new UnwantedBook(store.backend);
   let file: UnwantedFile;
   try {
     file = await book.load();
@@ -95,7 +97,7 @@ export async function findUnwanted(deps: PassDeps, wanted: WantedCert[], refused
   const since: Record<string, string> = {};
   for (const name of await store.names()) {
     if (asked.has(name) || refusedNames.has(name)) continue;
-    const names = await storedNames(store.certDir(name), name);
+    const names = await storedNames(store, name);
     if (!names) continue;
     since[name] = file.since[name] ?? now.toISOString();
     const from = new Date(since[name]);

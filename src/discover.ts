@@ -42,7 +42,7 @@ export async function discover(deps: DiscoverDeps): Promise<Discovered> {
     errors.push(`cannot read labels from ${deps.orchestrator.name}: ${(e as Error).message}`);
   }
   // Parts made without `assemble` (tests, benchmarks) read and keep the claims all the same: the file is the truth.
-  const book = deps.claims ?? new ClaimsBook(config.dataDir);
+  const book = deps.claims ?? new ClaimsBook(deps.store.backend);
   const claims = await book.load().catch((e: Error) => {
     // Without the claims, owners could change: labels wait until the file is fixed; DOMAINS and the API go on.
     if (fromLabels) errors.push(e.message);
@@ -57,7 +57,7 @@ export async function discover(deps: DiscoverDeps): Promise<Discovered> {
     claims,
     now: deps.now?.() ?? new Date(),
     maxNewPerDay: config.labels.maxNewPerDay,
-    hasCopy: (name, names) => storeHasCopy((n) => deps.store.certDir(n), name, names),
+    hasCopy: (name, names) => storeHasCopy(deps.store, name, names),
   });
   let wanted = owned.wanted;
   const refused = [...config.domains.refused, ...requested.refused, ...(fromLabels?.refused ?? []), ...(checked?.refused ?? []), ...owned.refused];

@@ -15,8 +15,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ensureDir, writeFileAtomic } from './certs/atomic.js';
-import { DIR_MODE, dataDirError } from './certs/store.js';
+import { DIR_MODE, dataDirError } from './stores/files/files-store.js';
 import type { Config } from './config.js';
+import type { Store } from './stores/store.js';
 import type { Logger } from './log.js';
 
 export const LOCK_NAME = 'manager.lock';
@@ -280,22 +281,33 @@ async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
 }
 
 /**
- * The manager's lock: a daemon refuses at once when a live manager holds DATA_DIR, `--once` waits LOCK_WAIT;
- * both wait out a holder whose heartbeat has stopped.
- * A lock lost while held ends the process, so that one manager writes there.
+ * The manager's lock, taken through the store (files: DATA_DIR's lock above; Redis: its lease): a daemon refuses
+ * at once when a live manager holds it, `--once` waits LOCK_WAIT; both wait out a holder whose heartbeat has
+ * stopped. A lock lost while held ends the process, so that one manager writes there.
  */
-export function lockForManager(config: Config, log: Logger, once: boolean): Promise<HeldLock> {
-  return lockDataDir(config.dataDir, {
+export function lockForManager(store: Store, config: Config, log: Logger, once: boolean, onStandby?: (leader: string) => void): Promise<HeldLock> {
+  const where = store.where;
+  return store.lock({
     waitMs: once ? config.lockWaitMs : 0,
+    // A daemon on a store with a lease (Redis) stands by behind the leader instead of refusing; DATA_DIR's lock
+    // ignores it. `--once` never stands by: it waits LOCK_WAIT like any other.
+    ...(once
+      ? {}
+      : {
+          onStandby: (leader: string) => {
+            log.info({ role: 'standby', leader }, `standby, leader is ${leader}: this manager takes over when the leader's lease in ${where} lapses`);
+            onStandby?.(leader);
+          },
+        }),
     onWait: (holder, mayBeGone) =>
       log.info(
         mayBeGone
-          ? `DATA_DIR ${config.dataDir} is held by a manager whose heartbeat has stopped (${holder}): waiting for its lock to go stale (${STALE_MS / 1000} s without a heartbeat), unless the heartbeat moves`
-          : `DATA_DIR ${config.dataDir} is in use by another manager (${holder}): waiting up to ${config.lockWaitMs / 1000} s (LOCK_WAIT)`,
+          ? `${where} is held by a manager whose heartbeat has stopped (${holder}): waiting for its lock to go stale (${STALE_MS / 1000} s without a heartbeat), unless the heartbeat moves`
+          : `${where} is in use by another manager (${holder}): waiting up to ${config.lockWaitMs / 1000} s (LOCK_WAIT)`,
       ),
-    onTakeover: (why, owner) => log.warn({ owner }, `took over the lock on DATA_DIR ${config.dataDir} left by ${describeOwner(owner)}: ${why}`),
+    onTakeover: (why, owner) => log.warn({ owner }, `took over the lock on ${where} left by ${describeOwner(owner)}: ${why}`),
     onLost: (why) => {
-      log.error(`lost the lock on DATA_DIR ${config.dataDir} (${why}): exiting so that one manager writes there`);
+      log.error(`lost the lock on ${where} (${why}): exiting so that one manager writes there`);
       process.exit(1);
     },
   });

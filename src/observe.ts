@@ -71,7 +71,7 @@ function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers, impo
 
 /** What was imported; an unreadable record leaves the imported copies foreign (left alone), with a warning. */
 async function importedFingerprints(deps: PassDeps): Promise<ImportedFingerprints> {
-  return new ImportedBook(deps.config.dataDir).load().catch((e: Error) => {
+  return new ImportedBook(deps.store.backend).load().catch((e: Error) => {
     deps.log.warn({ error: e.message }, `imported certificates are treated as foreign this pass: ${e.message}`);
     return new Map();
   });
@@ -87,7 +87,7 @@ export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, r
   const reads = pLimit(STORE_READ_CONCURRENCY);
   return Promise.all(
     wanted.map(async (w) => {
-      const [local, status, revocation] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name), readRevocation(store.certDir(w.name))]));
+      const [local, status, revocation] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name), readRevocation(store, w.name)]));
       // Asked of the CA only in a pass that may act (not `plan`), and only when its last answer says so.
       const ari = await observeAri(deps, w.name, local, now, recover);
       const localCopy = localToCopy(local, config);

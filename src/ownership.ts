@@ -6,13 +6,12 @@
  * that is not its own (a name that never validates would make the owner's renewals fail) nor order a
  * second copy of names someone else holds.
  *
- * The label claims, and when each service last added a new name set, are kept in DATA_DIR/label-claims.json
+ * The label claims, and when each service last added a new name set, are kept in the store's label-claims.json
  * so that a restart changes no owner and the per-day cap holds across restarts.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from './certs/atomic.js';
-import { KEY_MODE } from './certs/store.js';
+import type { LocalStore } from './certs/store.js';
+import { JsonBook } from './stores/json-book.js';
+import type { Store } from './stores/store.js';
 import type { RefusedCert, WantedCert } from './domains.js';
 import { describeService, refusal } from './label-policy.js';
 
@@ -37,35 +36,36 @@ export interface ClaimsFile {
 const empty = (): ClaimsFile => ({ version: 1, claims: {}, newSets: {} });
 
 export class ClaimsBook {
+  /** Where the book is, as messages name it (the file on STORE=files). */
   readonly path: string;
+  private readonly book: JsonBook<ClaimsFile>;
   /** Refusals already told as events, so a refusal repeated every pass is told once per run. */
   private told = new Set<string>();
 
   /** `readOnly` (plan): claims are read but never written. */
-  constructor(dataDir: string, readonly readOnly = false) {
-    this.path = join(dataDir, 'label-claims.json');
+  constructor(store: Store, readonly readOnly = false) {
+    this.book = new JsonBook<ClaimsFile>(store, {
+      path: 'label-claims.json',
+      empty,
+      validate: (parsed) => {
+        const f = parsed as ClaimsFile;
+        if (f?.version !== 1 || typeof f.claims !== 'object' || f.claims === null || typeof f.newSets !== 'object' || f.newSets === null) throw new Error('not a version 1 claims file');
+        return f;
+      },
+      indent: 2,
+      unreadable: (shown, why) => `${shown} is unreadable (${why}); labels are not read until it is`,
+      invalid: (shown, why) => `${shown} is not valid (${why}); labels are not read until it is fixed or moved aside (moving it aside gives every label name to the first service that asks)`,
+    });
+    this.path = this.book.shown;
   }
 
-  async load(): Promise<ClaimsFile> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return empty();
-      throw new Error(`${this.path} is unreadable (${(e as Error).message}); labels are not read until it is`);
-    }
-    try {
-      const f = JSON.parse(text) as ClaimsFile;
-      if (f?.version !== 1 || typeof f.claims !== 'object' || f.claims === null || typeof f.newSets !== 'object' || f.newSets === null) throw new Error('not a version 1 claims file');
-      return f;
-    } catch (e) {
-      throw new Error(`${this.path} is not valid (${(e as Error).message}); labels are not read until it is fixed or moved aside (moving it aside gives every label name to the first service that asks)`);
-    }
+  load(): Promise<ClaimsFile> {
+    return this.book.load();
   }
 
   async save(file: ClaimsFile): Promise<void> {
     if (this.readOnly) return;
-    await writeFileAtomic(this.path, `${JSON.stringify(file, null, 2)}\n`, KEY_MODE);
+    await this.book.save(file);
   }
 
   /** The refusals not told before; remembers exactly this pass's set, so one that ends and comes back is told again. */
@@ -225,9 +225,9 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
 }
 
 /** The local store's certificate `name` is a real one (not a placeholder) that covers `names`. */
-export async function storeHasCopy(certDir: (name: string) => string, name: string, names: string[]): Promise<boolean> {
+export async function storeHasCopy(store: LocalStore, name: string, names: string[]): Promise<boolean> {
   try {
-    const meta = JSON.parse(await fs.readFile(join(certDir(name), 'meta.json'), 'utf8')) as { names?: unknown; kind?: unknown };
+    const meta = JSON.parse((await store.backend.read(store.certPath(name, 'meta.json'))) ?? 'null') as { names?: unknown; kind?: unknown };
     return Array.isArray(meta.names) && meta.kind !== 'self-signed' && names.every((n) => (meta.names as unknown[]).includes(n));
   } catch {
     return false;

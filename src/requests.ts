@@ -1,11 +1,10 @@
 /**
- * Certificates asked for at run time (`PUT /api/certificates/<name>`), kept in DATA_DIR/requests.json
+ * Certificates asked for at run time (`PUT /api/certificates/<name>`), kept in the store's requests.json
  * so that they survive a restart. Names are checked with the same rules as DOMAINS, when asked for and
  * again on every read, so a later ALLOWED_DOMAINS applies to them too.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from './certs/atomic.js';
+import { JsonBook } from './stores/json-book.js';
+import type { Store } from './stores/store.js';
 import { certName, parseDomainList, type DomainsOptions, type ParsedDomains, type WantedCert } from './domains.js';
 import { resolveOwnership } from './ownership.js';
 
@@ -24,30 +23,28 @@ export class RequestError extends Error {
 }
 
 export class RequestBook {
-  private readonly path: string;
+  private readonly book: JsonBook<RequestsFile>;
   /** Writes one after another, so two requests at once cannot lose each other's change. */
   private chain: Promise<unknown> = Promise.resolve();
 
   /** `higher`: the certificates of DOMAINS, which outrank the API (a request may not widen or copy them). */
-  constructor(dataDir: string, private readonly domains: DomainsOptions, private readonly higher: WantedCert[] = []) {
-    this.path = join(dataDir, 'requests.json');
+  constructor(store: Store, private readonly domains: DomainsOptions, private readonly higher: WantedCert[] = []) {
+    this.book = new JsonBook<RequestsFile>(store, {
+      path: 'requests.json',
+      empty: () => ({ version: 1, certificates: {} }),
+      validate: (parsed) => {
+        const f = parsed as RequestsFile;
+        if (f?.version !== 1 || typeof f.certificates !== 'object' || f.certificates === null) throw new Error('not a version 1 requests file');
+        return f;
+      },
+      indent: 2,
+      unreadable: (shown, why) => `${shown} is unreadable: ${why}`,
+      invalid: (shown, why) => `${shown} is not valid (${why}); fix or move it aside to drop the run-time certificate requests`,
+    });
   }
 
-  private async load(): Promise<RequestsFile> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, certificates: {} };
-      throw new Error(`${this.path} is unreadable: ${(e as Error).message}`);
-    }
-    try {
-      const parsed = JSON.parse(text) as RequestsFile;
-      if (parsed?.version !== 1 || typeof parsed.certificates !== 'object' || parsed.certificates === null) throw new Error('not a version 1 requests file');
-      return parsed;
-    } catch (e) {
-      throw new Error(`${this.path} is not valid (${(e as Error).message}); fix or move it aside to drop the run-time certificate requests`);
-    }
+  private load(): Promise<RequestsFile> {
+    return this.book.load();
   }
 
   /** The run-time requests as wanted certificates, checked against today's rules. */
@@ -102,8 +99,8 @@ export class RequestBook {
     });
   }
 
-  private async save(file: RequestsFile): Promise<void> {
-    await writeFileAtomic(this.path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
+  private save(file: RequestsFile): Promise<void> {
+    return this.book.save(file);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -5,7 +5,8 @@
  */
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { assemble } from './assemble.js';
+import { assemble, openStore } from './assemble.js';
+import type { Store } from './stores/store.js';
 import { lockForManager } from './lock.js';
 import { moveToVersions } from './orchestrators/files/files.js';
 import { runPass } from './reconciler.js';
@@ -20,10 +21,19 @@ export interface RevokeArgs {
 
 /** Exit code: 0 revoked (and renewed, unless --no-renew), 1 not revoked or not renewed, 2 no such certificate. */
 export async function revokeCommand(config: Config, log: Logger, args: RevokeArgs): Promise<number> {
-  const lock = await lockForManager(config, log, true);
+  const store = await openStore(config, log);
+  try {
+    return await revokeLocked(config, log, args, store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function revokeLocked(config: Config, log: Logger, args: RevokeArgs, store: Store): Promise<number> {
+  const lock = await lockForManager(store, config, log, true);
   try {
     if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
-    const deps = await assemble(config, log, args.at ? { now: () => args.at! } : {});
+    const deps = await assemble(config, log, { store, ...(args.at ? { now: () => args.at! } : {}) });
     let done;
     try {
       done = await revokeStored(deps, args.name, args.reason, deps.now?.() ?? new Date());

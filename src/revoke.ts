@@ -3,10 +3,8 @@
  * that issued it (RFC 8555 §7.6), and the revocation is recorded beside it in the local store, so that the
  * policy replaces it (reason `Revoked`) on the next pass, or at once when `certwrangler revoke` renews.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from './certs/atomic.js';
-import { KEY_MODE, type LocalStore } from './certs/store.js';
+import type { LocalStore } from './certs/store.js';
+import { shownPath } from './stores/json-book.js';
 import type { AccountBook } from './acme/account.js';
 
 /** RFC 5280 §5.3.1 CRLReason codes, as RFC 8555 §7.6 sends them in `reason`. */
@@ -35,17 +33,17 @@ export class RevokeError extends Error {
 }
 
 /** The recorded revocation of a stored certificate, if any; an unreadable record counts as none. */
-export async function readRevocation(certDir: string): Promise<RevocationRecord | undefined> {
+export async function readRevocation(store: LocalStore, name: string): Promise<RevocationRecord | undefined> {
   try {
-    const r = JSON.parse(await fs.readFile(join(certDir, REVOKED_FILE), 'utf8')) as RevocationRecord;
+    const r = JSON.parse((await store.backend.read(store.certPath(name, REVOKED_FILE))) ?? 'null') as RevocationRecord | null;
     return typeof r?.fingerprint === 'string' && typeof r.reason === 'string' ? r : undefined;
   } catch {
     return undefined;
   }
 }
 
-async function recordRevocation(certDir: string, r: RevocationRecord): Promise<void> {
-  await writeFileAtomic(join(certDir, REVOKED_FILE), `${JSON.stringify(r, null, 2)}\n`, KEY_MODE);
+async function recordRevocation(store: LocalStore, name: string, r: RevocationRecord): Promise<void> {
+  await store.backend.write(store.certPath(name, REVOKED_FILE), `${JSON.stringify(r, null, 2)}\n`);
 }
 
 // Pebble: "Certificate has already been revoked."; Boulder: "certificate already revoked". acme-client keeps
@@ -69,13 +67,12 @@ export interface Revoked {
  */
 export async function revokeStored(deps: RevokeDeps, name: string, reason: RevocationReason, now: Date = new Date()): Promise<Revoked> {
   const { store } = deps;
-  const dir = store.certDir(name);
   const local = await store.read(name, { recover: true });
-  if (local.state === 'absent') throw new RevokeError(`revoke: no certificate named ${name} in ${join(store.dataDir, 'certs')}; give a certificate's name (its first domain) as plan lists it`);
+  if (local.state === 'absent') throw new RevokeError(`revoke: no certificate named ${name} in ${shownPath(store.backend, 'certs')}; give a certificate's name (its first domain) as plan lists it`);
   if (local.state === 'unreadable') throw new RevokeError(`revoke: the stored certificate ${name} cannot be read (${local.error}); nothing was revoked`);
   const { meta, info, bundle } = local;
   if (meta.kind === 'self-signed' || !meta.directoryUrl) throw new RevokeError(`revoke: ${name} holds a self-signed placeholder, which no CA issued: there is nothing to revoke`);
-  const previous = await readRevocation(dir);
+  const previous = await readRevocation(store, name);
   if (previous && previous.fingerprint === info.fingerprint) return { record: previous, already: true };
   const client = await deps.accounts.client(meta.directoryUrl);
   let already = false;
@@ -88,6 +85,6 @@ export async function revokeStored(deps: RevokeDeps, name: string, reason: Revoc
     already = true;
   }
   const record: RevocationRecord = { fingerprint: info.fingerprint, serialNumber: info.serialNumber, reason, at: now.toISOString(), directoryUrl: meta.directoryUrl };
-  await recordRevocation(dir, record);
+  await recordRevocation(store, name, record);
   return { record, already };
 }

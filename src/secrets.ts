@@ -1,13 +1,15 @@
 /**
  * The variables that hold credentials: hooks and the exec provider's script never see them. The core's own,
- * and every DNS provider's and orchestrator's as its registry entry declares them, so a new adapter's secrets
+ * and every DNS provider's, orchestrator's and store's as its registry entry declares them, so a new adapter's secrets
  * join without anyone keeping a second list.
  */
 import { secretsOf } from './adapters.js';
 import { DNS_PROVIDER_REGISTRY } from './acme/dns01/providers.js';
 import { ORCHESTRATOR_REGISTRY } from './orchestrators/registry.js';
+import { STORE_REGISTRY } from './stores/registry.js';
 
-const CORE_SECRETS = ['ACME_EAB_HMAC_KEY', 'STATUS_TOKEN', 'WEBHOOK_URL'] as const;
+// REDIS_URL holds Redis's password; the NethServer export and the webroot read it with STORE=files too.
+const CORE_SECRETS = ['ACME_EAB_HMAC_KEY', 'STATUS_TOKEN', 'WEBHOOK_URL', 'REDIS_URL'] as const;
 
 /** Secrets named by number, one per CA of ACME_DIRECTORY_URLS (ACME_EAB_HMAC_KEY_2, …). */
 const NUMBERED_SECRETS = /^ACME_EAB_HMAC_KEY_\d+$/;
@@ -19,7 +21,7 @@ let list: readonly string[] | undefined;
  * the registries may still be loading when this module is; they are complete by the first call.
  */
 export function secretVariables(): readonly string[] {
-  list ??= Object.freeze([...CORE_SECRETS, ...secretsOf(DNS_PROVIDER_REGISTRY), ...secretsOf(ORCHESTRATOR_REGISTRY)]);
+  list ??= Object.freeze([...CORE_SECRETS, ...secretsOf(DNS_PROVIDER_REGISTRY), ...secretsOf(ORCHESTRATOR_REGISTRY), ...secretsOf(STORE_REGISTRY)]);
   return list;
 }
 

@@ -5,15 +5,13 @@
  * starts, so parallel orders never race to register (acme-client's auto() on a fresh client does).
  */
 import { createPrivateKey } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
 import * as acme from 'acme-client';
-import { ensureDir, writeFileAtomic } from '../certs/atomic.js';
 import { generatePrivateKey } from '../certs/keys.js';
-import { DIR_MODE, KEY_MODE } from '../certs/store.js';
+import { shownPath } from '../stores/json-book.js';
+import type { Store } from '../stores/store.js';
 import { poolNonces } from './nonces.js';
 
-/** DATA_DIR/accounts/<directory id>/account.json: what AccountBook keeps (and an import writes). */
+/** accounts/<directory id>/account.json in the store: what AccountBook keeps (and an import writes). Secret: it holds the key. */
 export interface AccountFile {
   directoryUrl: string;
   url: string;
@@ -45,9 +43,9 @@ export function directoryId(directoryUrl: string): string {
   return `${u.hostname}_${port}${path ? `_${path}` : ''}`;
 }
 
-/** Where the account for a directory is kept. */
-export function accountFilePath(dataDir: string, directoryUrl: string): string {
-  return join(dataDir, 'accounts', directoryId(directoryUrl), 'account.json');
+/** Where the account for a directory is kept: its store path. */
+export function accountPath(directoryUrl: string): string {
+  return `accounts/${directoryId(directoryUrl)}/account.json`;
 }
 
 export class AccountBook {
@@ -55,7 +53,7 @@ export class AccountBook {
   private readonly replacements = new WeakMap<acme.Client, Promise<acme.Client>>();
 
   constructor(
-    private readonly dataDir: string,
+    private readonly store: Store,
     private readonly email: string | undefined,
     /**
      * Sent once, when the account is registered; a CA that requires it refuses registration without. One
@@ -69,7 +67,7 @@ export class AccountBook {
   }
 
   private file(directoryUrl: string): string {
-    return accountFilePath(this.dataDir, directoryUrl);
+    return accountPath(directoryUrl);
   }
 
   /** The client for a directory, registering the account the first time. Concurrent callers share one. */
@@ -93,9 +91,7 @@ export class AccountBook {
     if (!p) {
       p = (async () => {
         const path = this.file(directoryUrl);
-        await fs.rename(path, `${path}.gone-${new Date().toISOString().replace(/[:.]/g, '')}`).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== 'ENOENT') throw e;
-        });
+        if ((await this.store.stamp(path)) !== undefined) await this.store.move(path, `${path}.gone-${new Date().toISOString().replace(/[:.]/g, '')}`);
         this.clients.delete(directoryUrl);
         return this.client(directoryUrl);
       })();
@@ -108,22 +104,18 @@ export class AccountBook {
     const path = this.file(directoryUrl);
     let saved: AccountFile | undefined;
     try {
-      saved = JSON.parse(await fs.readFile(path, 'utf8')) as AccountFile;
+      const text = await this.store.read(path);
+      if (text !== undefined) saved = JSON.parse(text) as AccountFile;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new Error(`account: ${path} is unreadable (${(e as Error).message}); move it aside to register a new account`);
-      }
+      throw new Error(`account: ${shownPath(this.store, path)} is unreadable (${(e as Error).message}); move it aside to register a new account`);
     }
     if (saved?.url && saved.key) {
       return newClient({ directoryUrl, accountKey: saved.key, accountUrl: saved.url, ...POLL });
     }
     // Keep the key we generated if registration must be retried: the CA may have created the account.
     const key = saved?.key ?? (await generatePrivateKey('ecdsa-p256'));
-    const dir = join(this.dataDir, 'accounts', directoryId(directoryUrl));
-    await ensureDir(join(this.dataDir, 'accounts'), DIR_MODE);
-    await ensureDir(dir, DIR_MODE);
     if (!saved) {
-      await writeFileAtomic(path, JSON.stringify({ directoryUrl, url: '', key, createdAt: '' }), KEY_MODE);
+      await this.store.write(path, JSON.stringify({ directoryUrl, url: '', key, createdAt: '' }), { secret: true });
     }
     const eab = this.eabFor(directoryUrl);
     const client = newClient({ directoryUrl, accountKey: key, ...POLL, ...(eab ? { externalAccountBinding: eab } : {}) });
@@ -131,7 +123,7 @@ export class AccountBook {
     // account already: ask for it first (RFC 8555 §7.3.1 onlyReturnExisting), so none is made beside it.
     if (saved?.key && (await findExisting(client))) {
       const record: AccountFile = { directoryUrl, url: client.getAccountUrl(), key, createdAt: new Date().toISOString() };
-      await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, KEY_MODE);
+      await this.store.write(path, `${JSON.stringify(record, null, 2)}\n`, { secret: true });
       return client;
     }
     try {
@@ -150,7 +142,7 @@ export class AccountBook {
       throw new Error(`account registration at ${directoryUrl} refused: ${detail}${hint}`);
     }
     const record: AccountFile = { directoryUrl, url: client.getAccountUrl(), key, createdAt: new Date().toISOString() };
-    await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, KEY_MODE);
+    await this.store.write(path, `${JSON.stringify(record, null, 2)}\n`, { secret: true });
     return client;
   }
 }

@@ -1,12 +1,14 @@
 /**
  * The HTTP-01 solver: the key authorization goes into WEBROOT_DIR/.well-known/acme-challenge/<token>,
  * which the webroot (or stock nginx) serves, and is removed afterwards. Files we wrote are tracked so a
- * shutdown can remove what an abandoned order left.
+ * shutdown can remove what an abandoned order left. With STORE=redis it is also published to Redis
+ * (src/webroot/token-source.ts), from which every webroot on every host answers.
  */
 import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../certs/atomic.js';
 import type { ChallengeSolver } from './challenge.js';
+import type { TokenPublisher } from '../webroot/token-source.js';
 
 export const CHALLENGE_PATH = '.well-known/acme-challenge';
 /** RFC 8555 §8.3: a token is base64url; we also bound its length. */
@@ -20,8 +22,12 @@ const FILE_MODE = 0o644;
 export class WebrootSolver implements ChallengeSolver {
   readonly type = 'http-01';
   private readonly written = new Set<string>();
+  private readonly published = new Set<string>();
 
-  constructor(private readonly webrootDir: string) {}
+  constructor(
+    private readonly webrootDir: string,
+    private readonly publisher?: TokenPublisher,
+  ) {}
 
   get challengeDir(): string {
     return join(this.webrootDir, CHALLENGE_PATH);
@@ -41,6 +47,10 @@ export class WebrootSolver implements ChallengeSolver {
     await this.prepareDirs();
     await writeFileAtomic(file, keyAuthorization, FILE_MODE);
     this.written.add(file);
+    if (this.publisher) {
+      await this.publisher.publish(token, keyAuthorization);
+      this.published.add(token);
+    }
   }
 
   /**
@@ -73,11 +83,23 @@ export class WebrootSolver implements ChallengeSolver {
     const file = this.fileFor(token);
     await fs.rm(file, { force: true });
     this.written.delete(file);
+    if (this.publisher && this.published.delete(token)) await this.publisher.withdraw(token);
   }
 
-  /** Removes every challenge file this process wrote and has not removed yet. */
+  /** Removes every challenge file (and Redis token) this process wrote and has not removed yet. */
   async cleanupAll(): Promise<void> {
-    await Promise.all([...this.written].map((f) => fs.rm(f, { force: true })));
+    const tokens = [...this.published];
+    this.published.clear();
+    await Promise.all([
+      ...[...this.written].map((f) => fs.rm(f, { force: true })),
+      // Redis unreachable at shutdown: the TTL (TOKEN_TTL_MS) removes them.
+      ...tokens.map((t) => this.publisher!.withdraw(t).catch(() => undefined)),
+    ]);
     this.written.clear();
+  }
+
+  /** Closes the Redis connection, if tokens are published (after cleanupAll). */
+  async close(): Promise<void> {
+    await this.publisher?.close();
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The local store (DESIGN §5): the source of truth for "local copy". Keys never leave it except to be
- * pushed. Layout under DATA_DIR:
+ * pushed. Every read and write goes through the STORE (src/stores/store.ts): files (DATA_DIR) or Redis. Layout
+ * (store paths; on the files store, exactly the files under DATA_DIR):
  *   certs/<name>/{privkey.pem (0600), cert.pem, chain.pem, fullchain.pem, meta.json}
  *   certs/<name>/status.json     last attempt, last error, next attempt (changes without the certificate)
  *   certs/<name>/ari.json        the CA's renewal window for the certificate in place (RFC 9773) and when to ask again
@@ -8,17 +9,19 @@
  *                                before anything reads it; promoted into the set on the next read when the
  *                                pass that ordered it could not store it (issue 17 item 0)
  *   issuers.json                 issuer DN → kind, as seen from each configured directory
- * Directories are 0700. Certificate sets are written with writeFileSet (all or nothing).
+ * Certificate sets are written with the store's writeSet (all or nothing); keys and issued.json are secret
+ * (0600 on files, encrypted at rest on Redis with STORE_ENCRYPTION_KEY), the public files 0644 on files.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { ensureDir, fsyncDir, recoverFileSet, writeFileAtomic, writeFileSet } from './atomic.js';
+import { FilesStore } from '../stores/files/files-store.js';
+import { JsonBook, shownPath } from '../stores/json-book.js';
+import type { Store } from '../stores/store.js';
 import { parseCert, keyMatchesCert, splitPemChain, type CertInfo } from './parse.js';
 import type { Kind, KnownIssuers } from './kind.js';
 import type { AriState } from '../acme/ari.js';
 
-export const DIR_MODE = 0o700;
+/** A private key's mode where a key is written as a file outside the store (CERTS_DIR's privkey.pem). */
 export const KEY_MODE = 0o600;
+/** The files store's mode for certificates: their readers (a balancer under another user) read them. */
 const PUBLIC_MODE = 0o644;
 const ISSUED_FILE = 'issued.json';
 const ARI_FILE = 'ari.json';
@@ -77,12 +80,8 @@ export type LocalCopy =
   | { state: 'unreadable'; error: string }
   | { state: 'present'; info: CertInfo; meta: CertMeta; bundle: CertBundle; keyMatches: boolean };
 
-/** The error for a DATA_DIR that cannot be written: the store's and the lock's, in the same words. */
-export function dataDirError(dataDir: string, e: unknown): Error {
-  const err = e as NodeJS.ErrnoException;
-  const why = err.code === 'EROFS' ? 'the volume is read-only' : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.message;
-  return new Error(`DATA_DIR ${dataDir} cannot be prepared (${why}): certwrangler keeps its keys and certificates there and needs it writable by its own user`);
-}
+// The files store's, where every user of it now finds it (kept importable from here for the tests and callers of old).
+export { dataDirError } from '../stores/files/files-store.js';
 
 /** A certificate name can name a folder: nothing that could leave the store (or CERTS_DIR). */
 export function isFolderSafeName(name: string): boolean {
@@ -95,19 +94,41 @@ function safeName(name: string): string {
 }
 
 export class LocalStore {
-  constructor(readonly dataDir: string) {}
+  private readonly issuers: JsonBook<KnownIssuers>;
 
+  constructor(readonly backend: Store) {
+    // A torn or unreadable issuers.json is no reason to stop: the kinds are learnt again.
+    this.issuers = new JsonBook<KnownIssuers>(backend, { path: 'issuers.json', empty: () => ({}), validate: (p) => p as KnownIssuers, indent: 2, lenient: true });
+  }
+
+  /** The store path of a certificate's folder, or of a file in it: "certs/<name>[/<file>]". */
+  certPath(name: string, file?: string): string {
+    return `certs/${safeName(name)}${file !== undefined ? `/${file}` : ''}`;
+  }
+
+  /**
+   * The certificate's folder on disk: the files store only (hooks and operators read it there). Any other store
+   * keeps no local copy, so this throws; `localDir` is the question that may be answered "none".
+   */
   certDir(name: string): string {
-    return join(this.dataDir, 'certs', safeName(name));
+    const dir = this.localDir(name);
+    if (dir === undefined) throw new Error(`store: ${this.backend.where} keeps no certificate folders on this host (only STORE=files does)`);
+    return dir;
+  }
+
+  /** The certificate's folder on disk on the files store; undefined on any other. */
+  localDir(name: string): string | undefined {
+    const path = this.certPath(name);
+    return this.backend instanceof FilesStore ? this.backend.pathOf(path) : undefined;
+  }
+
+  /** How a certificate's folder (or a file in it) is named in messages: the folder itself on files. */
+  shown(name: string, file?: string): string {
+    return shownPath(this.backend, this.certPath(name, file));
   }
 
   async init(): Promise<void> {
-    try {
-      await ensureDir(this.dataDir, DIR_MODE);
-      await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
-    } catch (e) {
-      throw dataDirError(this.dataDir, e);
-    }
+    await this.backend.init();
   }
 
   /**
@@ -115,30 +136,34 @@ export class LocalStore {
    * Recovering also stores a certificate the CA issued that its pass could not store (see `keepIssued`).
    */
   async read(name: string, opts: { recover: boolean } = { recover: true }): Promise<LocalCopy> {
-    const dir = this.certDir(name);
+    const dir = this.certPath(name);
     try {
       if (opts.recover) {
-        await recoverFileSet(dir);
+        await this.backend.recover(dir);
         await this.promoteIssued(name);
       }
     } catch (e) {
-      return { state: 'unreadable', error: `cannot recover ${dir}: ${(e as Error).message}` };
+      return { state: 'unreadable', error: `cannot recover ${this.shown(name)}: ${(e as Error).message}` };
     }
-    let metaText: string;
+    let metaText: string | undefined;
     try {
-      metaText = await fs.readFile(join(dir, 'meta.json'), 'utf8');
+      metaText = await this.backend.read(`${dir}/meta.json`);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        const anyFile = await fs.stat(join(dir, 'cert.pem')).then(() => true, () => false);
-        return anyFile ? { state: 'unreadable', error: 'meta.json missing' } : { state: 'absent' };
-      }
       return { state: 'unreadable', error: `meta.json: ${(e as Error).message}` };
+    }
+    if (metaText === undefined) {
+      const anyFile = (await this.backend.stamp(`${dir}/cert.pem`).catch(() => undefined)) !== undefined;
+      return anyFile ? { state: 'unreadable', error: 'meta.json missing' } : { state: 'absent' };
     }
     try {
       const meta = JSON.parse(metaText) as CertMeta;
       if (!meta || !Array.isArray(meta.names) || typeof meta.kind !== 'string') throw new Error('meta.json is malformed');
       const [cert, chain, key] = await Promise.all(
-        ['cert.pem', 'chain.pem', 'privkey.pem'].map((f) => fs.readFile(join(dir, f), 'utf8')),
+        ['cert.pem', 'chain.pem', 'privkey.pem'].map(async (f) => {
+          const text = await this.backend.read(`${dir}/${f}`);
+          if (text === undefined) throw new Error(`ENOENT: no such file or directory, ${this.shown(name, f)}`);
+          return text;
+        }),
       );
       const info = parseCert(cert!);
       let keyMatches: boolean;
@@ -177,42 +202,28 @@ export class LocalStore {
       ...(extra.orderUrl ? { orderUrl: extra.orderUrl } : {}),
       ...(bundle.profile ? { profile: bundle.profile } : {}),
     };
-    await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
-    await writeFileSet(
-      this.certDir(bundle.name),
-      [
-        { name: 'privkey.pem', data: bundle.key, mode: KEY_MODE },
-        { name: 'cert.pem', data: bundle.cert, mode: PUBLIC_MODE },
-        { name: 'chain.pem', data: bundle.chain, mode: PUBLIC_MODE },
-        { name: 'fullchain.pem', data: bundle.cert + bundle.chain, mode: PUBLIC_MODE },
-        { name: 'meta.json', data: `${JSON.stringify(meta, null, 2)}\n`, mode: PUBLIC_MODE },
-      ],
-      DIR_MODE,
-    );
+    await this.backend.writeSet(this.certPath(bundle.name), [
+      { name: 'privkey.pem', data: bundle.key, secret: true },
+      { name: 'cert.pem', data: bundle.cert, mode: PUBLIC_MODE },
+      { name: 'chain.pem', data: bundle.chain, mode: PUBLIC_MODE },
+      { name: 'fullchain.pem', data: bundle.cert + bundle.chain, mode: PUBLIC_MODE },
+      { name: 'meta.json', data: `${JSON.stringify(meta, null, 2)}\n`, mode: PUBLIC_MODE },
+    ]);
   }
 
   /** The certificate names the store holds a folder for (a name that could not be a folder is skipped). */
   async names(): Promise<string[]> {
-    try {
-      return (await fs.readdir(join(this.dataDir, 'certs'))).filter(isFolderSafeName);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
+    return (await this.backend.list('certs')).filter(isFolderSafeName);
   }
 
   /**
    * Takes a decommissioned certificate out of the store, whole (key included: never lost), into
-   * DATA_DIR/archive/<name>-<time>/. Returns where it went.
+   * archive/<name>-<time>/ (DATA_DIR/archive on files). Returns where it went, as messages name it.
    */
   async archive(name: string, at: Date): Promise<string> {
-    const archive = join(this.dataDir, 'archive');
-    await ensureDir(archive, DIR_MODE);
-    const to = join(archive, `${safeName(name)}-${at.toISOString().replace(/[:.]/g, '-')}`);
-    await fs.rename(this.certDir(name), to);
-    await fsyncDir(archive);
-    await fsyncDir(join(this.dataDir, 'certs'));
-    return to;
+    const to = `archive/${safeName(name)}-${at.toISOString().replace(/[:.]/g, '-')}`;
+    await this.backend.move(this.certPath(name), to);
+    return shownPath(this.backend, to);
   }
 
   /**
@@ -221,14 +232,12 @@ export class LocalStore {
    * throws on a certificate without a CN, a full disk, a crash) may lose it (issue 17 item 0).
    */
   async keepIssued(rec: IssuedRecord): Promise<void> {
-    const dir = this.certDir(rec.name);
-    await ensureDir(dir, DIR_MODE);
-    await writeFileAtomic(join(dir, ISSUED_FILE), `${JSON.stringify(rec)}\n`, KEY_MODE);
+    await this.backend.write(this.certPath(rec.name, ISSUED_FILE), `${JSON.stringify(rec)}\n`, { secret: true });
   }
 
   /** The kept download is in the set now (or was judged unusable): forget it. */
   async dropIssued(name: string): Promise<void> {
-    await fs.rm(join(this.certDir(name), ISSUED_FILE), { force: true });
+    await this.backend.remove(this.certPath(name, ISSUED_FILE));
   }
 
   /**
@@ -237,12 +246,13 @@ export class LocalStore {
    * CA issued, and the operator may want it.
    */
   private async promoteIssued(name: string): Promise<void> {
-    const path = join(this.certDir(name), ISSUED_FILE);
+    const path = this.certPath(name, ISSUED_FILE);
     let rec: IssuedRecord;
     try {
-      rec = JSON.parse(await fs.readFile(path, 'utf8')) as IssuedRecord;
+      const text = await this.backend.read(path);
+      if (text === undefined) return;
+      rec = JSON.parse(text) as IssuedRecord;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw new Error(`${ISSUED_FILE}: ${(e as Error).message}`);
     }
     const [cert, ...rest] = splitPemChain(rec.pem ?? '');
@@ -251,7 +261,7 @@ export class LocalStore {
     try {
       const info = parseCert(cert ?? '');
       usable = keyMatchesCert(rec.key, cert!) && rec.names.every((n) => info.names.includes(n));
-      const current = await fs.readFile(join(this.certDir(name), 'cert.pem'), 'utf8').then(parseCert, () => undefined);
+      const current = await this.backend.read(this.certPath(name, 'cert.pem')).then((t) => (t === undefined ? undefined : parseCert(t)), () => undefined);
       newer = !current || current.notAfter < info.notAfter || current.selfSigned;
     } catch {
       usable = false;
@@ -261,14 +271,14 @@ export class LocalStore {
       await this.write(bundle, { orderUrl: rec.orderUrl, issuedAt: new Date(rec.issuedAt) });
       await this.dropIssued(name);
     } else if (!usable) {
-      await fs.rename(path, join(this.certDir(name), `issued-unusable-${Date.now()}.json`));
+      await this.backend.move(path, this.certPath(name, `issued-unusable-${Date.now()}.json`));
     } else await this.dropIssued(name);
   }
 
   /** The ACME Renewal Information kept for the certificate in place (src/acme/ari.ts); undefined when none. */
   async readAri(name: string): Promise<AriState | undefined> {
     try {
-      const s = JSON.parse(await fs.readFile(join(this.certDir(name), ARI_FILE), 'utf8')) as AriState;
+      const s = JSON.parse((await this.backend.read(this.certPath(name, ARI_FILE))) ?? 'null') as AriState;
       return typeof s?.certId === 'string' && typeof s.nextFetch === 'string' ? s : undefined;
     } catch {
       return undefined;
@@ -276,44 +286,28 @@ export class LocalStore {
   }
 
   async writeAri(name: string, state: AriState): Promise<void> {
-    const dir = this.certDir(name);
-    await ensureDir(dir, DIR_MODE);
-    await writeFileAtomic(join(dir, ARI_FILE), `${JSON.stringify(state, null, 2)}\n`, 0o600);
+    await this.backend.write(this.certPath(name, ARI_FILE), `${JSON.stringify(state, null, 2)}\n`);
   }
 
   async readStatus(name: string): Promise<CertStatus> {
     try {
-      return JSON.parse(await fs.readFile(join(this.certDir(name), 'status.json'), 'utf8')) as CertStatus;
+      const s = JSON.parse((await this.backend.read(this.certPath(name, 'status.json'))) ?? 'null') as CertStatus | null;
+      return s ?? { failures: 0 };
     } catch {
       return { failures: 0 };
     }
   }
 
   async writeStatus(name: string, status: CertStatus): Promise<void> {
-    const dir = this.certDir(name);
-    await ensureDir(dir, DIR_MODE);
-    await writeFileAtomic(join(dir, 'status.json'), `${JSON.stringify(status, null, 2)}\n`, 0o600);
+    await this.backend.write(this.certPath(name, 'status.json'), `${JSON.stringify(status, null, 2)}\n`);
   }
 
-  async knownIssuers(): Promise<KnownIssuers> {
-    try {
-      return JSON.parse(await fs.readFile(join(this.dataDir, 'issuers.json'), 'utf8')) as KnownIssuers;
-    } catch {
-      return {};
-    }
+  knownIssuers(): Promise<KnownIssuers> {
+    return this.issuers.load();
   }
-
-  private issuerWrites: Promise<void> = Promise.resolve();
 
   /** Serialised: parallel orders finishing together must not lose each other's entries. */
-  rememberIssuer(issuer: string, kind: Kind): Promise<void> {
-    const next = this.issuerWrites.then(async () => {
-      const known = await this.knownIssuers();
-      if (known[issuer] === kind) return;
-      known[issuer] = kind;
-      await writeFileAtomic(join(this.dataDir, 'issuers.json'), `${JSON.stringify(known, null, 2)}\n`, 0o600);
-    });
-    this.issuerWrites = next.catch(() => undefined);
-    return next;
+  async rememberIssuer(issuer: string, kind: Kind): Promise<void> {
+    await this.issuers.change((known) => (known[issuer] === kind ? undefined : { ...known, [issuer]: kind }));
   }
 }

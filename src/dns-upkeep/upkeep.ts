@@ -6,11 +6,11 @@
  * and a wildcard, are left alone; a family whose address is unknown is never removed.
  *
  * Labels are untrusted input (DESIGN §10): a name only a label asks for gets a record where it has none, and
- * has it moved only while it still holds what certwrangler wrote (DATA_DIR/dns-upkeep.json). A tenant's label
+ * has it moved only while it still holds what certwrangler wrote (dns-upkeep.json in the store). A tenant's label
  * cannot point a name someone else keeps (mail.example.com) at this host.
  */
-import { promises as fs } from 'node:fs';
-import { writeFileAtomic } from '../certs/atomic.js';
+import { JsonBook } from '../stores/json-book.js';
+import type { Store } from '../stores/store.js';
 import type { AddressRecords, AddressType } from '../acme/dns01/provider.js';
 import type { EventSink } from '../events/events.js';
 import type { Logger } from '../log.js';
@@ -44,12 +44,10 @@ interface WrittenFile {
   written: Record<string, Partial<Record<AddressType, string[]>>>;
 }
 
-const STATE_MODE = 0o600;
-
 export interface DnsUpkeepOptions {
   records: AddressRecords;
-  /** DATA_DIR/dns-upkeep.json: the values certwrangler wrote. */
-  stateFile: string;
+  /** The STORE: dns-upkeep.json there holds the values certwrangler wrote. */
+  store: Store;
   source: PublicIpSource;
   log: Logger;
   events?: EventSink;
@@ -94,14 +92,31 @@ export class DnsUpkeep {
     return next;
   }
 
+  private bookOf(): JsonBook<WrittenFile> {
+    this.book ??= new JsonBook<WrittenFile>(this.opts.store, {
+      path: 'dns-upkeep.json',
+      empty: () => ({ version: 1, written: {} }),
+      validate: (parsed) => {
+        const f = parsed as WrittenFile;
+        if (f?.version !== 1 || typeof f.written !== 'object' || f.written === null) throw new Error('not a version 1 DNS upkeep file');
+        return f;
+      },
+      indent: 1,
+      invalid: (shown, why) => why,
+    });
+    return this.book;
+  }
+
+  private book: JsonBook<WrittenFile> | undefined;
+
   private async readWritten(): Promise<WrittenFile> {
+    const book = this.bookOf();
     try {
-      const f = JSON.parse(await fs.readFile(this.opts.stateFile, 'utf8')) as WrittenFile;
-      if (f.version === 1 && typeof f.written === 'object' && f.written !== null) return f;
+      return await book.load();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.log.warn({ action: 'dns-upkeep', error: (e as Error).message }, `DNS upkeep: ${this.opts.stateFile} cannot be read (${(e as Error).message}); names only labels ask for are not moved until it can`);
+      this.opts.log.warn({ action: 'dns-upkeep', error: (e as Error).message }, `DNS upkeep: ${book.shown} cannot be read (${(e as Error).message}); names only labels ask for are not moved until it can`);
+      return { version: 1, written: {} };
     }
-    return { version: 1, written: {} };
   }
 
   private async once(list: UpkeepName[]): Promise<DnsUpkeepReport> {
@@ -161,8 +176,8 @@ export class DnsUpkeep {
           continue;
         }
         state.written[name] = { ...state.written[name], [type]: [address] };
-        await writeFileAtomic(this.opts.stateFile, `${JSON.stringify(state, null, 1)}\n`, STATE_MODE).catch((e: Error) =>
-          log.error({ action: 'dns-upkeep', error: e.message }, `DNS upkeep: cannot record ${name} ${type} in ${this.opts.stateFile}: ${e.message}`),
+        await this.bookOf().save(state).catch((e: Error) =>
+          log.error({ action: 'dns-upkeep', error: e.message }, `DNS upkeep: cannot record ${name} ${type} in ${this.bookOf().shown}: ${e.message}`),
         );
         const change: DnsChange = { name, type, from, to: [address] };
         report.changes.push(change);

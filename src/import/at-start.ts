@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import type { Store } from '../stores/store.js';
 import { CertbotStoreError, describeImport, holdsCertbotState, importAccountKeyFile, importCertbot, type ImportReport } from './certbot.js';
 
 const OPT_OUT = 'set LETSENCRYPT_ROOTDIR=off to start without importing';
@@ -21,8 +22,8 @@ function logReport(report: ImportReport, log: Logger): void {
  * Throws when the store named cannot be imported whole: a half import would register a new account or order
  * again what the seed already holds, which is what the switch must not do.
  */
-export async function importAtStart(config: Config, log: Logger): Promise<void> {
-  const target = { dataDir: config.dataDir, productionDirectoryUrl: config.productionDirectoryUrl, stagingDirectoryUrl: config.stagingDirectoryUrl };
+export async function importAtStart(config: Config, log: Logger, store: Store): Promise<void> {
+  const target = { store, productionDirectoryUrl: config.productionDirectoryUrl, stagingDirectoryUrl: config.stagingDirectoryUrl };
   const dir = config.seed.certbotDir;
   if (dir) {
     const exists = await fs.stat(dir.path).then(

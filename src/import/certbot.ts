@@ -11,17 +11,19 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { ensureDir, writeFileAtomic } from '../certs/atomic.js';
 import { keyMatchesCert, parseCert, splitPemChain, type CertInfo } from '../certs/parse.js';
-import { DIR_MODE, KEY_MODE, LocalStore, type CertBundle } from '../certs/store.js';
+import { LocalStore, type CertBundle } from '../certs/store.js';
+import { shownPath } from '../stores/json-book.js';
+import type { Store } from '../stores/store.js';
 import { classifyByIssuer, type Kind } from '../certs/kind.js';
-import { accountFilePath, type AccountFile } from '../acme/account.js';
+import { accountPath, type AccountFile } from '../acme/account.js';
 import { certName } from '../domains.js';
 import { ImportedBook } from './imported.js';
 
 /** Where an import writes, and which directories are which kind. */
 export interface ImportTarget {
-  dataDir: string;
+  /** The STORE the manager keeps its certificates and accounts in (the certbot folder itself is read with fs). */
+  store: Store;
   productionDirectoryUrl: string;
   stagingDirectoryUrl: string;
 }
@@ -60,7 +62,7 @@ const MAX_ACCOUNT_DEPTH = 8;
 const norm = (url: string) => url.trim().replace(/\/+$/, '');
 
 /** The kind of the certificates a directory issues: the configured ones by their role, Let's Encrypt's by name. */
-export function kindOfServer(server: string, target: ImportTarget): Kind | undefined {
+export function kindOfServer(server: string, target: Pick<ImportTarget, 'productionDirectoryUrl' | 'stagingDirectoryUrl'>): Kind | undefined {
   const s = norm(server);
   if (s === norm(target.productionDirectoryUrl)) return 'production';
   if (s === norm(target.stagingDirectoryUrl)) return 'staging';
@@ -161,7 +163,7 @@ async function archiveFingerprints(certPath: string): Promise<string[]> {
   }
 }
 
-async function readLineage(root: string, lineage: string, target: ImportTarget, known: Record<string, Kind>): Promise<Lineage> {
+async function readLineage(root: string, lineage: string, target: Pick<ImportTarget, 'productionDirectoryUrl' | 'stagingDirectoryUrl'>, known: Record<string, Kind>): Promise<Lineage> {
   const dir = join(root, 'live', lineage);
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'privkey.pem');
@@ -276,7 +278,7 @@ export async function holdsCertbotState(root: string): Promise<boolean> {
 }
 
 /**
- * Imports certbot's store at `root` into DATA_DIR. Throws CertbotStoreError when `root` is not a readable certbot
+ * Imports certbot's store at `root` into the STORE (DATA_DIR on files). Throws CertbotStoreError when `root` is not a readable certbot
  * store; otherwise imports what it can and lists the rest in `problems`.
  */
 export async function importCertbot(root: string, target: ImportTarget, now = new Date()): Promise<ImportReport> {
@@ -290,7 +292,7 @@ export async function importCertbot(root: string, target: ImportTarget, now = ne
   if (top.length > 0 && !top.includes('live') && !top.includes('accounts')) {
     throw new CertbotStoreError(`certbot store ${root} holds neither live/ nor accounts/: it is not certbot's config dir (the seed's LETSENCRYPT_ROOTDIR, /etc/letsencrypt on its letsencrypt-certs volume)`);
   }
-  const store = new LocalStore(target.dataDir);
+  const store = new LocalStore(target.store);
   await store.init();
   const known = await store.knownIssuers();
 
@@ -320,7 +322,7 @@ export async function importCertbot(root: string, target: ImportTarget, now = ne
       byName.set(l.bundle.name, l);
     } else report.certs.push({ name: l.bundle.name, from: l.dir, outcome: 'superseded', why: `${seen.dir} is newer` });
   }
-  const book = new ImportedBook(target.dataDir);
+  const book = new ImportedBook(target.store);
   const record: Array<{ name: string; fingerprint: string; from: string }> = [];
   // Every version certbot kept under a name, from every lineage of that name, is the seed's and so ours to replace.
   const owned = (name: string) => {
@@ -337,14 +339,14 @@ export async function importCertbot(root: string, target: ImportTarget, now = ne
     }
     if (local.state !== 'absent') {
       // Never overwrite: what certwrangler holds is its own (or a broken copy an operator must look at).
-      report.certs.push({ ...row, outcome: 'kept', why: local.state === 'present' ? `certwrangler's own copy (expires ${local.info.notAfter.toISOString()}) is kept` : `${store.certDir(name)} is unreadable (${local.error}); left as it is` });
+      report.certs.push({ ...row, outcome: 'kept', why: local.state === 'present' ? `certwrangler's own copy (expires ${local.info.notAfter.toISOString()}) is kept` : `${store.shown(name)} is unreadable (${local.error}); left as it is` });
       continue;
     }
     try {
       await store.write(l.bundle, { issuedAt: l.info.notBefore });
       if (l.bundle.kind !== 'self-signed') await store.rememberIssuer(l.info.issuer, l.bundle.kind);
     } catch (e) {
-      report.problems.push(`${l.dir}: cannot be written to ${store.certDir(name)} (${(e as Error).message})`);
+      report.problems.push(`${l.dir}: cannot be written to ${store.shown(name)} (${(e as Error).message})`);
       continue;
     }
     owned(name);
@@ -364,7 +366,7 @@ export async function importCertbot(root: string, target: ImportTarget, now = ne
       const account = accountFor(directoryUrl, accounts, lineages);
       if (!account) continue;
       const { key, url } = await readAccount(account, directoryUrl);
-      const outcome = await writeAccount(target.dataDir, directoryUrl, key, url, now);
+      const outcome = await writeAccount(target.store, directoryUrl, key, url, now);
       report.accounts.push({ directoryUrl, from: account.dir, ...outcome });
     } catch (e) {
       report.problems.push((e as Error).message);
@@ -374,23 +376,18 @@ export async function importCertbot(root: string, target: ImportTarget, now = ne
 }
 
 /**
- * Writes DATA_DIR's account for a directory unless it has one. `url` '' keeps the key alone: AccountBook then
+ * Writes the store's account for a directory unless it has one. `url` '' keeps the key alone: AccountBook then
  * registers with it, and the CA answers with the account the key already has.
  */
-export async function writeAccount(dataDir: string, directoryUrl: string, key: string, url: string, now = new Date()): Promise<{ outcome: 'imported' | 'key only' | 'kept'; why?: string }> {
-  const path = accountFilePath(dataDir, directoryUrl);
-  const existing = await fs.readFile(path, 'utf8').then(
-    (t) => t,
-    (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return undefined;
-      throw new Error(`${path}: ${why(e)}`);
-    },
-  );
-  if (existing !== undefined) return { outcome: 'kept', why: `${path} exists; certwrangler's account is kept` };
-  await ensureDir(join(dataDir, 'accounts'), DIR_MODE);
-  await ensureDir(join(path, '..'), DIR_MODE);
+export async function writeAccount(store: Store, directoryUrl: string, key: string, url: string, now = new Date()): Promise<{ outcome: 'imported' | 'key only' | 'kept'; why?: string }> {
+  const path = accountPath(directoryUrl);
+  const shown = shownPath(store, path);
+  const existing = await store.read(path).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`${shown}: ${why(e)}`);
+  });
+  if (existing !== undefined) return { outcome: 'kept', why: `${shown} exists; certwrangler's account is kept` };
   const record: AccountFile = { directoryUrl, url, key, createdAt: url ? now.toISOString() : '' };
-  await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, KEY_MODE);
+  await store.write(path, `${JSON.stringify(record, null, 2)}\n`, { secret: true });
   return url ? { outcome: 'imported' } : { outcome: 'key only', why: 'the CA is asked for the account this key has when it is first used' };
 }
 
@@ -399,7 +396,7 @@ export async function importAccountKeyFile(path: string, target: ImportTarget): 
   const report: ImportReport = { certs: [], accounts: [], problems: [] };
   const key = privateKeyPem(await readText(path), path);
   for (const directoryUrl of new Set([target.productionDirectoryUrl, target.stagingDirectoryUrl])) {
-    report.accounts.push({ directoryUrl, from: path, ...(await writeAccount(target.dataDir, directoryUrl, key, '')) });
+    report.accounts.push({ directoryUrl, from: path, ...(await writeAccount(target.store, directoryUrl, key, '')) });
   }
   return report;
 }

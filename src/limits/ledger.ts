@@ -1,16 +1,14 @@
 /**
  * The rate-limit ledger (DESIGN §6, issue 4): what this account asked of one ACME directory, kept in
- * DATA_DIR so that a restart forgets nothing, and checked before every order against Let's Encrypt's
+ * the store (DATA_DIR/ledger/ on files) so that a restart forgets nothing, and checked before every order against Let's Encrypt's
  * production limits. An order that would break one is not made; the verdict says which limit and when
  * the order may be made. Checks count orders in flight, so parallel orders cannot overshoot together.
  * An order is written to the file before it is made: a volume that is full or read-only stops orders
  * instead of letting them run unrecorded, and a crash right after an order cannot forget it.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
 import { getDomain } from 'tldts';
-import { ensureDir, writeFileAtomic } from '../certs/atomic.js';
-import { DIR_MODE, KEY_MODE } from '../certs/store.js';
+import { JsonBook } from '../stores/json-book.js';
+import type { Store } from '../stores/store.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -242,40 +240,48 @@ export interface Ticket {
   done(): Promise<void>;
 }
 
-/** One directory's ledger file, in memory after the first read, written atomically after every change. */
+/** One directory's ledger, in memory after the first read, written whole through the store after every change. */
 export class Ledger {
   private data: Promise<LedgerData> | undefined;
   private readonly pending = new Set<string[]>();
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly book: JsonBook<LedgerData>;
+  /** Where the ledger is, as messages name it (the file on STORE=files). */
+  private readonly path: string;
 
   constructor(
-    private readonly path: string,
+    store: Store,
+    /** The store path, e.g. "ledger/<directory id>.json". */
+    path: string,
     private readonly clock: () => Date = () => new Date(),
     /** NEW_ORDER_BUDGET: the share of each limit that `new` orders may use. */
     private readonly newOrderBudget = DEFAULT_NEW_ORDER_BUDGET,
-  ) {}
-
-  static forDirectory(dataDir: string, id: string, clock?: () => Date, newOrderBudget?: number): Ledger {
-    return new Ledger(join(dataDir, 'ledger', `${id}.json`), clock, newOrderBudget);
-  }
-
-  private load(): Promise<LedgerData> {
-    this.data ??= fs.readFile(this.path, 'utf8').then(
-      (text) => {
-        const d = JSON.parse(text) as LedgerData;
-        if (d.version !== 1 || !Array.isArray(d.orders) || !Array.isArray(d.issued) || !Array.isArray(d.failedAuthorizations) || !Array.isArray(d.caLimited)) {
+  ) {
+    // A ledger we cannot read must stop orders, not wave them through: limits are what it protects.
+    const unreadable = (shown: string, why: string) => `rate-limit ledger ${shown} is unreadable (${why}); fix or move it aside`;
+    this.book = new JsonBook<LedgerData>(store, {
+      path,
+      empty: emptyLedger,
+      validate: (parsed) => {
+        const d = parsed as LedgerData;
+        if (d?.version !== 1 || !Array.isArray(d.orders) || !Array.isArray(d.issued) || !Array.isArray(d.failedAuthorizations) || !Array.isArray(d.caLimited)) {
           throw new Error('not a version 1 ledger');
         }
         return d;
       },
-      (e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') return emptyLedger();
-        throw e;
-      },
-    ).catch((e: Error) => {
-      // A ledger we cannot read must stop orders, not wave them through: limits are what it protects.
+      unreadable,
+      invalid: unreadable,
+    });
+    this.path = this.book.shown;
+  }
+
+  static forDirectory(store: Store, id: string, clock?: () => Date, newOrderBudget?: number): Ledger {
+    return new Ledger(store, `ledger/${id}.json`, clock, newOrderBudget);
+  }
+
+  private load(): Promise<LedgerData> {
+    this.data ??= this.book.load().catch((e: Error) => {
       this.data = undefined;
-      throw new Error(`rate-limit ledger ${this.path} is unreadable (${e.message}); fix or move it aside`);
+      throw e;
     });
     return this.data;
   }
@@ -337,16 +343,10 @@ export class Ledger {
     return until;
   }
 
-  private save(): Promise<void> {
-    const p = this.chain.then(async () => {
-      const data = await this.load();
-      const pruned = prune(data, this.clock());
-      Object.assign(data, pruned);
-      await ensureDir(join(this.path, '..'), DIR_MODE);
-      await writeFileAtomic(this.path, `${JSON.stringify(data)}\n`, KEY_MODE);
-    });
-    this.chain = p.catch(() => undefined);
-    return p;
+  private async save(): Promise<void> {
+    const data = await this.load();
+    Object.assign(data, prune(data, this.clock()));
+    await this.book.save(data);
   }
 }
 

@@ -1,12 +1,10 @@
 /**
  * Each CA's own backoff (issue 19 item 3): a CA that was unreachable or answered 5xx is passed over, for the
- * orders that follow, until its backoff ends; then it is tried first again. Kept in DATA_DIR/ca-health.json
+ * orders that follow, until its backoff ends; then it is tried first again. Kept in the store's ca-health.json
  * so that a restart during an outage does not wait out every timeout again.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../certs/atomic.js';
-import { KEY_MODE } from '../certs/store.js';
+import { JsonBook } from '../stores/json-book.js';
+import type { Store } from '../stores/store.js';
 import { directoryId } from '../acme/account.js';
 
 // A CA outage is usually minutes to hours: the next orders skip it for 5 minutes, doubling to an hour, so
@@ -23,22 +21,24 @@ interface Down {
 
 export class CaHealth {
   private data: Promise<Record<string, Down>> | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
-  private readonly path: string;
+  private readonly book: JsonBook<{ version: 1; cas: Record<string, Down> }>;
 
-  constructor(dataDir: string) {
-    this.path = join(dataDir, 'ca-health.json');
+  constructor(store: Store) {
+    this.book = new JsonBook(store, {
+      path: 'ca-health.json',
+      empty: () => ({ version: 1 as const, cas: {} }),
+      validate: (parsed) => {
+        const d = parsed as { version?: number; cas?: Record<string, Down> };
+        return { version: 1 as const, cas: d?.version === 1 && d.cas && typeof d.cas === 'object' ? d.cas : {} };
+      },
+      indent: 1,
+      // Missing or unreadable: no CA is known to be down, so every CA is tried in order.
+      lenient: true,
+    });
   }
 
   private load(): Promise<Record<string, Down>> {
-    this.data ??= fs.readFile(this.path, 'utf8').then(
-      (t) => {
-        const d = JSON.parse(t) as { version?: number; cas?: Record<string, Down> };
-        return d.version === 1 && d.cas && typeof d.cas === 'object' ? d.cas : {};
-      },
-      // Missing or unreadable: no CA is known to be down, so every CA is tried in order.
-      () => ({}),
-    );
+    this.data ??= this.book.load().then((b) => b.cas);
     return this.data;
   }
 
@@ -66,9 +66,7 @@ export class CaHealth {
     await this.save();
   }
 
-  private save(): Promise<void> {
-    const p = this.chain.then(async () => writeFileAtomic(this.path, `${JSON.stringify({ version: 1, cas: await this.load() }, null, 1)}\n`, KEY_MODE));
-    this.chain = p.catch(() => undefined);
-    return p;
+  private async save(): Promise<void> {
+    await this.book.save({ version: 1, cas: await this.load() });
   }
 }

@@ -8,6 +8,7 @@ import type { Env } from '../env.js';
 import type { Logger } from '../log.js';
 import type { RequestObservation } from '../acme/transport.js';
 import type { Orchestrator } from './orchestrator.js';
+import type { Store } from '../stores/store.js';
 import { files } from './files/files.js';
 import { rancher } from './rancher/rancher.js';
 import { docker } from './docker/docker.js';
@@ -16,6 +17,8 @@ import { docker } from './docker/docker.js';
 export interface OrchestratorContext {
   config: Config;
   log: Logger;
+  /** The STORE: an orchestrator's own books (pending reloads) are kept there. */
+  store: Store;
   /** First retry delay of API calls (tests shorten it). */
   retryBaseMs?: number;
   settleTimeoutMs?: number;

@@ -10,6 +10,8 @@ import { HaproxyOutput } from './haproxy/haproxy.js';
 import { parseRuntimeAddress, RuntimeApi, type RuntimeAddress } from './haproxy/runtime-api.js';
 import { TraefikOutput } from './traefik/traefik.js';
 import { NginxOutput } from './nginx/nginx.js';
+import { nethserverFromEnv, type NethserverConfig } from './nethserver/config.js';
+import { NethserverOutput } from './nethserver/nethserver.js';
 
 export const OUTPUT_NAMES = ['haproxy', 'traefik', 'nginx'] as const;
 export type OutputName = (typeof OUTPUT_NAMES)[number];
@@ -20,6 +22,8 @@ export interface OutputsConfig {
   haproxy?: { crtList: string; balancerCrtList: string; runtime?: RuntimeAddress; timeoutMs: number };
   traefik?: { file: string };
   nginx?: { dir: string };
+  /** REDIS_EXPORT=nethserver: each certificate as NethServer's Traefik keeps it in Redis (src/outputs/nethserver/). */
+  nethserver?: NethserverConfig;
 }
 
 /** A path under CERTS_DIR, as the balancer sees it; any other path is the same for both. */
@@ -66,6 +70,8 @@ export function outputsFromEnv(env: Env, certsDir: string, cwd = process.cwd()):
   }
   if (on.has('traefik')) out.traefik = { file: absolutePath(env, 'TRAEFIK_DYNAMIC_FILE', join(certsDir, 'traefik', 'certwrangler.yml'), cwd) };
   if (on.has('nginx')) out.nginx = { dir: absolutePath(env, 'NGINX_INCLUDE_DIR', join(certsDir, 'nginx'), cwd) };
+  const nethserver = nethserverFromEnv(env, certsDir);
+  if (nethserver) out.nethserver = nethserver;
   return out;
 }
 
@@ -76,5 +82,6 @@ export function createOutputs(config: OutputsConfig, log: Logger, now?: () => Da
   if (h) outputs.push(new HaproxyOutput({ crtList: h.crtList, balancerCrtList: h.balancerCrtList, runtime: h.runtime ? new RuntimeApi(h.runtime, h.timeoutMs) : undefined }, paths));
   if (config.traefik) outputs.push(new TraefikOutput(config.traefik, paths));
   if (config.nginx) outputs.push(new NginxOutput(config.nginx, paths));
+  if (config.nethserver) outputs.push(new NethserverOutput(config.nethserver));
   return new Outputs(outputs, log, now);
 }

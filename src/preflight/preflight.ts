@@ -49,7 +49,7 @@ export async function proveRoutes(deps: PassDeps, decided: Decided[], now: Date,
   if (!config.preflight.enabled || !decided.some((o) => needsRoute(deps, o))) return decided;
   let book: RouteBook;
   try {
-    book = await readRouteBook(config.dataDir);
+    book = await readRouteBook(deps.store.backend);
   } catch (e) {
     log.warn({ error: (e as Error).message }, `preflight: ${(e as Error).message}; starting with no backoffs`);
     book = {};
@@ -84,7 +84,7 @@ export async function proveRoutes(deps: PassDeps, decided: Decided[], now: Date,
   // Only the certificates still wanted keep a backoff.
   const wanted = new Set(decided.map((o) => o.wanted.name));
   for (const name of Object.keys(book)) if (!wanted.has(name)) delete book[name];
-  await writeRouteBook(config.dataDir, book).catch((e: Error) => log.error({ error: e.message }, `preflight: cannot record the route backoffs: ${e.message}`));
+  await writeRouteBook(deps.store.backend, book).catch((e: Error) => log.error({ error: e.message }, `preflight: cannot record the route backoffs: ${e.message}`));
   return out.map((o) => held.get(o.wanted.name) ?? o);
 }
 

@@ -1,11 +1,9 @@
 /**
- * DATA_DIR/preflight.json: the certificates whose route failed its probe, with the backoff before the next
+ * preflight.json in the store: the certificates whose route failed its probe, with the backoff before the next
  * probe. Kept across restarts so that a crash loop does not probe (and log) every few seconds.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../certs/atomic.js';
-import { KEY_MODE } from '../certs/store.js';
+import { JsonBook } from '../stores/json-book.js';
+import type { Store } from '../stores/store.js';
 
 export interface RouteFailure {
   failures: number;
@@ -15,21 +13,39 @@ export interface RouteFailure {
 
 export type RouteBook = Record<string, RouteFailure>;
 
-const FILE = 'preflight.json';
-
-export async function readRouteBook(dataDir: string): Promise<RouteBook> {
-  let text: string;
-  try {
-    text = await fs.readFile(join(dataDir, FILE), 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw e;
-  }
-  const data = JSON.parse(text) as { version?: number; certs?: RouteBook };
-  if (data.version !== 1 || typeof data.certs !== 'object' || data.certs === null) throw new Error(`${join(dataDir, FILE)} is not a version 1 preflight book; move it aside`);
-  return data.certs;
+interface RouteFile {
+  version: 1;
+  certs: RouteBook;
 }
 
-export async function writeRouteBook(dataDir: string, certs: RouteBook): Promise<void> {
-  await writeFileAtomic(join(dataDir, FILE), `${JSON.stringify({ version: 1, certs }, null, 1)}\n`, KEY_MODE);
+// One book per store, so a write that changes nothing is skipped (JsonBook remembers what it wrote).
+const books = new WeakMap<Store, JsonBook<RouteFile>>();
+
+function book(store: Store): JsonBook<RouteFile> {
+  let b = books.get(store);
+  if (!b) books.set(store, (b = newBook(store)));
+  return b;
+}
+
+function newBook(store: Store): JsonBook<RouteFile> {
+  return new JsonBook<RouteFile>(store, {
+    path: 'preflight.json',
+    empty: () => ({ version: 1, certs: {} }),
+    validate: (parsed) => {
+      const data = parsed as { version?: number; certs?: RouteBook };
+      if (data?.version !== 1 || typeof data.certs !== 'object' || data.certs === null) throw new Error('not version 1');
+      return data as RouteFile;
+    },
+    indent: 1,
+    unreadable: (_shown, why) => why,
+    invalid: (shown, why) => (why === 'not version 1' ? `${shown} is not a version 1 preflight book; move it aside` : why),
+  });
+}
+
+export async function readRouteBook(store: Store): Promise<RouteBook> {
+  return (await book(store).load()).certs;
+}
+
+export async function writeRouteBook(store: Store, certs: RouteBook): Promise<void> {
+  await book(store).save({ version: 1, certs });
 }

@@ -8,7 +8,7 @@
  */
 import pLimit from 'p-limit';
 import { runHook } from '../hooks.js';
-import { filePaths } from '../orchestrators/files/files.js';
+import { hookPaths } from '../hook-paths.js';
 import type { CertResult, PassDeps } from '../reconciler.js';
 import { servedAt } from './handshake.js';
 import { readVerifyBook, writeVerifyBook } from './verify-book.js';
@@ -87,8 +87,8 @@ async function reloadAgain(deps: PassDeps, r: CertResult): Promise<string> {
   const { orchestrator, config } = deps;
   if (orchestrator.reloadAgain) return orchestrator.reloadAgain(r.name);
   if (!config.onChangeCommand) return 'no reload to run (set ON_CHANGE_COMMAND to reload the balancer)';
-  // The paths every hook gets: the files target's (files, docker), else the store's.
-  const paths = orchestrator.files ? filePaths(orchestrator.files.dir(r.name), true) : filePaths(deps.store.certDir(r.name), false);
+  // The paths every hook gets: the files target's (files, docker), else the files store's, else none.
+  const paths = hookPaths(deps.store, orchestrator.files, r.name);
   const vars = { CERTWRANGLER_EVENT: 'reload', CERTWRANGLER_NAME: r.name, CERTWRANGLER_NAMES: r.names.join(','), CERTWRANGLER_REASON: 'NotServed', ...paths };
   const run = await runHook(config.onChangeCommand, vars, config.hookTimeoutMs);
   return run.timedOut ? `ON_CHANGE_COMMAND killed after ${config.hookTimeoutMs} ms` : `ON_CHANGE_COMMAND ran again (exit ${run.code})`;
@@ -102,7 +102,7 @@ async function reloadAgain(deps: PassDeps, r: CertResult): Promise<string> {
 export async function verifyDeploys(deps: PassDeps, results: CertResult[]): Promise<void> {
   const { config, log } = deps;
   if (!config.verify.enabled) return;
-  const book = await readVerifyBook(config.dataDir);
+  const book = await readVerifyBook(deps.store.backend);
   let changed = false;
   const limit = pLimit(VERIFY_CONCURRENCY);
   await Promise.all(
@@ -155,7 +155,7 @@ export async function verifyDeploys(deps: PassDeps, results: CertResult[]): Prom
       }),
     ),
   );
-  if (changed) await writeVerifyBook(config.dataDir, book).catch((e: Error) => log.error({ error: e.message }, `VERIFY: cannot record what the balancers serve: ${e.message}`));
+  if (changed) await writeVerifyBook(deps.store.backend, book).catch((e: Error) => log.error({ error: e.message }, `VERIFY: cannot record what the balancers serve: ${e.message}`));
 }
 
 /** `plan`: what each balancer serves now for each certificate's name, compared with the local copy. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import http, { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { CHALLENGE_PATH, TOKEN_PATTERN } from '../acme/http01.js';
 
-const TOKEN_URL_RE = new RegExp(`^/${CHALLENGE_PATH.replace(/\./g, '\\.')}/(${TOKEN_PATTERN})$`);
+export const TOKEN_URL_RE = new RegExp(`^/${CHALLENGE_PATH.replace(/\./g, '\\.')}/(${TOKEN_PATTERN})$`);
 
 // A token served once is then answered from memory: express and serve-static cost about 0.4 ms of
 // CPU per request here (a fifth of nginx's rate), memory a tenth of that. An entry older than this is

@@ -21,6 +21,7 @@ import { renderPage } from '../../src/status/page.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import type { Pebble } from '../support/pebble.js';
 import { Metrics } from '../../src/status/metrics.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-ari-'));
 const lab = acmeLab(base);
@@ -185,7 +186,7 @@ test(`ARI, the revocation drill: the CA moves the windows of 30% of ${FLEET} cer
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const key = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const store = new LocalStore(env.DATA_DIR!);
+  const store = new LocalStore(new FilesStore(env.DATA_DIR!));
   await store.init();
   const names = Array.from({ length: FLEET }, (_, i) => `c${i}.fleet.ari.example.com`);
   const certs = new Map<string, { cert: string; certId: string }>();

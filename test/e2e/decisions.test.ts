@@ -17,6 +17,7 @@ import type { Pebble } from '../support/pebble.js';
 import { acmeLab, assertChainVerifies, passWithOrders, runCli, startCli, errors } from '../support/harness.js';
 import { simPool, type RancherSim } from '../support/rancher-sim.js';
 import { freePort } from '../support/ports.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-decisions-'));
 const lab = acmeLab(base);
@@ -82,7 +83,7 @@ test('STAGING=true with a production certificate in service past its renewal poi
   assertChainVerifies(after.cert + after.certChain, await prod.root());
   const stagingRoot = await staging.root();
   assert.throws(() => assertChainVerifies(after.cert + after.certChain, stagingRoot), 'not from staging');
-  const local = await new LocalStore(env.DATA_DIR!).read(name, { recover: false });
+  const local = await new LocalStore(new FilesStore(env.DATA_DIR!)).read(name, { recover: false });
   assert.equal(local.state === 'present' && local.meta.directoryUrl, prod.directoryUrl);
   // Nothing was ever asked of the staging directory: it has no ledger.
   assert.equal(readdirSync(join(env.DATA_DIR!, 'ledger')).length, 1);

@@ -21,6 +21,7 @@ import { startPebble, type Pebble } from '../support/pebble.js';
 import { acmeLab, assertChainVerifies, filesUnder, passWithOrders, pebbleEnv, startCli } from '../support/harness.js';
 import { simPool, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
 import { freePort } from '../support/ports.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-faults-'));
 const lab = acmeLab(base);
@@ -132,7 +133,7 @@ test('a push that keeps failing: the certificate is kept, and the next pass push
   assert.equal(r.issued, true, 'the order itself succeeded');
   assert.match(r.error!, /503/);
   assert.equal(s.certByName('kept.example.com'), undefined);
-  const local = await new LocalStore(env.DATA_DIR!).read('kept.example.com', { recover: false });
+  const local = await new LocalStore(new FilesStore(env.DATA_DIR!)).read('kept.example.com', { recover: false });
   assert.ok(local.state === 'present' && local.keyMatches);
 
   const second = await rancherPass(env);
@@ -181,7 +182,7 @@ test('SIGKILL between issue and push: on restart the stored certificate matches 
   s.clearFaults();
   assert.equal(s.certByName(name), undefined, 'the push never landed');
   assert.deepEqual(debris(env.DATA_DIR!), []);
-  const local = await new LocalStore(env.DATA_DIR!).read(name, { recover: false });
+  const local = await new LocalStore(new FilesStore(env.DATA_DIR!)).read(name, { recover: false });
   assert.ok(local.state === 'present' && local.keyMatches, 'a complete certificate with its own key');
 
   const next = await rancherPass({ ...env, LOG_LEVEL: 'silent' });
@@ -198,7 +199,7 @@ test('SIGKILL during store writes, 12 times at random moments: every restart fin
   for (const e of [envA, envB]) assert.equal((await passWithOrders(e)).report.ok, true);
   const bundles: CertBundle[] = [];
   for (const e of [envA, envB]) {
-    const got = await new LocalStore(e.DATA_DIR!).read(name);
+    const got = await new LocalStore(new FilesStore(e.DATA_DIR!)).read(name);
     assert.ok(got.state === 'present');
     bundles.push(got.bundle);
   }
@@ -219,7 +220,7 @@ test('SIGKILL during store writes, 12 times at random moments: every restart fin
     child.kill('SIGKILL');
     await new Promise((r) => child.once('close', r));
     if (debris(envA.DATA_DIR!).length > 0) interrupted += 1;
-    const read = await new LocalStore(envA.DATA_DIR!).read(name);
+    const read = await new LocalStore(new FilesStore(envA.DATA_DIR!)).read(name);
     assert.equal(read.state, 'present', `kill ${i + 1}: ${read.state === 'unreadable' ? read.error : 'absent'}`);
     if (read.state !== 'present') continue;
     assert.ok(read.keyMatches, `kill ${i + 1}: the key matches its certificate`);
@@ -284,7 +285,7 @@ test('a truncated certificate and a garbled key in the store: each is reported a
   assert.deepEqual(files(certs('intact.example.com')), intactStore);
   assert.deepEqual(files(join(env.CERTS_DIR!, 'intact.example.com')), intactLive);
   for (const n of ['truncated.example.com', 'garbled.example.com']) {
-    const local = await new LocalStore(env.DATA_DIR!).read(n);
+    const local = await new LocalStore(new FilesStore(env.DATA_DIR!)).read(n);
     assert.ok(local.state === 'present' && local.keyMatches, `${n} is whole again`);
     assert.ok(keyMatchesCert(readFileSync(join(env.CERTS_DIR!, n, 'privkey.pem'), 'utf8'), readFileSync(join(env.CERTS_DIR!, n, 'cert.pem'), 'utf8')));
   }

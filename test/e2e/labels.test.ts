@@ -23,6 +23,7 @@ import type { PassReport } from '../../src/reconciler.js';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
 import { simPool, type RancherSim } from '../support/rancher-sim.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-labels-'));
 const lab = acmeLab(base);
@@ -155,7 +156,7 @@ test('a simulated week of a label that changes its names on every pass: at most 
   const env = envFor('week', s, { DOMAINS: 'steady.example.com', PLACEHOLDERS: 'false' });
   // Both legitimate certificates are in place, issued 60 days before they fall due (a third of 90 days left):
   // steady on day 2 of the week, keep on day 5.
-  const store = new LocalStore(env.DATA_DIR!);
+  const store = new LocalStore(new FilesStore(env.DATA_DIR!));
   await store.init();
   const due: Record<string, Date> = {};
   for (const [name, day] of [['steady.example.com', 2], ['keep.example.com', 5]] as const) {

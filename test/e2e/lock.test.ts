@@ -15,6 +15,7 @@ import { LocalStore } from '../../src/certs/store.js';
 import { LOCK_NAME, STALE_MS } from '../../src/lock.js';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, pebbleEnv, runCli, startCli } from '../support/harness.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-lock-'));
 const lab = acmeLab(base);
@@ -58,7 +59,7 @@ test('two `manager --once` on one DATA_DIR, started together 20 times: no order 
         for (const r of runs) assert.equal(r.code, 0, `${round}: ${r.stdout}${r.stderr}`);
         const orders = runs.flatMap((r) => ordersIn(r.stdout));
         assert.equal(orders.length, 1, `${round}: ${orders.length} orders for ${name}`);
-        const local = await new LocalStore(env.DATA_DIR!).read(name, { recover: false });
+        const local = await new LocalStore(new FilesStore(env.DATA_DIR!)).read(name, { recover: false });
         assert.ok(local.state === 'present' && local.keyMatches, `${round}: the stored key matches the stored certificate`);
         const live = join(env.CERTS_DIR!, name);
         const cert = readFileSync(join(live, 'cert.pem'), 'utf8');

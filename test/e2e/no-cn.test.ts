@@ -17,6 +17,7 @@ import { renderPage } from '../../src/status/page.js';
 import { passWithOrders, runCli } from '../support/harness.js';
 import { computedFields, simPool } from '../support/rancher-sim.js';
 import { selfSignedWithoutCn, testCa } from '../support/no-cn.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-nocn-'));
 const ca = testCa('certwrangler no-CN test CA');
@@ -39,7 +40,7 @@ test('a certificate without a CN parses: no common name, an empty subject, its n
 });
 
 test('the store writes and reads a certificate without a CN', async () => {
-  const store = new LocalStore(join(base, 'store'));
+  const store = new LocalStore(new FilesStore(join(base, 'store')));
   await store.init();
   const made = ca.leaf(['store.nocn.example.com']);
   await store.write({ name: 'store.nocn.example.com', names: ['store.nocn.example.com'], key: made.key, cert: made.cert, chain: ca.cert, kind: 'production', directoryUrl: DIRECTORY });
@@ -52,7 +53,7 @@ test('the store writes and reads a certificate without a CN', async () => {
 });
 
 test('store it first: a certificate the CA issued that its pass could not store is stored by the next pass, without an order; one that cannot be used is set aside, never deleted', async () => {
-  const store = new LocalStore(join(base, 'kept'));
+  const store = new LocalStore(new FilesStore(join(base, 'kept')));
   await store.init();
   const name = 'kept.nocn.example.com';
   const made = ca.leaf([name]);
@@ -83,7 +84,7 @@ test('a certificate without a CN in service: pushed to Rancher, shown by plan, t
   const name = 'app.nocn.example.com';
   const names = [name, 'www.app.nocn.example.com'];
   const dataDir = join(base, 'pass', 'data');
-  const store = new LocalStore(dataDir);
+  const store = new LocalStore(new FilesStore(dataDir));
   await store.init();
   const made = ca.leaf(names, { days: 6 });
   await store.write({ name, names, key: made.key, cert: made.cert, chain: ca.cert, kind: 'production', directoryUrl: DIRECTORY });

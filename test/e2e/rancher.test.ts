@@ -18,6 +18,7 @@ import { createLogger } from '../../src/log.js';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, assertChainVerifies, passWithOrders, pebbleEnv, runCli, errors } from '../support/harness.js';
 import { simPool, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-rancher-'));
 const lab = acmeLab(base);
@@ -70,7 +71,7 @@ test('DOMAINS and labelled services: every certificate is created in Rancher, ac
   assert.equal(s.certByName('system.example.com'), undefined, 'system services are not read');
 
   const root = await pebble.root();
-  const store = new LocalStore(env.DATA_DIR!);
+  const store = new LocalStore(new FilesStore(env.DATA_DIR!));
   for (const name of wanted) {
     const c = s.certByName(name)!;
     assert.ok(c, `${name} is in Rancher`);
@@ -300,7 +301,7 @@ test('1,500 certificates (pagination), 401, 503 then success, a timeout then suc
     assert.equal(by.get('p4.example.com')!.outcome, 'ok');
     assert.equal(s.certByName('p4.example.com')!.state, 'active');
     // The certificate and its key are kept locally; once Rancher recovers the next pass pushes them without an order.
-    const local = await new LocalStore(env3.DATA_DIR!).read('p3.example.com', { recover: false });
+    const local = await new LocalStore(new FilesStore(env3.DATA_DIR!)).read('p3.example.com', { recover: false });
     assert.equal(local.state, 'present');
     s.stickInError('p3.example.com', undefined);
     const next = await pass(env3);

@@ -21,6 +21,7 @@ import { countAcmeRequests } from '../../src/acme/transport.js';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, passWithOrders, pebbleEnv, errors } from '../support/harness.js';
 import { simPool, type RancherSim, type SimService } from '../support/rancher-sim.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-reloads-'));
 const lab = acmeLab(base);
@@ -91,7 +92,7 @@ test('a balancer whose update action fails twice, then succeeds: it ends up serv
   const r = first.report.results[0]!;
   assert.equal(r.outcome, 'ok', 'a reload failure after a fresh order is not an order failure');
   assert.equal(r.nextAttempt, undefined, 'no order backoff');
-  const status = await new LocalStore(env.DATA_DIR!).readStatus(name);
+  const status = await new LocalStore(new FilesStore(env.DATA_DIR!)).readStatus(name);
   assert.equal(status.failures ?? 0, 0);
   assert.equal(status.nextAttempt, undefined);
   assert.equal(s.certByName(name)!.state, 'active', 'the certificate is in Rancher');

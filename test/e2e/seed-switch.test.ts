@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCert } from '../../src/certs/parse.js';
 import { renewalTime } from '../../src/policy.js';
-import { DEFAULT_HOSTS_LABEL, loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
+import { DEFAULT_HOSTS_LABEL, loadConfig, type Config } from '../../src/config.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { importAtStart } from '../../src/import/at-start.js';
 import { describeImport, importCertbot } from '../../src/import/certbot.js';
 import { LocalStore } from '../../src/certs/store.js';
@@ -27,6 +27,10 @@ import { Writable } from 'node:stream';
 import type { Pebble } from '../support/pebble.js';
 import { acmeLab, filesUnder, passWithOrders, pebbleEnv, runCli } from '../support/harness.js';
 import { simPool, type RancherSim, type RequestRecord } from '../support/rancher-sim.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
+
+/** The import at start into the files store of the configuration (what the manager opens for STORE=files). */
+const importAtStartFiles = (c: Config, log: Logger) => importAtStart(c, log, new FilesStore(c.dataDir));
 
 const run = promisify(execFile);
 const base = mkdtempSync(join(tmpdir(), 'cw-seed-'));
@@ -131,7 +135,7 @@ test('the seed swapped for certwrangler: first and second pass order nothing and
 
   // What was imported: the seed's own certificates and keys (0600), and its account, URL and all.
   const data = env.DATA_DIR!;
-  const local = new LocalStore(data);
+  const local = new LocalStore(new FilesStore(data));
   for (const n of ALL) {
     const copy = await local.read(n, { recover: false });
     assert.equal(copy.state, 'present');
@@ -207,14 +211,14 @@ test('certwrangler import certbot <dir> by hand: the same import, idempotent; a 
   const before = new Map(filesUnder(data).map((f) => [f, readFileSync(f, 'utf8')]));
 
   // Again (in-process: the CLI is the same function): nothing new, nothing rewritten.
-  const again = describeImport(await importCertbot(store, { dataDir: data, productionDirectoryUrl: pebble.directoryUrl, stagingDirectoryUrl: 'https://acme-staging-v02.api.letsencrypt.org/directory' })).join('\n');
+  const again = describeImport(await importCertbot(store, { store: new FilesStore(data), productionDirectoryUrl: pebble.directoryUrl, stagingDirectoryUrl: 'https://acme-staging-v02.api.letsencrypt.org/directory' })).join('\n');
   for (const n of ALL) assert.match(again, new RegExp(`^certificate ${n.replace(/\./g, '\\.')} from .*: already imported`, 'm'));
   assert.match(again, /: kept \(.*account\.json exists; certwrangler's account is kept\)$/m);
   assert.deepEqual(new Map(filesUnder(data).map((f) => [f, readFileSync(f, 'utf8')])), before, 'nothing rewritten');
 });
 
 test('bad or partial certbot stores: each problem names the file; what is whole is still imported; the manager does not start on a half import', async () => {
-  const target = (dir: string) => ({ dataDir: join(base, dir, 'data'), productionDirectoryUrl: pebble.directoryUrl, stagingDirectoryUrl: 'https://acme-staging-v02.api.letsencrypt.org/directory' });
+  const target = (dir: string) => ({ store: new FilesStore(join(base, dir, 'data')), productionDirectoryUrl: pebble.directoryUrl, stagingDirectoryUrl: 'https://acme-staging-v02.api.letsencrypt.org/directory' });
   const store = copyStore('partial');
   // A lineage whose key went missing from archive/, one with no renewal conf, a key that is not JSON, a regr.json without its URL.
   const keyLink = join(store, 'live', 'a.example.com', 'privkey.pem');
@@ -257,7 +261,7 @@ test('bad or partial certbot stores: each problem names the file; what is whole 
   const cfg = loadConfig({ CERTBOT_EMAIL: 'ops@example.com', DOMAINS: 'a.example.com', LETSENCRYPT_ROOTDIR: store, DATA_DIR: join(base, 'partial-3', 'data'), ...pebbleEnv(pebble, 'production') });
   const logged: Array<{ level: string; msg: string }> = [];
   const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (logged.push(JSON.parse(chunk.toString()) as { level: string; msg: string }), cb()) });
-  await assert.rejects(importAtStart(cfg, createLogger('info', sink)), /could not be imported whole \(3 problems, each logged above naming its file\); what could be was imported\. Fix them and start again, or set LETSENCRYPT_ROOTDIR=off/);
+  await assert.rejects(importAtStartFiles(cfg, createLogger('info', sink)), /could not be imported whole \(3 problems, each logged above naming its file\); what could be was imported\. Fix them and start again, or set LETSENCRYPT_ROOTDIR=off/);
   const errorLines = logged.filter((l) => l.level === 'error').map((l) => l.msg);
   const named = [keyLink, join(store, 'renewal', 'b.example.com.conf'), join(accountDir, 'private_key.json')];
   assert.equal(errorLines.length, named.length, errorLines.join('\n'));
@@ -268,11 +272,11 @@ test('bad or partial certbot stores: each problem names the file; what is whole 
   writeFileSync(join(packaged, 'cli.ini'), 'max-log-backups = 0\n');
   const seedDefault = loadConfig({ CERTBOT_EMAIL: 'ops@example.com', DATA_DIR: join(base, 'partial-5', 'data') });
   logged.length = 0;
-  await importAtStart({ ...seedDefault, seed: { ...seedDefault.seed, certbotDir: { path: packaged, explicit: false } } }, createLogger('info', sink));
+  await importAtStartFiles({ ...seedDefault, seed: { ...seedDefault.seed, certbotDir: { path: packaged, explicit: false } } }, createLogger('info', sink));
   assert.deepEqual(logged.map((l) => l.msg), [`no certbot store at ${packaged} (the seed's LETSENCRYPT_ROOTDIR): nothing to import`]);
-  await assert.rejects(importAtStart(loadConfig({ CERTBOT_EMAIL: 'ops@example.com', LETSENCRYPT_ROOTDIR: packaged, DATA_DIR: join(base, 'partial-6', 'data') }), createLogger('silent')), /holds neither live\/ nor accounts\/: it is not certbot's config dir .*; set LETSENCRYPT_ROOTDIR=off/);
+  await assert.rejects(importAtStartFiles(loadConfig({ CERTBOT_EMAIL: 'ops@example.com', LETSENCRYPT_ROOTDIR: packaged, DATA_DIR: join(base, 'partial-6', 'data') }), createLogger('silent')), /holds neither live\/ nor accounts\/: it is not certbot's config dir .*; set LETSENCRYPT_ROOTDIR=off/);
   const missing = loadConfig({ CERTBOT_EMAIL: 'ops@example.com', LETSENCRYPT_ROOTDIR: join(base, 'nowhere'), DATA_DIR: join(base, 'partial-4', 'data') });
-  await assert.rejects(importAtStart(missing, createLogger('silent')), /LETSENCRYPT_ROOTDIR=.*nowhere: no such directory; mount the seed's letsencrypt-certs volume there, or set LETSENCRYPT_ROOTDIR=off/);
+  await assert.rejects(importAtStartFiles(missing, createLogger('silent')), /LETSENCRYPT_ROOTDIR=.*nowhere: no such directory; mount the seed's letsencrypt-certs volume there, or set LETSENCRYPT_ROOTDIR=off/);
 });
 
 test("ACME_ACCOUNT_KEY_FILE: certbot's account key (JWK) alone is the account; the CA's existing account is used, none is made", async () => {
@@ -281,7 +285,7 @@ test("ACME_ACCOUNT_KEY_FILE: certbot's account key (JWK) alone is the account; t
   const regr = JSON.parse(readFileSync(keyFile.replace(/private_key\.json$/, 'regr.json'), 'utf8')) as { uri: string };
   const env = { ...s.env, EMAIL: 'ops@example.com', DOMAINS: 'd.example.com', ACME_ACCOUNT_KEY_FILE: keyFile, DATA_DIR: join(base, 'key-only', 'data'), WEBROOT_DIR: lab.webroot, LOG_LEVEL: 'silent', ...pebbleEnv(pebble, 'production') };
   const config = loadConfig(env);
-  await importAtStart(config, createLogger('silent'));
+  await importAtStartFiles(config, createLogger('silent'));
   const { report, orders, requests } = await passWithOrders(env, { settleTimeoutMs: 5000 });
   assert.equal(report.ok, true, JSON.stringify(report.results.map((r) => r.error)));
   assert.equal(orders, 1);
@@ -291,5 +295,5 @@ test("ACME_ACCOUNT_KEY_FILE: certbot's account key (JWK) alone is the account; t
 
   const bad = join(base, 'bad-key.pem');
   writeFileSync(bad, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
-  await assert.rejects(importAtStart(loadConfig({ ...env, ACME_ACCOUNT_KEY_FILE: bad, DATA_DIR: join(base, 'bad-key', 'data') }), createLogger('silent')), new RegExp(`^Error: ACME_ACCOUNT_KEY_FILE: ${bad}: not a private key \\(no PRIVATE KEY block\\); accepted: a PEM private key`));
+  await assert.rejects(importAtStartFiles(loadConfig({ ...env, ACME_ACCOUNT_KEY_FILE: bad, DATA_DIR: join(base, 'bad-key', 'data') }), createLogger('silent')), new RegExp(`^Error: ACME_ACCOUNT_KEY_FILE: ${bad}: not a private key \\(no PRIVATE KEY block\\); accepted: a PEM private key`));
 });

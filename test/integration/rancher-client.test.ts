@@ -16,6 +16,7 @@ import { computedFields, javaDate, startRancherSim, type RancherSim } from '../s
 import { selfSignedBundle, simClientOptions } from '../support/rancher-client.js';
 import { Metrics } from '../../src/status/metrics.js';
 import { parseMetrics } from '../support/receiver.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 let s: RancherSim;
@@ -236,7 +237,7 @@ test('a pending balancer reload survives a restart: a new orchestrator on the sa
   const local = await startRancherSim();
   try {
     const dataDir = mkdtempSync(join(tmpdir(), 'cw-reloads-'));
-    const first = new RancherOrchestrator(options({ dataDir }, local));
+    const first = new RancherOrchestrator(options({ store: new FilesStore(dataDir) }, local));
     const lb = local.addBalancer({ name: 'web-lb', defaultCertificateName: 'r.example.com' });
     local.failUpdate(lb.id, 1, 'error');
     await first.list(['r.example.com']);
@@ -248,7 +249,7 @@ test('a pending balancer reload survives a restart: a new orchestrator on the sa
     assert.equal(statSync(file).mode & 0o777, 0o600);
 
     // Restarted: a new instance knows nothing but DATA_DIR. Reading (list, discover) retries nothing.
-    const second = new RancherOrchestrator(options({ dataDir }, local));
+    const second = new RancherOrchestrator(options({ store: new FilesStore(dataDir) }, local));
     local.clearLog();
     await second.list(['r.example.com']);
     await second.discover();
@@ -339,7 +340,7 @@ test('an unreadable pending-reload file: the retry fails naming the file and wha
     const dataDir = mkdtempSync(join(tmpdir(), 'cw-reloads-'));
     const file = join(dataDir, 'rancher-reloads.json');
     writeFileSync(file, '{"version":1,"pending":[{"cert":"c.example.com"', { mode: 0o600 });
-    const o = new RancherOrchestrator(options({ dataDir }, local));
+    const o = new RancherOrchestrator(options({ store: new FilesStore(dataDir) }, local));
     await assert.rejects(o.retryReloads(new Date()), (e: Error) => e.message.startsWith(`${file} is not valid (`) && /move it aside to forget the pending balancer reloads/.test(e.message));
     const lb = local.addBalancer({ name: 'c-lb', defaultCertificateName: 'c.example.com' });
     await o.list(['c.example.com']);

@@ -7,6 +7,7 @@ import { DEFAULT_HOSTS_LABEL } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import type { RancherOptions } from '../../src/orchestrators/rancher/rancher.js';
 import type { RancherSim } from './rancher-sim.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 export function simClientOptions(sim: RancherSim, extra: Partial<RancherOptions> = {}): RancherOptions {
   return {
@@ -19,7 +20,7 @@ export function simClientOptions(sim: RancherSim, extra: Partial<RancherOptions>
     hostsLabel: DEFAULT_HOSTS_LABEL,
     readLabels: true,
     domains: { dnsProvider: false, onePerName: false, allowedSuffixes: [] },
-    dataDir: mkdtempSync(join(tmpdir(), 'cw-rancher-client-')),
+    store: new FilesStore(mkdtempSync(join(tmpdir(), 'cw-rancher-client-'))),
     log: createLogger('silent'),
     ...extra,
   };

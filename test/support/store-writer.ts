@@ -5,10 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { LocalStore, type CertBundle } from '../../src/certs/store.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const [dataDir, bundlesPath] = process.argv.slice(2);
 const bundles = JSON.parse(readFileSync(bundlesPath!, 'utf8')) as [CertBundle, CertBundle];
-const store = new LocalStore(dataDir!);
+const store = new LocalStore(new FilesStore(dataDir!));
 await store.init();
 for (let i = 0; ; i++) {
   await store.write(bundles[i % 2]!);

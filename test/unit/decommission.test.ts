@@ -22,13 +22,14 @@ import { StatusBook } from '../../src/status/book.js';
 import { createLogger } from '../../src/log.js';
 import type { Decided } from '../../src/observe.js';
 import type { WantedCert } from '../../src/domains.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const NOW = new Date('2027-01-01T00:00:00Z');
 
 async function storeWith(names: string[], extra: Record<string, string> = {}): Promise<PassDeps> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cw-unwanted-'));
   const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...extra });
-  const store = new LocalStore(dataDir);
+  const store = new LocalStore(new FilesStore(dataDir));
   await store.init();
   for (const name of names) {
     const ss = await createSelfSigned([name], { sharedKey: true });

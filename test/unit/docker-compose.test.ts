@@ -96,3 +96,34 @@ test('docker-compose: the shipped nginx.conf answers the challenge from the webr
     server.close();
   }
 });
+
+const REDIS_FILE = 'docker-compose/with-redis/docker-compose.yml';
+
+test('docker-compose with Redis: `docker-compose config` accepts it; the manager keeps its store in Redis and publishes tokens the webroot reads, the rest as in the plain stack', () => {
+  const r = spawnSync('docker-compose', ['-f', REDIS_FILE, 'config', '-q'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const text = readFileSync(REDIS_FILE, 'utf8');
+  const s = (parse(text) as { services: Record<string, Service> }).services;
+  const m = s['certwrangler-manager']!;
+  const w = s['certwrangler-webroot']!;
+  assert.equal(s.redis?.ports, undefined, 'Redis holds the keys: not published on any port');
+  const config = loadConfig(m.environment!, '/');
+  assert.equal(config.orchestrator, 'docker');
+  assert.equal(config.tokenRedis?.publish, true);
+  assert.equal(loadConfig(w.environment!, '/').tokenRedis?.connection.url, config.tokenRedis!.connection.url, 'the webroot reads the Redis the manager writes');
+  // The shared folder stays, as the webroot's fallback while Redis is unreachable.
+  assert.equal(mount(m, 'acme-webroot'), config.webrootDir);
+  assert.equal(mount(w, 'acme-webroot'), '/var/www/acme');
+  assert.ok(w.volumes!.includes('acme-webroot:/var/www/acme:ro'));
+  assert.equal(mount(m, 'certs'), config.certsDir);
+  assert.equal(m.volumes!.some((v) => v.endsWith(':/data')), false, 'no data volume: the store is Redis');
+  // nginx, its configuration (the file the test above runs in a real nginx) and the app are the plain stack's.
+  assert.ok(s.nginx!.volumes!.includes('../nginx.conf:/etc/nginx/conf.d/default.conf:ro'));
+  assert.deepEqual(s.nginx!.command, nginx!.command);
+  assert.deepEqual(s.app!.labels, app!.labels);
+  // The NethServer export, commented out in the file, is a valid configuration once uncommented.
+  const exported = (parse(text.replace(/#(REDIS_EXPORT\w*:)/g, '$1')) as { services: Record<string, Service> }).services['certwrangler-manager']!;
+  assert.equal(loadConfig(exported.environment!, '/').outputs.nethserver?.prefix, 'module/traefik1');
+  const readme = readFileSync('README.md', 'utf8');
+  for (const v of ['docker-compose/with-redis', 'REDIS_EXPORT', 'REDIS_EXPORT_PREFIX', 'REDIS_EXPORT_NODE']) assert.ok(readme.includes(v), `README mentions ${v}`);
+});

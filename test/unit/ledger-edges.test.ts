@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { budgetRows, checkLimits, checkOrder, emptyLedger, isVerdict, Ledger, LE_LIMITS, newOrderLimits, prune, type LedgerData } from '../../src/limits/ledger.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -117,7 +118,7 @@ test('ledger edge: pruning keeps exactly what a window can still see', () => {
 
 test('ledger edge: the CA\'s rateLimited is kept for its Retry-After, an hour without one, at most 7 days', async () => {
   let now = NOW;
-  const l = new Ledger(join(mkdtempSync(join(tmpdir(), 'cw-ledger-edge-')), 'l.json'), () => now);
+  const l = new Ledger(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-ledger-edge-'))), 'l.json', () => now);
   assert.equal((await l.caRateLimited(undefined, 'no header')).getTime(), NOW.getTime() + HOUR);
   assert.equal((await l.caRateLimited(30 * DAY, 'a month')).getTime(), NOW.getTime() + 7 * DAY);
   assert.equal((await l.caRateLimited(90_000, 'short')).getTime(), NOW.getTime() + 90_000);
@@ -128,8 +129,9 @@ test('ledger edge: the CA\'s rateLimited is kept for its Retry-After, an hour wi
 });
 
 test('ledger edge: a ticket\'s records are written at done(); a release leaves no order; failed names count', async () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'cw-ledger-edge-')), 'dir', 'l.json');
-  const l = new Ledger(path, () => NOW);
+  const dataDir = mkdtempSync(join(tmpdir(), 'cw-ledger-edge-'));
+  const path = join(dataDir, 'dir', 'l.json');
+  const l = new Ledger(new FilesStore(dataDir), 'dir/l.json', () => NOW);
   const t = await l.acquire(['t.example.com']);
   assert.ok(!isVerdict(t));
   t.issued();

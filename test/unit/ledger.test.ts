@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync, mkdirSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { budgetRows, checkLimits, checkOrder, emptyLedger, isVerdict, Ledger, registeredDomain, type LedgerData } from '../../src/limits/ledger.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const T0 = new Date('2027-05-01T00:00:00Z');
 const H = 3_600_000;
@@ -49,7 +50,7 @@ test('ledger: orders in flight count, records survive a new process, the file is
   const dir = mkdtempSync(join(tmpdir(), 'cw-ledger-'));
   let now = T0;
   const clock = () => now;
-  const l1 = Ledger.forDirectory(dir, 'ca', clock);
+  const l1 = Ledger.forDirectory(new FilesStore(dir), 'ca', clock);
   const names = ['dup.example.com'];
   const tickets = [];
   for (let i = 0; i < 5; i++) {
@@ -64,7 +65,7 @@ test('ledger: orders in flight count, records survive a new process, the file is
     await t.done();
   }
   now = new Date(T0.getTime() + H);
-  const l2 = Ledger.forDirectory(dir, 'ca', clock);
+  const l2 = Ledger.forDirectory(new FilesStore(dir), 'ca', clock);
   const again = await l2.acquire(names);
   assert.ok(isVerdict(again) && again.limit === 'duplicateCertificates', 'a restart does not forget');
   const file = join(dir, 'ledger', 'ca.json');
@@ -73,17 +74,17 @@ test('ledger: orders in flight count, records survive a new process, the file is
 
   const until = await l2.caRateLimited(30 * 60_000, 'too many certificates');
   assert.equal(until.toISOString(), new Date(now.getTime() + 30 * 60_000).toISOString());
-  const held = await Ledger.forDirectory(dir, 'ca', clock).acquire(['fresh.example.net']);
+  const held = await Ledger.forDirectory(new FilesStore(dir), 'ca', clock).acquire(['fresh.example.net']);
   assert.ok(isVerdict(held) && held.limit === 'caRateLimited' && /too many certificates/.test(held.message));
 
   mkdirSync(join(dir, 'ledger'), { recursive: true });
   writeFileSync(join(dir, 'ledger', 'broken.json'), '{not json');
-  await assert.rejects(Ledger.forDirectory(dir, 'broken', clock).acquire(names), /rate-limit ledger .*broken\.json is unreadable .*move it aside/);
+  await assert.rejects(Ledger.forDirectory(new FilesStore(dir), 'broken', clock).acquire(names), /rate-limit ledger .*broken\.json is unreadable .*move it aside/);
 });
 
 test('ledger: an order that cannot be written down is not made, and leaves nothing counted', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cw-ledger-'));
-  const l = Ledger.forDirectory(dir, 'ca', () => T0);
+  const l = Ledger.forDirectory(new FilesStore(dir), 'ca', () => T0);
   const first = await l.acquire(['a.example.com']);
   assert.ok(!isVerdict(first));
   await first.done();
@@ -115,7 +116,7 @@ test('NEW_ORDER_BUDGET: new certificates from labels or the API stop at 80% of a
 
   // Through the ledger: the class is the caller's, and peek answers as acquire would.
   const dir = mkdtempSync(join(tmpdir(), 'cw-ledger-'));
-  const l = Ledger.forDirectory(dir, 'ca', () => T0, 0.5);
+  const l = Ledger.forDirectory(new FilesStore(dir), 'ca', () => T0, 0.5);
   for (let i = 0; i < 2; i++) {
     const t = await l.acquire(['dup.example.com'], { budget: 'new' });
     assert.ok(!isVerdict(t));
@@ -130,7 +131,7 @@ test('NEW_ORDER_BUDGET: new certificates from labels or the API stop at 80% of a
 
 test('an order the CA refused at creation is released: it does not count against new orders per account', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cw-ledger-'));
-  const l = Ledger.forDirectory(dir, 'ca', () => T0);
+  const l = Ledger.forDirectory(new FilesStore(dir), 'ca', () => T0);
   const t = await l.acquire(['co.uk']);
   assert.ok(!isVerdict(t));
   t.release();

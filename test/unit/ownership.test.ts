@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parseDomainList, type WantedCert } from '../../src/domains.js';
 import { checkLabels, type LabelPolicy } from '../../src/label-policy.js';
 import { ClaimsBook, resolveOwnership, type ClaimsFile } from '../../src/ownership.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const opts = { dnsProvider: true, onePerName: false, allowedSuffixes: [] };
 const domains = (v: string) => parseDomainList(v, 'DOMAINS', opts).certs;
@@ -65,12 +66,12 @@ test('ownership: DOMAINS merges with itself as before (the operator\'s own list)
 
 test('ownership: between labels the first claim keeps the name across restarts, whatever the list order; freed when its service stops asking', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cw-claims-'));
-  const book = new ClaimsBook(dir);
+  const book = new ClaimsBook(new FilesStore(dir));
   const first = await resolve({ labels: [...label('first', 'shop.example.com'), ...label('second', 'other.example.com')], claims: await book.load() });
   await book.save(first.claims);
   assert.equal(statSync(book.path).mode & 0o777, 0o600);
   // A restart, and the intruder now listed first.
-  const again = await resolve({ labels: [...label('intruder', 'shop.example.com,evil.example.com'), ...label('intruder2', 'shop.example.com'), ...label('first', 'shop.example.com')], claims: await new ClaimsBook(dir).load(), now: new Date(T0.getTime() + 3600_000) });
+  const again = await resolve({ labels: [...label('intruder', 'shop.example.com,evil.example.com'), ...label('intruder2', 'shop.example.com'), ...label('first', 'shop.example.com')], claims: await new ClaimsBook(new FilesStore(dir)).load(), now: new Date(T0.getTime() + 3600_000) });
   assert.deepEqual(again.wanted.map((w) => [w.name, w.service?.name]), [['shop.example.com', 'first']]);
   assert.match(again.refused[0]!.error, /belongs to the label on service first \(id-first\)/);
   assert.equal(again.refused[0]!.service, 'intruder (id-intruder)');
@@ -137,7 +138,7 @@ test('label policy: suffixes, wildcards and dns-01, names and certificates per s
 
 test('the request API refuses at once what DOMAINS owns (409), and takes what it merely repeats', async () => {
   const { RequestBook, RequestError } = await import('../../src/requests.js');
-  const book = new RequestBook(mkdtempSync(join(tmpdir(), 'cw-req-')), opts, domains('shop.example.com,www.shop.example.com'));
+  const book = new RequestBook(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-req-'))), opts, domains('shop.example.com,www.shop.example.com'));
   await assert.rejects(book.put('shop.example.com', ['shop.example.com', 'evil.example.com']), (e: Error) => e instanceof RequestError && e.status === 409 && /certificate shop\.example\.com belongs to DOMAINS; the request API cannot add evil\.example\.com/.test(e.message));
   await assert.rejects(book.put('www.shop.example.com', ['www.shop.example.com']), (e: Error) => e instanceof RequestError && e.status === 409 && /"www\.shop\.example\.com" is already in certificate shop\.example\.com of DOMAINS/.test(e.message));
   assert.equal((await book.put('shop.example.com', ['shop.example.com'])).created, true);

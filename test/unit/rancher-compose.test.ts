@@ -23,6 +23,7 @@ import { RequestBook } from '../../src/requests.js';
 import { createLogger } from '../../src/log.js';
 import { rawRequest } from '../support/http.js';
 import { freePort } from '../support/ports.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 type Service = { image?: string; command?: string[]; user?: string; environment?: Record<string, string>; volumes?: string[]; labels?: Record<string, string>; expose?: string[]; ports?: string[] };
 type Compose = { version: string; services: Record<string, Service>; volumes?: Record<string, unknown> };
@@ -253,7 +254,7 @@ test('compose: the health checks reach the webroot\'s /healthz and the manager\'
       const wp = await freePort();
       const ws = await listenWebroot(createWebroot('/nonexistent'), wp, '127.0.0.1');
       const mp = await freePort();
-      const ms = await listenStatus({ host: '127.0.0.1', port: mp, token: undefined, book: new StatusBook('t'), metrics: new Metrics(), requests: new RequestBook(dir, { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: () => new Promise(() => undefined), log: createLogger('silent') });
+      const ms = await listenStatus({ host: '127.0.0.1', port: mp, token: undefined, book: new StatusBook('t'), metrics: new Metrics(), requests: new RequestBook(new FilesStore(dir), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: () => new Promise(() => undefined), log: createLogger('silent') });
       try {
         assert.equal((await rawRequest(wp, wpath!, { method: wm! })).status, 200);
         const [mm, mpath] = mhc.request_line.split(' ');
@@ -274,4 +275,41 @@ test('compose: the sample HTTPS balancer references certificates by name on http
   assert.ok(lb.default_cert && lb.certs && lb.certs.length > 0);
   assert.ok(lb.port_rules.every((r) => r.protocol === 'https' && r.source_port === 443));
   assert.ok(existsSync('rancher-compose/https-balancer/docker-compose.yml'));
+});
+
+test('compose: the HA stack runs Redis, the webroot on every host fed by Redis alone, and two managers of their own on STORE=redis', async () => {
+  const file = 'rancher-compose/ha/docker-compose.yml';
+  const r = raw<{ services: Record<string, RancherService & { scale?: number }> }>('rancher-compose/ha/rancher-compose.yml');
+  const { redis, 'certwrangler-webroot': webroot, 'certwrangler-manager': manager } = (await config(file)).compose.services;
+  assert.ok(redis && webroot && manager, 'redis, certwrangler-webroot and certwrangler-manager');
+  assert.equal(redis.image, 'redis:7-alpine');
+  assert.equal(redis.ports, undefined, 'Redis holds the keys: not published on any port');
+  assert.ok(redis.command!.includes('--appendonly'), 'Redis keeps its data across a restart');
+  // The webroot: a global service, nobody's sidekick, no folder (every token comes from Redis).
+  assert.equal(webroot.labels?.['io.rancher.scheduler.global'], 'true');
+  assert.equal(webroot.labels?.['io.rancher.sidekicks'], undefined);
+  assert.equal(webroot.volumes, undefined);
+  assert.equal(r.services['certwrangler-webroot']!.scale, undefined, 'a global service has no scale');
+  assert.deepEqual([webroot.command, manager.command], [['webroot'], ['manager']]);
+  assert.equal(webroot.image, manager.image, 'one image for both');
+  // Two managers, their own service, on Rancher with the store and the lease in Redis.
+  assert.equal(r.services['certwrangler-manager']!.scale, 2);
+  assert.equal(manager.labels?.['io.rancher.container.create_agent'], 'true');
+  assert.equal(manager.labels?.['io.rancher.container.agent.role'], 'environment');
+  const m = loadConfig({ ...imageEnv, ...manager.environment, ...INJECTED });
+  assert.equal(m.orchestrator, 'rancher');
+  assert.equal(m.tokenRedis?.publish, true, 'the managers publish every token to Redis');
+  const w = loadConfig({ ...imageEnv, ...webroot.environment });
+  assert.equal(w.tokenRedis?.publish, false);
+  assert.equal(w.tokenRedis?.connection.url, m.tokenRedis!.connection.url, 'the webroot reads the Redis the managers write');
+  // Your own Redis: one variable moves both.
+  const own = (await config(file, { REDIS_URL: 'rediss://:secret@redis.example.com:6380/2' })).compose.services;
+  for (const svc of [own['certwrangler-webroot']!, own['certwrangler-manager']!]) assert.equal(loadConfig({ ...imageEnv, ...svc.environment, ...INJECTED }).tokenRedis?.connection.shown, 'rediss://:***@redis.example.com:6380/2');
+  // Health checks on the same ports and paths as the single-manager stack's; the traffic manager's rule names the
+  // same webroot service, so it routes challenges to this stack's webroots unchanged.
+  const single = raw<RancherCompose>('rancher-compose/rancher-compose.yml').services;
+  assert.deepEqual(r.services['certwrangler-webroot']!.health_check && [r.services['certwrangler-webroot']!.health_check.port, r.services['certwrangler-webroot']!.health_check.request_line], [single['certwrangler-webroot']!.health_check!.port, single['certwrangler-webroot']!.health_check!.request_line]);
+  assert.equal(r.services['certwrangler-manager']!.health_check!.port, loadConfig({ ...imageEnv, ...manager.environment, ...INJECTED }).status!.port);
+  const readme = readFileSync('README.md', 'utf8');
+  for (const v of ['rancher-compose/ha', 'REDIS_IMAGE', 'REDIS_URL', 'STORE=redis', 'certwrangler store migrate --from files --to redis', 'io.rancher.scheduler.global']) assert.ok(readme.includes(v), `README mentions ${v}`);
 });

@@ -15,6 +15,7 @@ import { Metrics } from '../../src/status/metrics.js';
 import { RequestBook } from '../../src/requests.js';
 import { createLogger } from '../../src/log.js';
 import type { PassReport } from '../../src/reconciler.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const TOKEN = 'status-auth-token-0123456789';
 const NAME = 'kept.example.com';
@@ -22,7 +23,7 @@ const EMPTY: PassReport = { startedAt: '', finishedAt: '', ok: true, errors: [],
 
 /** A status API bound (as far as it knows) to every address, with NAME already requested through it. */
 async function serve(token: string | undefined) {
-  const requests = new RequestBook(mkdtempSync(join(tmpdir(), 'cw-auth-')), { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] });
+  const requests = new RequestBook(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-auth-'))), { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] });
   await requests.put(NAME, [NAME]);
   const passes: string[] = [];
   const app = createStatusApp({

@@ -15,6 +15,7 @@ import { RequestBook } from '../../src/requests.js';
 import { createLogger } from '../../src/log.js';
 import type { CertResult, PassReport } from '../../src/reconciler.js';
 import { rawRequest } from '../support/http.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const TOKEN = 'status-wait-token-0123456789';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -31,7 +32,7 @@ async function serve(opts: Partial<StatusServerOptions>) {
     token: TOKEN,
     book: new StatusBook('test'),
     metrics: new Metrics(),
-    requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-wait-')), { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] }),
+    requests: new RequestBook(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-wait-'))), { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] }),
     reconcile: async () => reportWith(undefined),
     log: createLogger('silent'),
     ...opts,

@@ -15,6 +15,7 @@ import type { CertEvent } from '../../src/events/events.js';
 import type { PassReport } from '../../src/reconciler.js';
 import { startReceiver } from '../support/receiver.js';
 import { rawRequest } from '../support/http.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 const DAY = 86_400_000;
 const NOW = new Date('2027-03-01T00:00:00Z');
@@ -40,7 +41,7 @@ async function serve(opts: Partial<StatusServerOptions>) {
     token: TOKEN,
     book: new StatusBook('test'),
     metrics: new Metrics(),
-    requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-req-')), { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] }),
+    requests: new RequestBook(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-req-'))), { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] }),
     reconcile: async () => report([]),
     log: createLogger('silent'),
     ...opts,

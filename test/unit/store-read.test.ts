@@ -9,8 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dataDirError, isFolderSafeName, LocalStore, type CertBundle } from '../../src/certs/store.js';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
-const newStore = () => new LocalStore(mkdtempSync(join(tmpdir(), 'cw-store-read-')));
+/** DATA_DIR of a files-backed LocalStore. */
+const dataDirOf = (store: LocalStore) => (store.backend as FilesStore).dataDir;
+const newStore = () => new LocalStore(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-store-read-'))));
 const mode = (p: string) => statSync(p).mode & 0o777;
 
 /** One shared key for every bundle (fast), unless `ownKey`. */
@@ -21,7 +24,7 @@ async function bundle(name: string, chain = '', ownKey = false): Promise<CertBun
 
 test('store: init creates DATA_DIR and certs/ at 0700 under umask 0; a DATA_DIR that cannot be made says which and why', async () => {
   const parent = mkdtempSync(join(tmpdir(), 'cw-store-init-'));
-  const store = new LocalStore(join(parent, 'data'));
+  const store = new LocalStore(new FilesStore(join(parent, 'data')));
   const old = process.umask(0);
   try {
     await store.init();
@@ -31,7 +34,7 @@ test('store: init creates DATA_DIR and certs/ at 0700 under umask 0; a DATA_DIR 
   assert.equal(mode(join(parent, 'data')), 0o700);
   assert.equal(mode(join(parent, 'data', 'certs')), 0o700);
   writeFileSync(join(parent, 'a-file'), '');
-  await assert.rejects(new LocalStore(join(parent, 'a-file', 'data')).init(), (e: Error) => {
+  await assert.rejects(new LocalStore(new FilesStore(join(parent, 'a-file', 'data'))).init(), (e: Error) => {
     assert.match(e.message, /^DATA_DIR .*a-file\/data cannot be prepared \(ENOTDIR: .*\): certwrangler keeps its keys and certificates there and needs it writable by its own user$/);
     return true;
   });
@@ -148,7 +151,7 @@ test('store: issuers remembered together are all kept (0600); a known one is not
   assert.deepEqual(await store.knownIssuers(), {});
   await Promise.all([store.rememberIssuer('CN=A', 'staging'), store.rememberIssuer('CN=B', 'production'), store.rememberIssuer('CN=C', 'production')]);
   assert.deepEqual(await store.knownIssuers(), { 'CN=A': 'staging', 'CN=B': 'production', 'CN=C': 'production' });
-  const path = join(store.dataDir, 'issuers.json');
+  const path = join(dataDirOf(store), 'issuers.json');
   assert.equal(mode(path), 0o600);
   const before = statSync(path).ino;
   await store.rememberIssuer('CN=A', 'staging');
@@ -156,12 +159,12 @@ test('store: issuers remembered together are all kept (0600); a known one is not
   await store.rememberIssuer('CN=A', 'production');
   assert.equal((await store.knownIssuers())['CN=A'], 'production');
   // A failed write does not stop the next one.
-  chmodSync(store.dataDir, 0o500);
+  chmodSync(dataDirOf(store), 0o500);
   const failed = store.rememberIssuer('CN=D', 'staging');
   const asRoot = process.getuid?.() === 0;
   if (!asRoot) await assert.rejects(failed);
   else await failed;
-  chmodSync(store.dataDir, 0o700);
+  chmodSync(dataDirOf(store), 0o700);
   await store.rememberIssuer('CN=E', 'staging');
   assert.equal((await store.knownIssuers())['CN=E'], 'staging');
   writeFileSync(path, '{"CN=A":');
@@ -171,5 +174,5 @@ test('store: issuers remembered together are all kept (0600); a known one is not
 test('store: certificate folder names: lower-case DNS-like names and _-prefixed ones; nothing with a slash, a leading dot or "..", nothing upper-case', () => {
   for (const ok of ['a.example.com', '_acme.example.com', 'x-1', '0.example', 'a_b']) assert.equal(isFolderSafeName(ok), true, ok);
   for (const bad of ['../etc', 'a/b', '.hidden', '', 'A.example.com', 'a..b', 'a b', '-x', 'a\\b', 'a\nb', 'é.example']) assert.equal(isFolderSafeName(bad), false, JSON.stringify(bad));
-  assert.throws(() => new LocalStore('/tmp/nowhere').certDir('a..b'), /^Error: store: "a\.\.b" cannot be used as a certificate folder name$/);
+  assert.throws(() => new LocalStore(new FilesStore('/tmp/nowhere')).certDir('a..b'), /^Error: store: "a\.\.b" cannot be used as a certificate folder name$/);
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { LocalStore, type CertBundle } from '../../src/certs/store.js';
 import { recoverFileSet } from '../../src/certs/atomic.js';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
+import { FilesStore } from '../../src/stores/files/files-store.js';
 
 async function bundle(name: string): Promise<CertBundle> {
   const ss = await createSelfSigned([name]);
@@ -13,7 +14,7 @@ async function bundle(name: string): Promise<CertBundle> {
 }
 
 test('store: a written certificate reads back; key 0600, folder 0700, no temp files left', async () => {
-  const store = new LocalStore(mkdtempSync(join(tmpdir(), 'cw-store-')));
+  const store = new LocalStore(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-store-'))));
   await store.init();
   const b = await bundle('a.example.com');
   await store.write(b);
@@ -30,7 +31,7 @@ test('store: a written certificate reads back; key 0600, folder 0700, no temp fi
 });
 
 test('store: refuses a key that does not match, and keeps the old set', async () => {
-  const store = new LocalStore(mkdtempSync(join(tmpdir(), 'cw-store-')));
+  const store = new LocalStore(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-store-'))));
   const a = await bundle('a.example.com');
   const other = await bundle('a.example.com');
   await store.write(a);
@@ -39,7 +40,7 @@ test('store: refuses a key that does not match, and keeps the old set', async ()
 });
 
 test('store: a write interrupted before its commit is discarded; after its commit it is completed', async () => {
-  const store = new LocalStore(mkdtempSync(join(tmpdir(), 'cw-store-')));
+  const store = new LocalStore(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-store-'))));
   const a = await bundle('a.example.com');
   const b = await bundle('a.example.com');
   await store.write(a);
@@ -62,7 +63,7 @@ test('store: a write interrupted before its commit is discarded; after its commi
 });
 
 test('store: a truncated certificate is reported as unreadable, with the reason', async () => {
-  const store = new LocalStore(mkdtempSync(join(tmpdir(), 'cw-store-')));
+  const store = new LocalStore(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-store-'))));
   const a = await bundle('a.example.com');
   await store.write(a);
   writeFileSync(join(store.certDir('a.example.com'), 'cert.pem'), a.cert.slice(0, 200));
@@ -72,12 +73,12 @@ test('store: a truncated certificate is reported as unreadable, with the reason'
 });
 
 test('store: a name that would leave the store is refused', () => {
-  const store = new LocalStore('/tmp/nowhere');
+  const store = new LocalStore(new FilesStore('/tmp/nowhere'));
   for (const bad of ['../etc', 'a/b', '.hidden', '']) assert.throws(() => store.certDir(bad), /cannot be used as a certificate folder/);
 });
 
 test('store: a set whose temporary files another process removed before the commit is not committed; the old key and certificate stay together', async () => {
-  const store = new LocalStore(mkdtempSync(join(tmpdir(), 'cw-store-')));
+  const store = new LocalStore(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-store-'))));
   const a = await bundle('a.example.com');
   const b = await bundle('a.example.com');
   await store.write(a);

@@ -6,6 +6,7 @@
  * anything; /events wakes the manager when a container or service starts, stops or changes.
  */
 import type { CertBundle } from '../../certs/store.js';
+import type { Store } from '../../stores/store.js';
 import type { ParsedDomains } from '../../domains.js';
 import type { Logger } from '../../log.js';
 import type { RequestObservation } from '../../acme/transport.js';
@@ -26,7 +27,8 @@ export interface DockerOptions extends DockerEnv, DiscoveryOptions {
   certsDir: string;
   /** The balancer-native files written beside CERTS_DIR (OUTPUTS, HAPROXY_RUNTIME_API), as the files target writes them. */
   outputs?: Outputs;
-  dataDir: string;
+  /** The STORE: failed and pending reloads are kept there. */
+  store: Store;
   execTimeoutMs: number;
   log: Logger;
   retryBaseMs?: number;
@@ -45,7 +47,7 @@ export class DockerOrchestrator implements Orchestrator {
   constructor(private readonly opts: DockerOptions) {
     this.files = new FilesOrchestrator({ certsDir: opts.certsDir, ...(opts.outputs ? { outputs: opts.outputs } : {}) });
     this.api = new DockerApi({ endpoint: opts.endpoint, hostText: opts.hostText, timeoutMs: opts.timeoutMs, ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}), ...(opts.observe ? { observe: opts.observe } : {}) });
-    this.reloads = new DockerReloads({ api: this.api, dataDir: opts.dataDir, log: opts.log, execTimeoutMs: opts.execTimeoutMs, swarmReloadImage: opts.swarmReloadImage });
+    this.reloads = new DockerReloads({ api: this.api, store: opts.store, log: opts.log, execTimeoutMs: opts.execTimeoutMs, swarmReloadImage: opts.swarmReloadImage });
   }
 
   list(names: string[]): Promise<Map<string, RemoteCopy>> {
@@ -98,7 +100,7 @@ export class DockerOrchestrator implements Orchestrator {
 
 export const docker: OrchestratorEntry<DockerEnv> = {
   fromEnv: dockerFromEnv,
-  create: (options, { config, log, retryBaseMs, observe, now }) =>
+  create: (options, { config, log, store, retryBaseMs, observe, now }) =>
     new DockerOrchestrator({
       ...options,
       outputs: createOutputs(config.outputs, log, now),
@@ -106,7 +108,7 @@ export const docker: OrchestratorEntry<DockerEnv> = {
       readLabels: config.readLabels,
       domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
       certsDir: config.certsDir,
-      dataDir: config.dataDir,
+      store,
       execTimeoutMs: config.hookTimeoutMs,
       log,
       ...(retryBaseMs !== undefined ? { retryBaseMs } : {}),

@@ -4,15 +4,14 @@
  * `certwrangler.reload.exec=<command>`, that command through the exec API, its exit code and output checked.
  * Pushes only mark the pass as changed; the reloads run once at its end (`retryReloads`), so 20 certificates
  * renewed in one pass mean one reload per container. What changed and what failed is kept in
- * DATA_DIR/docker-reloads.json, so a restart still reloads, and a failed reload is retried with backoff
+ * the store's docker-reloads.json (DATA_DIR's on files), so a restart still reloads, and a failed reload is retried with backoff
  * (the Rancher book's steps) without a new order.
  *
  * On Swarm, containers on other nodes are reached with a one-shot global job of certwrangler's own image
  * (DOCKER_SWARM_RELOAD_IMAGE) that runs `certwrangler reload-local` against each node's socket.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../../certs/atomic.js';
+import { JsonBook } from '../../stores/json-book.js';
+import type { Store } from '../../stores/store.js';
 import { CONTROL_CHARS } from '../../hooks.js';
 import type { Logger } from '../../log.js';
 import type { ReloadRetry } from '../orchestrator.js';
@@ -99,21 +98,41 @@ export async function reloadContainer(api: DockerApi, c: DockerContainer, execTi
 
 export interface DockerReloadsOptions {
   api: DockerApi;
-  dataDir: string;
+  store: Store;
   log: Logger;
   /** How long an exec may run (HOOK_TIMEOUT). */
   execTimeoutMs: number;
   swarmReloadImage: string | undefined;
 }
 
+function validReloads(parsed: unknown): ReloadsFile {
+  const f = parsed as ReloadsFile;
+  if (f?.version !== 1 || !Array.isArray(f.changed) || !Array.isArray(f.failed)) throw new Error('not a version 1 reloads file');
+  for (const p of f.failed) if (typeof p?.containerId !== 'string' || Number.isNaN(Date.parse(p.nextAttempt)) || !Number.isInteger(p.attempts)) throw new Error('a failed entry lacks containerId, attempts or nextAttempt');
+  return f;
+}
+
 export class DockerReloads {
+  /** Where the book is, as messages name it (the file on STORE=files). */
   readonly path: string;
-  /** One change of the file at a time, so concurrent pushes cannot lose each other's marks. */
-  private chain: Promise<unknown> = Promise.resolve();
+  /** One change of the book at a time (JsonBook's chain), so concurrent pushes cannot lose each other's marks. */
+  private readonly book: JsonBook<ReloadsFile>;
   private warnedNoImage = false;
 
   constructor(private readonly opts: DockerReloadsOptions) {
-    this.path = join(opts.dataDir, 'docker-reloads.json');
+    this.book = new JsonBook<ReloadsFile>(opts.store, {
+      path: 'docker-reloads.json',
+      empty: () => ({ version: 1, changed: [], failed: [] }),
+      validate: validReloads,
+      indent: 2,
+      unreadable: (shown, why) => `${shown} is unreadable: ${why}`,
+      invalid: (shown, why) => `${shown} is not valid (${why}); move it aside to forget the pending container reloads (the next renewal reloads them anyway)`,
+    });
+    this.path = this.book.shown;
+  }
+
+  private load(): Promise<ReloadsFile> {
+    return this.book.load();
   }
 
   /** A push changed `cert`: the labelled containers reload at the end of the pass. */
@@ -200,34 +219,8 @@ export class DockerReloads {
     return { ok: true, message: `started the one-shot global service ${name} (${image}, certwrangler reload-local) on the other nodes` };
   }
 
-  private change(fn: (f: ReloadsFile) => ReloadsFile): Promise<void> {
-    const run = async () => {
-      const cur = await this.load();
-      const next = fn(cur);
-      if (JSON.stringify(next) === JSON.stringify(cur)) return;
-      await writeFileAtomic(this.path, `${JSON.stringify(next, null, 2)}\n`, 0o600);
-    };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
-    return p;
-  }
-
-  private async load(): Promise<ReloadsFile> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, changed: [], failed: [] };
-      throw new Error(`${this.path} is unreadable: ${(e as Error).message}`);
-    }
-    try {
-      const f = JSON.parse(text) as ReloadsFile;
-      if (f?.version !== 1 || !Array.isArray(f.changed) || !Array.isArray(f.failed)) throw new Error('not a version 1 reloads file');
-      for (const p of f.failed) if (typeof p?.containerId !== 'string' || Number.isNaN(Date.parse(p.nextAttempt)) || !Number.isInteger(p.attempts)) throw new Error('a failed entry lacks containerId, attempts or nextAttempt');
-      return f;
-    } catch (e) {
-      throw new Error(`${this.path} is not valid (${(e as Error).message}); move it aside to forget the pending container reloads (the next renewal reloads them anyway)`);
-    }
+  private async change(fn: (f: ReloadsFile) => ReloadsFile): Promise<void> {
+    await this.book.change(fn);
   }
 }
 

@@ -13,6 +13,7 @@ import { ConfigError, parseDuration, parseInt, parseUrl, str, type Env } from '.
 import type { OrchestratorEntry } from '../registry.js';
 import { parseCert } from '../../certs/parse.js';
 import type { CertBundle } from '../../certs/store.js';
+import type { Store } from '../../stores/store.js';
 import type { DomainsOptions, ParsedDomains } from '../../domains.js';
 import type { Logger } from '../../log.js';
 import type { Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy, RemoveResult } from '../orchestrator.js';
@@ -46,8 +47,8 @@ export interface RancherOptions extends RancherApiOptions {
   listStacks?: boolean;
   /** How long a certificate or balancer may stay `transitioning: yes` (specs §4.5: janeczku caps it at 2 min). */
   settleTimeoutMs?: number;
-  /** DATA_DIR: pending balancer reloads are kept there, so a restart retries them. */
-  dataDir: string;
+  /** The STORE: pending balancer reloads are kept there, so a restart retries them. */
+  store: Store;
   /** The pass's clock (tests, `--at`); pending reloads are timed with it. */
   now?: () => Date;
   log: Logger;
@@ -83,7 +84,7 @@ export class RancherOrchestrator implements Orchestrator {
   constructor(private readonly opts: RancherOptions) {
     this.api = new RancherApi(opts);
     this.settleTimeoutMs = opts.settleTimeoutMs ?? 120_000;
-    this.reloads = new ReloadBook(opts.dataDir);
+    this.reloads = new ReloadBook(opts.store);
     this.now = opts.now ?? (() => new Date());
   }
 
@@ -474,7 +475,7 @@ function fromEnv(env: Env): RancherEnv {
 
 export const rancher: OrchestratorEntry<RancherEnv> = {
   fromEnv,
-  create: (options, { config, log, retryBaseMs, settleTimeoutMs, observe, now }) =>
+  create: (options, { config, log, store, retryBaseMs, settleTimeoutMs, observe, now }) =>
     new RancherOrchestrator({
       ...options,
       ...(retryBaseMs !== undefined ? { retryBaseMs } : {}),
@@ -484,7 +485,7 @@ export const rancher: OrchestratorEntry<RancherEnv> = {
       readLabels: config.readLabels,
       listStacks: config.labels.stacks !== undefined,
       domains: { dnsProvider: config.dns !== undefined, onePerName: config.domainsOnePerName, allowedSuffixes: config.allowedDomains },
-      dataDir: config.dataDir,
+      store,
       ...(now ? { now } : {}),
       log,
     }),

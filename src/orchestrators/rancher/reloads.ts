@@ -1,12 +1,11 @@
 /**
  * The pending-reload book (issue 16 item 5, DESIGN §10 "a reload that did not take is retried as state"):
  * a certificate was written to Rancher, but a balancer that serves it has not run its `update` action
- * since. One entry per certificate and balancer, kept in DATA_DIR/rancher-reloads.json so that a restart
+ * since. One entry per certificate and balancer, kept in the store's rancher-reloads.json (DATA_DIR's on files) so that a restart
  * does not forget it, retried with backoff and without a new order.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../../certs/atomic.js';
+import { JsonBook } from '../../stores/json-book.js';
+import type { Store } from '../../stores/store.js';
 
 // A balancer's `update` is refused while it is busy (upgrading, another update); such a process usually
 // ends within a couple of minutes (janeczku waits up to 2 min for one, specs §4.5), so the first retry
@@ -50,18 +49,41 @@ export function describePending(p: Pick<PendingReload, 'balancerId' | 'balancerN
   return `${who}: reload pending, ${p.reason}`;
 }
 
-export class ReloadBook {
-  readonly path: string;
-  /** One change at a time, so concurrent pushes cannot lose each other's entries. */
-  private chain: Promise<unknown> = Promise.resolve();
+const ENTRY_FIELDS = ['cert', 'certId', 'balancerId', 'balancerName', 'self', 'fingerprint', 'reason', 'since', 'nextAttempt'] as const;
 
-  constructor(dataDir: string) {
-    this.path = join(dataDir, 'rancher-reloads.json');
+function validReloads(parsed: unknown): ReloadsFile {
+  const f = parsed as ReloadsFile;
+  if (f?.version !== 1 || !Array.isArray(f.pending)) throw new Error('not a version 1 reloads file');
+  for (const p of f.pending) {
+    for (const field of ENTRY_FIELDS) {
+      if (typeof p?.[field] !== 'string') throw new Error(`an entry has no ${field}`);
+    }
+    if (!Number.isInteger(p.attempts) || Number.isNaN(Date.parse(p.nextAttempt))) throw new Error(`the entry for ${p.cert} and balancer ${p.balancerId} has no attempts count or a bad nextAttempt`);
+  }
+  return f;
+}
+
+export class ReloadBook {
+  /** Where the book is, as messages name it (the file on STORE=files). */
+  readonly path: string;
+  /** One change at a time (JsonBook's chain), so concurrent pushes cannot lose each other's entries. */
+  private readonly book: JsonBook<ReloadsFile>;
+
+  constructor(store: Store) {
+    this.book = new JsonBook<ReloadsFile>(store, {
+      path: 'rancher-reloads.json',
+      empty: () => ({ version: 1, pending: [] }),
+      validate: validReloads,
+      indent: 2,
+      unreadable: (shown, why) => `${shown} is unreadable: ${why}`,
+      invalid: (shown, why) => `${shown} is not valid (${why}); move it aside to forget the pending balancer reloads (the next renewal reloads them anyway)`,
+    });
+    this.path = this.book.shown;
   }
 
-  /** Every pending reload, as stored (read from disk each time: the file is small, and it is the truth). */
+  /** Every pending reload, as stored (read from the store each time: the book is small, and it is the truth). */
   async all(): Promise<PendingReload[]> {
-    return (await this.load()).pending;
+    return (await this.book.load()).pending;
   }
 
   /**
@@ -88,38 +110,7 @@ export class ReloadBook {
     });
   }
 
-  private change(fn: (pending: PendingReload[]) => PendingReload[]): Promise<void> {
-    const run = async () => {
-      const file = await this.load();
-      const next = fn(file.pending);
-      if (JSON.stringify(next) === JSON.stringify(file.pending)) return;
-      await writeFileAtomic(this.path, `${JSON.stringify({ version: 1, pending: next } satisfies ReloadsFile, null, 2)}\n`, 0o600);
-    };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
-    return p;
-  }
-
-  private async load(): Promise<ReloadsFile> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, pending: [] };
-      throw new Error(`${this.path} is unreadable: ${(e as Error).message}`);
-    }
-    try {
-      const parsed = JSON.parse(text) as ReloadsFile;
-      if (parsed?.version !== 1 || !Array.isArray(parsed.pending)) throw new Error('not a version 1 reloads file');
-      for (const p of parsed.pending) {
-        for (const f of ['cert', 'certId', 'balancerId', 'balancerName', 'self', 'fingerprint', 'reason', 'since', 'nextAttempt'] as const) {
-          if (typeof p?.[f] !== 'string') throw new Error(`an entry has no ${f}`);
-        }
-        if (!Number.isInteger(p.attempts) || Number.isNaN(Date.parse(p.nextAttempt))) throw new Error(`the entry for ${p.cert} and balancer ${p.balancerId} has no attempts count or a bad nextAttempt`);
-      }
-      return parsed;
-    } catch (e) {
-      throw new Error(`${this.path} is not valid (${(e as Error).message}); move it aside to forget the pending balancer reloads (the next renewal reloads them anyway)`);
-    }
+  private async change(fn: (pending: PendingReload[]) => PendingReload[]): Promise<void> {
+    await this.book.change((file) => ({ version: 1, pending: fn(file.pending) }));
   }
 }

@@ -3,10 +3,12 @@
  * Single files are written temp-fsync-rename; sets through atomic.ts's commit marker; the lock is DATA_DIR's.
  */
 import { promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ensureDir, fsyncDir, recoverFileSet, writeFileAtomic, writeFileSet } from '../../certs/atomic.js';
 import { lockDataDir, type HeldLock, type LockOptions } from '../../lock.js';
-import { checkStorePath, type ChangeStamp, type Store, type StoredFile, type WriteOptions } from '../store.js';
+import { checkStorePath, type ChangeStamp, type Store, type StoreEntry, type StoredFile, type WriteOptions } from '../store.js';
+import { str, type Env } from '../../env.js';
+import { refuseEncryptionKeyWithFiles } from '../redis/encryption.js';
 
 export const DIR_MODE = 0o700;
 const SECRET_MODE = 0o600;
@@ -38,6 +40,8 @@ export class FilesStore implements Store {
   async init(): Promise<void> {
     try {
       await ensureDir(this.dataDir, DIR_MODE);
+      // certs/ from the start, as DATA_DIR always had it: an operator looking for the certificates finds the folder.
+      await ensureDir(join(this.dataDir, 'certs'), DIR_MODE);
     } catch (e) {
       throw dataDirError(this.dataDir, e);
     }
@@ -103,3 +107,22 @@ export class FilesStore implements Store {
 
   async close(): Promise<void> {}
 }
+
+/** DATA_DIR, absolute: the files store's folder, and the default home of CERTS_DIR and the status token. */
+export function dataDirFromEnv(env: Env, cwd = process.cwd()): string {
+  return resolve(cwd, str(env, 'DATA_DIR') ?? './data');
+}
+
+export interface FilesStoreOptions {
+  dataDir: string;
+}
+
+/** STORE=files: reads DATA_DIR. */
+export const files: StoreEntry<FilesStoreOptions> = {
+  fromEnv: (env) => {
+    refuseEncryptionKeyWithFiles(env);
+    return { dataDir: dataDirFromEnv(env) };
+  },
+  create: (options) => new FilesStore(options.dataDir),
+  secrets: [],
+};
