@@ -123,6 +123,12 @@ export interface LockOptions {
   onTakeover?: (why: string, owner: LockOwner | undefined) => void;
   /** Told when the lock is lost while held (another process removed or replaced it). */
   onLost?: (why: string) => void;
+  /**
+   * A store with a lease (STORE=redis): given, a lock held by another manager makes this one a standby that waits
+   * for as long as it takes, told each leader ("<host> (pid …)"), instead of refusing after waitMs. DATA_DIR's lock
+   * ignores it: one manager per DATA_DIR.
+   */
+  onStandby?: (leader: string) => void;
 }
 
 /**
@@ -279,10 +285,20 @@ async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
  * at once when a live manager holds it, `--once` waits LOCK_WAIT; both wait out a holder whose heartbeat has
  * stopped. A lock lost while held ends the process, so that one manager writes there.
  */
-export function lockForManager(store: Store, config: Config, log: Logger, once: boolean): Promise<HeldLock> {
+export function lockForManager(store: Store, config: Config, log: Logger, once: boolean, onStandby?: (leader: string) => void): Promise<HeldLock> {
   const where = store.where;
   return store.lock({
     waitMs: once ? config.lockWaitMs : 0,
+    // A daemon on a store with a lease (Redis) stands by behind the leader instead of refusing; DATA_DIR's lock
+    // ignores it. `--once` never stands by: it waits LOCK_WAIT like any other.
+    ...(once
+      ? {}
+      : {
+          onStandby: (leader: string) => {
+            log.info({ role: 'standby', leader }, `standby, leader is ${leader}: this manager takes over when the leader's lease in ${where} lapses`);
+            onStandby?.(leader);
+          },
+        }),
     onWait: (holder, mayBeGone) =>
       log.info(
         mayBeGone

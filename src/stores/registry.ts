@@ -1,13 +1,14 @@
 /**
  * STORE → its registry entry (src/adapters.ts). Each store lives in its own folder and reads its own variables
- * (files: DATA_DIR); adding one is a folder and a line here.
+ * (files: DATA_DIR; redis: REDIS_*, STORE_ENCRYPTION_KEY, LEASE_TTL); adding one is a folder and a line here.
  */
 import { createOf, fromEnvOf, namesOf, type OptionsOf } from '../adapters.js';
 import type { Env } from '../env.js';
 import type { Store, StoreContext } from './store.js';
 import { files } from './files/files-store.js';
+import { redis } from './redis/entry.js';
 
-export const STORE_REGISTRY = { files };
+export const STORE_REGISTRY = { files, redis };
 
 export type StoreName = keyof typeof STORE_REGISTRY;
 export const STORES = namesOf(STORE_REGISTRY);

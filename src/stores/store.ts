@@ -45,7 +45,7 @@ export interface Store {
   writeSet(dir: string, files: StoredFile[]): Promise<void>;
   /** Finishes or discards a set write a crash interrupted (files: the .commit marker); a no-op where writes are atomic. */
   recover(dir: string): Promise<void>;
-  /** The names directly under `dir` (files and folders), [] when there is none. */
+  /** The names directly under `dir` (files and folders; '' is the top), [] when there is none. */
   list(dir: string): Promise<string[]>;
   /** The change stamp of `path`, undefined when absent: lets an index skip a read when nothing changed. */
   stamp(path: string): Promise<ChangeStamp | undefined>;
@@ -61,6 +61,13 @@ export interface Store {
   /** Releases connections and timers (not the lock: HeldLock.release does). */
   close(): Promise<void>;
 }
+
+/**
+ * The store cannot be reached just now (Redis restarting, a network cut), as opposed to a path whose content is
+ * broken. A reader must not take it for a missing or broken copy (that would order a certificate the store holds):
+ * the pass stops, and the next one reads again.
+ */
+export class StoreUnavailableError extends Error {}
 
 /** A path inside a store: relative, '/'-separated, no '.' or '..' parts, nothing empty. */
 export function checkStorePath(path: string): string {
