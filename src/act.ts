@@ -320,6 +320,8 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
   if (plan.profile) checkProfile(plan.profile, directoryUrl, facts?.profiles, o);
   // RFC 9773 §5: a renewal names the certificate it replaces, when its CA speaks ARI and issued the one in place.
   let replaces = facts?.renewalInfo && o.local.state === 'present' && o.local.meta.directoryUrl === directoryUrl ? o.ari?.certId : undefined;
+  const resumed = await resumeLeftOrder(deps, o, client, directoryUrl);
+  if (resumed) return resumed;
   const ledger: Ledger | undefined = deps.ledger?.(directoryUrl);
   const budget = { budget: plan.budget };
   const first = await ledger?.acquire(o.wanted.names, { ...budget, ...(plan.ariRenewal && replaces ? { ariRenewal: true } : {}) });
@@ -344,8 +346,10 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
         ...(deps.signal ? { signal: deps.signal } : {}),
         keep: ({ key, pem, orderUrl: url }) => {
           downloaded = true;
-          return deps.store.keepIssued({ name: o.wanted.name, names: o.wanted.names, kind: plan.kind, ...(plan.profile ? { profile: plan.profile } : {}), directoryUrl, orderUrl: url, key, pem, issuedAt: new Date().toISOString() });
+          return keepDownload(deps, o, directoryUrl, { key, pem, orderUrl: url });
         },
+        remember: ({ orderUrl: url, key, expires }) =>
+          deps.store.keepOrder({ name: o.wanted.name, names: o.wanted.names, directoryUrl, orderUrl: url, key, ...(expires ? { expires } : {}), createdAt: new Date().toISOString() }),
         onOrder: (url) => {
           orderUrl = url;
           r.orders += 1;
@@ -392,6 +396,51 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
     throw e;
   } finally {
     await ticket?.done().catch((e: Error) => log.error({ cert: o.wanted.name, error: e.message }, `${o.wanted.name}: cannot write the rate-limit ledger: ${e.message}`));
+  }
+}
+
+/** Keeps what the CA issued, then forgets the order it came from: it is finished. */
+async function keepDownload(deps: PassDeps, o: Decided, directoryUrl: string, got: { key: string; pem: string; orderUrl: string }): Promise<void> {
+  const plan = o.decision.order!;
+  await deps.store.keepIssued({ name: o.wanted.name, names: o.wanted.names, kind: plan.kind, ...(plan.profile ? { profile: plan.profile } : {}), directoryUrl, orderUrl: got.orderUrl, key: got.key, pem: got.pem, issuedAt: new Date().toISOString() });
+  await deps.store.dropOrder(o.wanted.name).catch(() => undefined);
+}
+
+/**
+ * An order an earlier run created for these names at this CA and did not finish (a leader killed mid-order, a
+ * crash): carried on, with the key kept beside it, so that taking over never costs a second order (issue 20
+ * item 2). It was counted in the ledger when it was made. One the CA will not finish is forgotten, and a new
+ * order follows; any other failure is the pass's, as a new order's would be.
+ */
+async function resumeLeftOrder(deps: PassDeps, o: Decided, client: AcmeClient, directoryUrl: string): Promise<Issued | undefined> {
+  const { config, log } = deps;
+  const left = await deps.store.readOrder(o.wanted.name);
+  if (!left) return undefined;
+  const same = left.directoryUrl === directoryUrl && left.names.length === o.wanted.names.length && o.wanted.names.every((n) => left.names.includes(n));
+  if (!same) {
+    await deps.store.dropOrder(o.wanted.name);
+    return undefined;
+  }
+  const plan = o.decision.order!;
+  const challenge = challengeFor(o.wanted.names, o.wanted.challenge, config.challenge);
+  log.info({ cert: o.wanted.name, action: 'order', order: left.orderUrl, directory: directoryUrl, reason: o.decision.reason }, `${o.wanted.name}: resuming order ${left.orderUrl}, left unfinished by an earlier run (${left.createdAt}); no new order`);
+  try {
+    return await issueCertificate(client, o.wanted.names, {
+      resume: left.orderUrl,
+      key: left.key,
+      keyType: config.keyType,
+      solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
+      challenge,
+      ...(config.preferredChain ? { preferredChain: config.preferredChain } : {}),
+      ...(deps.signal ? { signal: deps.signal } : {}),
+      ...(plan.profile ? { profile: plan.profile } : {}),
+      keep: (got) => keepDownload(deps, o, directoryUrl, got),
+    });
+  } catch (e) {
+    if (!(e instanceof AcmeError) || e.step !== 'resume') throw e;
+    log.warn({ cert: o.wanted.name, order: left.orderUrl, error: e.message }, `${o.wanted.name}: the order left by an earlier run cannot be carried on (${e.message}); making a new one`);
+    await deps.store.dropOrder(o.wanted.name);
+    return undefined;
   }
 }
 

@@ -39,6 +39,14 @@ export interface IssueOptions {
   profile?: string;
   /** newOrder's `replaces`: the ARI CertID of the certificate this order renews (RFC 9773 §5). */
   replaces?: string;
+  /**
+   * The URL of an order an earlier run created and did not finish: it is read and carried on from its state
+   * (pending, ready, processing or valid) with `key`, and no new order is made. An order the CA no longer
+   * offers (invalid, expired, unknown) fails at the step 'resume'.
+   */
+  resume?: string;
+  /** Keeps the new order's URL with the key its CSR will carry, before any challenge is answered (see `resume`). */
+  remember?: (order: { orderUrl: string; key: string; expires?: string }) => Promise<void>;
 }
 
 export class AcmeError extends Error {
@@ -69,6 +77,14 @@ function authzFailure(name: string, authz: Polled): string {
   return `${name}: authorization ${authz.status}${err ? `: ${err.type ?? ''} ${err.detail ?? ''}`.trimEnd() : ''}`;
 }
 
+/** Reads an order an earlier run left (issue 20 item 2); one the CA will not finish fails at 'resume'. */
+async function resumeOrder(client: acme.Client, url: string, signal: AbortSignal | undefined): Promise<acme.Order> {
+  const order = await step('resume', () => client.getOrder({ url } as acme.Order), signal);
+  if (!['pending', 'ready', 'processing', 'valid'].includes(order.status)) throw new AcmeError(`resume: order ${url} is ${order.status}`, 'resume');
+  if (order.expires && Date.parse(order.expires) <= Date.now()) throw new AcmeError(`resume: order ${url} expired at ${order.expires}`, 'resume');
+  return order;
+}
+
 export async function issueCertificate(client: acme.Client, names: string[], opts: IssueOptions): Promise<Issued> {
   const { signal } = opts;
   // Validation may be abandoned at shutdown; an order past it is finished, since its certificate would
@@ -87,7 +103,7 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
     return { key, csr };
   })();
   keyAndCsr.catch(() => undefined); // awaited below; an order that fails first must not leave it unhandled
-  const order = await step('new order', () =>
+  const order = opts.resume ? await resumeOrder(client, opts.resume, signal) : await step('new order', () =>
     client.createOrder({
       identifiers: names.map((value) => ({ type: isIP(value) ? 'ip' : 'dns', value })),
       ...(opts.profile ? { profile: opts.profile } : {}),
@@ -95,8 +111,15 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
     } as Parameters<acme.Client['createOrder']>[0]),
     signal,
   );
-  opts.onOrder?.(order.url);
-  const authorizations = await step('authorizations', () => client.getAuthorizations(order), signal);
+  if (!opts.resume) {
+    opts.onOrder?.(order.url);
+    if (opts.remember) {
+      const { key } = await step('key', () => keyAndCsr);
+      await step('remember order', () => opts.remember!({ orderUrl: order.url, key, ...(order.expires ? { expires: order.expires } : {}) }));
+    }
+  }
+  // A resumed order past validation has nothing left to answer.
+  const authorizations = order.status === 'pending' ? await step('authorizations', () => client.getAuthorizations(order), signal) : [];
 
   const results = await Promise.allSettled(
     authorizations.map(async (authz) => {
@@ -139,7 +162,8 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
   }
 
   const { key, csr } = await step('key', () => keyAndCsr);
-  let finalized = await step('finalize', () => client.finalizeOrder(order, csr));
+  // A resumed order the CA already finalized (processing or valid) is only waited for and downloaded.
+  let finalized = order.status === 'pending' || order.status === 'ready' ? await step('finalize', () => client.finalizeOrder(order, csr)) : order;
   if (finalized.status !== 'valid') {
     const settled = await step('finalize', () => pollUntilSettled(fetch, order.url, finishPoll));
     if (settled.status !== 'valid') throw new AcmeError(`finalize: order ${settled.status}`, 'finalize');

@@ -24,6 +24,7 @@ export const KEY_MODE = 0o600;
 /** The files store's mode for certificates: their readers (a balancer under another user) read them. */
 const PUBLIC_MODE = 0o644;
 const ISSUED_FILE = 'issued.json';
+const ORDER_FILE = 'order.json';
 const ARI_FILE = 'ari.json';
 
 /** A complete certificate: what is stored locally and what is pushed. */
@@ -66,6 +67,19 @@ export interface IssuedRecord {
   /** The whole download: the leaf, then the chain. */
   pem: string;
   issuedAt: string;
+}
+
+/** An order the CA created and no certificate has been kept for yet (see `keepOrder`). */
+export interface PendingOrder {
+  name: string;
+  names: string[];
+  directoryUrl: string;
+  orderUrl: string;
+  /** The key for the order's CSR, PEM; written as a secret like privkey.pem. */
+  key: string;
+  /** The order's own expiry, as the CA gave it (RFC 8555 §7.1.3); past it, the order is not resumed. */
+  expires?: string;
+  createdAt: string;
 }
 
 export interface CertStatus {
@@ -241,6 +255,32 @@ export class LocalStore {
   /** The kept download is in the set now (or was judged unusable): forget it. */
   async dropIssued(name: string): Promise<void> {
     await this.backend.remove(this.certPath(name, ISSUED_FILE));
+  }
+
+  /**
+   * An order in flight, with the key its CSR will carry (issue 20 item 2): kept from the moment the CA creates it
+   * until its certificate is kept, so a manager that takes over from one killed mid-order finishes that order
+   * rather than making a second one.
+   */
+  async keepOrder(rec: PendingOrder): Promise<void> {
+    await this.backend.write(this.certPath(rec.name, ORDER_FILE), `${JSON.stringify(rec)}\n`, { secret: true });
+  }
+
+  /** The order kept for `name`, or undefined (none, or a record that does not parse: a fresh order is made). */
+  async readOrder(name: string): Promise<PendingOrder | undefined> {
+    const text = await this.backend.read(this.certPath(name, ORDER_FILE));
+    if (text === undefined) return undefined;
+    try {
+      const rec = JSON.parse(text) as PendingOrder;
+      const ok = typeof rec?.orderUrl === 'string' && typeof rec.key === 'string' && typeof rec.directoryUrl === 'string' && Array.isArray(rec.names);
+      return ok ? rec : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async dropOrder(name: string): Promise<void> {
+    await this.backend.remove(this.certPath(name, ORDER_FILE));
   }
 
   /**
