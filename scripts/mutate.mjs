@@ -16,7 +16,7 @@ export const MODULES = {
   'src/webroot/server.ts': ['test/unit/webroot.test.ts', 'test/unit/webroot-tokens.test.ts'],
   'src/acme/http01.ts': ['test/unit/webroot-tokens.test.ts', 'test/unit/http01-dirs.test.ts', 'test/unit/http01-shared.test.ts'],
   'src/limits/ledger.ts': ['test/unit/ledger-edges.test.ts', 'test/unit/ledger.test.ts'],
-  'src/certs/atomic.ts': ['test/unit/atomic-sync.test.ts', 'test/unit/atomic-recover.test.ts', 'test/unit/store.test.ts', 'test/unit/status-token.test.ts'],
+  'src/certs/atomic.ts': ['test/unit/atomic-sync.test.ts', 'test/unit/atomic-recover.test.ts', 'test/unit/atomic-mutants.test.ts', 'test/unit/store.test.ts', 'test/unit/status-token.test.ts'],
   'src/certs/store.ts': ['test/unit/store-read.test.ts', 'test/unit/store.test.ts'],
   'src/status/server.ts': ['test/unit/status-auth.test.ts', 'test/unit/status-wait.test.ts', 'test/unit/status.test.ts', 'test/unit/status-mutants.test.ts'],
   'src/domains.ts': ['test/unit/domain-names.test.ts', 'test/unit/domains.test.ts', 'test/unit/ownership.test.ts'],
