@@ -19,9 +19,9 @@ export const MODULES = {
   'src/certs/atomic.ts': ['test/unit/atomic-sync.test.ts', 'test/unit/atomic-recover.test.ts', 'test/unit/atomic-mutants.test.ts', 'test/unit/store.test.ts', 'test/unit/status-token.test.ts'],
   'src/certs/store.ts': ['test/unit/store-read.test.ts', 'test/unit/store.test.ts'],
   'src/status/server.ts': ['test/unit/status-auth.test.ts', 'test/unit/status-wait.test.ts', 'test/unit/status.test.ts', 'test/unit/status-mutants.test.ts'],
-  'src/domains.ts': ['test/unit/domain-names.test.ts', 'test/unit/domains.test.ts', 'test/unit/ownership.test.ts'],
+  'src/domains.ts': ['test/unit/domain-names.test.ts', 'test/unit/domains.test.ts', 'test/unit/ownership.test.ts', 'test/unit/domains-mutants.test.ts'],
   // Added by the label-trust issues (15, 16): who owns a name, and the per-service caps.
-  'src/ownership.ts': ['test/unit/ownership.test.ts'],
+  'src/ownership.ts': ['test/unit/ownership.test.ts', 'test/unit/ownership-mutants.test.ts'],
   'src/label-policy.ts': ['test/unit/label-caps.test.ts', 'test/unit/ownership.test.ts'],
 };
 
