@@ -39,7 +39,7 @@ for (const module of asked.length > 0 ? asked : Object.keys(MODULES)) {
     env: { ...process.env, CW_MUTATE_MODULE: module, CW_MUTATE_TESTS: MODULES[module].join(',') },
   });
   if (r.status !== 0) process.exit(r.status ?? 1);
-  const report = JSON.parse(readFileSync(`reports/mutation/${module.replace(/[/.]/g, '_')}.json`, 'utf8'));
+  const report = JSON.parse(readFileSync(`reports/mutation/${module.replace(/[/.]/g, '_')}${process.env.CW_MUTATE_LINES ? '.lines' : ''}.json`, 'utf8'));
   const mutants = Object.values(report.files).flatMap((f) => f.mutants);
   const count = (...s) => mutants.filter((m) => s.includes(m.status)).length;
   const killed = count('Killed', 'Timeout');

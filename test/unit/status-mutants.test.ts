@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import http from 'node:http';
 import { createStatusApp, isLoopback, listenStatus, type StatusServerOptions } from '../../src/status/server.js';
 import { StatusBook } from '../../src/status/book.js';
 import { Metrics } from '../../src/status/metrics.js';
@@ -235,5 +236,116 @@ test('listenStatus: serves on the address asked for; a port in use is an error, 
     await assert.rejects(listenStatus({ ...opts, port }), /EADDRINUSE/);
   } finally {
     await new Promise((r) => server.close(r));
+  }
+});
+
+/** A request to another loopback address than 127.0.0.1, with the Host header given. */
+function requestTo(address: string, port: number, path: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: address, port, path, headers: { host }, timeout: 5000 }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('status API bound to localhost answers to 127.0.0.1 and [::1] by name, whichever loopback address the connection came in on; bound to 127.0.0.1, not to [::1]', async () => {
+  const { log } = logLines();
+  const base: StatusServerOptions = { host: 'localhost', port: 0, token: TOKEN, book: new StatusBook('test'), metrics: new Metrics(), requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-smut-')), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: async () => EMPTY, log };
+  const server = createStatusApp(base).listen(0, '127.0.0.2');
+  await new Promise((r) => server.once('listening', r));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    for (const host of ['127.0.0.1', '[::1]', 'localhost', `127.0.0.2:${port}`]) assert.equal(await requestTo('127.0.0.2', port, '/api/status', host), 200, host);
+    assert.equal(await requestTo('127.0.0.2', port, '/api/status', '127.0.0.3'), 421);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+  const s = await serve();
+  try {
+    assert.equal((await rawRequest(s.port, '/api/status', { host: '[::1]' })).status, 421, 'bound to 127.0.0.1: ::1 is another address');
+    assert.equal((await rawRequest(s.port, '/api/status', { host: 'a]localhost' })).status, 421);
+    assert.equal((await rawRequest(s.port, '/api/status', { host: 'localhost]x' })).status, 421);
+  } finally {
+    await s.close();
+  }
+});
+
+test('status API on a dual-stack socket: a connection to 127.0.0.1 (seen as ::ffff:127.0.0.1) may name 127.0.0.1, and no other IPv4 address', async () => {
+  const { log } = logLines();
+  const opts: StatusServerOptions = { host: '::1', port: 0, token: TOKEN, book: new StatusBook('test'), metrics: new Metrics(), requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-smut-')), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: async () => EMPTY, log };
+  const server = createStatusApp(opts).listen(0, '::');
+  await new Promise((r) => server.once('listening', r));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    assert.equal((await rawRequest(port, '/api/status', { host: `127.0.0.1:${port}` })).status, 200);
+    assert.equal((await rawRequest(port, '/api/status', { host: '127.0.0.2' })).status, 421);
+    const r = await rawRequest(port, '/api/status', { host: 'evil.example' });
+    assert.equal(r.status, 421);
+    assert.match(JSON.parse(r.body.toString()).error, new RegExp(`only http://\\[::1\\]:${port}/ or http://localhost:${port}/ is answered`));
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+});
+
+test('status API: a Host or Origin of exactly 100 characters is shown whole; a token not at the start of "Bearer" is refused', async () => {
+  const s = await serve();
+  try {
+    const host = `${'h'.repeat(92)}.example`;
+    assert.equal(host.length, 100);
+    const h = await rawRequest(s.port, '/api/status', { host });
+    assert.ok(JSON.parse(h.body.toString()).error.startsWith(`Host "${host}" is not this endpoint`));
+    const origin = `http://${'o'.repeat(85)}.example`;
+    assert.equal(origin.length, 100);
+    const o = await rawRequest(s.port, '/api/reconcile', { method: 'POST', host: `127.0.0.1:${s.port}`, headers: { ...AUTH, origin } });
+    assert.equal(JSON.parse(o.body.toString()).error, `refused: a cross-site request (Origin "${origin}") may not change anything here`);
+    const x = await rawRequest(s.port, '/api/reconcile', { method: 'POST', host: `127.0.0.1:${s.port}`, headers: { authorization: `xBearer ${TOKEN}` } });
+    assert.equal(x.status, 401);
+  } finally {
+    await s.close();
+  }
+});
+
+test('status API: ?wait= of several digits and exactly the longest allowed are taken; a pass that ends within the wait is answered with its outcome', async () => {
+  const report: PassReport = { ...EMPTY, results: [
+    { name: 'other.example.com', names: ['other.example.com'], sources: ['api'], decision: { action: 'issue', reason: 'NoLocalCopy', message: 'no local copy' }, outcome: 'failed', orders: 1, pushed: false, placeholder: false },
+    { name: 'x.example.com', names: ['x.example.com'], sources: ['api'], decision: { action: 'issue', reason: 'NoLocalCopy', message: 'no local copy' }, outcome: 'ok', kind: 'production', orders: 1, pushed: true, placeholder: false },
+  ] };
+  const s = await serve({ maxWaitSec: 30, reconcile: () => new Promise((r) => setTimeout(() => r(report), 100)) });
+  try {
+    for (const q of ['?wait=10', '?wait=30']) {
+      const r = await fetch(`${s.url}/api/reconcile${q}`, { method: 'POST', headers: AUTH });
+      assert.equal(r.status, 200, q);
+    }
+    const p = await fetch(`${s.url}/api/certificates/x.example.com?wait=2`, { method: 'PUT', headers: { 'content-type': 'application/json', ...AUTH }, body: JSON.stringify({ names: ['x.example.com'] }) });
+    assert.equal(p.status, 200, 'its own result (ok), not the first one (failed)');
+    const body = (await p.json()) as { result: { name: string }; status: unknown };
+    assert.equal(body.result.name, 'x.example.com');
+    assert.equal(body.status, null, 'no row on the page yet: null, not left out');
+  } finally {
+    await s.close();
+  }
+});
+
+test('status API: a PUT with no JSON body is refused saying what to send', async () => {
+  const s = await serve();
+  try {
+    const r = await fetch(`${s.url}/api/certificates/x.example.com`, { method: 'PUT', headers: AUTH });
+    assert.equal(r.status, 400);
+    assert.match(((await r.json()) as { error: string }).error, /non-empty list of DNS names/);
+  } finally {
+    await s.close();
+  }
+});
+
+test('status API: DELETE of a name the page still lists as the API\'s, but no longer requested, is 404, not 409', async () => {
+  const book = new StatusBook('test');
+  book.record({ ...EMPTY, results: [{ name: 'gone.example.com', names: ['gone.example.com'], sources: ['api'], decision: { action: 'none', reason: 'UpToDate', message: 'up to date' }, outcome: 'ok', orders: 0, pushed: false, placeholder: false }] });
+  const s = await serve({ book });
+  try {
+    const r = await fetch(`${s.url}/api/certificates/gone.example.com`, { method: 'DELETE', headers: AUTH });
+    assert.equal(r.status, 404);
+    assert.equal(((await r.json()) as { error: string }).error, 'gone.example.com was not requested through this API');
+  } finally {
+    await s.close();
   }
 });
