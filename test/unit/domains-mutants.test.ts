@@ -61,3 +61,16 @@ test('one source asking twice: the key type, key reuse and profile of the first 
   const [own] = mergeWanted([[c(['a.example.com'], { keyType: 'ecdsa-p256', reuseKey: true, profile: 'classic' })], [c(['a.example.com'], { keyType: 'rsa-2048', reuseKey: false, profile: 'tlsserver' })]]);
   assert.deepEqual([own!.keyType, own!.reuseKey, own!.profile], ['ecdsa-p256', true, 'classic']);
 });
+
+test('DOMAINS: spaces around an IP address or a group do not change what is taken or what a refusal shows; a group of commas only is nothing', () => {
+  const o = { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com', 'example.org'], allowIps: true };
+  const r = parseDomainList(' 203.0.113.7 ; bad_name.example.com ; , , ; x.example.net ', 'DOMAINS', o);
+  assert.deepEqual(r.certs.map((c) => c.names), [['203.0.113.7']]);
+  assert.deepEqual(r.refused.map((x) => [x.spec, x.error]), [
+    ['bad_name.example.com', '"bad_name.example.com": label "bad_name" may hold only a-z, 0-9 and inner hyphens'],
+    ['x.example.net', '"x.example.net" is outside ALLOWED_DOMAINS (example.com, example.org)'],
+  ]);
+  assert.throws(() => normaliseIp(' 10.0.0.1 ', allow), (e: Error) => e.message.startsWith('"10.0.0.1" is a private'));
+  const twice = mergeWanted([[{ name: 'a.example.com', names: ['a.example.com'], sources: ['DOMAINS'], origin: 'DOMAINS' }], [{ name: 'a.example.com', names: ['a.example.com'], sources: ['DOMAINS'], origin: 'DOMAINS' }]]);
+  assert.deepEqual(twice[0]!.sources, ['DOMAINS']);
+});

@@ -133,7 +133,7 @@ test('status API: a DATA_DIR the request book cannot read is a 500 naming the fi
       assert.equal(r.status, 500, method);
       const error = ((await r.json()) as { error: string }).error;
       assert.match(error, /requests\.json is unreadable/, method);
-      assert.ok(s.lines.some((l) => l.level === 'error' && l.msg === `status API: ${error}`), `${method}: logged as an error`);
+      assert.ok(s.lines.some((l) => l.level === 'error' && l.msg === `status API: ${error}` && l.error === error), `${method}: logged as an error, with the error as a field`);
     }
     assert.deepEqual(s.why, [], 'no pass was asked for');
   } finally {
