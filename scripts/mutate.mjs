@@ -12,16 +12,16 @@ import { readFileSync } from 'node:fs';
  * per mutant: webroot-fuzz (3,000 requests) and webroot-user (starts the CLI as another user).
  */
 export const MODULES = {
-  'src/policy.ts': ['test/unit/policy.test.ts', 'test/unit/policy-boundary.test.ts'],
-  'src/webroot/server.ts': ['test/unit/webroot.test.ts', 'test/unit/webroot-tokens.test.ts'],
-  'src/acme/http01.ts': ['test/unit/webroot-tokens.test.ts', 'test/unit/http01-dirs.test.ts'],
+  'src/policy.ts': ['test/unit/policy.test.ts', 'test/unit/policy-boundary.test.ts', 'test/unit/policy-mutants.test.ts'],
+  'src/webroot/server.ts': ['test/unit/webroot.test.ts', 'test/unit/webroot-tokens.test.ts', 'test/unit/webroot-mutants.test.ts'],
+  'src/acme/http01.ts': ['test/unit/webroot-tokens.test.ts', 'test/unit/http01-dirs.test.ts', 'test/unit/http01-shared.test.ts'],
   'src/limits/ledger.ts': ['test/unit/ledger-edges.test.ts', 'test/unit/ledger.test.ts'],
-  'src/certs/atomic.ts': ['test/unit/atomic-sync.test.ts', 'test/unit/atomic-recover.test.ts', 'test/unit/store.test.ts', 'test/unit/status-token.test.ts'],
+  'src/certs/atomic.ts': ['test/unit/atomic-sync.test.ts', 'test/unit/atomic-recover.test.ts', 'test/unit/atomic-mutants.test.ts', 'test/unit/store.test.ts', 'test/unit/status-token.test.ts'],
   'src/certs/store.ts': ['test/unit/store-read.test.ts', 'test/unit/store.test.ts'],
-  'src/status/server.ts': ['test/unit/status-auth.test.ts', 'test/unit/status-wait.test.ts', 'test/unit/status.test.ts'],
-  'src/domains.ts': ['test/unit/domain-names.test.ts', 'test/unit/domains.test.ts', 'test/unit/ownership.test.ts'],
+  'src/status/server.ts': ['test/unit/status-auth.test.ts', 'test/unit/status-wait.test.ts', 'test/unit/status.test.ts', 'test/unit/status-mutants.test.ts'],
+  'src/domains.ts': ['test/unit/domain-names.test.ts', 'test/unit/domains.test.ts', 'test/unit/ownership.test.ts', 'test/unit/domains-mutants.test.ts'],
   // Added by the label-trust issues (15, 16): who owns a name, and the per-service caps.
-  'src/ownership.ts': ['test/unit/ownership.test.ts'],
+  'src/ownership.ts': ['test/unit/ownership.test.ts', 'test/unit/ownership-mutants.test.ts'],
   'src/label-policy.ts': ['test/unit/label-caps.test.ts', 'test/unit/ownership.test.ts'],
 };
 
@@ -39,7 +39,7 @@ for (const module of asked.length > 0 ? asked : Object.keys(MODULES)) {
     env: { ...process.env, CW_MUTATE_MODULE: module, CW_MUTATE_TESTS: MODULES[module].join(',') },
   });
   if (r.status !== 0) process.exit(r.status ?? 1);
-  const report = JSON.parse(readFileSync(`reports/mutation/${module.replace(/[/.]/g, '_')}.json`, 'utf8'));
+  const report = JSON.parse(readFileSync(`reports/mutation/${module.replace(/[/.]/g, '_')}${process.env.CW_MUTATE_LINES ? '.lines' : ''}.json`, 'utf8'));
   const mutants = Object.values(report.files).flatMap((f) => f.mutants);
   const count = (...s) => mutants.filter((m) => s.includes(m.status)).length;
   const killed = count('Killed', 'Timeout');

@@ -198,8 +198,9 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
     const isNew = why !== 'merge' && !(claim && sameSet(claim.names, c.names)) && !(await input.hasCopy(c.name, c.names));
     const recent = newSets[svc] ?? [];
     if (isNew && recent.length >= input.maxNewPerDay) {
-      const next = new Date(Math.min(...recent.map((t) => Date.parse(t))) + DAY_MS).toISOString();
-      const cap = `service ${c.service ? describeService(c.service) : svc} was given ${recent.length} new name sets in the last 24 hours (LABEL_MAX_NEW_PER_DAY=${input.maxNewPerDay}); a change of names counts as a new set; next one after ${next}`;
+      // LABEL_MAX_NEW_PER_DAY=0 (allowed) leaves nothing counted to wait for: there is no next one.
+      const next = recent.length > 0 ? `next one after ${new Date(Math.min(...recent.map((t) => Date.parse(t))) + DAY_MS).toISOString()}` : 'LABEL_MAX_NEW_PER_DAY=0 allows none';
+      const cap = `service ${c.service ? describeService(c.service) : svc} was given ${recent.length} new name sets in the last 24 hours (LABEL_MAX_NEW_PER_DAY=${input.maxNewPerDay}); a change of names counts as a new set; ${next}`;
       // A changed certificate keeps its previous names meanwhile, so it is still renewed.
       const kept = claim ? { ...c, names: [...claim.names] } : undefined;
       const keptWhy = kept && conflict(kept);

@@ -1,0 +1,36 @@
+/**
+ * Issue 23 (mutation run of src/certs/atomic.ts): two survivors of the first run. A write must close the file
+ * it opened, at once (a daemon writing for months must not wait for the garbage collector to give descriptors
+ * back), and a committed set whose file cannot be moved into place is a failed write, not a quiet success.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeFileSet, writeSynced } from '../../src/certs/atomic.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'cw-atomic-m-'));
+const open = () => readdirSync('/proc/self/fd').length;
+
+test('atomic: each synced write gives its descriptor back before it returns', async () => {
+  const dir = tmp();
+  await writeSynced(join(dir, 'warm'), 'x', 0o600); // lazily opened descriptors (the libuv pool) come first
+  for (let i = 0; i < 10; i++) {
+    const before = open();
+    await writeSynced(join(dir, `f${i}`), 'x', 0o600);
+    assert.equal(open(), before, `write ${i} left a descriptor open`);
+  }
+});
+
+test('atomic: a committed set whose file cannot be moved into place (a folder stands at its name) fails the write, naming why', async () => {
+  const dir = tmp();
+  mkdirSync(join(dir, 'cert.pem'));
+  writeFileSync(join(dir, 'cert.pem', 'operator-file'), 'kept');
+  await assert.rejects(
+    writeFileSet(dir, [{ name: 'key.pem', data: 'KEY', mode: 0o600 }, { name: 'cert.pem', data: 'CERT', mode: 0o644 }], 0o700),
+    (e: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(e.code ?? '') && e.message.includes('cert.pem'),
+  );
+  assert.equal(readFileSync(join(dir, 'cert.pem', 'operator-file'), 'utf8'), 'kept', 'what stands there is not touched');
+  assert.ok(existsSync(join(dir, 'cert.pem.new')), 'the new certificate waits beside it for the next recovery');
+});

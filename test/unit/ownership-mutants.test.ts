@@ -1,0 +1,155 @@
+/**
+ * Issue 23 (mutation run of src/ownership.ts): the claims file as an operator meets it (missing, broken, not
+ * written by `plan`), the 24-hour window of LABEL_MAX_NEW_PER_DAY at its edges, which claim is older, what a
+ * refusal says about its owner, and when the store's copy counts as one certwrangler already has.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseDomainList, type WantedCert } from '../../src/domains.js';
+import { ClaimsBook, resolveOwnership, storeHasCopy, type ClaimsFile } from '../../src/ownership.js';
+
+const opts = { dnsProvider: true, onePerName: false, allowedSuffixes: [] };
+const T0 = new Date('2027-03-01T00:00:00Z');
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const empty = (): ClaimsFile => ({ version: 1, claims: {}, newSets: {} });
+const tmp = () => mkdtempSync(join(tmpdir(), 'cw-own-m-'));
+function label(service: string | undefined, v: string, extra: Partial<WantedCert> = {}): WantedCert[] {
+  return parseDomainList(v, `label hosts on service ${service ?? 'unnamed'}`, opts).certs.map((c) => ({ ...c, ...(service ? { service: { id: `id-${service}`, name: service } } : {}), ...extra }));
+}
+const resolve = (i: { domains?: WantedCert[]; api?: WantedCert[]; labels?: WantedCert[] | undefined; claims?: ClaimsFile; now?: Date; max?: number }) =>
+  resolveOwnership({ domains: i.domains ?? [], api: i.api ?? [], labels: 'labels' in i ? i.labels : [], claims: i.claims ?? empty(), now: i.now ?? T0, maxNewPerDay: i.max ?? 5, hasCopy: async () => false });
+
+test('claims file: missing is empty; unreadable or not a claims file stops the labels, naming the file and what to do', async () => {
+  const dir = tmp();
+  const book = new ClaimsBook(dir);
+  assert.deepEqual(await book.load(), empty());
+  mkdirSync(book.path);
+  await assert.rejects(book.load(), (e: Error) => e.message.startsWith(`${book.path} is unreadable (`) && e.message.endsWith('); labels are not read until it is'));
+  for (const [text, why] of [
+    ['{"version":1,"claims":{}', /is not valid \(.*JSON.*\)/],
+    ['{"version":2,"claims":{},"newSets":{}}', /not a version 1 claims file/],
+    ['{"version":1,"claims":null,"newSets":{}}', /not a version 1 claims file/],
+    ['{"version":1,"claims":"x","newSets":{}}', /not a version 1 claims file/],
+    ['{"version":1,"claims":{},"newSets":null}', /not a version 1 claims file/],
+    ['{"version":1,"claims":{}}', /not a version 1 claims file/],
+    ['null', /is not valid/],
+  ] as [string, RegExp][]) {
+    const d = tmp();
+    writeFileSync(join(d, 'label-claims.json'), text);
+    await assert.rejects(new ClaimsBook(d).load(), (e: Error) => {
+      assert.match(e.message, why, text);
+      assert.ok(e.message.endsWith('; labels are not read until it is fixed or moved aside (moving it aside gives every label name to the first service that asks)'), e.message);
+      return true;
+    });
+  }
+});
+
+test('claims file: plan reads it but never writes it', async () => {
+  const dir = tmp();
+  await new ClaimsBook(dir, true).save({ version: 1, claims: { 'a.example.com': { service: 's', serviceName: 's', names: ['a.example.com'], since: T0.toISOString() } }, newSets: {} });
+  assert.equal(existsSync(join(dir, 'label-claims.json')), false);
+  const book = new ClaimsBook(dir);
+  const file: ClaimsFile = { version: 1, claims: {}, newSets: { s: [T0.toISOString()] } };
+  await book.save(file);
+  assert.deepEqual(await book.load(), file);
+});
+
+test('refusal events: told once while they last; one that ends and comes back is told again', () => {
+  const book = new ClaimsBook(tmp());
+  const a = { spec: 'a.example.com', source: 'label on x', error: 'no' };
+  const b = { spec: 'b.example.com', source: 'label on x', error: 'no' };
+  assert.deepEqual(book.fresh([a, b]), [a, b]);
+  assert.deepEqual(book.fresh([a, b]), []);
+  assert.deepEqual(book.fresh([a, { ...b, error: 'other reason' }]), [{ ...b, error: 'other reason' }]);
+  assert.deepEqual(book.fresh([a]), []);
+  assert.deepEqual(book.fresh([a, b]), [b], 'b ended, and is back');
+});
+
+test('LABEL_MAX_NEW_PER_DAY: a set given exactly 24 hours ago no longer counts; one dated in the future never did', async () => {
+  const claims: ClaimsFile = { version: 1, claims: {}, newSets: { 'id-web': [new Date(T0.getTime() - DAY).toISOString(), new Date(T0.getTime() - DAY + 1).toISOString(), new Date(T0.getTime() + HOUR).toISOString()] } };
+  const r = await resolve({ labels: label('web', 'x.example.com'), claims, max: 2 });
+  assert.deepEqual(r.refused, []);
+  assert.deepEqual(r.claims.newSets['id-web'], [new Date(T0.getTime() - DAY + 1).toISOString(), T0.toISOString()]);
+  const full = await resolve({ labels: label('web', 'y.example.com'), claims: r.claims, max: 2 });
+  assert.equal(full.refused.length, 1);
+  assert.match(full.refused[0]!.error, /^service web \(id-web\) was given 2 new name sets in the last 24 hours \(LABEL_MAX_NEW_PER_DAY=2\); a change of names counts as a new set; next one after 2027-03-01T00:00:00\.001Z$/);
+  // Without a service (a label source of its own), the source names it.
+  const bare = await resolve({ labels: label(undefined, 'z.example.com'), max: 0 });
+  assert.match(bare.refused[0]!.error, /^service label hosts on service unnamed was given 0 new name sets/);
+  assert.equal(bare.refused[0]!.service, undefined);
+});
+
+test('LABEL_MAX_NEW_PER_DAY=0 (no new label certificates at all) refuses each new set, saying so, and a claimed certificate keeps its names', async () => {
+  // Before: the refusal's "next one after" was computed from no entries at all and threw RangeError, failing the pass.
+  const r = await resolve({ labels: label('web', 'a.example.com'), max: 0 });
+  assert.deepEqual(r.wanted, []);
+  assert.equal(r.refused[0]!.error, 'service web (id-web) was given 0 new name sets in the last 24 hours (LABEL_MAX_NEW_PER_DAY=0); a change of names counts as a new set; LABEL_MAX_NEW_PER_DAY=0 allows none');
+  const claims: ClaimsFile = { version: 1, claims: { 'a.example.com': { service: 'id-web', serviceName: 'web', names: ['a.example.com'], since: T0.toISOString() } }, newSets: {} };
+  const kept = await resolve({ labels: label('web', 'a.example.com,b.example.com'), claims, max: 0 });
+  assert.deepEqual(kept.wanted.map((w) => w.names), [['a.example.com']]);
+  assert.match(kept.refused[0]!.error, /allows none; a\.example\.com keeps its previous names \(a\.example\.com\) until then$/);
+});
+
+test('claims: the older claim wins whatever the order listed; equal claims go by the order listed; the result says whether anything changed', async () => {
+  const claim = (service: string, since: number) => ({ service: `id-${service}`, serviceName: service, names: ['shop.example.com'], since: new Date(T0.getTime() - since * HOUR).toISOString() });
+  const labels = [...label('newer', 'shop.example.com'), ...label('older', 'shop.example.com'), ...label('third', 'shop.example.com')];
+  // Each claim file can hold one claim per name; the older service's wins over an unclaimed one listed first.
+  const r = await resolve({ labels, claims: { version: 1, claims: { 'shop.example.com': claim('older', 5) }, newSets: {} } });
+  assert.deepEqual(r.wanted.map((w) => w.service?.name), ['older']);
+  assert.deepEqual(r.refused.map((x) => x.service), ['newer (id-newer)', 'third (id-third)'], 'the rest in the order listed');
+  assert.equal(r.changed, false, 'the same claim, nothing new');
+  const first = await resolve({ labels: label('web', 'a.example.com') });
+  assert.equal(first.changed, true);
+  assert.equal(first.claims.claims['a.example.com']!.since, T0.toISOString());
+  assert.equal(first.claims.claims['a.example.com']!.serviceName, 'web');
+  const again = await resolve({ labels: label('web', 'a.example.com'), claims: first.claims, now: new Date(T0.getTime() + 2 * DAY) });
+  assert.equal(again.changed, true, 'the new-set record aged out');
+  assert.equal(again.claims.claims['a.example.com']!.since, T0.toISOString(), 'a claim keeps the day it was made');
+  const still = await resolve({ labels: label('web', 'a.example.com'), claims: again.claims, now: new Date(T0.getTime() + 2 * DAY) });
+  assert.equal(still.changed, false);
+});
+
+test('claims: labels that could not be read keep every claim as it was', async () => {
+  const claims: ClaimsFile = { version: 1, claims: { 'a.example.com': { service: 'id-web', serviceName: 'web', names: ['a.example.com'], since: T0.toISOString() } }, newSets: { 'id-web': [T0.toISOString()] } };
+  const r = await resolve({ domains: parseDomainList('d.example.com', 'DOMAINS', opts).certs, labels: undefined, claims });
+  assert.equal(r.claims, claims);
+  assert.equal(r.changed, false);
+  assert.deepEqual(r.wanted.map((w) => w.name), ['d.example.com']);
+  assert.equal(r.newSets.size, 0);
+});
+
+test('ownership: a refusal names the owner: the request API, a service, or a label source without one', async () => {
+  const api = parseDomainList('shop.example.com', 'api', opts).certs;
+  const r = await resolve({ api, labels: label('web', 'shop.example.com,x.example.com') });
+  assert.equal(r.refused[0]!.error, 'certificate shop.example.com belongs to the request API; a label cannot add x.example.com to it');
+  const bare = await resolve({ labels: [...label(undefined, 'a.example.com,b.example.com'), ...label('web', 'b.example.com').map((c) => ({ ...c, name: 'c.example.com', names: ['c.example.com', 'b.example.com'] }))] });
+  assert.equal(bare.refused[0]!.error, '"b.example.com" is already in certificate a.example.com of label hosts on service unnamed; ask for that certificate by its name, or leave b.example.com out');
+});
+
+test('ownership: one service asking twice for a certificate merges it; the first key type, key reuse and profile named are kept', async () => {
+  const r = await resolve({ labels: [...label('web', 'a.example.com'), ...label('web', 'a.example.com,www.a.example.com', { keyType: 'rsa-2048', reuseKey: false, profile: 'tlsserver', challenge: 'dns-01' }), ...label('web', 'a.example.com', { keyType: 'ecdsa-p384', reuseKey: true, profile: 'classic', challenge: 'http-01' })] });
+  assert.deepEqual(r.refused, []);
+  const [w] = r.wanted;
+  assert.deepEqual([w!.names, w!.keyType, w!.reuseKey, w!.profile, w!.challenge], [['a.example.com', 'www.a.example.com'], 'rsa-2048', false, 'tlsserver', 'dns-01']);
+  assert.deepEqual(r.claims.claims['a.example.com']!.names, ['a.example.com', 'www.a.example.com']);
+  assert.equal(r.newSets.size, 1, 'one new set, not three');
+});
+
+test('storeHasCopy: only a real certificate (not a placeholder) whose meta.json covers every name', async () => {
+  const dir = tmp();
+  const meta = (name: string, m: unknown) => (mkdirSync(join(dir, name)), writeFileSync(join(dir, name, 'meta.json'), JSON.stringify(m)));
+  meta('a', { names: ['a.example.com', 'www.a.example.com'], kind: 'production' });
+  meta('b', { names: ['b.example.com'], kind: 'self-signed' });
+  meta('c', { names: 'c.example.com', kind: 'production' });
+  const has = (name: string, names: string[]) => storeHasCopy((n) => join(dir, n), name, names);
+  assert.equal(await has('a', ['a.example.com']), true);
+  assert.equal(await has('a', ['a.example.com', 'www.a.example.com']), true);
+  assert.equal(await has('a', ['a.example.com', 'new.example.com']), false);
+  assert.equal(await has('b', ['b.example.com']), false);
+  assert.equal(await has('c', ['c.example.com']), false);
+  assert.equal(await has('missing', ['m.example.com']), false);
+});
