@@ -3,6 +3,8 @@
  * written by `plan`), the 24-hour window of LABEL_MAX_NEW_PER_DAY at its edges, which claim is older, what a
  * refusal says about its owner, and when the store's copy counts as one certwrangler already has.
  */
+import { FilesStore } from '../../src/stores/files/files-store.js';
+import { LocalStore } from '../../src/certs/store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -25,7 +27,7 @@ const resolve = (i: { domains?: WantedCert[]; api?: WantedCert[]; labels?: Wante
 
 test('claims file: missing is empty; unreadable or not a claims file stops the labels, naming the file and what to do', async () => {
   const dir = tmp();
-  const book = new ClaimsBook(dir);
+  const book = new ClaimsBook(new FilesStore(dir));
   assert.deepEqual(await book.load(), empty());
   mkdirSync(book.path);
   await assert.rejects(book.load(), (e: Error) => e.message.startsWith(`${book.path} is unreadable (`) && e.message.endsWith('); labels are not read until it is'));
@@ -40,7 +42,7 @@ test('claims file: missing is empty; unreadable or not a claims file stops the l
   ] as [string, RegExp][]) {
     const d = tmp();
     writeFileSync(join(d, 'label-claims.json'), text);
-    await assert.rejects(new ClaimsBook(d).load(), (e: Error) => {
+    await assert.rejects(new ClaimsBook(new FilesStore(d)).load(), (e: Error) => {
       assert.match(e.message, why, text);
       assert.ok(e.message.endsWith('; labels are not read until it is fixed or moved aside (moving it aside gives every label name to the first service that asks)'), e.message);
       return true;
@@ -50,16 +52,16 @@ test('claims file: missing is empty; unreadable or not a claims file stops the l
 
 test('claims file: plan reads it but never writes it', async () => {
   const dir = tmp();
-  await new ClaimsBook(dir, true).save({ version: 1, claims: { 'a.example.com': { service: 's', serviceName: 's', names: ['a.example.com'], since: T0.toISOString() } }, newSets: {} });
+  await new ClaimsBook(new FilesStore(dir), true).save({ version: 1, claims: { 'a.example.com': { service: 's', serviceName: 's', names: ['a.example.com'], since: T0.toISOString() } }, newSets: {} });
   assert.equal(existsSync(join(dir, 'label-claims.json')), false);
-  const book = new ClaimsBook(dir);
+  const book = new ClaimsBook(new FilesStore(dir));
   const file: ClaimsFile = { version: 1, claims: {}, newSets: { s: [T0.toISOString()] } };
   await book.save(file);
   assert.deepEqual(await book.load(), file);
 });
 
 test('refusal events: told once while they last; one that ends and comes back is told again', () => {
-  const book = new ClaimsBook(tmp());
+  const book = new ClaimsBook(new FilesStore(tmp()));
   const a = { spec: 'a.example.com', source: 'label on x', error: 'no' };
   const b = { spec: 'b.example.com', source: 'label on x', error: 'no' };
   assert.deepEqual(book.fresh([a, b]), [a, b]);
@@ -141,11 +143,11 @@ test('ownership: one service asking twice for a certificate merges it; the first
 
 test('storeHasCopy: only a real certificate (not a placeholder) whose meta.json covers every name', async () => {
   const dir = tmp();
-  const meta = (name: string, m: unknown) => (mkdirSync(join(dir, name)), writeFileSync(join(dir, name, 'meta.json'), JSON.stringify(m)));
+  const meta = (name: string, m: unknown) => (mkdirSync(join(dir, 'certs', name), { recursive: true }), writeFileSync(join(dir, 'certs', name, 'meta.json'), JSON.stringify(m)));
   meta('a', { names: ['a.example.com', 'www.a.example.com'], kind: 'production' });
   meta('b', { names: ['b.example.com'], kind: 'self-signed' });
   meta('c', { names: 'c.example.com', kind: 'production' });
-  const has = (name: string, names: string[]) => storeHasCopy((n) => join(dir, n), name, names);
+  const has = (name: string, names: string[]) => storeHasCopy(new LocalStore(new FilesStore(dir)), name, names);
   assert.equal(await has('a', ['a.example.com']), true);
   assert.equal(await has('a', ['a.example.com', 'www.a.example.com']), true);
   assert.equal(await has('a', ['a.example.com', 'new.example.com']), false);

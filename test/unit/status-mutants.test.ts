@@ -4,6 +4,7 @@
  * the health and readiness checks, the body limit, the errors a broken DATA_DIR gives, the log lines of each
  * change, and on a loopback address which Host names are this endpoint.
  */
+import { FilesStore } from '../../src/stores/files/files-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
@@ -46,7 +47,7 @@ async function serve(opts: Partial<StatusServerOptions> & { dataDir?: string } =
     token: TOKEN,
     book: new StatusBook('test'),
     metrics: new Metrics(),
-    requests: new RequestBook(dataDir, { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] }),
+    requests: new RequestBook(new FilesStore(dataDir), { dnsProvider: false, onePerName: false, allowedSuffixes: ['example.com'] }),
     reconcile: async (w) => (why.push(w), EMPTY),
     log,
     ...opts,
@@ -93,11 +94,11 @@ test('status endpoint: /healthz says ok; /readyz is 503 until the first pass is 
     const before = await fetch(`${s.url}/readyz`);
     assert.equal(before.status, 503);
     assert.match(before.headers.get('content-type') ?? '', /^text\/plain/);
-    assert.equal(await before.text(), 'the first pass has not finished\n');
+    assert.equal(await before.text(), 'the first pass has not finished (leader)\n');
     book.record(EMPTY);
     const after = await fetch(`${s.url}/readyz`);
     assert.equal(after.status, 200);
-    assert.equal(await after.text(), 'ready\n');
+    assert.equal(await after.text(), 'ready (leader)\n');
     const m = await fetch(`${s.url}/metrics`);
     assert.equal(m.headers.get('content-type'), metrics.contentType);
     assert.match(await m.text(), /^# HELP /m);
@@ -228,7 +229,7 @@ test('isLoopback: only 127.0.0.0/8, ::1 and localhost', () => {
 
 test('listenStatus: serves on the address asked for; a port in use is an error, not a hang', async () => {
   const { log } = logLines();
-  const opts: StatusServerOptions = { host: '127.0.0.1', port: 0, token: TOKEN, book: new StatusBook('test'), metrics: new Metrics(), requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-smut-')), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: async () => EMPTY, log };
+  const opts: StatusServerOptions = { host: '127.0.0.1', port: 0, token: TOKEN, book: new StatusBook('test'), metrics: new Metrics(), requests: new RequestBook(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-smut-'))), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: async () => EMPTY, log };
   const server = await listenStatus(opts);
   try {
     const port = (server.address() as AddressInfo).port;
@@ -250,7 +251,7 @@ function requestTo(address: string, port: number, path: string, host: string): P
 
 test('status API bound to localhost answers to 127.0.0.1 and [::1] by name, whichever loopback address the connection came in on; bound to 127.0.0.1, not to [::1]', async () => {
   const { log } = logLines();
-  const base: StatusServerOptions = { host: 'localhost', port: 0, token: TOKEN, book: new StatusBook('test'), metrics: new Metrics(), requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-smut-')), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: async () => EMPTY, log };
+  const base: StatusServerOptions = { host: 'localhost', port: 0, token: TOKEN, book: new StatusBook('test'), metrics: new Metrics(), requests: new RequestBook(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-smut-'))), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: async () => EMPTY, log };
   const server = createStatusApp(base).listen(0, '127.0.0.2');
   await new Promise((r) => server.once('listening', r));
   const port = (server.address() as AddressInfo).port;
@@ -272,7 +273,7 @@ test('status API bound to localhost answers to 127.0.0.1 and [::1] by name, whic
 
 test('status API on a dual-stack socket: a connection to 127.0.0.1 (seen as ::ffff:127.0.0.1) may name 127.0.0.1, and no other IPv4 address', async () => {
   const { log } = logLines();
-  const opts: StatusServerOptions = { host: '::1', port: 0, token: TOKEN, book: new StatusBook('test'), metrics: new Metrics(), requests: new RequestBook(mkdtempSync(join(tmpdir(), 'cw-smut-')), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: async () => EMPTY, log };
+  const opts: StatusServerOptions = { host: '::1', port: 0, token: TOKEN, book: new StatusBook('test'), metrics: new Metrics(), requests: new RequestBook(new FilesStore(mkdtempSync(join(tmpdir(), 'cw-smut-'))), { dnsProvider: false, onePerName: false, allowedSuffixes: [] }), reconcile: async () => EMPTY, log };
   const server = createStatusApp(opts).listen(0, '::');
   await new Promise((r) => server.once('listening', r));
   const port = (server.address() as AddressInfo).port;
