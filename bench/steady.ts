@@ -50,9 +50,20 @@ async function fixtures(n: number, dir: string): Promise<Map<string, { cert: str
   return pem;
 }
 
-function runChild(env: NodeJS.ProcessEnv): Promise<{ wallMs: number[]; maxRssKb: number; acmeRequests: number; reasons: Record<string, number>; ok: boolean }> {
+export interface ChildResult {
+  wallMs: number[];
+  maxRssKb: number;
+  /** Heap in use after the last pass and a full GC (only with --expose-gc). */
+  heapAfterMb?: number;
+  acmeRequests: number;
+  reasons: Record<string, number>;
+  ok: boolean;
+}
+
+/** One manager process making BENCH_PASSES passes; `nodeArgs` (--cpu-prof, --heap-prof) go to its node. */
+export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ChildResult> {
   return new Promise((res, rej) => {
-    const p = spawn(process.execPath, [resolve('bench/steady-pass.mjs')], { env });
+    const p = spawn(process.execPath, [...nodeArgs, resolve('bench/steady-pass.mjs')], { env });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
     p.stderr.on('data', (b: Buffer) => (out += b));
@@ -67,19 +78,23 @@ function runChild(env: NodeJS.ProcessEnv): Promise<{ wallMs: number[]; maxRssKb:
   });
 }
 
+/** N certificates in a fresh store under `dir` and in a started simulator, with N/10 services asking for them. */
+export async function steadySetup(n: number, dir: string): Promise<{ sim: RancherSim; env: NodeJS.ProcessEnv }> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const pem = await fixtures(n, dir);
+  const sim: RancherSim = await startRancherSim();
+  for (const [name, c] of pem) sim.addCertificate({ name, cert: c.cert, key: c.key, description: ownerDescription(parseCert(c.cert).fingerprintSha1) });
+  const names = [...pem.keys()];
+  for (let i = 0; i < names.length; i += 10) sim.addService({ name: `svc${i / 10}`, labels: { [LABEL]: names.slice(i, i + 10).join(';') } });
+  return { sim, env: managerEnv(sim, dir, DIRECTORY, 'warn') };
+}
+
 export async function benchSteady(opts: { sizes: number[]; runs: number; base: string }): Promise<SteadyResult[]> {
   const out: SteadyResult[] = [];
   for (const n of opts.sizes) {
-    const dir = join(opts.base, `steady-${n}`);
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    const pem = await fixtures(n, dir);
-    const sim: RancherSim = await startRancherSim();
+    const { sim, env } = await steadySetup(n, join(opts.base, `steady-${n}`));
     try {
-      for (const [name, c] of pem) sim.addCertificate({ name, cert: c.cert, key: c.key, description: ownerDescription(parseCert(c.cert).fingerprintSha1) });
-      const names = [...pem.keys()];
-      for (let i = 0; i < names.length; i += 10) sim.addService({ name: `svc${i / 10}`, labels: { [LABEL]: names.slice(i, i + 10).join(';') } });
-      const env = managerEnv(sim, dir, DIRECTORY, 'warn');
       // One warm-up process fills the simulator's caches; then one process making 1 cold + `runs` warm passes.
       await runChild({ ...env, BENCH_PASSES: '1' });
       sim.clearLog();

@@ -58,9 +58,10 @@ export function dnCommonName(dn: string | undefined): string | undefined {
     ?.slice(3);
 }
 
-// A long-running manager sees the same PEMs every pass (local copy, orchestrator copy): parsing them
-// again was most of a steady-state pass. Bounded so a churn of certificates cannot grow it forever.
-const MEMO_LIMIT = 50_000;
+// A push parses the same PEM a few times (store, orchestrator, report). Between passes the store's index
+// (certs/index.ts) holds what was parsed, without the PEMs: a memo keyed by PEM text of every certificate
+// kept 10,000 PEMs alive (issue 22), so it is small now.
+const MEMO_LIMIT = 256;
 const parsed = new Map<string, CertInfo>();
 const keyChecks = new Map<string, boolean>();
 

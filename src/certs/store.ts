@@ -10,7 +10,7 @@
  *   issuers.json                 issuer DN → kind, as seen from each configured directory
  * Directories are 0700. Certificate sets are written with writeFileSet (all or nothing).
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDir, fsyncDir, recoverFileSet, writeFileAtomic, writeFileSet } from './atomic.js';
 import { parseCert, keyMatchesCert, splitPemChain, type CertInfo } from './parse.js';
@@ -189,6 +189,19 @@ export class LocalStore {
       ],
       DIR_MODE,
     );
+  }
+
+  /**
+   * Issue 22: changes whenever certificate `name`'s files may have: its folder (every write here renames into
+   * it; a file added or removed) and cert.pem (a copy made over it in place). undefined: no folder. statSync:
+   * a warm pass makes one per certificate, and libuv's pool made async stats 5× slower.
+   */
+  async stamp(name: string): Promise<string | undefined> {
+    const dir = this.certDir(name);
+    const of = (p: string) => statSync(p, { bigint: true, throwIfNoEntry: false });
+    const d = of(dir);
+    const c = d && of(join(dir, 'cert.pem'));
+    return d && `${d.ino}:${d.mtimeNs}:${d.ctimeNs}/${c ? `${c.ino}:${c.size}:${c.mtimeNs}:${c.ctimeNs}` : '-'}`;
   }
 
   /** The certificate names the store holds a folder for (a name that could not be a folder is skipped). */

@@ -425,13 +425,14 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     };
   }
 
-  function collection(resourceType: string, rows: Json[], url: URL, filters: Json): Json {
+  /** One page of `rows`; only the page's rows are rendered, so 100 pages of 1,000 cost 100,000 renders, not 100 × 100,000. */
+  function collection<T>(resourceType: string, rows: T[], url: URL, filters: Json, render: (row: T) => Json = (r) => r as Json): Json {
     const q = url.searchParams;
     const rawLimit = q.get('limit');
     let limit = rawLimit === null || !/^-?\d+$/.test(rawLimit) ? 100 : Number(rawLimit);
     if (limit <= 0 || limit > maxLimit) limit = maxLimit;
     const offset = Number(/^m(\d+)$/.exec(q.get('marker') ?? '')?.[1] ?? 0);
-    const page = rows.slice(offset, offset + limit);
+    const page = rows.slice(offset, offset + limit).map(render);
     const partial = offset + limit < rows.length;
     let next: string | null = null;
     if (partial) {
@@ -531,7 +532,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
           rows.forEach(settle);
           rows = applyFilters(rows, url.searchParams, CERT_FILTERS, (c, f) => (c as unknown as Json)[f]);
           rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
-          return { status: 200, json: collection('certificate', rows.map((c) => renderCert(c, version, k.admin)), url, {}) };
+          return { status: 200, json: collection('certificate', rows, url, {}, (c) => renderCert(c, version, k.admin)) };
         }
         if (method === 'POST') {
           validateCertBody(b, true);
@@ -595,7 +596,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
         let rows = [...services.values()].filter((s) => s.accountId === pid && (type === 'service' || s.type === type) && (showRemoved || s.state !== 'removed'));
         rows = applyFilters(rows, url.searchParams, SERVICE_FILTERS, (s, f) => (f === 'removed' ? (s.state === 'removed' ? 'removed' : null) : (s as unknown as Json)[f]));
         rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
-        return { status: 200, json: collection(type, rows.map((s) => renderService(s, version)), url, {}) };
+        return { status: 200, json: collection(type, rows, url, {}, (s) => renderService(s, version)) };
       }
       const s = services.get(id);
       if (!s || s.accountId !== pid || (type === 'loadBalancerService' && s.type !== type)) throw new HttpError(404, 'Not Found');
