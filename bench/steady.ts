@@ -6,11 +6,11 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import pLimit from 'p-limit';
-import { createSelfSigned } from '../src/certs/placeholder.js';
-import { LocalStore } from '../src/certs/store.js';
+import { loadavg } from 'node:os';
+import { RancherApi } from '../src/orchestrators/rancher/api.js';
+import { X509Certificate } from 'node:crypto';
 import { ownerDescription } from '../src/orchestrators/rancher/rancher.js';
-import { parseCert } from '../src/certs/parse.js';
+import { fixtureStores, FIXTURE_DIRECTORY, steadyCertificates, type BenchStore } from './steady-fixtures.js';
 import { startRancherSim, type RancherSim } from '../test/support/rancher-sim.js';
 import { managerEnv, median } from './lib.js';
 
@@ -25,30 +25,29 @@ export interface SteadyResult {
   certificatePages: number;
   acmeRequests: number;
   runs: number;
+  /**
+   * The simulator alone: every certificate page read by the manager's own client from this process, no pass.
+   * The simulator runs in the bench's process, so its serving time is inside the pass time too.
+   */
+  simListMs: number;
+  store: BenchStore;
+  /** uptime's 1-minute load average when the measured process started and ended (the machine is shared). */
+  load: [number, number];
 }
 
-// Nothing may be ordered: a directory URL that refuses connections makes any ACME request fail loudly.
-const DIRECTORY = 'https://127.0.0.1:9/directory';
+/** How long the simulator takes to serve the whole certificate list to the manager's client (RancherApi.pages). */
+async function timeSimListing(sim: RancherSim, runs: number): Promise<number> {
+  const api = new RancherApi({ url: sim.url, accessKey: sim.accessKey, secretKey: sim.secretKey, timeoutMs: 120_000 });
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    for await (const page of api.pages('certificates?limit=1000&removed_null=1')) void page;
+    times.push(performance.now() - t);
+  }
+  return median(times);
+}
+
 const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
-
-async function fixtures(n: number, dir: string): Promise<Map<string, { cert: string; key: string }>> {
-  const names = Array.from({ length: n }, (_, i) => `s${i}.steady-example.com`);
-  const pem = new Map<string, { cert: string; key: string }>();
-  const store = new LocalStore(join(dir, 'data'));
-  await store.init();
-  const limit = pLimit(16);
-  // One key for all (createSelfSigned's shared key): fixtures for 10,000 certificates in seconds, not hours.
-  await Promise.all(
-    names.map((name) =>
-      limit(async () => {
-        const c = await createSelfSigned([name], { sharedKey: true, days: 365 });
-        pem.set(name, c);
-        await store.write({ name, names: [name], key: c.key, cert: c.cert, chain: '', kind: 'production', directoryUrl: DIRECTORY });
-      }),
-    ),
-  );
-  return pem;
-}
 
 export interface ChildResult {
   wallMs: number[];
@@ -79,26 +78,34 @@ export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promi
 }
 
 /** N certificates in a fresh store under `dir` and in a started simulator, with N/10 services asking for them. */
-export async function steadySetup(n: number, dir: string): Promise<{ sim: RancherSim; env: NodeJS.ProcessEnv }> {
+export async function steadySetup(n: number, dir: string, store: BenchStore = 'files'): Promise<{ sim: RancherSim; env: NodeJS.ProcessEnv; setupMs: number }> {
+  const started = performance.now();
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const pem = await fixtures(n, dir);
+  const f = await steadyCertificates(n);
+  const storeEnv = await fixtureStores[store](join(dir, 'data'), f);
   const sim: RancherSim = await startRancherSim();
-  for (const [name, c] of pem) sim.addCertificate({ name, cert: c.cert, key: c.key, description: ownerDescription(parseCert(c.cert).fingerprintSha1) });
-  const names = [...pem.keys()];
-  for (let i = 0; i < names.length; i += 10) sim.addService({ name: `svc${i / 10}`, labels: { [LABEL]: names.slice(i, i + 10).join(';') } });
-  return { sim, env: managerEnv(sim, dir, DIRECTORY, 'warn') };
+  f.certs.forEach((cert, i) => sim.addCertificate({ name: f.names[i]!, cert, key: f.key, description: ownerDescription(fingerprintSha1(cert)) }));
+  for (let i = 0; i < n; i += 10) sim.addService({ name: `svc${i / 10}`, labels: { [LABEL]: f.names.slice(i, i + 10).join(';') } });
+  return { sim, env: { ...managerEnv(sim, dir, FIXTURE_DIRECTORY, 'warn'), ...storeEnv }, setupMs: performance.now() - started };
 }
 
-export async function benchSteady(opts: { sizes: number[]; runs: number; base: string }): Promise<SteadyResult[]> {
+/** Rancher's certFingerprint of a PEM, without keeping a parse of it (the fixtures are 100,000). */
+function fingerprintSha1(pem: string): string {
+  return new X509Certificate(pem).fingerprint.toLowerCase();
+}
+
+export async function benchSteady(opts: { sizes: number[]; runs: number; base: string; store?: BenchStore }): Promise<SteadyResult[]> {
   const out: SteadyResult[] = [];
   for (const n of opts.sizes) {
-    const { sim, env } = await steadySetup(n, join(opts.base, `steady-${n}`));
+    const { sim, env } = await steadySetup(n, join(opts.base, `steady-${n}`), opts.store);
     try {
       // One warm-up process fills the simulator's caches; then one process making 1 cold + `runs` warm passes.
       await runChild({ ...env, BENCH_PASSES: '1' });
       sim.clearLog();
+      const before = loadavg()[0]!;
       const r = await runChild({ ...env, BENCH_PASSES: String(opts.runs + 1) });
+      const load: [number, number] = [before, loadavg()[0]!];
       if (!r.ok || r.reasons.UpToDate !== n) throw new Error(`steady pass over ${n} certificates was not all up to date: ${JSON.stringify(r)}`);
       const passes = opts.runs + 1;
       const pages = sim.log.filter((x) => x.method === 'GET' && /\/certificates$/.test(x.path)).length / passes;
@@ -111,6 +118,9 @@ export async function benchSteady(opts: { sizes: number[]; runs: number; base: s
         certificatePages: pages,
         acmeRequests: r.acmeRequests,
         runs: opts.runs,
+        simListMs: await timeSimListing(sim, opts.runs),
+        store: opts.store ?? 'files',
+        load,
       });
     } finally {
       await sim.close();

@@ -98,7 +98,7 @@ export class StoreIndex {
       const name = names[i]!;
       const stamp = await this.store.stamp(name);
       const held = this.byName.get(name);
-      if (held && held.stamp === stamp && stamp !== undefined && (held.recovered || !opts.recover)) {
+      if (held && held.stamp === stamp && (held.recovered || !opts.recover)) {
         out.set(name, held);
         this.stats.kept++;
       } else stale.push({ name, stamp });
@@ -131,8 +131,7 @@ export class StoreIndex {
   }
 
   private set(entry: IndexEntry): void {
-    if (entry.stamp === undefined && entry.local.state === 'absent') this.byName.delete(entry.name);
-    else this.byName.set(entry.name, entry);
+    this.byName.set(entry.name, entry);
   }
 
   /** The full local copy, PEMs and key, for a push or an order: read from the files, never held. */

@@ -1,5 +1,7 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { loadPrivateKey } from './keys.js';
+import { pemToDer } from './der.js';
+import { rsaKeyMatchesCert } from './key-match.js';
 
 /** What a certificate says about itself, read once from its PEM. */
 export interface CertInfo {
@@ -138,5 +140,7 @@ export function keyMatchesCert(keyPem: string, certPem: string): boolean {
   if (hit !== undefined) return hit;
   const first = splitPemChain(certPem)[0];
   if (!first) return false;
-  return remember(keyChecks, id, new X509Certificate(first).checkPrivateKey(loadPrivateKey(keyPem)));
+  // RSA from the DER (key-match.ts: the same comparison, without OpenSSL's key decoder); else OpenSSL.
+  const fast = rsaKeyMatchesCert(keyPem, pemToDer(first));
+  return remember(keyChecks, id, fast ?? new X509Certificate(first).checkPrivateKey(loadPrivateKey(keyPem)));
 }
