@@ -46,7 +46,8 @@ await profile('warm', async () => {
   for (let i = 1; i < passes; i++) await pass(i);
 });
 acme.stop();
+const rssAfterMb = process.memoryUsage().rss / 1048576;
 globalThis.gc?.();
 const heapAfterMb = process.memoryUsage().heapUsed / 1048576;
-console.log(JSON.stringify({ wallMs, maxRssKb: process.resourceUsage().maxRSS, heapAfterMb, acmeRequests: [...acme.counts.values()].reduce((a, b) => a + b, 0), reasons, ok }));
+console.log(JSON.stringify({ wallMs, maxRssKb: process.resourceUsage().maxRSS, rssAfterMb, heapAfterMb, acmeRequests: [...acme.counts.values()].reduce((a, b) => a + b, 0), reasons, ok }));
 process.exit(0);

@@ -20,7 +20,10 @@ export interface SteadyResult {
   coldMs: number;
   /** Later passes of the same process, as a running manager makes them. */
   wallMs: number;
+  /** Peak RSS of the whole process: the first pass's, as a rule. */
   maxRssMb: number;
+  /** RSS after the warm passes (what a running manager holds between passes, garbage not yet returned included). */
+  rssAfterWarmMb: number;
   orchestratorRequests: number;
   certificatePages: number;
   acmeRequests: number;
@@ -54,6 +57,7 @@ export interface ChildResult {
   maxRssKb: number;
   /** Heap in use after the last pass and a full GC (only with --expose-gc). */
   heapAfterMb?: number;
+  rssAfterMb: number;
   acmeRequests: number;
   reasons: Record<string, number>;
   ok: boolean;
@@ -62,7 +66,8 @@ export interface ChildResult {
 /** One manager process making BENCH_PASSES passes; `nodeArgs` (--cpu-prof, --heap-prof) go to its node. */
 export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ChildResult> {
   return new Promise((res, rej) => {
-    const p = spawn(process.execPath, [...nodeArgs, resolve('bench/steady-pass.mjs')], { env });
+    // BENCH_PASS_SCRIPT: another build's steady-pass.mjs (its ../dist), to measure before and after in one run.
+    const p = spawn(process.execPath, [...nodeArgs, resolve(process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs')], { env });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
     p.stderr.on('data', (b: Buffer) => (out += b));
@@ -100,8 +105,11 @@ export async function benchSteady(opts: { sizes: number[]; runs: number; base: s
   for (const n of opts.sizes) {
     const { sim, env } = await steadySetup(n, join(opts.base, `steady-${n}`), opts.store);
     try {
-      // One warm-up process fills the simulator's caches; then one process making 1 cold + `runs` warm passes.
-      await runChild({ ...env, BENCH_PASSES: '1' });
+      // The simulator's own first listing (it computes each PEM's fields once, as Cattle does on write) is not
+      // the manager's: reading the list once here fills it, and times the simulator apart. Then one process
+      // makes 1 cold + `runs` warm passes.
+      await timeSimListing(sim, 1);
+      const simListMs = await timeSimListing(sim, opts.runs);
       sim.clearLog();
       const before = loadavg()[0]!;
       const r = await runChild({ ...env, BENCH_PASSES: String(opts.runs + 1) });
@@ -118,7 +126,8 @@ export async function benchSteady(opts: { sizes: number[]; runs: number; base: s
         certificatePages: pages,
         acmeRequests: r.acmeRequests,
         runs: opts.runs,
-        simListMs: await timeSimListing(sim, opts.runs),
+        simListMs,
+        rssAfterWarmMb: r.rssAfterMb,
         store: opts.store ?? 'files',
         load,
       });
