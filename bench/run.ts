@@ -64,7 +64,7 @@ if (want('steady')) {
     rows.push({
       benchmark: `steady state, ${x.certificates} certificates (${x.store})`,
       subject: 'certwrangler',
-      value: `${ms(x.wallMs)} per pass (first ${ms(x.coldMs)}), ${Math.round(x.maxRssMb)} MB RSS peak, ${Math.round(x.rssAfterWarmMb)} MB after the warm passes`,
+      value: `${ms(x.wallMs)} per pass, ${ms(x.cpuMs)} CPU (first ${ms(x.coldMs)}, ${ms(x.coldCpuMs)} CPU), ${Math.round(x.maxRssMb)} MB RSS peak, ${Math.round(x.rssAfterWarmMb)} MB after the warm passes`,
       note: `${x.orchestratorRequests} Rancher requests (${x.certificatePages} certificate pages + ${x.orchestratorRequests - x.certificatePages}), ${x.acmeRequests} ACME; the simulator alone serves the list in ${ms(x.simListMs)}; load ${x.load[0].toFixed(1)}–${x.load[1].toFixed(1)}`,
     });
   }

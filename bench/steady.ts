@@ -20,6 +20,9 @@ export interface SteadyResult {
   coldMs: number;
   /** Later passes of the same process, as a running manager makes them. */
   wallMs: number;
+  /** CPU (user + system) of the manager's process in the first pass and (median) in a warm one. */
+  coldCpuMs: number;
+  cpuMs: number;
   /** Peak RSS of the whole process: the first pass's, as a rule. */
   maxRssMb: number;
   /** RSS after the warm passes (what a running manager holds between passes, garbage not yet returned included). */
@@ -54,6 +57,8 @@ const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 
 export interface ChildResult {
   wallMs: number[];
+  /** CPU (user + system) of each pass. */
+  cpuMs: number[];
   maxRssKb: number;
   /** Heap in use after the last pass and a full GC (only with --expose-gc). */
   heapAfterMb?: number;
@@ -120,6 +125,8 @@ export async function benchSteady(opts: { sizes: number[]; runs: number; base: s
       out.push({
         certificates: n,
         coldMs: r.wallMs[0]!,
+        coldCpuMs: r.cpuMs[0]!,
+        cpuMs: median(r.cpuMs.slice(1)),
         wallMs: median(r.wallMs.slice(1)),
         maxRssMb: r.maxRssKb / 1024,
         orchestratorRequests: sim.log.length / passes,
