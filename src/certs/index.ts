@@ -10,7 +10,9 @@
  * renames into, and cert.pem, which a copy made by hand may overwrite in place) differs from the one taken
  * before the entry was read. Every write the manager makes moves the stamp, so the next pass reads that
  * certificate again; the ARI answer observe keeps is put into the entry as it is written (`noteAri`), so a
- * fleet's ARI polls do not turn into a cold pass. A certificate whose folder is gone is absent.
+ * fleet's ARI polls do not turn into a cold pass. A certificate whose folder is gone is absent. Not seen: a
+ * file other than cert.pem overwritten in place alone (privkey.pem, meta.json, status.json), until the
+ * certificate is written again or the manager restarts; a hand copy of a certificate replaces cert.pem too.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ariCertId, type AriState } from '../acme/ari.js';
