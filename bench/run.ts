@@ -55,15 +55,30 @@ if (want('issuance')) {
 }
 
 if (want('steady')) {
-  const r = await benchSteady({ sizes: quick ? [100, 1000] : [100, 1000, 10_000], runs, base: join(base, 'steady') });
+  // --store=redis: the Redis store of issue 20, once bench/steady-fixtures.ts can write into it.
+  const store = (process.argv.find((a) => a.startsWith('--store='))?.slice(8) ?? 'files') as 'files' | 'redis';
+  const sizes = quick ? [100, 1000] : process.argv.includes('--no-100k') ? [100, 1000, 10_000] : [100, 1000, 10_000, 100_000];
+  const r = await benchSteady({ sizes, runs, base: join(base, 'steady'), store });
   results.steady = r;
   save();
   for (const x of r) {
     rows.push({
-      benchmark: `steady state, ${x.certificates} certificates`,
+      benchmark: `steady state, ${x.certificates} certificates (${x.store})`,
       subject: 'certwrangler',
-      value: `${ms(x.wallMs)} per pass (first ${ms(x.coldMs)}), ${Math.round(x.maxRssMb)} MB RSS`,
-      note: `${x.orchestratorRequests} Rancher requests (${x.certificatePages} certificate pages + 1), ${x.acmeRequests} ACME`,
+      value: `${ms(x.wallMs)} per pass, ${ms(x.cpuMs)} CPU (first ${ms(x.coldMs)}, ${ms(x.coldCpuMs)} CPU), ${Math.round(x.maxRssMb)} MB RSS peak, ${Math.round(x.rssAfterWarmMb)} MB after the warm passes`,
+      note: `${x.orchestratorRequests} Rancher requests (${x.certificatePages} certificate pages + ${x.orchestratorRequests - x.certificatePages}), ${x.acmeRequests} ACME; the simulator alone serves the list in ${ms(x.simListMs)}; load ${x.load[0].toFixed(1)}–${x.load[1].toFixed(1)}`,
+    });
+  }
+  // The cost of one more certificate, from the smallest size of 1,000 or more to the largest.
+  const from = r.find((x) => x.certificates >= 1000);
+  const to = r.at(-1);
+  if (from && to && to.certificates > from.certificates) {
+    const per = (a: number, b: number) => `${(((b - a) / (to.certificates - from.certificates)) * 1000).toFixed(1)} µs`;
+    rows.push({
+      benchmark: `steady state, cost of one more certificate (${from.certificates} → ${to.certificates})`,
+      subject: 'certwrangler',
+      value: `warm ${per(from.wallMs, to.wallMs)}, cold ${per(from.coldMs, to.coldMs)} a pass`,
+      note: `${(((to.maxRssMb - from.maxRssMb) / (to.certificates - from.certificates)) * 1024).toFixed(2)} KB RSS each`,
     });
   }
 }

@@ -1,6 +1,11 @@
 // Manager passes from the built code in one process, as a running manager makes them: the first pass
 // (cold: every file read and parsed) and the next ones (warm). Reports wall time per pass, peak RSS and
 // ACME requests as one JSON line. Run by bench/steady.ts as a child so the figures are the manager's alone.
+// BENCH_PROFILE_DIR (bench/steady-profile.ts): the first pass's CPU profile goes to cold.cpuprofile and the
+// later passes' to warm.cpuprofile, and the heap left after the last pass is measured after a full GC.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Session } from 'node:inspector/promises';
 import { loadConfig } from '../dist/config.js';
 import { createLogger } from '../dist/log.js';
 import { assemble } from '../dist/assemble.js';
@@ -8,18 +13,46 @@ import { runPass } from '../dist/reconciler.js';
 import { countAcmeRequests } from '../dist/acme/transport.js';
 
 const passes = Number(process.env.BENCH_PASSES ?? 3);
+const profileDir = process.env.BENCH_PROFILE_DIR;
+const session = profileDir ? new Session() : undefined;
+if (session) {
+  session.connect();
+  await session.post('Profiler.enable');
+}
+const profile = async (name, fn) => {
+  if (!session) return fn();
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile: p } = await session.post('Profiler.stop');
+    writeFileSync(join(profileDir, `${name}.cpuprofile`), JSON.stringify(p));
+  }
+};
 const deps = await assemble(loadConfig(), createLogger('warn'));
 const acme = countAcmeRequests();
 const wallMs = [];
+// CPU of the process per pass (user + system): on a shared machine it moves far less with the load than wall time.
+const cpuMs = [];
 const reasons = {};
 let ok = true;
-for (let i = 0; i < passes; i++) {
+const pass = async (i) => {
   const t = performance.now();
+  const c = process.cpuUsage();
   const report = await runPass(deps);
   wallMs.push(performance.now() - t);
+  const used = process.cpuUsage(c);
+  cpuMs.push((used.user + used.system) / 1000);
   ok &&= report.ok;
   if (i === 0) for (const r of report.results) reasons[r.decision.reason] = (reasons[r.decision.reason] ?? 0) + 1;
-}
+};
+await profile('cold', () => pass(0));
+await profile('warm', async () => {
+  for (let i = 1; i < passes; i++) await pass(i);
+});
 acme.stop();
-console.log(JSON.stringify({ wallMs, maxRssKb: process.resourceUsage().maxRSS, acmeRequests: [...acme.counts.values()].reduce((a, b) => a + b, 0), reasons, ok }));
+const rssAfterMb = process.memoryUsage().rss / 1048576;
+globalThis.gc?.();
+const heapAfterMb = process.memoryUsage().heapUsed / 1048576;
+console.log(JSON.stringify({ wallMs, cpuMs, maxRssKb: process.resourceUsage().maxRSS, rssAfterMb, heapAfterMb, acmeRequests: [...acme.counts.values()].reduce((a, b) => a + b, 0), reasons, ok }));
 process.exit(0);

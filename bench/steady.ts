@@ -6,14 +6,13 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import pLimit from 'p-limit';
-import { createSelfSigned } from '../src/certs/placeholder.js';
-import { LocalStore } from '../src/certs/store.js';
+import { loadavg } from 'node:os';
+import { RancherApi } from '../src/orchestrators/rancher/api.js';
+import { X509Certificate } from 'node:crypto';
 import { ownerDescription } from '../src/orchestrators/rancher/rancher.js';
-import { parseCert } from '../src/certs/parse.js';
+import { fixtureStores, FIXTURE_DIRECTORY, steadyCertificates, type BenchStore } from './steady-fixtures.js';
 import { startRancherSim, type RancherSim } from '../test/support/rancher-sim.js';
 import { managerEnv, median } from './lib.js';
-import { FilesStore } from '../src/stores/files/files-store.js';
 
 export interface SteadyResult {
   certificates: number;
@@ -21,39 +20,59 @@ export interface SteadyResult {
   coldMs: number;
   /** Later passes of the same process, as a running manager makes them. */
   wallMs: number;
+  /** CPU (user + system) of the manager's process in the first pass and (median) in a warm one. */
+  coldCpuMs: number;
+  cpuMs: number;
+  /** Peak RSS of the whole process: the first pass's, as a rule. */
   maxRssMb: number;
+  /** RSS after the warm passes (what a running manager holds between passes, garbage not yet returned included). */
+  rssAfterWarmMb: number;
   orchestratorRequests: number;
   certificatePages: number;
   acmeRequests: number;
   runs: number;
+  /**
+   * The simulator alone: every certificate page read by the manager's own client from this process, no pass.
+   * The simulator runs in the bench's process, so its serving time is inside the pass time too.
+   */
+  simListMs: number;
+  store: BenchStore;
+  /** uptime's 1-minute load average when the measured process started and ended (the machine is shared). */
+  load: [number, number];
 }
 
-// Nothing may be ordered: a directory URL that refuses connections makes any ACME request fail loudly.
-const DIRECTORY = 'https://127.0.0.1:9/directory';
+/** How long the simulator takes to serve the whole certificate list to the manager's client (RancherApi.pages). */
+async function timeSimListing(sim: RancherSim, runs: number): Promise<number> {
+  const api = new RancherApi({ url: sim.url, accessKey: sim.accessKey, secretKey: sim.secretKey, timeoutMs: 120_000 });
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    for await (const page of api.pages('certificates?limit=1000&removed_null=1')) void page;
+    times.push(performance.now() - t);
+  }
+  return median(times);
+}
+
 const LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 
-async function fixtures(n: number, dir: string): Promise<Map<string, { cert: string; key: string }>> {
-  const names = Array.from({ length: n }, (_, i) => `s${i}.steady-example.com`);
-  const pem = new Map<string, { cert: string; key: string }>();
-  const store = new LocalStore(new FilesStore(join(dir, 'data')));
-  await store.init();
-  const limit = pLimit(16);
-  // One key for all (createSelfSigned's shared key): fixtures for 10,000 certificates in seconds, not hours.
-  await Promise.all(
-    names.map((name) =>
-      limit(async () => {
-        const c = await createSelfSigned([name], { sharedKey: true, days: 365 });
-        pem.set(name, c);
-        await store.write({ name, names: [name], key: c.key, cert: c.cert, chain: '', kind: 'production', directoryUrl: DIRECTORY });
-      }),
-    ),
-  );
-  return pem;
+export interface ChildResult {
+  wallMs: number[];
+  /** CPU (user + system) of each pass. */
+  cpuMs: number[];
+  maxRssKb: number;
+  /** Heap in use after the last pass and a full GC (only with --expose-gc). */
+  heapAfterMb?: number;
+  rssAfterMb: number;
+  acmeRequests: number;
+  reasons: Record<string, number>;
+  ok: boolean;
 }
 
-function runChild(env: NodeJS.ProcessEnv): Promise<{ wallMs: number[]; maxRssKb: number; acmeRequests: number; reasons: Record<string, number>; ok: boolean }> {
+/** One manager process making BENCH_PASSES passes; `nodeArgs` (--cpu-prof, --heap-prof) go to its node. */
+export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ChildResult> {
   return new Promise((res, rej) => {
-    const p = spawn(process.execPath, [resolve('bench/steady-pass.mjs')], { env });
+    // BENCH_PASS_SCRIPT: another build's steady-pass.mjs (its ../dist), to measure before and after in one run.
+    const p = spawn(process.execPath, [...nodeArgs, resolve(process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs')], { env });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
     p.stderr.on('data', (b: Buffer) => (out += b));
@@ -68,35 +87,56 @@ function runChild(env: NodeJS.ProcessEnv): Promise<{ wallMs: number[]; maxRssKb:
   });
 }
 
-export async function benchSteady(opts: { sizes: number[]; runs: number; base: string }): Promise<SteadyResult[]> {
+/** N certificates in a fresh store under `dir` and in a started simulator, with N/10 services asking for them. */
+export async function steadySetup(n: number, dir: string, store: BenchStore = 'files'): Promise<{ sim: RancherSim; env: NodeJS.ProcessEnv; setupMs: number }> {
+  const started = performance.now();
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const f = await steadyCertificates(n);
+  const storeEnv = await fixtureStores[store](join(dir, 'data'), f);
+  const sim: RancherSim = await startRancherSim();
+  f.certs.forEach((cert, i) => sim.addCertificate({ name: f.names[i]!, cert, key: f.key, description: ownerDescription(fingerprintSha1(cert)) }));
+  for (let i = 0; i < n; i += 10) sim.addService({ name: `svc${i / 10}`, labels: { [LABEL]: f.names.slice(i, i + 10).join(';') } });
+  return { sim, env: { ...managerEnv(sim, dir, FIXTURE_DIRECTORY, 'warn'), ...storeEnv }, setupMs: performance.now() - started };
+}
+
+/** Rancher's certFingerprint of a PEM, without keeping a parse of it (the fixtures are 100,000). */
+function fingerprintSha1(pem: string): string {
+  return new X509Certificate(pem).fingerprint.toLowerCase();
+}
+
+export async function benchSteady(opts: { sizes: number[]; runs: number; base: string; store?: BenchStore }): Promise<SteadyResult[]> {
   const out: SteadyResult[] = [];
   for (const n of opts.sizes) {
-    const dir = join(opts.base, `steady-${n}`);
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    const pem = await fixtures(n, dir);
-    const sim: RancherSim = await startRancherSim();
+    const { sim, env } = await steadySetup(n, join(opts.base, `steady-${n}`), opts.store);
     try {
-      for (const [name, c] of pem) sim.addCertificate({ name, cert: c.cert, key: c.key, description: ownerDescription(parseCert(c.cert).fingerprintSha1) });
-      const names = [...pem.keys()];
-      for (let i = 0; i < names.length; i += 10) sim.addService({ name: `svc${i / 10}`, labels: { [LABEL]: names.slice(i, i + 10).join(';') } });
-      const env = managerEnv(sim, dir, DIRECTORY, 'warn');
-      // One warm-up process fills the simulator's caches; then one process making 1 cold + `runs` warm passes.
-      await runChild({ ...env, BENCH_PASSES: '1' });
+      // The simulator's own first listing (it computes each PEM's fields once, as Cattle does on write) is not
+      // the manager's: reading the list once here fills it, and times the simulator apart. Then one process
+      // makes 1 cold + `runs` warm passes.
+      await timeSimListing(sim, 1);
+      const simListMs = await timeSimListing(sim, opts.runs);
       sim.clearLog();
+      const before = loadavg()[0]!;
       const r = await runChild({ ...env, BENCH_PASSES: String(opts.runs + 1) });
+      const load: [number, number] = [before, loadavg()[0]!];
       if (!r.ok || r.reasons.UpToDate !== n) throw new Error(`steady pass over ${n} certificates was not all up to date: ${JSON.stringify(r)}`);
       const passes = opts.runs + 1;
       const pages = sim.log.filter((x) => x.method === 'GET' && /\/certificates$/.test(x.path)).length / passes;
       out.push({
         certificates: n,
         coldMs: r.wallMs[0]!,
+        coldCpuMs: r.cpuMs[0]!,
+        cpuMs: median(r.cpuMs.slice(1)),
         wallMs: median(r.wallMs.slice(1)),
         maxRssMb: r.maxRssKb / 1024,
         orchestratorRequests: sim.log.length / passes,
         certificatePages: pages,
         acmeRequests: r.acmeRequests,
         runs: opts.runs,
+        simListMs,
+        rssAfterWarmMb: r.rssAfterMb,
+        store: opts.store ?? 'files',
+        load,
       });
     } finally {
       await sim.close();

@@ -9,9 +9,9 @@ import type { WantedCert } from './domains.js';
 import { mayAdopt } from './adopt.js';
 import { classifyByIssuer, kindOfDirectory, type Kind, type KnownIssuers } from './certs/kind.js';
 import type { CertStatus, LocalCopy } from './certs/store.js';
+import { indexOf, type IndexedCopy } from './certs/index.js';
 import type { RemoteCopy } from './orchestrators/orchestrator.js';
 import { decideAction, wantsOrder, type Copy, type Decision, type PolicyInput, type Unwanted } from './policy.js';
-import { readRevocation } from './revoke.js';
 import { gatherUsedBy } from './decommission.js';
 import type { PassDeps } from './reconciler.js';
 import { ImportedBook, type ImportedFingerprints } from './import/imported.js';
@@ -19,7 +19,11 @@ import { observeAri, type AriSeen } from './acme/ari-fetch.js';
 
 export interface Observed {
   wanted: WantedCert;
-  local: LocalCopy;
+  /**
+   * From the store's index (src/certs/index.ts): 'indexed' holds no PEM and no key. A decision that acts is
+   * given the full copy (`withBundles`), read from the files, in its place.
+   */
+  local: LocalCopy | IndexedCopy;
   status: CertStatus;
   localCopy: Copy;
   remoteCopy: Copy;
@@ -32,7 +36,6 @@ export interface Observed {
 
 export type Decided = Observed & { decision: Decision };
 
-const STORE_READ_CONCURRENCY = 64;
 // Ledger checks at once: each walks the week's orders; unbounded, 10,000 at once only queue on the CPU.
 const LEDGER_PEEK_CONCURRENCY = 16;
 
@@ -51,8 +54,8 @@ export function directoriesOf(config: Config, kind: Kind): string[] {
   return kind === 'production' ? config.cas.map((c) => c.directoryUrl) : [directoryOf(config, kind)];
 }
 
-function localToCopy(local: LocalCopy, config: Config): Copy {
-  if (local.state !== 'present') return local.state === 'absent' ? local : { ...local, owned: true };
+function localToCopy(local: LocalCopy | IndexedCopy, config: Config): Copy {
+  if (local.state !== 'present' && local.state !== 'indexed') return local.state === 'absent' ? local : { ...local, owned: true };
   const kind = kindOfDirectory(local.meta.directoryUrl, config, local.meta.kind);
   return { state: 'present', info: local.info, kind, keyMatches: local.keyMatches, owned: true, ...(local.meta.profile ? { profile: local.meta.profile } : {}) };
 }
@@ -69,34 +72,59 @@ function remoteToCopy(remote: RemoteCopy, local: Copy, known: KnownIssuers, impo
   return { state: 'present', info: remote.info, kind, keyMatches: true, owned: remote.owned };
 }
 
+// imported.json, by its stamp: read again only when it changed (an import is rare; every pass asked for it).
+const importedSeen = new WeakMap<object, { stamp: string; fingerprints: ImportedFingerprints }>();
+
 /** What was imported; an unreadable record leaves the imported copies foreign (left alone), with a warning. */
 async function importedFingerprints(deps: PassDeps): Promise<ImportedFingerprints> {
-  return new ImportedBook(deps.store.backend).load().catch((e: Error) => {
-    deps.log.warn({ error: e.message }, `imported certificates are treated as foreign this pass: ${e.message}`);
+  const book = new ImportedBook(deps.store.backend);
+  const stamp = (await deps.store.backend.stamp('imported.json').catch(() => undefined)) ?? '-';
+  const seen = importedSeen.get(deps.store);
+  if (seen?.stamp === stamp) return seen.fingerprints;
+  try {
+    const fingerprints = await book.load();
+    importedSeen.set(deps.store, { stamp, fingerprints });
+    return fingerprints;
+  } catch (e) {
+    deps.log.warn({ error: (e as Error).message }, `imported certificates are treated as foreign this pass: ${(e as Error).message}`);
     return new Map();
-  });
+  }
 }
 
-/** Reads every wanted certificate's copies and state; throws when the orchestrator's copies cannot be read. */
+/**
+ * Reads every wanted certificate's copies and state; throws when the orchestrator's copies cannot be read.
+ * The local side comes from the store's index: one stamp per certificate that did not change (issue 22).
+ */
 export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, recover: boolean, unwanted: Map<string, Unwanted> = new Map()): Promise<Observed[]> {
   const { config, store } = deps;
-  const [known, remotes, imported] = await Promise.all([store.knownIssuers(), deps.orchestrator.list(wanted.map((w) => w.name)), importedFingerprints(deps)]);
+  const index = indexOf(store);
+  const names = wanted.map((w) => w.name);
+  const entries = await index.entries(names, { recover });
+  index.retain(names);
+  // The orchestrator compares its copies with the local ones by fingerprint and parses only those that differ.
+  const sameAsLocal = (name: string, fingerprintSha1: string) => {
+    const l = entries.get(name)?.local;
+    return l?.state === 'indexed' && l.info.fingerprintSha1 === fingerprintSha1 ? l.info : undefined;
+  };
+  const [known, remotes, imported] = await Promise.all([store.knownIssuers(), deps.orchestrator.list(names, { sameAsLocal }), importedFingerprints(deps)]);
   // After the listing: the orchestrator finds the users of its copies by what it just listed.
   await gatherUsedBy(deps, unwanted, now);
-  // Bounded: each read opens several files, and 10,000 certificates at once exceed the open-file limit.
-  const reads = pLimit(STORE_READ_CONCURRENCY);
+  const profileFacts = new Map<string, Promise<boolean>>();
   return Promise.all(
     wanted.map(async (w) => {
-      const [local, status, revocation] = await reads(() => Promise.all([store.read(w.name, { recover }), store.readStatus(w.name), readRevocation(store, w.name)]));
+      const entry = entries.get(w.name)!;
+      const { local, status, revocation } = entry;
       // Asked of the CA only in a pass that may act (not `plan`), and only when its last answer says so.
-      const ari = await observeAri(deps, w.name, local, now, recover);
+      const { written, ...ari } = await observeAri(deps, w.name, { ...(entry.certId ? { certId: entry.certId } : {}), ...(local.state === 'indexed' ? { directoryUrl: local.meta.directoryUrl } : {}), ...(entry.ari ? { kept: entry.ari } : {}) }, now, recover);
+      if (written) await index.noteAri(w.name, written);
       const localCopy = localToCopy(local, config);
       const profile = w.profile ?? config.profile;
-      const hadProfile = local.state === 'present' ? local.meta.profile : undefined;
+      const hadProfile = local.state === 'indexed' ? local.meta.profile : undefined;
       const remote = remotes.get(w.name) ?? { state: 'absent' };
       const remoteCopy = remoteToCopy(remote, localCopy, known, imported.get(w.name));
       // An imported copy is replaced in place at renewal, as an adopted one is.
       const adopt = mayAdopt(config.adoptExisting, w) || (remote.state === 'present' && !remote.owned && remoteCopy.state === 'present' && remoteCopy.owned);
+      const directory = directoryOf(config, stagingKind(config));
       const input: PolicyInput = {
         wanted: { name: w.name, names: w.names, kind: stagingKind(config), origin: w.origin, ...(profile ? { profile } : {}) },
         local: localCopy,
@@ -106,13 +134,33 @@ export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, r
         gate: status.nextAttempt ? { backoffUntil: new Date(status.nextAttempt) } : {},
         ...(ari.input ? { ari: ari.input } : {}),
         // Only asked when a profile is in play: a fleet without profiles never reads the directory for it.
-        ...(profile || hadProfile ? { caOffersProfiles: await caOffersProfiles(deps, directoryOf(config, stagingKind(config))) } : {}),
+        ...(profile || hadProfile ? { caOffersProfiles: await memo(profileFacts, directory, () => caOffersProfiles(deps, directory)) } : {}),
       };
       // A revocation is of one certificate: the one that replaced it is not revoked.
-      if (revocation && local.state === 'present' && revocation.fingerprint === local.info.fingerprint) input.revoked = { reason: revocation.reason, at: new Date(revocation.at) };
+      if (revocation && local.state === 'indexed' && revocation.fingerprint === local.info.fingerprint) input.revoked = { reason: revocation.reason, at: new Date(revocation.at) };
       const u = unwanted.get(w.name);
       if (u) input.unwanted = u;
       return { wanted: w, local, status, localCopy, remoteCopy, adopt, ari, input };
+    }),
+  );
+}
+
+function memo<T>(m: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+  let p = m.get(key);
+  if (!p) m.set(key, (p = make()));
+  return p;
+}
+
+/**
+ * The decisions that act (a push, an order, a placeholder, a removal) get the full local copy, PEMs and key,
+ * read from the files now; the others keep the index's summary. Few in a steady pass: none at all.
+ */
+export async function withBundles(deps: PassDeps, decided: Decided[], recover: boolean): Promise<Decided[]> {
+  const index = indexOf(deps.store);
+  return Promise.all(
+    decided.map(async (o) => {
+      if (o.local.state !== 'indexed' || o.decision.action === 'none' || o.decision.action === 'wait') return o;
+      return { ...o, local: await index.full(o.wanted.name, { recover }) };
     }),
   );
 }

@@ -17,7 +17,7 @@ import type { DirectoryBook } from './acme/directory.js';
 import type { EventSink } from './events/events.js';
 import type { RequestBook } from './requests.js';
 import type { BudgetRow, Ledger } from './limits/ledger.js';
-import { gateOrders, observe, type Decided } from './observe.js';
+import { gateOrders, observe, withBundles, type Decided } from './observe.js';
 import { act } from './act.js';
 import { findUnwanted } from './decommission.js';
 import type { Unwanted } from './policy.js';
@@ -180,7 +180,7 @@ export async function runPass(deps: PassDeps): Promise<PassReport> {
     return { ...finish(log, started, seen.failed, refused, errors), wakeAt, ...(dns ? { dns } : {}) };
   }
   // PREFLIGHT: an order whose route is not proven waits, before it costs a ledger entry or a validation.
-  const decided = await proveRoutes(deps, await decide(deps, seen.observed), now, { probe: true });
+  const decided = await withBundles(deps, await proveRoutes(deps, await decide(deps, seen.observed), now, { probe: true }), true);
   logDecisions(log, decided);
   const results = await act(deps, decided, now);
   // VERIFY: what was pushed is served (one more reload when it is not), or reported NotServed.

@@ -5,9 +5,9 @@
  */
 import pLimit from 'p-limit';
 import * as acme from 'acme-client';
-import type { LocalCopy, LocalStore } from '../certs/store.js';
+import type { LocalStore } from '../certs/store.js';
 import { retryAfterMs } from '../retry.js';
-import { afterFetch, ariCertId, ariInputOf, parseRenewalInfo, type AriInput, type AriState } from './ari.js';
+import { afterFetch, ariInputOf, parseRenewalInfo, type AriInput, type AriState } from './ari.js';
 import type { DirectoryBook } from './directory.js';
 
 // renewalInfo requests at once: a fleet of 1,000 whose Retry-After ends together must not open 1,000 sockets.
@@ -29,25 +29,6 @@ export interface AriSeen {
   error?: string;
 }
 
-// A daemon sees the same certificates every pass: the DER is taken apart once per certificate, not per pass.
-const MEMO_LIMIT = 50_000;
-const certIds = new Map<string, string | undefined>();
-
-function certIdOf(local: LocalCopy): string | undefined {
-  if (local.state !== 'present' || !local.meta.directoryUrl || local.info.selfSigned) return undefined;
-  const pem = local.bundle.cert;
-  if (certIds.has(pem)) return certIds.get(pem);
-  let id: string | undefined;
-  try {
-    id = ariCertId(pem);
-  } catch {
-    id = undefined;
-  }
-  if (certIds.size >= MEMO_LIMIT) certIds.delete(certIds.keys().next().value!);
-  certIds.set(pem, id);
-  return id;
-}
-
 async function fetchWindow(renewalInfo: string, certId: string): Promise<Parameters<typeof afterFetch>[3]> {
   try {
     const r = await acme.axios.get(`${renewalInfo}/${certId}`, { validateStatus: (s) => s === 200 });
@@ -58,24 +39,33 @@ async function fetchWindow(renewalInfo: string, certId: string): Promise<Paramet
   }
 }
 
+/** What the local store's index holds for ARI: the certificate in place (its CertID, its CA) and ari.json as kept. */
+export interface AriHeld {
+  certId?: string;
+  directoryUrl?: string;
+  kept?: AriState;
+}
+
 /**
  * The ARI facts of a certificate in place: the kept answer, refreshed first when `fetch` is set, its CA
- * offers renewalInfo, and the last answer's Retry-After (or failure backoff) has passed at `now`.
+ * offers renewalInfo, and the last answer's Retry-After (or failure backoff) has passed at `now`. `written`:
+ * the answer this call kept in the store (issue 22: the index holds it as written instead of reading it back).
  */
-export async function observeAri(deps: AriDeps, name: string, local: LocalCopy, now: Date, fetch: boolean): Promise<AriSeen> {
-  const certId = certIdOf(local);
-  if (!certId || local.state !== 'present') return {};
+export async function observeAri(deps: AriDeps, name: string, held: AriHeld, now: Date, fetch: boolean): Promise<AriSeen & { written?: AriState }> {
+  const { certId, directoryUrl } = held;
+  if (!certId || !directoryUrl) return {};
   // A pass that may act asks the directory first (once per pass): a CA without renewalInfo costs no file read.
-  const facts = fetch && deps.directories ? await deps.directories.facts(local.meta.directoryUrl).catch(() => undefined) : undefined;
+  const facts = fetch && deps.directories ? await deps.directories.facts(directoryUrl).catch(() => undefined) : undefined;
   // Known to offer none: nothing kept to read. Unreadable (the CA is down): the kept window still holds.
   if (facts && !facts.renewalInfo) return { certId };
-  const kept = await deps.store.readAri(name);
-  let state: AriState | undefined = kept?.certId === certId ? kept : undefined;
+  let state: AriState | undefined = held.kept?.certId === certId ? held.kept : undefined;
+  let written: AriState | undefined;
   if (facts?.renewalInfo && (!state || Date.parse(state.nextFetch) <= now.getTime())) {
     const got = await fetches(() => fetchWindow(facts.renewalInfo!, certId));
     state = afterFetch(state, certId, now, got);
     await deps.store.writeAri(name, state);
+    written = state;
   }
   const input = ariInputOf(state, certId);
-  return { certId, ...(input ? { input } : {}), ...(state ? { nextFetch: state.nextFetch } : {}), ...(state?.lastError ? { error: state.lastError } : {}) };
+  return { certId, ...(input ? { input } : {}), ...(state ? { nextFetch: state.nextFetch } : {}), ...(state?.lastError ? { error: state.lastError } : {}), ...(written ? { written } : {}) };
 }

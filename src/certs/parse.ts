@@ -1,5 +1,7 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { loadPrivateKey } from './keys.js';
+import { pemToDer } from './der.js';
+import { rsaKeyMatchesCert } from './key-match.js';
 
 /** What a certificate says about itself, read once from its PEM. */
 export interface CertInfo {
@@ -58,9 +60,10 @@ export function dnCommonName(dn: string | undefined): string | undefined {
     ?.slice(3);
 }
 
-// A long-running manager sees the same PEMs every pass (local copy, orchestrator copy): parsing them
-// again was most of a steady-state pass. Bounded so a churn of certificates cannot grow it forever.
-const MEMO_LIMIT = 50_000;
+// A push parses the same PEM a few times (store, orchestrator, report). Between passes the store's index
+// (certs/index.ts) holds what was parsed, without the PEMs: a memo keyed by PEM text of every certificate
+// kept 10,000 PEMs alive (issue 22), so it is small now.
+const MEMO_LIMIT = 256;
 const parsed = new Map<string, CertInfo>();
 const keyChecks = new Map<string, boolean>();
 
@@ -137,5 +140,7 @@ export function keyMatchesCert(keyPem: string, certPem: string): boolean {
   if (hit !== undefined) return hit;
   const first = splitPemChain(certPem)[0];
   if (!first) return false;
-  return remember(keyChecks, id, new X509Certificate(first).checkPrivateKey(loadPrivateKey(keyPem)));
+  // RSA from the DER (key-match.ts: the same comparison, without OpenSSL's key decoder); else OpenSSL.
+  const fast = rsaKeyMatchesCert(keyPem, pemToDer(first));
+  return remember(keyChecks, id, fast ?? new X509Certificate(first).checkPrivateKey(loadPrivateKey(keyPem)));
 }

@@ -25,6 +25,8 @@ export const KEY_MODE = 0o600;
 const PUBLIC_MODE = 0o644;
 const ISSUED_FILE = 'issued.json';
 const ORDER_FILE = 'order.json';
+/** What the store index (certs/index.ts) reads of a certificate: a change to any of them moves its stamp. */
+const INDEXED_FILES = ['cert.pem', 'privkey.pem', 'chain.pem', 'meta.json', 'status.json', 'revoked.json', 'ari.json', 'issued.json'];
 const ARI_FILE = 'ari.json';
 
 /** A complete certificate: what is stored locally and what is pushed. */
@@ -227,6 +229,21 @@ export class LocalStore {
       { name: 'meta.json', data: `${JSON.stringify(meta, null, 2)}\n`, mode: PUBLIC_MODE },
     ]);
   }
+
+  /**
+   * Issue 22: changes whenever certificate `name`'s files may have: its folder (every write here renames into
+   * it; a file added or removed) and cert.pem (a copy made over it in place). undefined: no folder. statSync:
+   * a warm pass makes one per certificate, and libuv's pool made async stats 5× slower.
+   */
+  async stamp(name: string): Promise<string | undefined> {
+    const dir = this.certPath(name);
+    // On files, every write here renames into the folder, so the folder's stamp sees them all, and cert.pem's a
+    // copy made over it in place. Elsewhere a folder has no stamp of its own: each file the index reads is asked.
+    const paths = this.backend instanceof FilesStore ? [dir, `${dir}/cert.pem`] : INDEXED_FILES.map((f) => `${dir}/${f}`);
+    const stamps = await Promise.all(paths.map((p) => this.backend.stamp(p)));
+    return stamps.every((x) => x === undefined) ? undefined : stamps.map((x) => x ?? '-').join('/');
+  }
+
 
   /** The certificate names the store holds a folder for (a name that could not be a folder is skipped). */
   async names(): Promise<string[]> {

@@ -2,6 +2,10 @@ import type { CertInfo } from '../certs/parse.js';
 import type { CertBundle } from '../certs/store.js';
 import type { ParsedDomains } from '../domains.js';
 
+export interface ListOptions {
+  sameAsLocal?: (name: string, fingerprintSha1: string) => CertInfo | undefined;
+}
+
 /** What an orchestrator holds for one certificate name. */
 export type RemoteCopy =
   | { state: 'absent' }
@@ -36,8 +40,12 @@ export interface PushOptions {
 /** The small interface every orchestrator implements (DESIGN §7). */
 export interface Orchestrator {
   readonly name: string;
-  /** What it holds for these names, found with as few calls as the orchestrator allows (one listing). */
-  list(names: string[]): Promise<Map<string, RemoteCopy>>;
+  /**
+   * What it holds for these names, found with as few calls as the orchestrator allows (one listing).
+   * `sameAsLocal`: the local copy's facts when it has this SHA-1 fingerprint, so a copy the orchestrator
+   * fingerprints itself (Rancher's certFingerprint) need not be parsed again (issue 22).
+   */
+  list(names: string[], opts?: ListOptions): Promise<Map<string, RemoteCopy>>;
   /**
    * Creates or updates one certificate in place. A copy certwrangler did not write is never replaced
    * unless `adopt` (ADOPT_EXISTING names this certificate).

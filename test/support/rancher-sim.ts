@@ -296,6 +296,9 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   const servedKeys = new Map<string, Map<string, string>>();
   // Cattle computes these fields once on write; caching by PEM keeps big listings fast here too.
   const computedCache = new Map<string, Json>();
+  /** Certificate listings by project and query without `marker`, reused by the listing's later pages (see the GET). */
+  const listings = new Map<string, { generation: number; rows: SimCertificate[] }>();
+  let generation = 0;
   const sockets = new Set<Socket>();
   let nextId = 1;
   let base = '';
@@ -425,13 +428,14 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     };
   }
 
-  function collection(resourceType: string, rows: Json[], url: URL, filters: Json): Json {
+  /** One page of `rows`; only the page's rows are rendered, so 100 pages of 1,000 cost 100,000 renders, not 100 × 100,000. */
+  function collection<T>(resourceType: string, rows: T[], url: URL, filters: Json, render: (row: T) => Json = (r) => r as Json): Json {
     const q = url.searchParams;
     const rawLimit = q.get('limit');
     let limit = rawLimit === null || !/^-?\d+$/.test(rawLimit) ? 100 : Number(rawLimit);
     if (limit <= 0 || limit > maxLimit) limit = maxLimit;
     const offset = Number(/^m(\d+)$/.exec(q.get('marker') ?? '')?.[1] ?? 0);
-    const page = rows.slice(offset, offset + limit);
+    const page = rows.slice(offset, offset + limit).map(render);
     const partial = offset + limit < rows.length;
     let next: string | null = null;
     if (partial) {
@@ -527,11 +531,21 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
       if (!id) {
         if (method === 'GET') {
           const showRemoved = url.searchParams.has('_removed');
-          let rows = [...certificates.values()].filter((c) => c.accountId === pid && (showRemoved || c.state !== 'removed'));
-          rows.forEach(settle);
-          rows = applyFilters(rows, url.searchParams, CERT_FILTERS, (c, f) => (c as unknown as Json)[f]);
-          rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
-          return { status: 200, json: collection('certificate', rows.map((c) => renderCert(c, version, k.admin)), url, {}) };
+          // The first page filters and sorts every row; the pages after it (`marker`) of the same listing reuse
+          // those rows while nothing was written: 100 pages of 1,000 cost one pass over 100,000, not 100 (issue 22).
+          const listing = `${pid}\n${[...url.searchParams].filter(([q]) => q !== 'marker').map((x) => x.join('=')).join('&')}`;
+          const cached = url.searchParams.has('marker') ? listings.get(listing) : undefined;
+          let rows: SimCertificate[];
+          if (cached && cached.generation === generation) rows = cached.rows;
+          else {
+            rows = [...certificates.values()].filter((c) => c.accountId === pid && (showRemoved || c.state !== 'removed'));
+            rows.forEach(settle);
+            rows = applyFilters(rows, url.searchParams, CERT_FILTERS, (c, f) => (c as unknown as Json)[f]);
+            rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
+            // A row still settling may change state between pages (and with it a filter's verdict): not reused then.
+            if (rows.every((c) => c.transitioning !== 'yes')) listings.set(listing, { generation, rows });
+          }
+          return { status: 200, json: collection('certificate', rows, url, {}, (c) => renderCert(c, version, k.admin)) };
         }
         if (method === 'POST') {
           validateCertBody(b, true);
@@ -595,7 +609,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
         let rows = [...services.values()].filter((s) => s.accountId === pid && (type === 'service' || s.type === type) && (showRemoved || s.state !== 'removed'));
         rows = applyFilters(rows, url.searchParams, SERVICE_FILTERS, (s, f) => (f === 'removed' ? (s.state === 'removed' ? 'removed' : null) : (s as unknown as Json)[f]));
         rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
-        return { status: 200, json: collection(type, rows.map((s) => renderService(s, version)), url, {}) };
+        return { status: 200, json: collection(type, rows, url, {}, (s) => renderService(s, version)) };
       }
       const s = services.get(id);
       if (!s || s.accountId !== pid || (type === 'loadBalancerService' && s.type !== type)) throw new HttpError(404, 'Not Found');
@@ -679,6 +693,8 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
           body = raw;
         }
         const record: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.search.replace(/^\?/, ''), body: redact(body), status: 0, at: Date.now() };
+        // Anything but a read may change what a listing holds.
+        if (record.method !== 'GET') generation++;
         log.push(record);
         res.setHeader('X-API-Schemas', `${base}/v2-beta/schemas`);
 
@@ -756,6 +772,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     services,
     addKey: (a, s, o = {}) => void keys.set(a, { secret: s, projectId: o.projectId ?? projectId, admin: o.admin ?? false }),
     addCertificate(c) {
+      generation++;
       const cert = newCert(c);
       certificates.set(cert.id, cert);
       bindByName(cert);

@@ -185,6 +185,16 @@ export class RancherApi {
   /** Every item of a collection: follows `pagination.next` until it is null (§3.3). */
   async listAll(path: string): Promise<unknown[]> {
     const out: unknown[] = [];
+    for await (const page of this.pages(path)) out.push(...page);
+    return out;
+  }
+
+  /**
+   * A collection page by page (§3.3), each page's items as soon as it is read: a caller that keeps only what
+   * it needs of each holds one page of raw answers at a time, not the whole list (issue 22: 100 pages of 1,000
+   * certificates, PEMs included).
+   */
+  async *pages(path: string): AsyncGenerator<unknown[]> {
     let url: string | null = this.url(path);
     const seen = new Set<string>();
     while (url) {
@@ -194,11 +204,10 @@ export class RancherApi {
       if (page.type !== 'collection' || !Array.isArray(page.data)) {
         throw new RancherError(`Rancher API GET ${url}: expected a collection, got ${JSON.stringify(page.type ?? null)}`);
       }
-      out.push(...page.data);
       const p = page.pagination as { next?: unknown } | null | undefined;
       url = p && typeof p.next === 'string' && p.next !== '' ? p.next : null;
       if (url) this.checkLink(url, 'pagination.next');
+      yield page.data;
     }
-    return out;
   }
 }

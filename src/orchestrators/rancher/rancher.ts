@@ -14,9 +14,10 @@ import type { OrchestratorEntry } from '../registry.js';
 import { parseCert } from '../../certs/parse.js';
 import type { CertBundle } from '../../certs/store.js';
 import type { Store } from '../../stores/store.js';
+import type { CertInfo } from '../../certs/parse.js';
 import type { DomainsOptions, ParsedDomains } from '../../domains.js';
 import type { Logger } from '../../log.js';
-import type { Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy, RemoveResult } from '../orchestrator.js';
+import type { ListOptions, Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy, RemoveResult } from '../orchestrator.js';
 import { RancherApi, RancherError, type RancherApiOptions } from './api.js';
 import { wantedFromLabels } from './labels.js';
 import { isGone, parseCertificate, parseService, type CertificateResource, type ServiceResource } from './resources.js';
@@ -78,8 +79,10 @@ export class RancherOrchestrator implements Orchestrator {
   readonly name = 'rancher';
   private readonly api: RancherApi;
   private readonly settleTimeoutMs: number;
-  /** Certificates by name from the last list, so a push knows whether to POST or PUT, and where. */
+  /** Certificates by name from the last list, so a push knows whether to POST or PUT, and where; without PEMs. */
   private known = new Map<string, CertificateResource>();
+  /** What the last list parsed of PEMs that were not the local copy's (a foreign or another manager's copy), by id and fingerprint. */
+  private parsedRemote = new Map<string, CertInfo>();
   /** Balancers, read once per pass by the first push that needs them. */
   private balancers: Promise<ServiceResource[]> | undefined;
   private readonly writes = pLimit(WRITE_CONCURRENCY);
@@ -101,15 +104,38 @@ export class RancherOrchestrator implements Orchestrator {
     return items.map(parseCertificate).filter((c) => !isGone(c.state));
   }
 
-  async list(names: string[]): Promise<Map<string, RemoteCopy>> {
-    const all = await this.listCertificates();
-    this.known = new Map(all.map((c) => [c.name, c]));
+  /**
+   * One listing, read page by page (issue 22): of each certificate only what a push, a removal or the decision
+   * needs is kept (no PEM, no key), and a PEM is parsed only when its certFingerprint is neither the local
+   * copy's nor one parsed in an earlier pass.
+   */
+  async list(names: string[], opts: ListOptions = {}): Promise<Map<string, RemoteCopy>> {
+    const wanted = new Set(names);
+    const known = new Map<string, CertificateResource>();
+    const found = new Map<string, RemoteCopy>();
+    const parsed = new Map<string, CertInfo>();
+    for await (const page of this.api.pages(`certificates?${PAGE}&removed_null=1`)) {
+      for (const item of page) {
+        const c = parseCertificate(item);
+        if (isGone(c.state)) continue;
+        if (wanted.has(c.name)) {
+          const key = (fp: string) => `${c.id}\n${fp}`;
+          const earlier = (fp: string) => {
+            const info = this.parsedRemote.get(key(fp));
+            if (info) parsed.set(key(fp), info);
+            return info;
+          };
+          found.set(c.name, toRemote(c, (fp) => opts.sameAsLocal?.(c.name, fp) ?? earlier(fp), (fp, info) => parsed.set(key(fp), info)));
+        }
+        known.set(c.name, { ...c, cert: null });
+      }
+    }
+    this.known = known;
+    // Only this listing's: a certificate replaced or gone is not remembered.
+    this.parsedRemote = parsed;
     this.balancers = undefined;
     const out = new Map<string, RemoteCopy>();
-    for (const name of names) {
-      const c = this.known.get(name);
-      out.set(name, c ? toRemote(c) : { state: 'absent' });
-    }
+    for (const name of names) out.set(name, found.get(name) ?? { state: 'absent' });
     return out;
   }
 
@@ -439,16 +465,24 @@ export class RancherOrchestrator implements Orchestrator {
   }
 }
 
-/** What the decision tree sees. Dates and names come from the PEM, never from `expiresAt` (specs §4.3). */
-function toRemote(c: CertificateResource): RemoteCopy {
+/**
+ * What the decision tree sees. Dates and names come from the PEM, never from `expiresAt` (specs §4.3). A PEM
+ * whose certFingerprint (Rancher computes it from the PEM it holds, §4.2) is already known is not parsed:
+ * `knownInfo` gives what was parsed of it before, and `remember` keeps what is parsed now.
+ */
+function toRemote(c: CertificateResource, knownInfo: (fingerprintSha1: string) => CertInfo | undefined = () => undefined, remember: (fingerprintSha1: string, info: CertInfo) => void = () => undefined): RemoteCopy {
   const owned = isOwned(c);
   if (c.transitioning === 'error') return { state: 'unreadable', error: `Rancher reports an error: ${c.transitioningMessage || 'no message'}`, owned };
   if (!c.cert) return { state: 'unreadable', error: 'Rancher holds no cert PEM', owned };
+  const fingerprint = c.certFingerprint?.toLowerCase();
+  const held = fingerprint ? knownInfo(fingerprint) : undefined;
+  if (held) return { state: 'present', info: held, owned };
   try {
     const info = parseCert(c.cert);
-    if (c.certFingerprint && c.certFingerprint.toLowerCase() !== info.fingerprintSha1) {
+    if (fingerprint && fingerprint !== info.fingerprintSha1) {
       return { state: 'unreadable', error: `certFingerprint ${c.certFingerprint} does not match its PEM`, owned };
     }
+    remember(info.fingerprintSha1, info);
     return { state: 'present', info, owned };
   } catch (e) {
     return { state: 'unreadable', error: `cert PEM: ${(e as Error).message}`, owned };

@@ -1,0 +1,166 @@
+/**
+ * The in-memory index of the local store (issue 22 item 2): what a pass decides from, held between passes so
+ * that a warm pass costs one change stamp per certificate instead of reading and parsing its files.
+ *
+ * Kept per certificate: names, dates, fingerprints, issuer, kind and meta (CertInfo and CertMeta, plain data),
+ * whether the key matched, status.json, revoked.json, ari.json and the ARI CertID. Never a PEM, a parsed X509
+ * object or key material: a push or an order reads the full set again (`LocalStore.read`).
+ *
+ * What invalidates an entry: its change stamp (`LocalStore.stamp`: the folder, which every write of the store
+ * renames into, and cert.pem, which a copy made by hand may overwrite in place) differs from the one taken
+ * before the entry was read. Every write the manager makes moves the stamp, so the next pass reads that
+ * certificate again; the ARI answer observe keeps is put into the entry as it is written (`noteAri`), so a
+ * fleet's ARI polls do not turn into a cold pass. A certificate whose folder is gone is absent. Not seen: a
+ * file other than cert.pem overwritten in place alone (privkey.pem, meta.json, status.json), until the
+ * certificate is written again or the manager restarts; a hand copy of a certificate replaces cert.pem too.
+ */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { ariCertId, type AriState } from '../acme/ari.js';
+import { readRevocation, type RevocationRecord } from '../revoke.js';
+import type { CertInfo } from './parse.js';
+import type { CertMeta, CertStatus, LocalCopy, LocalStore } from './store.js';
+
+/** The local copy without its PEMs and key: `state: 'indexed'` stands for 'present' (read it to get the bundle). */
+export type IndexedCopy =
+  | { state: 'absent' }
+  | { state: 'unreadable'; error: string }
+  | { state: 'indexed'; info: CertInfo; meta: CertMeta; keyMatches: boolean };
+
+export interface IndexEntry {
+  name: string;
+  /** The stamp taken before the files were read; undefined: no folder. */
+  stamp: string | undefined;
+  /** Read with recovery (an interrupted write finished): `plan`'s reads do not count for a pass that recovers. */
+  recovered: boolean;
+  local: IndexedCopy;
+  status: CertStatus;
+  revocation?: RevocationRecord;
+  /** ari.json as kept. */
+  ari?: AriState;
+  /** The ARI CertID of the certificate in place (RFC 9773 §4.1), for one a CA issued. */
+  certId?: string;
+}
+
+export interface IndexStats {
+  /** Entries read from the files in the last `entries` call (cold, or their stamp moved). */
+  read: number;
+  /** Entries served from memory after one stamp. */
+  kept: number;
+}
+
+// Stamps taken before the event loop is let go: a statSync costs a few microseconds, and 100,000 in one go
+// would hold the status page for a second.
+const STAMPS_PER_TURN = 2000;
+// Certificates read at once when their stamp moved: each read opens several files, and 10,000 at once exceed
+// the open-file limit (the bound observe always had).
+const READ_CONCURRENCY = 64;
+
+function summary(local: LocalCopy): IndexedCopy {
+  if (local.state !== 'present') return local;
+  // A fresh object: the LocalCopy (and its bundle, key included) is left to the garbage collector.
+  return { state: 'indexed', info: local.info, meta: local.meta, keyMatches: local.keyMatches };
+}
+
+function certIdOf(local: LocalCopy): string | undefined {
+  if (local.state !== 'present' || !local.meta.directoryUrl || local.info.selfSigned) return undefined;
+  try {
+    return ariCertId(local.bundle.cert);
+  } catch {
+    return undefined;
+  }
+}
+
+export class StoreIndex {
+  private readonly byName = new Map<string, IndexEntry>();
+  readonly stats: IndexStats = { read: 0, kept: 0 };
+
+  constructor(readonly store: LocalStore) {}
+
+  /** How many certificates the index holds. */
+  get size(): number {
+    return this.byName.size;
+  }
+
+  /** What is held for `name`, without looking at the files (the status page, metrics). */
+  peek(name: string): IndexEntry | undefined {
+    return this.byName.get(name);
+  }
+
+  /**
+   * The entries of `names`, each read from its files only when it is not held or its stamp moved.
+   * `recover`: finish an interrupted write first (a pass that may act); `plan` reads without.
+   */
+  async entries(names: string[], opts: { recover: boolean }): Promise<Map<string, IndexEntry>> {
+    this.stats.read = 0;
+    this.stats.kept = 0;
+    const out = new Map<string, IndexEntry>();
+    const stale: { name: string; stamp: string | undefined }[] = [];
+    for (let i = 0; i < names.length; i++) {
+      if (i > 0 && i % STAMPS_PER_TURN === 0) await yieldToLoop();
+      const name = names[i]!;
+      const stamp = await this.store.stamp(name);
+      const held = this.byName.get(name);
+      if (held && held.stamp === stamp && (held.recovered || !opts.recover)) {
+        out.set(name, held);
+        this.stats.kept++;
+      } else stale.push({ name, stamp });
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < stale.length) {
+        const { name, stamp } = stale[next++]!;
+        out.set(name, await this.load(name, stamp, opts.recover));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, stale.length) }, worker));
+    this.stats.read = stale.length;
+    return out;
+  }
+
+  /** Reads one certificate's files into its entry. */
+  private async load(name: string, stamp: string | undefined, recover: boolean): Promise<IndexEntry> {
+    const { store } = this;
+    const [local, status, revocation, ari] = await Promise.all([store.read(name, { recover }), store.readStatus(name), readRevocation(store, name), store.readAri(name)]);
+    // The stamp from before the read: a change during it (a hand copy, or the read's own recovery or promotion)
+    // leaves the files with another stamp, so the next pass reads them again.
+    const entry: IndexEntry = { name, stamp, recovered: recover, local: summary(local), status };
+    if (revocation) entry.revocation = revocation;
+    if (ari) entry.ari = ari;
+    const certId = certIdOf(local);
+    if (certId) entry.certId = certId;
+    this.set(entry);
+    return entry;
+  }
+
+  private set(entry: IndexEntry): void {
+    this.byName.set(entry.name, entry);
+  }
+
+  /** The full local copy, PEMs and key, for a push or an order: read from the files, never held. */
+  full(name: string, opts: { recover: boolean }): Promise<LocalCopy> {
+    return this.store.read(name, opts);
+  }
+
+  /** Observe kept a new ARI answer for `name` (store.writeAri): held as written, under the stamp the write left. */
+  async noteAri(name: string, state: AriState): Promise<void> {
+    const held = this.byName.get(name);
+    if (!held) return;
+    this.set({ ...held, ari: state, stamp: await this.store.stamp(name) });
+  }
+
+  /** Forgets what is not in `names` (a certificate archived, or no longer asked for and gone). */
+  retain(names: Iterable<string>): void {
+    const keep = new Set(names);
+    for (const name of this.byName.keys()) if (!keep.has(name)) this.byName.delete(name);
+  }
+}
+
+// One index per store object: a running manager keeps its deps (and so its store) from pass to pass.
+const indexes = new WeakMap<LocalStore, StoreIndex>();
+
+/** The index of `store`, made on first use. */
+export function indexOf(store: LocalStore): StoreIndex {
+  let index = indexes.get(store);
+  if (!index) indexes.set(store, (index = new StoreIndex(store)));
+  return index;
+}

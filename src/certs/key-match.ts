@@ -1,0 +1,73 @@
+/**
+ * Whether an RSA private key is the certificate's, from the DER alone (issue 22 item 1). The profile of a first
+ * pass over 10,000 certificates found half its CPU in node:crypto's createPrivateKey (OpenSSL 3's decoders) and
+ * in parsing each certificate a second time to compare. OpenSSL's own check (X509_check_private_key, which
+ * X509Certificate.checkPrivateKey calls) compares the public halves: for RSA the modulus and the public
+ * exponent. This compares the same two integers, as encoded in the certificate's SubjectPublicKeyInfo
+ * (RFC 5280 §4.1.2.7, RFC 8017 A.1.1) and in the key (PKCS#1 RSAPrivateKey, RFC 8017 A.1.2, bare or inside
+ * PKCS#8, RFC 5208 §5). DER integers are minimal, so equal numbers are equal bytes.
+ * Anything else (an EC key, an encrypted key, a form not recognised) is `undefined`: the caller asks OpenSSL.
+ */
+import { childrenOf, contentOf, oidOf, readTlv, tbsParts, type Tlv } from './der.js';
+
+const OID_RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
+const SEQUENCE = 0x30;
+const INTEGER = 0x02;
+const OCTET_STRING = 0x04;
+const BIT_STRING = 0x03;
+const OID = 0x06;
+
+function pemBody(pem: string, label: string): Buffer | undefined {
+  const m = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`).exec(pem);
+  return m ? Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64') : undefined;
+}
+
+function seq(buf: Buffer, t: Tlv | undefined): Tlv[] {
+  if (!t || t.tag !== SEQUENCE) throw new Error('not a SEQUENCE');
+  return childrenOf(buf, t);
+}
+
+/** n and e of a PKCS#1 RSAPrivateKey: SEQUENCE { version, modulus, publicExponent, … }. */
+function pkcs1Public(der: Buffer): [Buffer, Buffer] {
+  const [version, n, e] = seq(der, readTlv(der, 0));
+  if (version?.tag !== INTEGER || n?.tag !== INTEGER || e?.tag !== INTEGER) throw new Error('not an RSAPrivateKey');
+  return [contentOf(der, n), contentOf(der, e)];
+}
+
+function keyPublic(keyPem: string): [Buffer, Buffer] | undefined {
+  const pkcs1 = pemBody(keyPem, 'RSA PRIVATE KEY');
+  if (pkcs1) return pkcs1Public(pkcs1);
+  const pkcs8 = pemBody(keyPem, 'PRIVATE KEY');
+  if (!pkcs8) return undefined;
+  // PrivateKeyInfo: SEQUENCE { version, AlgorithmIdentifier, OCTET STRING privateKey, … }
+  const [, alg, key] = seq(pkcs8, readTlv(pkcs8, 0));
+  const oid = seq(pkcs8, alg)[0];
+  if (oid?.tag !== OID || oidOf(contentOf(pkcs8, oid)) !== OID_RSA_ENCRYPTION || key?.tag !== OCTET_STRING) return undefined;
+  return pkcs1Public(contentOf(pkcs8, key));
+}
+
+function certPublic(certDer: Buffer): [Buffer, Buffer] | undefined {
+  const spki = tbsParts(certDer).spki;
+  const [alg, bits] = seq(spki, readTlv(spki, 0));
+  const oid = seq(spki, alg)[0];
+  if (oid?.tag !== OID || oidOf(contentOf(spki, oid)) !== OID_RSA_ENCRYPTION || bits?.tag !== BIT_STRING) return undefined;
+  // The BIT STRING's first content byte counts unused bits (0); RSAPublicKey ::= SEQUENCE { modulus, publicExponent }.
+  const rsa = contentOf(spki, bits).subarray(1);
+  const [n, e] = seq(rsa, readTlv(rsa, 0));
+  if (n?.tag !== INTEGER || e?.tag !== INTEGER) return undefined;
+  return [contentOf(rsa, n), contentOf(rsa, e)];
+}
+
+/** true or false for an RSA key and certificate; undefined when this cannot tell (ask OpenSSL then). */
+export function rsaKeyMatchesCert(keyPem: string, certDer: Buffer): boolean | undefined {
+  try {
+    const key = keyPublic(keyPem);
+    if (!key) return undefined;
+    const cert = certPublic(certDer);
+    // An RSA key beside a certificate for another kind of key is no match.
+    if (!cert) return false;
+    return key[0].equals(cert[0]) && key[1].equals(cert[1]);
+  } catch {
+    return undefined;
+  }
+}
