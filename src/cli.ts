@@ -2,7 +2,7 @@
 /**
  * certwrangler webroot | manager [--once] | plan [--json] | request <name>… [--wait N] | reconcile [--wait N]
  *   | revoke <name> [--reason keyCompromise|superseded|cessationOfOperation] [--no-renew]
- *   | import certbot <dir> | reload-local
+ *   | import certbot <dir> | reload-local | store migrate --from <store> --to <store> [--force]
  * Exit codes: 0 fine, 1 a certificate needs attention (--once: a failure, a held order, a refused name, or a foreign
  * certificate within 14 days of expiry; request, reconcile) or the orchestrator cannot be read (plan) or no manager
  * answers (request, reconcile), 2 bad configuration or usage, or the manager refused the request.
@@ -35,6 +35,8 @@ commands:
   reconcile            ask the running manager for a pass now
   revoke <name>        revoke a stored certificate with the ACME account key, then renew it in the same run
   import certbot <dir> import certbot's store (the seed's /etc/letsencrypt): account, keys and certificates
+  store migrate --from files --to redis [--force]
+                       copy every key, certificate and book from one store to the other (or back) and verify it
   reload-local         reload this Docker host's containers labelled certwrangler.reload (the Swarm reload job runs it)
 
 options:
@@ -42,6 +44,7 @@ options:
   --wait <seconds>     (request, reconcile) wait up to this long (at most 600) for the outcome
   --reason <reason>    (revoke) keyCompromise, superseded or cessationOfOperation; none: unspecified
   --no-renew           (revoke) only revoke and mark it; the manager's next pass renews it
+  --from, --to <store> (store migrate) files or redis; --force copies over a target that is not empty
   --help, --version
 
 request and reconcile talk to STATUS_ADDR with STATUS_TOKEN, or with the token the manager keeps in
@@ -54,20 +57,23 @@ class UsageError extends Error {}
 /** Longest --wait, as the status API's `?wait=` allows. */
 const MAX_WAIT_SEC = 600;
 
-function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: Date; names: string[]; waitSec: number; reason?: RevocationReason } {
+function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: Date; names: string[]; waitSec: number; reason?: RevocationReason; stores: Record<string, string> } {
   const [command = '', ...rest] = argv;
   const flags = new Set<string>();
   const names: string[] = [];
   let waitSec = 0;
   let at: Date | undefined;
   let reason: RevocationReason | undefined;
+  const stores: Record<string, string> = {};
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     if (a === '--wait' && (command === 'request' || command === 'reconcile')) {
       const v = rest[++i] ?? '';
       if (!/^\d+$/.test(v) || Number(v) > MAX_WAIT_SEC) throw new UsageError(`--wait needs whole seconds from 0 to ${MAX_WAIT_SEC}, got ${JSON.stringify(v)}`);
       waitSec = Number(v);
-    } else if ((command === 'request' || command === 'revoke' || command === 'import') && !a.startsWith('-')) names.push(a);
+    } else if ((command === 'request' || command === 'revoke' || command === 'import' || command === 'store') && !a.startsWith('-')) names.push(a);
+    else if ((a === '--from' || a === '--to') && command === 'store') stores[a.slice(2)] = rest[++i] ?? '';
+    else if (a === '--force' && command === 'store') flags.add(a);
     else if (a === '--reason' && command === 'revoke') {
       const v = rest[++i] ?? '';
       if (!(CLI_REASONS as readonly string[]).includes(v)) throw new UsageError(`--reason needs one of ${CLI_REASONS.join(', ')}, got ${JSON.stringify(v)}`);
@@ -80,7 +86,7 @@ function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: 
     } else if (['--once', '--json'].includes(a)) flags.add(a);
     else throw new UsageError(`unknown option ${a}`);
   }
-  return { command, flags, ...(at ? { at } : {}), names, waitSec, ...(reason ? { reason } : {}) };
+  return { command, flags, ...(at ? { at } : {}), names, waitSec, ...(reason ? { reason } : {}), stores };
 }
 
 function version(): string {
@@ -305,6 +311,13 @@ async function main(argv: string[]): Promise<number> {
       } finally {
         await store.close();
       }
+    }
+    case 'store': {
+      const { MIGRATE_STORES, migrateCommand } = await import('./stores/migrate-command.js');
+      const { from = '', to = '' } = args.stores;
+      const known = (s: string): s is (typeof MIGRATE_STORES)[number] => (MIGRATE_STORES as readonly string[]).includes(s);
+      if (args.names.join(' ') !== 'migrate' || !known(from) || !known(to) || from === to) throw new UsageError(`store takes: store migrate --from <store> --to <store> [--force], the two stores among ${MIGRATE_STORES.join(', ')} and different; got ${JSON.stringify([...args.names, from, to].join(' '))}`);
+      return migrateCommand(config, log, { from, to, force: args.flags.has('--force') });
     }
     case 'plan': {
       const deps = await assemble(config, createLogger('silent'), { dryRun: true, ...(args.at ? { now: () => args.at! } : {}) });

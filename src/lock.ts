@@ -123,6 +123,12 @@ export interface LockOptions {
   onTakeover?: (why: string, owner: LockOwner | undefined) => void;
   /** Told when the lock is lost while held (another process removed or replaced it). */
   onLost?: (why: string) => void;
+  /**
+   * A store with a lease (STORE=redis): given, a lock held by another manager makes this one a standby that waits
+   * for as long as it takes, told each leader ("<host> (pid …)"), instead of refusing after waitMs. DATA_DIR's lock
+   * ignores it: one manager per DATA_DIR.
+   */
+  onStandby?: (leader: string) => void;
 }
 
 /**

@@ -47,6 +47,11 @@ export class Metrics {
     this.passDuration = new Histogram({ name: `${P}pass_duration_seconds`, help: 'Duration of a full pass.', buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], registers });
     this.lastPass = new Gauge({ name: `${P}last_pass_timestamp_seconds`, help: 'When the last pass finished.', registers });
     this.lastSuccess = new Gauge({ name: `${P}last_successful_pass_timestamp_seconds`, help: 'When the last pass that left every certificate fine finished.', registers });
+    // These metrics exist once the manager holds the store's lock: the leader. A standby answers with its own
+    // (src/status/standby.ts), the same gauge the other way round.
+    const role = new Gauge({ name: `${P}manager_role`, help: "1 for this manager's role: leader (holds the store's lease and runs passes) or standby.", labelNames: ['role'], registers });
+    role.set({ role: 'leader' }, 1);
+    role.set({ role: 'standby' }, 0);
   }
 
   acmeRequest(o: RequestObservation): void {

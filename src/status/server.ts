@@ -153,7 +153,8 @@ export function createStatusApp(opts: StatusServerOptions): express.Express {
     res.type('text').send('ok\n');
   });
   app.get('/readyz', (_req, res) => {
-    res.status(book.ready ? 200 : 503).type('text').send(book.ready ? 'ready\n' : 'the first pass has not finished\n');
+    // The role too (issue 20): this endpoint belongs to the leader; a standby answers from status/standby.ts.
+    res.status(book.ready ? 200 : 503).type('text').send(book.ready ? 'ready (leader)\n' : 'the first pass has not finished (leader)\n');
   });
   app.get('/metrics', async (_req, res) => {
     res.set('Content-Type', metrics.contentType).send(await metrics.text());

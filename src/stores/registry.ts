@@ -6,8 +6,9 @@ import { createOf, fromEnvOf, namesOf, type OptionsOf } from '../adapters.js';
 import type { Env } from '../env.js';
 import type { Store, StoreContext } from './store.js';
 import { files } from './files/files-store.js';
+import { redis } from './redis/entry.js';
 
-export const STORE_REGISTRY = { files };
+export const STORE_REGISTRY = { files, redis };
 
 export type StoreName = keyof typeof STORE_REGISTRY;
 export const STORES = namesOf(STORE_REGISTRY);

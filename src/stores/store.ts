@@ -45,7 +45,7 @@ export interface Store {
   writeSet(dir: string, files: StoredFile[]): Promise<void>;
   /** Finishes or discards a set write a crash interrupted (files: the .commit marker); a no-op where writes are atomic. */
   recover(dir: string): Promise<void>;
-  /** The names directly under `dir` (files and folders), [] when there is none. */
+  /** The names directly under `dir` (files and folders; '' is the top), [] when there is none. */
   list(dir: string): Promise<string[]>;
   /** The change stamp of `path`, undefined when absent: lets an index skip a read when nothing changed. */
   stamp(path: string): Promise<ChangeStamp | undefined>;

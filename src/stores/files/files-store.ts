@@ -71,7 +71,7 @@ export class FilesStore implements Store {
 
   async list(dir: string): Promise<string[]> {
     try {
-      return await fs.readdir(this.pathOf(dir));
+      return await fs.readdir(dir === '' ? this.dataDir : this.pathOf(dir));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
       throw e;

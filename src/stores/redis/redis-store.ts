@@ -1,0 +1,158 @@
+/**
+ * STORE=redis (issue 20): the manager's files as Redis hashes under REDIS_PREFIX, written by Lua scripts that
+ * check the lease's fencing token first (scripts.ts), with private keys sealed by STORE_ENCRYPTION_KEY
+ * (encryption.ts) and one active manager at a time (lease.ts).
+ */
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { HeldLock, LockOptions } from '../../lock.js';
+import type { Logger } from '../../log.js';
+import { checkStorePath, type ChangeStamp, type Store, type StoredFile, type WriteOptions } from '../store.js';
+import { createRedis, type RedisConnectionOptions } from './connection.js';
+import { open, seal, type EncryptionKey } from './encryption.js';
+import { describeHolder, LeaseLostError, RedisLease } from './lease.js';
+import { MOVE, REMOVE, WRITE } from './scripts.js';
+
+export interface RedisStoreOptions {
+  connection: RedisConnectionOptions;
+  /** STORE_ENCRYPTION_KEY: seals writes marked secret; undefined keeps them in the clear. */
+  encryptionKey?: EncryptionKey;
+  /** LEASE_TTL. */
+  leaseTtlMs: number;
+}
+
+export { LeaseLostError };
+
+/** A folder path for list(): '' is the top of the store. */
+function checkDir(dir: string): string {
+  return dir === '' ? '' : checkStorePath(dir);
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis';
+  readonly where: string;
+  readonly redis: Redis;
+  private readonly prefix: string;
+  private readonly lease: RedisLease;
+  private readonly shas = new Map<string, string>();
+
+  constructor(
+    private readonly o: RedisStoreOptions,
+    private readonly log?: Logger,
+  ) {
+    this.where = `Redis ${o.connection.shown}`;
+    this.prefix = o.connection.prefix;
+    // Reads a pass makes together (one per certificate) go out in one round trip, not one each.
+    this.redis = createRedis(o.connection, { enableAutoPipelining: true });
+    // ioredis reports a lost connection as an 'error' event; without a listener Node would end the process.
+    this.redis.on('error', () => undefined);
+    this.lease = new RedisLease(this.redis, { key: `${this.prefix}lease`, ttlMs: o.leaseTtlMs, where: this.where });
+  }
+
+  private fileKey(path: string): string {
+    return `${this.prefix}store:file:${path}`;
+  }
+
+  async init(): Promise<void> {
+    if (this.redis.status === 'wait') {
+      try {
+        await this.redis.connect();
+      } catch (e) {
+        throw new Error(`store: ${this.where} cannot be reached (${(e as Error).message}): check REDIS_URL (or REDIS_SENTINELS) and that Redis is up`);
+      }
+    }
+    // Refuse to start against secrets sealed with a key we do not have, rather than fail at the first renewal.
+    const kids = Object.entries(await this.redis.hgetall(`${this.prefix}store:kids`)).filter(([, n]) => Number(n) > 0);
+    const key = this.o.encryptionKey;
+    const foreign = kids.filter(([id]) => id !== key?.id);
+    if (foreign.length > 0) {
+      const which = foreign.map(([id, n]) => `${n} with the key whose id is ${id}`).join(', ');
+      throw new Error(
+        key
+          ? `store: ${this.where} holds private keys encrypted ${which}, but STORE_ENCRYPTION_KEY is another key (id ${key.id}): set it to the key the store was written with`
+          : `store: ${this.where} holds private keys encrypted ${which}, and STORE_ENCRYPTION_KEY is not set: certwrangler refuses to start against an encrypted store without its key; set STORE_ENCRYPTION_KEY`,
+      );
+    }
+    if (!key) this.log?.info(`store: ${this.where}: private keys are kept unencrypted; set STORE_ENCRYPTION_KEY to encrypt them at rest`);
+  }
+
+  /** EVALSHA, falling back to EVAL once when Redis has not seen the script (first use, or after a restart). */
+  private async run(lua: string, what: string, args: (string | number)[]): Promise<unknown> {
+    const token = this.lease.token();
+    if (token === undefined) throw new LeaseLostError(`store: refused to write ${what} in ${this.where}: this manager holds no lease (writes need the lease of the active manager)`);
+    let sha = this.shas.get(lua);
+    if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
+    const argv = [this.prefix, token, ...args];
+    try {
+      try {
+        return await this.redis.evalsha(sha, 0, ...argv);
+      } catch (e) {
+        if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
+        return await this.redis.eval(lua, 0, ...argv);
+      }
+    } catch (e) {
+      const m = /^(CWFENCE|CWCONFLICT|CWABSENT) ?(.*)$/s.exec(String((e as Error).message));
+      if (m?.[1] === 'CWFENCE') throw new LeaseLostError(`store: refused to write ${what} in ${this.where}: the lease was lost to ${describeHolder(m[2])}; this manager is no longer the active one`);
+      if (m?.[1] === 'CWCONFLICT') throw new Error(`store: cannot write ${what} in ${this.where}: ${m[2]}`);
+      if (m?.[1] === 'CWABSENT') throw Object.assign(new Error(`store: ${m[2]} is not in ${this.where}: nothing to move`), { code: 'ENOENT' });
+      throw new Error(`store: ${what} in ${this.where}: ${(e as Error).message}`);
+    }
+  }
+
+  private sealed(data: string, secret: boolean | undefined): [string, string] {
+    const key = this.o.encryptionKey;
+    return secret && key ? [seal(key, data), key.id] : [data, ''];
+  }
+
+  async read(path: string): Promise<string | undefined> {
+    const h = await this.redis.hgetall(this.fileKey(checkStorePath(path)));
+    if (h.data === undefined) return undefined;
+    return h.kid ? open(this.o.encryptionKey, h.data, `${path} in ${this.where}`) : h.data;
+  }
+
+  async write(path: string, data: string, opts?: WriteOptions): Promise<void> {
+    await this.run(WRITE, path, [checkStorePath(path), ...this.sealed(data, opts?.secret)]);
+  }
+
+  async writeSet(dir: string, files: StoredFile[]): Promise<void> {
+    checkStorePath(dir);
+    const args = files.flatMap((f) => {
+      if (f.name.includes('/')) throw new Error(`store: "${f.name}" in the set for ${dir} is not a plain name (no '/')`);
+      return [checkStorePath(`${dir}/${f.name}`), ...this.sealed(f.data, f.secret)];
+    });
+    if (args.length > 0) await this.run(WRITE, `the set ${dir} (${files.map((f) => f.name).join(', ')})`, args);
+  }
+
+  /** Nothing to finish: a set is one script, whole or not at all. */
+  async recover(): Promise<void> {}
+
+  async list(dir: string): Promise<string[]> {
+    return (await this.redis.smembers(`${this.prefix}store:dir:${checkDir(dir)}`)).sort();
+  }
+
+  async stamp(path: string): Promise<ChangeStamp | undefined> {
+    return (await this.redis.hget(this.fileKey(checkStorePath(path)), 'gen')) ?? undefined;
+  }
+
+  async remove(path: string): Promise<void> {
+    await this.run(REMOVE, path, [checkStorePath(path)]);
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    await this.run(MOVE, `${from} (moved to ${to})`, [checkStorePath(from), checkStorePath(to)]);
+  }
+
+  /** The lease: `onStandby` makes this manager wait as a standby while another leads. */
+  lock(opts: LockOptions): Promise<HeldLock> {
+    return this.lease.take(opts);
+  }
+
+  /** Who holds the lease now ("<host> (pid …)"), for the status page of a standby. */
+  async leader(): Promise<string> {
+    return describeHolder(await this.lease.holder());
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}
