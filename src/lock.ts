@@ -285,10 +285,12 @@ async function hold(dir: string, opts: LockOptions): Promise<HeldLock> {
  * at once when a live manager holds it, `--once` waits LOCK_WAIT; both wait out a holder whose heartbeat has
  * stopped. A lock lost while held ends the process, so that one manager writes there.
  */
-export function lockForManager(store: Store, config: Config, log: Logger, once: boolean): Promise<HeldLock> {
+export function lockForManager(store: Store, config: Config, log: Logger, once: boolean, onStandby?: (leader: string) => void): Promise<HeldLock> {
   const where = store.where;
   return store.lock({
     waitMs: once ? config.lockWaitMs : 0,
+    // A daemon on a store with a lease waits as a standby (files ignores it: one manager per DATA_DIR).
+    ...(onStandby && !once ? { onStandby } : {}),
     onWait: (holder, mayBeGone) =>
       log.info(
         mayBeGone
