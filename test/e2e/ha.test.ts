@@ -12,9 +12,10 @@
  * leader orders that name again: the store holds no order URL to resume from. Those are counted separately
  * (at most one per name, and only for names in flight at the kill) and reported in the assertion messages.
  */
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -160,14 +161,20 @@ async function openStore(): Promise<Store> {
   return store;
 }
 
-/** Every name has a certificate in the store and its key matches it; returns the certificates by name. */
+const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+
+/**
+ * The names whose stored certificate is one the CA issued (not the self-signed placeholder a first pass stores)
+ * with a stored key that matches it; returns those certificates by name.
+ */
 async function storedSets(names: string[]): Promise<Map<string, string>> {
   const store = await openStore();
   try {
     const out = new Map<string, string>();
     for (const n of names) {
       const [key, cert] = await Promise.all([store.read(`certs/${n}/privkey.pem`), store.read(`certs/${n}/cert.pem`)]);
-      if (key && cert && keyMatchesCert(key, cert)) out.set(n, cert);
+      const fromCa = cert !== undefined && issuedFor(n).some((r) => fingerprint(r.pem) === fingerprint(cert));
+      if (key && cert && fromCa && keyMatchesCert(key, cert)) out.set(n, cert);
     }
     return out;
   } finally {
@@ -198,12 +205,18 @@ function assertEveryWebrootAnswered(fromAnswer: number): void {
   }
 }
 
-/** Stops the case's managers that still run, then empties Redis for the next case. */
+/** Stops the case's managers that still run, then empties Redis for the next case (also when a case fails). */
 async function endCase(ms: { run: CliRun }[]): Promise<void> {
   for (const m of ms) if (m.run.proc.exitCode === null && m.run.proc.signalCode === null) m.run.proc.kill('SIGKILL');
   await Promise.all(ms.map((m) => m.run.done));
   server.cli('FLUSHDB');
 }
+
+let caseManagers: { run: CliRun }[] = [];
+afterEach(async () => {
+  await endCase(caseManagers);
+  caseManagers = [];
+});
 
 test(`the leader SIGKILLed in the middle of an order: a standby takes over and finishes all ${FLEET}, no name issued twice, every key matches, both webroots answer every token`, async () => {
   const names = namesFor('kill', FLEET);
@@ -211,6 +224,7 @@ test(`the leader SIGKILLed in the middle of an order: a standby takes over and f
   // One order in flight at a time, so the kill lands on an order the CA has not finalized, by construction:
   // with more in flight, one could be between finalize and download, which no store can save.
   const ms = await startManagers('kill', 3, names, { ACME_CONCURRENCY: '1' });
+  caseManagers = ms;
   const first = await leader(ms);
   // The others stand by, naming the leader.
   for (const m of ms.filter((m) => m.run !== first)) {
@@ -224,37 +238,39 @@ test(`the leader SIGKILLed in the middle of an order: a standby takes over and f
   const secondEnv = ms.find((m) => m.run === second)!.env;
   await until('the new leader ready after finishing the pass', async () => (await readyz(secondEnv)).text === 'ready (leader)\n', second);
   const sets = await storedSets(names);
-  assert.deepEqual(names.filter((n) => !sets.has(n)), [], 'every certificate is in the store with a key that matches it');
+  assert.deepEqual(names.filter((n) => !sets.has(n)), [], 'every certificate the CA issued is in the store with a key that matches it');
   const reordered = assertNoDuplicates(names);
   assert.ok(reordered.every((n) => n === inFlight), `only the name in flight at the kill (${inFlight}) was ordered again: ${reordered.join(', ')}`);
   assertEveryWebrootAnswered(fromAnswer);
   // The third still stands by, now naming the new leader.
   const third = ms.find((m) => m.run !== first && m.run !== second)!;
   await until('the third standing by for the new leader', async () => (await readyz(third.env)).text.includes(`pid ${second.proc.pid}`), third.run);
-  await endCase(ms);
 });
 
 test('Redis restarted in the middle of a pass: nothing in the store is lost, the pass is finished or retried, no name issued twice', async () => {
-  // 8 names: enough for the restart to land inside the pass, with several orders in flight.
+  // 8 names, one order at a time: the restart lands after some are stored and before the rest are ordered.
   const names = namesFor('restart', 8);
   const fromAnswer = answers.length;
-  const ms = await startManagers('restart', 2, names);
-  const first = await leader(ms);
-  const ordersBefore = front.orders.length;
-  await until('the leader in the middle of its pass', () => front.orders.length >= ordersBefore + 3, first);
+  const ms = await startManagers('restart', 2, names, { ACME_CONCURRENCY: '1' });
+  caseManagers = ms;
+  await leader(ms);
+  let stored = new Map<string, string>();
+  await until('the leader in the middle of its pass (2 stored)', async () => (stored = await storedSets(names)).size >= 2);
+  assert.ok(stored.size < names.length, 'the restart is inside the pass');
   await server.restart();
   // Every certificate ends up stored, by whichever manager leads after the restart.
-  await until('every certificate stored', async () => (await storedSets(names)).size === names.length);
+  let after = new Map<string, string>();
+  await until('every certificate stored', async () => (after = await storedSets(names)).size === names.length);
+  for (const [n, cert] of stored) assert.equal(after.get(n), cert, `${n}: what was stored before the restart is still there`);
   assertNoDuplicates(names);
   assertEveryWebrootAnswered(fromAnswer);
-  // What was stored before the restart is still there after it: the store survived with its lease.
   assert.ok(leaseHolder(), 'a manager holds the lease after the restart');
-  await endCase(ms);
 });
 
 test('the leader SIGSTOPped past its lease: a standby takes over; SIGCONT, and the old leader says it lost the lease and exits, its writes refused; the store is the new leader\'s', async () => {
   const names = namesFor('pause', 6);
   const ms = await startManagers('pause', 2, names, { ACME_CONCURRENCY: '1' });
+  caseManagers = ms;
   const first = await leader(ms);
   const ordersBefore = front.orders.length;
   await until('the leader in the middle of its pass', () => front.orders.length >= ordersBefore + 2, first);
@@ -273,5 +289,4 @@ test('the leader SIGSTOPped past its lease: a standby takes over; SIGCONT, and t
   const after = await storedSets(names);
   assert.deepEqual([...after], [...before], 'the store holds what the new leader wrote');
   assert.equal(leaseHolder()?.pid, second.proc.pid);
-  await endCase(ms);
 });
