@@ -260,7 +260,9 @@ test('Redis restarted in the middle of a pass: nothing in the store is lost, the
   await server.restart();
   // Every certificate ends up stored, by whichever manager leads after the restart.
   let after = new Map<string, string>();
-  await until('every certificate stored', async () => (after = await storedSets(names)).size === names.length);
+  await until('every certificate stored', async () => (after = await storedSets(names)).size === names.length).catch((e: Error) => {
+    throw new Error(`${e.message}; stored ${[...after.keys()].join(', ')}; the managers said:\n${ms.map((m) => m.run.output().slice(-4000)).join('\n---\n')}`);
+  });
   for (const [n, cert] of stored) assert.equal(after.get(n), cert, `${n}: what was stored before the restart is still there`);
   assertNoDuplicates(names);
   assertEveryWebrootAnswered(fromAnswer);
