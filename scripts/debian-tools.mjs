@@ -51,8 +51,9 @@ export const TEST_TOOLS = [
   // Balancer outputs: a real HAProxy updated through its runtime API while wrk keeps connections open on it.
   { command: 'haproxy', pkg: 'haproxy' },
   { command: 'wrk', pkg: 'wrk' },
-  // STORE=redis (store contract, lease, migrate), the webroot's token source and the NethServer export run against a
-  // real Redis; what is at rest and consumers' reads are checked with redis-cli (HGET … | base64 -d, SUBSCRIBE).
+  // STORE=redis (the store contract, the lease, migration), the webroot's token source and the NethServer export
+  // run against a real Redis; what is at rest and consumers' reads are checked with redis-cli (HGET … | base64 -d,
+  // SUBSCRIBE).
   { command: 'redis-server', pkg: 'redis-server' },
   { command: 'redis-cli', pkg: 'redis-tools' },
 ];

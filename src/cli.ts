@@ -18,7 +18,6 @@ import { describeBudget } from './report.js';
 import { Scheduler } from './scheduler.js';
 import { observeAcmeRequests } from './acme/transport.js';
 import { lockForManager } from './lock.js';
-import { listenStandby, type StandbyStatus } from './status/standby.js';
 import { moveToVersions } from './orchestrators/files/files.js';
 import { checkDnsCredentials } from './preflight/dns-credentials.js';
 import type { Server } from 'node:http';
@@ -88,29 +87,6 @@ function parseArgs(argv: string[]): { command: string; flags: Set<string>; at?: 
     else throw new UsageError(`unknown option ${a}`);
   }
   return { command, flags, ...(at ? { at } : {}), names, waitSec, ...(reason ? { reason } : {}), stores };
-}
-
-/**
- * While another manager holds the store's lease (STORE=redis), this one stands by: it says so in its log and on
- * STATUS_ADDR (status/standby.ts), and frees the address once it takes the lease, for the full status endpoint.
- */
-function standbyStatus(config: Config, log: Logger, where: string): { onStandby: (leader: string) => void; close: () => Promise<void> } {
-  let endpoint: Promise<StandbyStatus | undefined> | undefined;
-  return {
-    onStandby: (leader) => {
-      log.info({ role: 'standby' }, `standby, leader is ${leader}: waiting for its lease on ${where} to lapse`);
-      const s = config.status;
-      if (!s) return;
-      endpoint ??= listenStandby({ host: s.host, port: s.port, version: version(), where, leader }).catch((e: Error) => {
-        log.error(`standby status endpoint on ${s.host}:${s.port}: ${e.message}`);
-        return undefined;
-      });
-      void endpoint.then((e) => e?.setLeader(leader));
-    },
-    close: async () => {
-      await (await endpoint)?.close();
-    },
-  };
 }
 
 function version(): string {
@@ -279,8 +255,21 @@ async function main(argv: string[]): Promise<number> {
       announceSeedMode(config.seed, config.domainsOnePerName, config.hostsLabel, log);
       const store = await openStore(config, log);
       try {
-        const standby = once ? undefined : standbyStatus(config, log, store.where);
-        const lock = await lockForManager(store, config, log, once, standby?.onStandby).finally(() => standby?.close()); // before anything writes to the store
+        // A standby (STORE=redis) answers on STATUS_ADDR with its role and leader until it takes the lease.
+        let standby: Promise<import('./status/standby.js').StandbyStatus | undefined> | undefined;
+        const status = config.status;
+        const onStandby = (leader: string) => {
+          if (!status) return;
+          if (standby) return void standby.then((s) => s?.setLeader(leader));
+          standby = import('./status/standby.js')
+            .then(({ listenStandby }) => listenStandby({ host: status.host, port: status.port, version: version(), where: store.where, leader }))
+            .catch((e: Error) => void log.warn(`standby status endpoint on ${status.host}:${status.port}: ${e.message}`));
+        };
+        const lock = await lockForManager(store, config, log, once, onStandby); // before anything writes to the store
+        if (standby) {
+          await (await standby)?.close();
+          log.info({ role: 'leader' }, `took the lease in ${store.where}: this manager is the leader`);
+        }
         try {
           if (config.orchestrator === 'files' || config.orchestrator === 'docker') await moveToVersions(config.certsDir, log);
           // Loaded only when there is something to import: most starts have nothing, and pay nothing for it.

@@ -289,8 +289,16 @@ export function lockForManager(store: Store, config: Config, log: Logger, once: 
   const where = store.where;
   return store.lock({
     waitMs: once ? config.lockWaitMs : 0,
-    // A daemon on a store with a lease waits as a standby (files ignores it: one manager per DATA_DIR).
-    ...(onStandby && !once ? { onStandby } : {}),
+    // A daemon on a store with a lease (Redis) stands by behind the leader instead of refusing; DATA_DIR's lock
+    // ignores it. `--once` never stands by: it waits LOCK_WAIT like any other.
+    ...(once
+      ? {}
+      : {
+          onStandby: (leader: string) => {
+            log.info({ role: 'standby', leader }, `standby, leader is ${leader}: this manager takes over when the leader's lease in ${where} lapses`);
+            onStandby?.(leader);
+          },
+        }),
     onWait: (holder, mayBeGone) =>
       log.info(
         mayBeGone

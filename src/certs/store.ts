@@ -14,7 +14,7 @@
  */
 import { FilesStore } from '../stores/files/files-store.js';
 import { JsonBook, shownPath } from '../stores/json-book.js';
-import type { Store } from '../stores/store.js';
+import { StoreUnavailableError, type Store } from '../stores/store.js';
 import { parseCert, keyMatchesCert, splitPemChain, type CertInfo } from './parse.js';
 import type { Kind, KnownIssuers } from './kind.js';
 import type { AriState } from '../acme/ari.js';
@@ -143,12 +143,14 @@ export class LocalStore {
         await this.promoteIssued(name);
       }
     } catch (e) {
+      if (e instanceof StoreUnavailableError) throw e; // not a broken copy: the pass stops, the next one reads again
       return { state: 'unreadable', error: `cannot recover ${this.shown(name)}: ${(e as Error).message}` };
     }
     let metaText: string | undefined;
     try {
       metaText = await this.backend.read(`${dir}/meta.json`);
     } catch (e) {
+      if (e instanceof StoreUnavailableError) throw e; // not a broken copy: the pass stops, the next one reads again
       return { state: 'unreadable', error: `meta.json: ${(e as Error).message}` };
     }
     if (metaText === undefined) {
@@ -184,6 +186,7 @@ export class LocalStore {
       };
       return { state: 'present', info, meta, bundle, keyMatches };
     } catch (e) {
+      if (e instanceof StoreUnavailableError) throw e; // not a broken copy: the pass stops, the next one reads again
       return { state: 'unreadable', error: (e as Error).message.replace(/\s+/g, ' ') };
     }
   }
@@ -253,6 +256,7 @@ export class LocalStore {
       if (text === undefined) return;
       rec = JSON.parse(text) as IssuedRecord;
     } catch (e) {
+      if (e instanceof StoreUnavailableError) throw e;
       throw new Error(`${ISSUED_FILE}: ${(e as Error).message}`);
     }
     const [cert, ...rest] = splitPemChain(rec.pem ?? '');

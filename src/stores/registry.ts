@@ -1,6 +1,6 @@
 /**
  * STORE → its registry entry (src/adapters.ts). Each store lives in its own folder and reads its own variables
- * (files: DATA_DIR); adding one is a folder and a line here.
+ * (files: DATA_DIR; redis: REDIS_*, STORE_ENCRYPTION_KEY, LEASE_TTL); adding one is a folder and a line here.
  */
 import { createOf, fromEnvOf, namesOf, type OptionsOf } from '../adapters.js';
 import type { Env } from '../env.js';

@@ -62,6 +62,13 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/**
+ * The store cannot be reached just now (Redis restarting, a network cut), as opposed to a path whose content is
+ * broken. A reader must not take it for a missing or broken copy (that would order a certificate the store holds):
+ * the pass stops, and the next one reads again.
+ */
+export class StoreUnavailableError extends Error {}
+
 /** A path inside a store: relative, '/'-separated, no '.' or '..' parts, nothing empty. */
 export function checkStorePath(path: string): string {
   const parts = path.split('/');

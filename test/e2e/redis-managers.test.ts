@@ -33,6 +33,7 @@ after(async () => {
 
 const KEY = randomBytes(32).toString('base64');
 const NAMES = ['a.ha.example.com', 'b.ha.example.com', 'c.ha.example.com'];
+const TOKEN = randomBytes(16).toString('hex');
 
 async function managerEnv(who: string): Promise<Record<string, string>> {
   return {
@@ -45,6 +46,7 @@ async function managerEnv(who: string): Promise<Record<string, string>> {
     CERTS_DIR: join(base, who, 'live'),
     WEBROOT_DIR: lab.webroot,
     STATUS_ADDR: `127.0.0.1:${await freePort()}`,
+    STATUS_TOKEN: TOKEN,
     LOG_LEVEL: 'info',
     DOMAINS: NAMES.join(';'),
     ...pebbleEnv(ca, 'production'),
@@ -75,7 +77,7 @@ const ordersIn = (out: string) =>
     .map((l) => JSON.parse(l) as { action?: string })
     .filter((l) => l.action === 'order').length;
 
-test('two managers on one Redis: one leads, the other stands by naming it; the leader paused past its lease is replaced with no new order, and on SIGCONT it has lost the lease and exits', async () => {
+test('two managers on one Redis: one leads, the other stands by naming it; the leader paused past its lease is replaced with no new order, and on SIGCONT it has lost the lease and exits; Redis down at the start of a pass and back during it: nothing is lost or ordered', async () => {
   const envA = await managerEnv('a');
   const envB = await managerEnv('b');
   const a = startCli(['manager'], envA);
@@ -102,6 +104,23 @@ test('two managers on one Redis: one leads, the other stands by naming it; the l
   const endA = await a.done;
   assert.equal(endA.code, 1);
   assert.match(endA.stdout + endA.stderr, new RegExp(`lost the lock on Redis .*is now held by ${hostname()} \\(pid ${b.proc.pid}.*exiting`));
+
+  // Redis down when a pass starts and back a moment later: the pass waits it out (or fails and the next one
+  // reads again); it never takes a certificate it could not read for a missing one, so nothing is ordered, and
+  // the leader keeps its lease. (Before, each read failed at once and the three certificates were ordered again.)
+  const reconcile = (wait: number) => fetch(`http://${envB.STATUS_ADDR}/api/reconcile?wait=${wait}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+  await server.stop();
+  assert.equal((await reconcile(0)).status, 202);
+  await new Promise((r) => setTimeout(r, 1000));
+  await server.start();
+  const after = await waitFor('a whole pass after the restart', b, async () => {
+    const r = await reconcile(60);
+    return r.status === 200 ? ((await r.json()) as { ok: boolean }) : undefined;
+  });
+  assert.equal(after.ok, true);
+  assert.equal(b.proc.exitCode, null, `the leader is still running: ${b.output().slice(-2000)}`);
+  assert.equal(ordersIn(b.output()), 0, `no order after the restart either: ${b.output()}`);
+  assert.match(server.cli('GET', 'ha:lease'), new RegExp(`"pid":${b.proc.pid}`), 'the leader still holds the lease');
 
   // Every key in the store matches its certificate (read as a manager reads them, with the key).
   const store = redis.create(redis.fromEnv(envB), { log: createLogger('silent') });

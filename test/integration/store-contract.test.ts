@@ -17,7 +17,9 @@ import { redis as redisEntry } from '../../src/stores/redis/entry.js';
 import { encryptionKeyFromEnv, refuseEncryptionKeyWithFiles } from '../../src/stores/redis/encryption.js';
 import { LeaseLostError, RedisStore } from '../../src/stores/redis/redis-store.js';
 import { WRITE } from '../../src/stores/redis/scripts.js';
-import type { Store } from '../../src/stores/store.js';
+import { StoreUnavailableError, type Store } from '../../src/stores/store.js';
+import { LocalStore } from '../../src/certs/store.js';
+import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cw-store-'));
@@ -361,4 +363,22 @@ test('redis lease: lapsed while out of reach and taken by no one, it is renewed 
   assert.match(lost[0]!, /is now held by no one \(it lapsed, and another manager may have held it since\)/);
   await assert.rejects(store.write('a.json', '2'), LeaseLostError);
   assert.equal(await store.read('a.json'), '1');
+});
+
+test('redis: unreachable, a certificate reads as "store unavailable" (the pass stops), never as absent or unreadable, which would order it again; back, it reads whole', async () => {
+  const store = await redisStore('down1:', { REDIS_TIMEOUT: '300ms' });
+  const ss = await createSelfSigned(['down.example']);
+  const certs = new LocalStore(store);
+  await certs.write({ name: 'down.example', names: ['down.example'], key: ss.key, cert: ss.cert, chain: '', kind: 'production', directoryUrl: 'https://ca.example/dir' });
+  await server.stop();
+  try {
+    await assert.rejects(certs.read('down.example'), (e: Error) => e instanceof StoreUnavailableError && /cannot be reached for certs\/down\.example\/.*the pass stops here/.test(e.message));
+    await assert.rejects(store.write('x.json', '{}'), StoreUnavailableError);
+  } finally {
+    await server.start();
+  }
+  // The client reconnects with its backoff: a read may still find it reconnecting, and says so the same way.
+  let back;
+  for (let i = 0; back === undefined; i++) back = await certs.read('down.example').catch((e: Error) => (e instanceof StoreUnavailableError && i < 100 ? undefined : Promise.reject(e)));
+  assert.ok(back.state === 'present' && back.keyMatches, JSON.stringify(back).slice(0, 300));
 });

@@ -49,7 +49,7 @@ async function filesStoreWithACertificate(dir: string): Promise<void> {
   await store.write('claims.json', '{"version":1}\n');
 }
 
-const redisEnv = (prefix: string, extra: Record<string, string> = {}) => ({ REDIS_URL: server.url, REDIS_PREFIX: prefix, LEASE_TTL: '5s', LOCK_WAIT: '0', ...extra });
+const redisEnv = (prefix: string, extra: Record<string, string> = {}) => ({ STORE: 'redis', REDIS_URL: server.url, REDIS_PREFIX: prefix, LEASE_TTL: '5s', LOCK_WAIT: '0', ...extra });
 
 test('store migrate: files → redis → files copies every file, seals the private keys in Redis, and the copy back is byte for byte the original', async () => {
   const a = join(base, 'a');

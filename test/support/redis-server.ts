@@ -22,6 +22,8 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Start again on the same port and folder, with what the append-only file holds. */
   restart(): Promise<void>;
+  /** Start it again after stop(), the same way. */
+  start(): Promise<void>;
   pause(): void;
   resume(): void;
 }
@@ -81,6 +83,7 @@ export async function startRedis(dir: string, port?: number): Promise<RedisServe
       await server.stop();
       await start();
     },
+    start,
     pause: () => void proc.kill('SIGSTOP'),
     resume: () => void proc.kill('SIGCONT'),
   };

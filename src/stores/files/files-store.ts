@@ -8,6 +8,7 @@ import { ensureDir, fsyncDir, recoverFileSet, writeFileAtomic, writeFileSet } fr
 import { lockDataDir, type HeldLock, type LockOptions } from '../../lock.js';
 import { checkStorePath, type ChangeStamp, type Store, type StoreEntry, type StoredFile, type WriteOptions } from '../store.js';
 import { str, type Env } from '../../env.js';
+import { refuseEncryptionKeyWithFiles } from '../redis/encryption.js';
 
 export const DIR_MODE = 0o700;
 const SECRET_MODE = 0o600;
@@ -118,7 +119,10 @@ export interface FilesStoreOptions {
 
 /** STORE=files: reads DATA_DIR. */
 export const files: StoreEntry<FilesStoreOptions> = {
-  fromEnv: (env) => ({ dataDir: dataDirFromEnv(env) }),
+  fromEnv: (env) => {
+    refuseEncryptionKeyWithFiles(env);
+    return { dataDir: dataDirFromEnv(env) };
+  },
   create: (options) => new FilesStore(options.dataDir),
   secrets: [],
 };

@@ -4,10 +4,10 @@
  * (encryption.ts) and one active manager at a time (lease.ts).
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import type { HeldLock, LockOptions } from '../../lock.js';
 import type { Logger } from '../../log.js';
-import { checkStorePath, type ChangeStamp, type Store, type StoredFile, type WriteOptions } from '../store.js';
+import { checkStorePath, StoreUnavailableError, type ChangeStamp, type Store, type StoredFile, type WriteOptions } from '../store.js';
 import { createRedis, type RedisConnectionOptions } from './connection.js';
 import { open, seal, type EncryptionKey } from './encryption.js';
 import { describeHolder, LeaseLostError, RedisLease } from './lease.js';
@@ -43,7 +43,9 @@ export class RedisStore implements Store {
     this.where = `Redis ${o.connection.shown}`;
     this.prefix = o.connection.prefix;
     // Reads a pass makes together (one per certificate) go out in one round trip, not one each.
-    this.redis = createRedis(o.connection, { enableAutoPipelining: true });
+    // A command waits out a Redis restart or failover (reconnecting with backoff) for up to REDIS_TIMEOUT, instead
+    // of failing at the first reconnection attempt; past that it fails as StoreUnavailableError.
+    this.redis = createRedis(o.connection, { enableAutoPipelining: true, maxRetriesPerRequest: null });
     // ioredis reports a lost connection as an 'error' event; without a listener Node would end the process.
     this.redis.on('error', () => undefined);
     this.lease = new RedisLease(this.redis, { key: `${this.prefix}lease`, ttlMs: o.leaseTtlMs, where: this.where });
@@ -95,6 +97,7 @@ export class RedisStore implements Store {
       if (m?.[1] === 'CWFENCE') throw new LeaseLostError(`store: refused to write ${what} in ${this.where}: the lease was lost to ${describeHolder(m[2])}; this manager is no longer the active one`);
       if (m?.[1] === 'CWCONFLICT') throw new Error(`store: cannot write ${what} in ${this.where}: ${m[2]}`);
       if (m?.[1] === 'CWABSENT') throw Object.assign(new Error(`store: ${m[2]} is not in ${this.where}: nothing to move`), { code: 'ENOENT' });
+      if (!(e instanceof ReplyError)) throw new StoreUnavailableError(`store: ${this.where} cannot be reached to write ${what} (${(e as Error).message}): it may or may not have been written; the next pass reads the store again`);
       throw new Error(`store: ${what} in ${this.where}: ${(e as Error).message}`);
     }
   }
@@ -104,8 +107,21 @@ export class RedisStore implements Store {
     return secret && key ? [seal(key, data), key.id] : [data, ''];
   }
 
+  /**
+   * A command that failed for want of Redis (connection lost, timed out) rather than by Redis's answer: said as
+   * StoreUnavailableError, so that no reader takes it for a missing or broken copy.
+   */
+  private async reach<T>(what: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      if (e instanceof ReplyError || e instanceof StoreUnavailableError) throw e;
+      throw new StoreUnavailableError(`store: ${this.where} cannot be reached for ${what} (${(e as Error).message}): the pass stops here, and the next one tries again`);
+    }
+  }
+
   async read(path: string): Promise<string | undefined> {
-    const h = await this.redis.hgetall(this.fileKey(checkStorePath(path)));
+    const h = await this.reach(path, () => this.redis.hgetall(this.fileKey(checkStorePath(path))));
     if (h.data === undefined) return undefined;
     return h.kid ? open(this.o.encryptionKey, h.data, `${path} in ${this.where}`) : h.data;
   }
@@ -127,11 +143,13 @@ export class RedisStore implements Store {
   async recover(): Promise<void> {}
 
   async list(dir: string): Promise<string[]> {
-    return (await this.redis.smembers(`${this.prefix}store:dir:${checkDir(dir)}`)).sort();
+    const key = `${this.prefix}store:dir:${checkDir(dir)}`;
+    return (await this.reach(dir || 'the top', () => this.redis.smembers(key))).sort();
   }
 
   async stamp(path: string): Promise<ChangeStamp | undefined> {
-    return (await this.redis.hget(this.fileKey(checkStorePath(path)), 'gen')) ?? undefined;
+    const key = this.fileKey(checkStorePath(path));
+    return (await this.reach(path, () => this.redis.hget(key, 'gen'))) ?? undefined;
   }
 
   async remove(path: string): Promise<void> {
