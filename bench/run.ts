@@ -133,5 +133,6 @@ if (want('revocation')) {
   rows.push({ benchmark: `ARI polling, ${r.certificates} certificates`, subject: 'certwrangler', value: `${r.ariRequestsPerPoll} renewalInfo requests per pass after Retry-After, ${r.ariRequestsWithinRetryAfter} before`, note: `a polling pass takes ${ms(r.pollPassMs)}` });
 }
 
+if (want('redis')) await (await import('./redis-run.js')).runRedisBench({ quick, runs, base, rows, results, save });
 console.log(`\n${results.date as string} · ${results.machine as string} · medians of ${runs} run(s)\n`);
 printTable(rows);
