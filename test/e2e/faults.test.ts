@@ -95,13 +95,18 @@ test('the CA goes away mid-order: the pass says so, the old certificate and key 
   assert.equal(r.outcome, 'failed');
   assert.match(r.error!, /ECONNREFUSED|ECONNRESET|socket hang up/);
   assert.deepEqual(files(live), served, 'the certificate being served is untouched');
-  assert.deepEqual(files(join(env.DATA_DIR!, 'certs', name)), stored, 'the stored certificate and key are untouched');
+  const after = files(join(env.DATA_DIR!, 'certs', name));
+  // The order the CA created before it went away is kept, to be carried on if the CA comes back knowing it.
+  assert.ok(after.has('order.json'), 'the order in flight is remembered');
+  after.delete('order.json');
+  assert.deepEqual(after, stored, 'the stored certificate and key are untouched');
   assert.deepEqual(debris(env.DATA_DIR!), []);
 
   await ca.start();
   const third = await passWithOrders(env, { now: () => new Date(due.getTime() + 2 * HOUR) });
   assert.equal(third.report.ok, true, errorsOf(third));
   assert.equal(third.orders, 1, 'one order after the one the outage cost');
+  assert.equal(existsSync(join(env.DATA_DIR!, 'certs', name, 'order.json')), false, 'the order the new CA does not know is forgotten');
   assert.equal(third.report.results[0]!.decision.reason, 'Renew');
   const renewed = readFileSync(join(live, 'cert.pem'), 'utf8');
   assert.notEqual(renewed, served.get('cert.pem'));
