@@ -9,7 +9,7 @@ import pLimit from 'p-limit';
 import type { Client as AcmeClient } from 'acme-client';
 import { parseCert } from './certs/parse.js';
 import { createSelfSigned } from './certs/placeholder.js';
-import type { CertBundle } from './certs/store.js';
+import type { CertBundle, PendingOrder } from './certs/store.js';
 import { AcmeError, issueCertificate, type Issued } from './acme/issue.js';
 import { onAcmeProblem } from './acme/transport.js';
 import { challengeFor } from './acme/challenge.js';
@@ -18,7 +18,7 @@ import { renewalSchedule, wantsOrder } from './policy.js';
 import { directoryOf, type Decided } from './observe.js';
 import { baseResult, describeCert, emit } from './report.js';
 import { decommission } from './decommission.js';
-import { chooseKey } from './key-choice.js';
+import { chooseKey, keyTypeOf } from './key-choice.js';
 import type { CertResult, PassDeps } from './reconciler.js';
 import type { PushResult } from './orchestrators/orchestrator.js';
 import { orderFromCas } from './multica/fallback.js';
@@ -400,10 +400,35 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
 }
 
 /** Keeps what the CA issued, then forgets the order it came from: it is finished. */
+/**
+ * Why an order left by an earlier run must not be carried on, or undefined when it may. Its key was chosen under
+ * the rules of its own time: a key since revoked for keyCompromise, or of a KEY_TYPE no longer asked for, is not
+ * certified again; and an order whose certificate is already the one in place (killed between keeping it and
+ * forgetting the order) would only download that certificate again.
+ */
+function staleOrder(o: Decided, left: PendingOrder, directoryUrl: string, config: PassDeps['config']): string | undefined {
+  if (left.directoryUrl !== directoryUrl || left.names.length !== o.wanted.names.length || !o.wanted.names.every((n) => left.names.includes(n))) return 'it was for other names or another CA';
+  if (o.local.state === 'present' && o.local.meta.orderUrl === left.orderUrl) return 'its certificate is the one in place';
+  // A placeholder may be stored while the order runs: only a real certificate newer than the order replaces it.
+  if (o.local.state === 'present' && !o.local.info.selfSigned && Date.parse(o.local.meta.issuedAt) >= Date.parse(left.createdAt)) return 'the certificate in place is newer';
+  if (o.input.revoked?.reason === 'keyCompromise' && o.local.state === 'present' && o.local.bundle.key === left.key) return 'its key was revoked as compromised';
+  const wanted = o.wanted.keyType ?? config.keyType;
+  let kept: string | undefined;
+  try {
+    kept = keyTypeOf(left.key);
+  } catch {
+    return 'its key does not parse';
+  }
+  if (kept !== wanted) return `its key is not a ${wanted} key (KEY_TYPE)`;
+  return undefined;
+}
+
 async function keepDownload(deps: PassDeps, o: Decided, directoryUrl: string, got: { key: string; pem: string; orderUrl: string }): Promise<void> {
   const plan = o.decision.order!;
   await deps.store.keepIssued({ name: o.wanted.name, names: o.wanted.names, kind: plan.kind, ...(plan.profile ? { profile: plan.profile } : {}), directoryUrl, orderUrl: got.orderUrl, key: got.key, pem: got.pem, issuedAt: new Date().toISOString() });
-  await deps.store.dropOrder(o.wanted.name).catch(() => undefined);
+  // The certificate is kept; a record left behind is judged stale by the next attempt (staleOrder), so a failure
+  // here is told, not fatal.
+  await deps.store.dropOrder(o.wanted.name).catch((e: Error) => deps.log.warn({ cert: o.wanted.name, error: e.message }, `${o.wanted.name}: cannot forget the finished order: ${e.message}`));
 }
 
 /**
@@ -416,8 +441,9 @@ async function resumeLeftOrder(deps: PassDeps, o: Decided, client: AcmeClient, d
   const { config, log } = deps;
   const left = await deps.store.readOrder(o.wanted.name);
   if (!left) return undefined;
-  const same = left.directoryUrl === directoryUrl && left.names.length === o.wanted.names.length && o.wanted.names.every((n) => left.names.includes(n));
-  if (!same) {
+  const why = staleOrder(o, left, directoryUrl, config);
+  if (why) {
+    log.info({ cert: o.wanted.name, order: left.orderUrl }, `${o.wanted.name}: not carrying on order ${left.orderUrl} left by an earlier run: ${why}`);
     await deps.store.dropOrder(o.wanted.name);
     return undefined;
   }
@@ -428,7 +454,7 @@ async function resumeLeftOrder(deps: PassDeps, o: Decided, client: AcmeClient, d
     return await issueCertificate(client, o.wanted.names, {
       resume: left.orderUrl,
       key: left.key,
-      keyType: config.keyType,
+      keyType: o.wanted.keyType ?? config.keyType,
       solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
       challenge,
       ...(config.preferredChain ? { preferredChain: config.preferredChain } : {}),

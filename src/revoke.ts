@@ -3,6 +3,7 @@
  * that issued it (RFC 8555 §7.6), and the revocation is recorded beside it in the local store, so that the
  * policy replaces it (reason `Revoked`) on the next pass, or at once when `certwrangler revoke` renews.
  */
+import { StoreUnavailableError } from './stores/store.js';
 import type { LocalStore } from './certs/store.js';
 import { shownPath } from './stores/json-book.js';
 import type { AccountBook } from './acme/account.js';
@@ -37,7 +38,8 @@ export async function readRevocation(store: LocalStore, name: string): Promise<R
   try {
     const r = JSON.parse((await store.backend.read(store.certPath(name, REVOKED_FILE))) ?? 'null') as RevocationRecord | null;
     return typeof r?.fingerprint === 'string' && typeof r.reason === 'string' ? r : undefined;
-  } catch {
+  } catch (e) {
+    if (e instanceof StoreUnavailableError) throw e; // unreachable is not "no record"
     return undefined;
   }
 }

@@ -79,7 +79,17 @@ function authzFailure(name: string, authz: Polled): string {
 
 /** Reads an order an earlier run left (issue 20 item 2); one the CA will not finish fails at 'resume'. */
 async function resumeOrder(client: acme.Client, url: string, signal: AbortSignal | undefined): Promise<acme.Order> {
-  const order = await step('resume', () => client.getOrder({ url } as acme.Order), signal);
+  let order: acme.Order;
+  try {
+    signal?.throwIfAborted();
+    order = await client.getOrder({ url } as acme.Order);
+  } catch (e) {
+    // Only the CA's own answer (a problem document: unknown order, unknown account) says the order is gone. A
+    // shutdown or a connection that failed says nothing about it: the record is kept for the next attempt.
+    const err = e as Error & { code?: string; isAxiosError?: boolean };
+    const answered = !signal?.aborted && err.code === undefined && err.isAxiosError !== true;
+    throw new AcmeError(`resume: order ${url}: ${err.code ? `${err.code} ` : ''}${err.message}`, answered ? 'resume' : 'resume-read');
+  }
   if (!['pending', 'ready', 'processing', 'valid'].includes(order.status)) throw new AcmeError(`resume: order ${url} is ${order.status}`, 'resume');
   if (order.expires && Date.parse(order.expires) <= Date.now()) throw new AcmeError(`resume: order ${url} expired at ${order.expires}`, 'resume');
   return order;

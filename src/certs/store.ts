@@ -341,7 +341,8 @@ export class LocalStore {
     try {
       const s = JSON.parse((await this.backend.read(this.certPath(name, ARI_FILE))) ?? 'null') as AriState;
       return typeof s?.certId === 'string' && typeof s.nextFetch === 'string' ? s : undefined;
-    } catch {
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) throw e; // unreachable is not "no record": the index would keep it
       return undefined;
     }
   }
@@ -354,7 +355,8 @@ export class LocalStore {
     try {
       const s = JSON.parse((await this.backend.read(this.certPath(name, 'status.json'))) ?? 'null') as CertStatus | null;
       return s ?? { failures: 0 };
-    } catch {
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) throw e; // unreachable is not "no record": the index would keep it
       return { failures: 0 };
     }
   }

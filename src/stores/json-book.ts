@@ -9,6 +9,7 @@
  * - writes replace the whole text through the Store (atomic on every store), and are skipped when the text
  *   would not change.
  */
+import { StoreUnavailableError } from './store.js';
 import type { Store } from './store.js';
 import { FilesStore } from './files/files-store.js';
 
@@ -62,7 +63,8 @@ export class JsonBook<T> {
       text = await this.store.read(this.spec.path);
     } catch (e) {
       this.lastText = undefined;
-      if (this.spec.lenient) return this.spec.empty();
+      // Lenient books read a bad book as empty, never an unreachable store: the next change would write over it.
+      if (this.spec.lenient && !(e instanceof StoreUnavailableError)) return this.spec.empty();
       const why = (e as Error).message;
       throw new Error(this.spec.unreadable ? this.spec.unreadable(this.shown, why) : `${this.shown} is unreadable (${why})`);
     }

@@ -3,6 +3,8 @@
  * (files: DATA_DIR; redis: REDIS_*, STORE_ENCRYPTION_KEY), holds both locks as `--once` does (no manager may
  * write to either meanwhile), copies and verifies (migrate.ts), and prints what it did.
  */
+import { isAbsolute, relative, sep } from 'node:path';
+import { STATUS_TOKEN_FILE } from '../status/token.js';
 import type { Config } from '../config.js';
 import type { Env } from '../env.js';
 import type { HeldLock } from '../lock.js';
@@ -36,7 +38,9 @@ export async function migrateCommand(config: Config, log: Logger, args: { from: 
         }),
       );
     }
-    const report = await migrateStore(from, to, { force: args.force });
+    const certsInData = relative(config.dataDir, config.certsDir);
+    const exclude = [STATUS_TOKEN_FILE, ...(certsInData && !certsInData.startsWith('..') && !isAbsolute(certsInData) ? [certsInData.split(sep).join('/')] : [])];
+    const report = await migrateStore(from, to, { force: args.force, exclude });
     for (const line of describeMigration(from, to, report)) console.log(line);
     return 0;
   } catch (e) {

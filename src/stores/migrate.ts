@@ -42,7 +42,7 @@ interface Folder {
 }
 
 /** Every folder of `store` with the files directly in it, '' (the top) first. */
-async function walk(store: Store): Promise<Folder[]> {
+async function walk(store: Store, exclude: readonly string[] = []): Promise<Folder[]> {
   const out: Folder[] = [];
   const todo = [''];
   while (todo.length > 0) {
@@ -51,6 +51,7 @@ async function walk(store: Store): Promise<Folder[]> {
     const folder: Folder = { dir, files: [] };
     for (const name of (await store.list(dir)).filter((n) => !skipped(n)).sort()) {
       const path = join(dir, name);
+      if (exclude.includes(path)) continue;
       if ((await store.list(path)).length > 0) {
         todo.push(path);
         continue;
@@ -70,8 +71,8 @@ async function walk(store: Store): Promise<Folder[]> {
 }
 
 /** Every path in `store` (files only). */
-async function paths(store: Store): Promise<string[]> {
-  return (await walk(store)).flatMap((f) => f.files.map((x) => join(f.dir, x.name)));
+async function paths(store: Store, exclude: readonly string[] = []): Promise<string[]> {
+  return (await walk(store, exclude)).flatMap((f) => f.files.map((x) => join(f.dir, x.name)));
 }
 
 function asStored(f: { name: string; data: string }): StoredFile {
@@ -81,13 +82,18 @@ function asStored(f: { name: string; data: string }): StoredFile {
 
 export class MigrateError extends Error {}
 
-export async function migrateStore(from: Store, to: Store, opts: { force: boolean }): Promise<MigrateReport> {
+/**
+ * `exclude`: top paths that live beside the store in DATA_DIR but are not its contents (CERTS_DIR when it is
+ * inside DATA_DIR, whose links would be copied as folders; the status API's token, which stays on its host).
+ */
+export async function migrateStore(from: Store, to: Store, opts: { force: boolean; exclude?: readonly string[] }): Promise<MigrateReport> {
+  const exclude = opts.exclude ?? [];
   // Files, not folders: an initialised store may hold empty folders (DATA_DIR/certs) and nothing else.
-  const already = await paths(to);
+  const already = await paths(to, exclude);
   if (already.length > 0 && !opts.force) {
     throw new MigrateError(`store migrate: ${to.where} already holds ${already.length} files (${already.slice(0, 5).join(', ')}${already.length > 5 ? ', …' : ''}): refusing to copy over it. Point it at an empty store, or add --force to overwrite what both hold (what only the target holds is left alone)`);
   }
-  const folders = await walk(from);
+  const folders = await walk(from, exclude);
   const report: MigrateReport = { files: 0, folders: 0, secrets: 0, bytes: 0, leftInTarget: [] };
   for (const { dir, files } of folders) {
     if (files.length === 0) continue;
@@ -111,7 +117,7 @@ export async function migrateStore(from: Store, to: Store, opts: { force: boolea
   }
   if (problems.length > 0) throw new MigrateError(`store migrate: the copy in ${to.where} does not match ${from.where}: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (and ${problems.length - 10} more)` : ''}. Nothing was removed from ${from.where}; run it again`);
   const copied = new Set(folders.flatMap((f) => f.files.map((x) => join(f.dir, x.name))));
-  report.leftInTarget = (await paths(to)).filter((p) => !copied.has(p));
+  report.leftInTarget = (await paths(to, exclude)).filter((p) => !copied.has(p));
   return report;
 }
 

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
@@ -47,7 +47,16 @@ async function filesStoreWithACertificate(dir: string): Promise<void> {
   await store.write('accounts/pebble.example/account.key', account, { secret: true });
   await store.write('rancher-reloads.json', '{"version":1,"pending":{}}\n');
   await store.write('claims.json', '{"version":1}\n');
+  // Beside the store in DATA_DIR, not of it: CERTS_DIR's default home (a link per certificate) and the status
+  // API's token. Neither may be copied: the links would come back as folders, the token would leave its host.
+  mkdirSync(join(dir, 'live', 'versions', 'm.example-1'), { recursive: true });
+  writeFileSync(join(dir, 'live', 'versions', 'm.example-1', 'cert.pem'), ss.cert);
+  symlinkSync('versions/m.example-1', join(dir, 'live', 'm.example'));
+  writeFileSync(join(dir, 'status-token'), 'not-to-be-copied\n', { mode: 0o600 });
 }
+
+/** What the store holds of a DATA_DIR: everything but CERTS_DIR's default home and the status token. */
+const storeFilesUnder = (dir: string) => filesUnder(dir).map((f) => f.slice(dir.length + 1)).filter((f) => !f.startsWith('live/') && f !== 'status-token').sort();
 
 const redisEnv = (prefix: string, extra: Record<string, string> = {}) => ({ STORE: 'redis', REDIS_URL: server.url, REDIS_PREFIX: prefix, LEASE_TTL: '5s', LOCK_WAIT: '0', ...extra });
 
@@ -79,8 +88,8 @@ test('store migrate: files → redis → files copies every file, seals the priv
 
   // Back, into a new DATA_DIR.
   assert.equal(await migrateCommand(config, log, { from: 'redis', to: 'files', force: false }, redisEnv('m1:', { STORE_ENCRYPTION_KEY: KEY })), 0);
-  const files = filesUnder(a).map((f) => f.slice(a.length + 1)).sort();
-  assert.deepEqual(filesUnder(b).map((f) => f.slice(b.length + 1)).sort(), files);
+  const files = storeFilesUnder(a);
+  assert.deepEqual(filesUnder(b).map((f) => f.slice(b.length + 1)).sort(), files, 'neither CERTS_DIR\'s links nor the status token were copied');
   for (const f of files) {
     assert.equal(readFileSync(join(b, f), 'utf8'), readFileSync(join(a, f), 'utf8'), f);
     assert.equal(statSync(join(b, f)).mode & 0o777, statSync(join(a, f)).mode & 0o777, `${f}: mode`);
