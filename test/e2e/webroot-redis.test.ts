@@ -23,7 +23,8 @@ import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { NethserverOutput } from '../../src/outputs/nethserver/nethserver.js';
 import { testCa } from '../support/no-cn.js';
 import { Outputs } from '../../src/outputs/outputs.js';
-import { assemble } from '../../src/assemble.js';
+import { assemble, openStore } from '../../src/assemble.js';
+import { lockForManager } from '../../src/lock.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { runPass } from '../../src/reconciler.js';
@@ -150,7 +151,12 @@ test('a real HTTP-01 issuance from Pebble, validated through the webroot that on
     WEBROOT_DIR: managerOnly,
     LOG_LEVEL: 'silent',
   };
-  const m = await assemble(loadConfig(env), createLogger('silent'), { retryBaseMs: 50 });
+  // As `manager --once` does: the store opened, its lease taken (every Redis write checks it), then the pass.
+  const config = loadConfig(env);
+  const log = createLogger('silent');
+  const store = await openStore(config, log);
+  const lock = await lockForManager(store, config, log, true);
+  const m = await assemble(config, log, { store, retryBaseMs: 50 });
   const counter = countAcmeRequests();
   let report;
   try {
@@ -159,6 +165,8 @@ test('a real HTTP-01 issuance from Pebble, validated through the webroot that on
   } finally {
     counter.stop();
     await m.solver.close();
+    await lock.release();
+    await store.close();
   }
   const orders = counter.counts.get('201 POST /order-plz') ?? 0;
   assert.equal(report.ok, true, errors(report));
