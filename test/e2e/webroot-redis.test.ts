@@ -16,7 +16,7 @@ import { WebrootSolver } from '../../src/acme/http01.js';
 import { RedisTokenPublisher, TOKEN_TTL_MS } from '../../src/webroot/token-source.js';
 import { redisFromEnv } from '../../src/stores/redis/connection.js';
 import { keyMatchesCert } from '../../src/certs/parse.js';
-import { startRedisLab, type RedisLab } from '../support/redis-lab.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { startPebble, type Pebble } from '../support/pebble.js';
 import { errors, pebbleEnv, runCli, startCli, type CliRun } from '../support/harness.js';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
@@ -37,7 +37,7 @@ const base = mkdtempSync(join(tmpdir(), 'cw-webroot-redis-'));
 const shared = join(base, 'shared-www');
 /** The manager's own webroot folder, which no webroot serves: what reaches a webroot comes through Redis. */
 const managerOnly = join(base, 'manager-www');
-let redis: RedisLab;
+let redis: RedisServer;
 let pebble: Pebble;
 const webroots: { name: string; port: number; run: CliRun }[] = [];
 let withFolder: { port: number };
@@ -74,7 +74,7 @@ async function until(what: string, check: () => Promise<boolean>, ms = 15_000): 
 const managerEnv = () => ({ STORE: 'redis', REDIS_URL: redis.url });
 
 before(async () => {
-  redis = await startRedisLab(join(base, 'redis'));
+  redis = await startRedis(join(base, 'redis'));
   mkdirSync(join(shared, '.well-known', 'acme-challenge'), { recursive: true });
   const portA = await freePort();
   const portB = await freePort();
