@@ -8,6 +8,7 @@ import { generatePrivateKey, loadPrivateKey, type KeyType } from '../certs/keys.
 import { keyMatchesCert, parseCert, splitPemChain } from '../certs/parse.js';
 import type { ChallengeSolver, ChallengeType } from './challenge.js';
 import { DEFAULT_POLL, fetchWith, pollUntilSettled, type Polled, type PollOptions } from './poll.js';
+import { createCsr } from './csr.js';
 
 export interface Issued {
   key: string;
@@ -95,6 +96,17 @@ async function resumeOrder(client: acme.Client, url: string, signal: AbortSignal
   return order;
 }
 
+/**
+ * acme-client's finalizeOrder, given the CSR's DER: theirs takes a PEM and reads it with @peculiar/x509, which
+ * this path otherwise never loads (src/acme/csr.ts).
+ */
+async function finalizeOrder(client: acme.Client, order: acme.Order, csr: Buffer): Promise<acme.Order> {
+  if (!order.finalize) throw new Error('Unable to finalize order, URL not found');
+  const api = (client as unknown as { api: { finalizeOrder(url: string, data: { csr: string }): Promise<{ data: acme.Order }> } }).api;
+  const resp = await api.finalizeOrder(order.finalize, { csr: csr.toString('base64url') });
+  return { ...resp.data, url: order.url };
+}
+
 export async function issueCertificate(client: acme.Client, names: string[], opts: IssueOptions): Promise<Issued> {
   const { signal } = opts;
   // Validation may be abandoned at shutdown; an order past it is finished, since its certificate would
@@ -105,12 +117,9 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
   // An RSA key takes a few hundred ms of CPU: make it while the CA creates the order and validates.
   const keyAndCsr = (async () => {
     const key = opts.key ?? (await generatePrivateKey(opts.keyType));
-    // acme-client's CSR builder reads PKCS#8 only; the stored key keeps its traditional form.
-    const pkcs8 = loadPrivateKey(key).export({ type: 'pkcs8', format: 'pem' }).toString();
     // An IP address is no common name (CA/Browser Forum BR §7.1.4.3): such a CSR names it in the SANs only.
     const first = names.find((n) => !isIP(n));
-    const [, csr] = await acme.crypto.createCsr({ ...(first ? { commonName: first } : {}), altNames: names }, pkcs8);
-    return { key, csr };
+    return { key, csr: createCsr(loadPrivateKey(key), names, first) };
   })();
   keyAndCsr.catch(() => undefined); // awaited below; an order that fails first must not leave it unhandled
   const order = opts.resume ? await resumeOrder(client, opts.resume, signal) : await step('new order', () =>
@@ -121,15 +130,28 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
     } as Parameters<acme.Client['createOrder']>[0]),
     signal,
   );
+  // The order is kept with its key before any challenge is answered; the authorizations are read and the
+  // challenge files written meanwhile, since the key (a few hundred ms of CPU for RSA) is often still being made.
+  let remembered: Promise<void> = Promise.resolve();
   if (!opts.resume) {
     opts.onOrder?.(order.url);
-    if (opts.remember) {
-      const { key } = await step('key', () => keyAndCsr);
-      await step('remember order', () => opts.remember!({ orderUrl: order.url, key, ...(order.expires ? { expires: order.expires } : {}) }));
+    const remember = opts.remember;
+    if (remember) {
+      remembered = (async () => {
+        const { key } = await step('key', () => keyAndCsr);
+        await step('remember order', () => remember({ orderUrl: order.url, key, ...(order.expires ? { expires: order.expires } : {}) }));
+      })();
+      remembered.catch(() => undefined); // awaited below, before anything is answered
     }
   }
   // A resumed order past validation has nothing left to answer.
-  const authorizations = order.status === 'pending' ? await step('authorizations', () => client.getAuthorizations(order), signal) : [];
+  const authorizations =
+    order.status === 'pending'
+      ? await step('authorizations', () => client.getAuthorizations(order), signal).catch(async (e: unknown) => {
+          await remembered; // a failure to keep the order is the one reported
+          throw e;
+        })
+      : [];
 
   const results = await Promise.allSettled(
     authorizations.map(async (authz) => {
@@ -147,6 +169,7 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
         keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
         presenting = true;
         await step(`${name}: ${type === 'dns-01' ? 'write TXT record' : 'write challenge'}`, () => solver.present(name, challenge.token, keyAuthorization), signal);
+        await remembered;
         await step(`${name}: answer challenge`, () => client.completeChallenge(challenge), signal);
         answered = true;
         const settled = await step(`${name}: validation`, () => pollUntilSettled(fetch, authz.url, poll));
@@ -161,6 +184,7 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
       }
     }),
   );
+  await remembered;
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     const invalid = authorizations.filter((_, i) => {
@@ -173,7 +197,7 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
 
   const { key, csr } = await step('key', () => keyAndCsr);
   // A resumed order the CA already finalized (processing or valid) is only waited for and downloaded.
-  let finalized = order.status === 'pending' || order.status === 'ready' ? await step('finalize', () => client.finalizeOrder(order, csr)) : order;
+  let finalized = order.status === 'pending' || order.status === 'ready' ? await step('finalize', () => finalizeOrder(client, order, csr)) : order;
   if (finalized.status !== 'valid') {
     const settled = await step('finalize', () => pollUntilSettled(fetch, order.url, finishPoll));
     if (settled.status !== 'valid') throw new AcmeError(`finalize: order ${settled.status}`, 'finalize');
