@@ -6,6 +6,8 @@
 // benchmarks that import modules one by one (bench/steady-pass.mjs).
 import { build } from 'esbuild';
 import { chmodSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 
 /**
  * acme-client loads @peculiar/x509 with asn1js and its schemas (about 0.15 s of a start), and node-forge, when
@@ -25,12 +27,16 @@ const LAZY_EDITS = {
     ['\nx509.cryptoProvider.set(crypto.webcrypto);\n', '\n'],
   ],
   'acme-client/src/index.js': [["exports.forge = require('./crypto/forge');", "Object.defineProperty(exports, 'forge', { enumerable: true, get: () => require('./crypto/forge') });"]],
+  // axios fills its fetch adapter's cache at load, which reads globalThis.Request and so makes Node load undici
+  // (about 20 ms); certwrangler uses the http adapter only. The cache is filled when the fetch adapter is first
+  // asked for instead.
+  'axios/dist/node/axios.cjs': [['\n};\ngetFetch();\n', '\n};\n']],
 };
 
 const lazyRequires = {
   name: 'lazy-requires',
   setup(b) {
-    b.onLoad({ filter: /acme-client[\\/]src[\\/](crypto[\\/])?index\.js$/ }, (args) => {
+    b.onLoad({ filter: /(acme-client[\\/]src[\\/](crypto[\\/])?index\.js|axios[\\/]dist[\\/]node[\\/]axios\.cjs)$/ }, (args) => {
       const key = Object.keys(LAZY_EDITS).find((k) => args.path.replaceAll('\\', '/').endsWith(k));
       if (!key) return undefined;
       let text = readFileSync(args.path, 'utf8');
@@ -43,9 +49,95 @@ const lazyRequires = {
   },
 };
 
+/**
+ * Packages that most starts never use, built apart into dist/chunks/lazy-<group>.cjs and stood in for, in the
+ * program, by a module whose properties load that file on first use: they are neither compiled nor run at a start
+ * that does not need them. ioredis: STORE=redis, REDIS_URL or the NethServer output; cron-parser (with luxon):
+ * SCHEDULE; @peculiar/x509 and asn1js: acme-client's helpers for PREFERRED_CHAIN and tls-alpn, never an ordinary
+ * order (see LAZY_EDITS); node-forge (590 KB): a pass that makes a placeholder. With one axios (below), a start
+ * reads 1.1 MB of program instead of 3.5 MB (BENCHMARKS.md).
+ * A group's packages share one file, so a package and its dependency are one copy of each.
+ */
+const LAZY_GROUPS = { ioredis: ['ioredis'], cron: ['cron-parser'], x509: ['@peculiar/x509', 'asn1js'], forge: ['node-forge'], mime: ['mime-types'] };
+/**
+ * A group whose packages are the dependency of one package only (its own copy under its node_modules): mime-types
+ * with its 200 KB mime-db, which form-data (through axios) reads only to name a file part's type. Other importers
+ * (express's own mime-types) keep theirs.
+ */
+const LAZY_FOR = { mime: 'form-data' };
+const LAZY_PACKAGE_GROUP = Object.fromEntries(Object.entries(LAZY_GROUPS).flatMap(([group, pkgs]) => pkgs.map((p) => [p, group])));
+const requireHere = createRequire(import.meta.url);
+
+/**
+ * The stand-in for one package: a CommonJS module whose every property is read from the real one, loaded then.
+ * esbuild's interop copies an imported module's own keys into getters when it is imported, so the keys are listed
+ * here (read from the package now, at build time) and `__esModule` is answered without loading it.
+ */
+/** `require` as the group's packages are resolved: from its one importer's folder (LAZY_FOR), else from here. */
+const requireFor = (group) => (LAZY_FOR[group] ? createRequire(requireHere.resolve(`${LAZY_FOR[group]}/package.json`)) : requireHere);
+
+function lazyStandIn(pkg, group) {
+  const real = requireFor(group)(pkg);
+  const keys = Object.keys(real);
+  return `const keys = ${JSON.stringify(keys)};
+let real;
+const load = () => (real ??= require(require('node:url').fileURLToPath(new URL(${JSON.stringify(`lazy-${group}.cjs`)}, __certwranglerChunks)))[${JSON.stringify(pkg)}]);
+module.exports = new Proxy({}, {
+  get: (_, k) => (k === '__esModule' ? ${JSON.stringify(real.__esModule === true)} : load()[k]),
+  has: (_, k) => k in load(),
+  ownKeys: () => keys,
+  getOwnPropertyDescriptor: (_, k) => (keys.includes(k) ? { configurable: true, enumerable: true, writable: true, value: undefined } : undefined),
+});
+`;
+}
+
+const lazyPackages = {
+  name: 'lazy-packages',
+  setup(b) {
+    const filter = new RegExp(`^(${Object.keys(LAZY_PACKAGE_GROUP).map((p) => p.replace(/[/.]/g, '\\$&')).join('|')})$`);
+    b.onResolve({ filter }, (args) => {
+      const only = LAZY_FOR[LAZY_PACKAGE_GROUP[args.path]];
+      if (only && !args.importer.replaceAll('\\', '/').includes(`/node_modules/${only}/`)) return undefined;
+      return { path: args.path, namespace: 'lazy-package' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, (args) => ({ contents: lazyStandIn(args.path, LAZY_PACKAGE_GROUP[args.path]), loader: 'js', resolveDir: process.cwd() }));
+  },
+};
+
+/**
+ * One axios: acme-client require()s its CommonJS build and certwrangler's modules import its ES build, which put
+ * two copies (400 KB, both run at start) in the program. Imports take the CommonJS build too; its exports are the
+ * same (the default instance, with AxiosError, isAxiosError, … on it).
+ */
+const oneAxios = {
+  name: 'one-axios',
+  setup(b) {
+    b.onResolve({ filter: /^axios$/ }, (args) => (args.kind === 'require-call' || args.pluginData === 'one-axios' ? undefined : b.resolve('axios', { kind: 'require-call', resolveDir: args.resolveDir, importer: args.importer, pluginData: 'one-axios' })));
+  },
+};
+
 const CHUNKS = 'dist/chunks';
 // Hashed names: an earlier build's chunks would otherwise pile up.
 rmSync(CHUNKS, { recursive: true, force: true });
+
+// The lazy groups, one CommonJS file each: { '<package>': its exports, … }.
+for (const [group, pkgs] of Object.entries(LAZY_GROUPS)) {
+  await build({
+    stdin: {
+      contents: `module.exports = { ${pkgs.map((p) => `${JSON.stringify(p)}: require(${JSON.stringify(p)})`).join(', ')} };`,
+      resolveDir: LAZY_FOR[group] ? dirname(requireHere.resolve(`${LAZY_FOR[group]}/package.json`)) : process.cwd(),
+      loader: 'js',
+    },
+    outfile: `${CHUNKS}/lazy-${group}.cjs`,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: true,
+    plugins: [lazyRequires],
+    logLevel: 'warning',
+  });
+}
 
 await build({
   entryPoints: { cli: 'src/launch.ts', certwrangler: 'src/cli.ts', healthcheck: 'src/healthcheck.ts' },
@@ -61,8 +153,11 @@ await build({
   // Asked for by name at run time, only with LOG_FORMAT=pretty (src/log.ts): resolved from node_modules then.
   external: ['pino-pretty'],
   // CommonJS dependencies call require() for Node's own modules; an ES module has no require of its own.
-  banner: { js: "import { createRequire as __certwranglerRequire } from 'node:module'; const require = __certwranglerRequire(import.meta.url);" },
-  plugins: [lazyRequires],
+  // __certwranglerChunks: dist/chunks/, where the lazy groups are, from whichever file this code landed in.
+  banner: {
+    js: "import { createRequire as __certwranglerRequire } from 'node:module'; const require = __certwranglerRequire(import.meta.url); const __certwranglerChunks = new URL(import.meta.url.includes('/chunks/') ? './' : './chunks/', import.meta.url);",
+  },
+  plugins: [lazyRequires, lazyPackages, oneAxios],
   logLevel: 'warning',
 });
 chmodSync('dist/cli.js', 0o755);
