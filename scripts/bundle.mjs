@@ -116,7 +116,10 @@ const oneAxios = {
   },
 };
 
-const CHUNKS = 'dist/chunks';
+// `--outdir <dir>`: the bundle elsewhere (test/e2e/bundle.test.ts builds one of its own); dist/ otherwise.
+const at = process.argv.indexOf('--outdir');
+const OUT = at > 0 ? process.argv[at + 1] : 'dist';
+const CHUNKS = `${OUT}/chunks`;
 // Hashed names: an earlier build's chunks would otherwise pile up.
 rmSync(CHUNKS, { recursive: true, force: true });
 
@@ -141,7 +144,7 @@ for (const [group, pkgs] of Object.entries(LAZY_GROUPS)) {
 
 await build({
   entryPoints: { cli: 'src/launch.ts', certwrangler: 'src/cli.ts', healthcheck: 'src/healthcheck.ts' },
-  outdir: 'dist',
+  outdir: OUT,
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   splitting: true,
@@ -160,4 +163,4 @@ await build({
   plugins: [lazyRequires, lazyPackages, oneAxios],
   logLevel: 'warning',
 });
-chmodSync('dist/cli.js', 0o755);
+chmodSync(`${OUT}/cli.js`, 0o755);
