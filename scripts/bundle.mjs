@@ -30,7 +30,16 @@ const LAZY_EDITS = {
   // axios fills its fetch adapter's cache at load, which reads globalThis.Request and so makes Node load undici
   // (about 20 ms); certwrangler uses the http adapter only. The cache is filled when the fetch adapter is first
   // asked for instead.
-  'axios/dist/node/axios.cjs': [['\n};\ngetFetch();\n', '\n};\n']],
+  // Likewise globalThis.FormData, read at load: it is read now only for an object that could be a FormData (an
+  // object with an `append` method and a prototype of its own), which no ACME or Rancher request body is.
+  'axios/dist/node/axios.cjs': [
+    ['\n};\ngetFetch();\n', '\n};\n'],
+    // node:http2 (four of Node's own modules) only for a request that asks for HTTP/2, which none does.
+    ["var http2 = require('http2');", "var http2 = new Proxy({}, { get: (_, k) => require('http2')[k] });"],
+    ["const FormDataCtor = typeof G.FormData !== 'undefined' ? G.FormData : undefined;", "const formDataCtor = () => (typeof G.FormData !== 'undefined' ? G.FormData : undefined);"],
+    ['  if (FormDataCtor && thing instanceof FormDataCtor) return true;\n', ''],
+    ['  if (!isFunction$1(thing.append)) return false;\n', '  if (!isFunction$1(thing.append)) return false;\n  const FormDataCtor = formDataCtor();\n  if (FormDataCtor && thing instanceof FormDataCtor) return true;\n'],
+  ],
 };
 
 const lazyRequires = {
