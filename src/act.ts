@@ -4,7 +4,7 @@
  * One certificate's failure is caught, recorded (with its backoff) and never stops the others.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { isIP } from 'node:net';
+import { isIP } from './ip.js';
 import pLimit from 'p-limit';
 import type { Client as AcmeClient } from 'acme-client';
 import { parseCert } from './certs/parse.js';

@@ -3,7 +3,7 @@
  * its registry entry, in its folder; the parsers all share live in env.ts.
  */
 import { resolve, join } from 'node:path';
-import { isIP } from 'node:net';
+import { isIP } from './ip.js';
 import cronParser from 'cron-parser';
 import { certName, normaliseName, parseDomainList, type ParsedDomains } from './domains.js';
 import type { AdoptList } from './adopt.js';

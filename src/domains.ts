@@ -1,5 +1,5 @@
 import { domainToASCII, domainToUnicode } from 'node:url';
-import { isIP } from 'node:net';
+import { isIP } from './ip.js';
 import { getPublicSuffix } from 'tldts';
 import type { KeyType } from './certs/keys.js';
 import { canonicalIp } from './certs/parse.js';

@@ -2,7 +2,7 @@
  * The environment parsers every part shares: config.ts for the core variables, each DNS provider's and
  * orchestrator's folder for its own. Each reads one variable and throws a ConfigError naming it.
  */
-import { isIP } from 'node:net';
+import { isIP } from './ip.js';
 
 export type Env = Record<string, string | undefined>;
 

@@ -8,7 +8,7 @@
  * usage digitalSignature + keyEncipherment, signed with SHA-256 (RSA, P-256) or SHA-384 (P-384).
  */
 import { createPublicKey, sign, type KeyObject } from 'node:crypto';
-import { isIP } from 'node:net';
+import { isIP } from '../ip.js';
 
 /** One DER element: tag, definite length (short or long form), content. */
 function tlv(tag: number, ...content: Buffer[]): Buffer {

@@ -2,7 +2,7 @@
  * One order, from new key to issued chain. Written out step by step rather than with acme-client's
  * auto() so that the challenge files, the polling pace and the order URL are ours to control and report.
  */
-import { isIP } from 'node:net';
+import { isIP } from '../ip.js';
 import * as acme from 'acme-client';
 import { generatePrivateKey, loadPrivateKey, type KeyType } from '../certs/keys.js';
 import { keyMatchesCert, parseCert, splitPemChain } from '../certs/parse.js';

@@ -1,5 +1,5 @@
 /** DNS_UPKEEP and its variables, read once (core configuration: it works through the DNS provider of DNS-01). */
-import { isIP } from 'node:net';
+import { isIP } from '../ip.js';
 import { canonicalIp } from '../acme/dns01/provider.js';
 import { ConfigError, FALSE, parseBool, parseDuration, parseUrl, str, type Env } from '../env.js';
 import type { PublicIpSource } from './public-ip.js';

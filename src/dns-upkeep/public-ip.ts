@@ -5,7 +5,7 @@
  * is skipped for the next; with none answering, that family is unknown and its records are left alone.
  */
 import axios from 'axios';
-import { isIP } from 'node:net';
+import { isIP } from '../ip.js';
 import { canonicalIp } from '../acme/dns01/provider.js';
 import { shownUrl } from '../env.js';
 

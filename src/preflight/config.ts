@@ -3,7 +3,7 @@
  * On by default against a production CA; off against staging and a CA on this machine (Pebble), where a
  * probe through port 80 of the real name would fail for reasons that have nothing to do with the route.
  */
-import { isIP } from 'node:net';
+import { isIP } from '../ip.js';
 import { ConfigError, parseBool, parseDuration, parseInt, splitHostPort, str, type Env } from '../env.js';
 
 export interface PreflightConfig {

@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { isIP } from 'node:net';
+import { isIP } from '../ip.js';
 import { Resolver } from 'node:dns/promises';
 
 // Let's Encrypt follows at most 10 redirects when validating HTTP-01.

@@ -11,7 +11,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
-import { isIP } from 'node:net';
+import { isIP } from '../ip.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../log.js';
 import type { CertResult, PassReport } from '../reconciler.js';

@@ -4,7 +4,7 @@
  * trusted (a staging or self-signed one must be found as well).
  */
 import tls from 'node:tls';
-import { isIP } from 'node:net';
+import { isIP } from '../ip.js';
 import { splitHostPort } from '../env.js';
 
 export interface Served {

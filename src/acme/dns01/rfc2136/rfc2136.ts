@@ -2,7 +2,8 @@
  * Dynamic DNS UPDATE (RFC 2136) signed with TSIG, as BIND, Knot and PowerDNS accept it. Sent over TCP: an
  * UPDATE answer is never truncated there, and every server that takes updates listens on TCP too.
  */
-import { connect, isIP } from 'node:net';
+import { connect } from 'node:net';
+import { isIP } from '../../../ip.js';
 import { randomInt } from 'node:crypto';
 import { Resolver, lookup } from 'node:dns/promises';
 import { canonicalIp, type AddressRecords, type AddressType, type DnsProvider, type NameAddresses } from '../provider.js';
