@@ -121,7 +121,7 @@ if (want('startup')) {
   const ours = r.find((x) => x.subject === 'certwrangler (bundle)')!;
   for (const x of r) {
     const what = x.subject.startsWith('certwrangler') ? '`manager --once`, files, no DOMAINS' : `\`${x.command}\``;
-    rows.push({ benchmark: 'start-up, nothing to do', subject: x.subject, value: `${ms(x.wallMs)} wall, ${ms(x.cpuMs)} CPU`, note: x === ours ? what : `${what}; ${(x.wallMs / ours.wallMs).toFixed(1)}× the bundle's wall time` });
+    rows.push({ benchmark: 'start-up, nothing to do', subject: x.subject, value: `${ms(x.wallMs)} wall, ${ms(x.cpuMs)} CPU, ${x.rssMb.toFixed(0)} MB RSS`, note: x === ours ? what : `${what}; ${(x.wallMs / ours.wallMs).toFixed(1)}× the bundle's wall time` });
   }
 }
 

@@ -2,10 +2,11 @@
  * Start-up: how long a `certwrangler manager --once` with nothing to do takes, from exec to exit (the `files`
  * orchestrator, no DOMAINS), as installed (dist/cli.js: the esbuild bundle) and as tsc's one file per module
  * (compiled here into a folder of its own, as `npm run build` made it before the bundle), beside the start of
- * `certbot --version` and `lego --version`. Wall and CPU from bash's `time`, medians.
+ * `certbot --version` and `lego --version`. Wall and CPU from bash's `time`, peak RSS from GNU time's %M (the
+ * process's baseline: what a start costs in memory before any certificate), medians.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync, copyFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { median, timed } from './lib.js';
 
@@ -14,6 +15,8 @@ export interface StartupResult {
   command: string;
   wallMs: number;
   cpuMs: number;
+  /** Peak resident set size, MB. */
+  rssMb: number;
   runs: number;
 }
 
@@ -34,18 +37,21 @@ export async function benchStartup(opts: { runs: number; base: string }): Promis
     ['certbot', 'certbot --version'],
     ['lego', 'lego --version'],
   ];
-  const samples = new Map<string, { wallMs: number; cpuMs: number }[]>();
+  const samples = new Map<string, { wallMs: number; cpuMs: number; rssMb: number }[]>();
+  // GNU time around the command itself (not bash's subshell), written to a file of its own.
+  const rssFile = join(opts.base, 'rss');
+  const withRss = (command: string) => `/usr/bin/time -o ${rssFile} -f %M ${command}`;
   // A first, unrecorded run of each fills the page cache; then the subjects take turns.
   for (const [, command] of subjects) await timed(command, env);
   for (let run = 0; run < opts.runs; run++) {
     for (const [subject, command] of subjects) {
-      const t = await timed(command, env);
+      const t = await timed(withRss(command), env);
       if (t.code !== 0) throw new Error(`${command} failed:\n${t.output.slice(-2000)}`);
-      samples.set(subject, [...(samples.get(subject) ?? []), t]);
+      samples.set(subject, [...(samples.get(subject) ?? []), { ...t, rssMb: Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1)) / 1024 }]);
     }
   }
   return subjects.map(([subject, command]) => {
     const s = samples.get(subject)!;
-    return { subject, command, wallMs: median(s.map((x) => x.wallMs)), cpuMs: median(s.map((x) => x.cpuMs)), runs: s.length };
+    return { subject, command, wallMs: median(s.map((x) => x.wallMs)), cpuMs: median(s.map((x) => x.cpuMs)), rssMb: median(s.map((x) => x.rssMb)), runs: s.length };
   });
 }
