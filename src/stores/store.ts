@@ -85,10 +85,12 @@ export function stampsOf(store: Store, paths: string[]): Promise<(ChangeStamp | 
   return store.stamps ? store.stamps(paths) : Promise.all(paths.map((p) => store.stamp(p)));
 }
 
+const BAD_PATH = /(?:^|\/)\.{0,2}(?:\/|$)|\0/;
+
 /** A path inside a store: relative, '/'-separated, no '.' or '..' parts, nothing empty. */
 export function checkStorePath(path: string): string {
-  const parts = path.split('/');
-  if (path === '' || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) {
+  // A part that is empty, '.' or '..' (or a NUL anywhere); a regular expression, not a split: every stamp checks one.
+  if (path === '' || BAD_PATH.test(path)) {
     throw new Error(`store: "${path}" is not a store path (relative, '/'-separated, without '.', '..' or empty parts)`);
   }
   return path;
