@@ -76,6 +76,8 @@ function isOwned(c: CertificateResource): boolean {
 /** What `list` took from one page: each certificate without its PEM, and its RemoteCopy when it was wanted. */
 interface ListedPage extends SeenPage {
   certs: { c: CertificateResource; remote?: RemoteCopy }[];
+  /** The PEMs of this page parsed (or kept from an earlier listing) because they were not the local copy's. */
+  parsed: [string, CertInfo][];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -130,8 +132,10 @@ export class RancherOrchestrator implements Orchestrator {
     };
     for await (const page of this.api.pagesSeen(`certificates?${PAGE}&removed_null=1`, reusable)) {
       let certs: ListedPage['certs'];
+      let remembered: ListedPage['parsed'];
       if (page.items) {
         certs = [];
+        remembered = [];
         for (const item of page.items) {
           const c = parseCertificate(item);
           if (isGone(c.state)) continue;
@@ -140,18 +144,18 @@ export class RancherOrchestrator implements Orchestrator {
             const key = (fp: string) => `${c.id}\n${fp}`;
             const earlier = (fp: string) => {
               const info = this.parsedRemote.get(key(fp));
-              if (info) parsed.set(key(fp), info);
+              if (info) remembered.push([key(fp), info]);
               return info;
             };
-            remote = toRemote(c, (fp) => opts.sameAsLocal?.(c.name, fp) ?? earlier(fp), (fp, info) => parsed.set(key(fp), info));
+            remote = toRemote(c, (fp) => opts.sameAsLocal?.(c.name, fp) ?? earlier(fp), (fp, info) => remembered.push([key(fp), info]));
           }
           certs.push({ c: { ...c, cert: null }, ...(remote ? { remote } : {}) });
         }
       } else {
-        certs = this.listedPages.get(page.url)!.certs;
-        for (const { c, remote } of certs) if (remote?.state === 'present' && c.certFingerprint) parsed.set(`${c.id}\n${c.certFingerprint.toLowerCase()}`, remote.info);
+        ({ certs, parsed: remembered } = this.listedPages.get(page.url)!);
       }
-      pages.set(page.url, { digest: page.digest, next: page.next, certs });
+      for (const [k, info] of remembered) parsed.set(k, info);
+      pages.set(page.url, { digest: page.digest, next: page.next, certs, parsed: remembered });
       for (const { c, remote } of certs) {
         if (remote && wanted.has(c.name)) found.set(c.name, remote);
         known.set(c.name, c);
