@@ -82,7 +82,7 @@ export class StoreUnavailableError extends Error {}
 
 /** The stamps of `paths`, in one call where the store has `stamps`, else one `stamp` each. */
 export function stampsOf(store: Store, paths: string[]): Promise<(ChangeStamp | undefined)[]> {
-  return store.stamps ? store.stamps(paths) : Promise.all(paths.map((p) => store.stamp(p)));
+  return typeof store.stamps === 'function' ? store.stamps(paths) : Promise.all(paths.map((p) => store.stamp(p)));
 }
 
 const BAD_PATH = /(?:^|\/)\.{0,2}(?:\/|$)|\0/;
