@@ -72,7 +72,9 @@ export interface ChildResult {
 export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ChildResult> {
   return new Promise((res, rej) => {
     // BENCH_PASS_SCRIPT: another build's steady-pass.mjs (its ../dist), to measure before and after in one run.
-    const p = spawn(process.execPath, [...nodeArgs, resolve(process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs')], { env });
+    // The child's env first: steady-compare.ts sets it there (reading only this process's env ran this tree's
+    // build for both sides).
+    const p = spawn(process.execPath, [...nodeArgs, resolve(env.BENCH_PASS_SCRIPT ?? process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs')], { env });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
     p.stderr.on('data', (b: Buffer) => (out += b));

@@ -179,7 +179,8 @@ async function manager(config: Config, log: Logger, once: boolean, store: Store,
     const report = await runPass(deps);
     if (report.wakeAt) scheduler.wakeAt(new Date(report.wakeAt), 'a renewal moment, a renewal-information check, a balancer reload or a retry is due');
     book.record(report);
-    metrics.recordPass(report, (name) => book.row(name)?.health);
+    const now = new Date();
+    metrics.recordPass(report, (name) => book.health(name, now));
     return report;
   };
   const scheduler = new Scheduler(pass, {

@@ -157,10 +157,11 @@ function memo<T>(m: Map<string, Promise<T>>, key: string, make: () => Promise<T>
  */
 export async function withBundles(deps: PassDeps, decided: Decided[], recover: boolean): Promise<Decided[]> {
   const index = indexOf(deps.store);
+  // No promise for a decision that keeps its summary: a steady pass has 10,000 of them.
   return Promise.all(
-    decided.map(async (o) => {
+    decided.map((o) => {
       if (o.local.state !== 'indexed' || o.decision.action === 'none' || o.decision.action === 'wait') return o;
-      return { ...o, local: await index.full(o.wanted.name, { recover }) };
+      return index.full(o.wanted.name, { recover }).then((local) => ({ ...o, local }));
     }),
   );
 }
@@ -179,6 +180,7 @@ export async function gateOrders(deps: PassDeps, decided: Decided[]): Promise<De
   const { ledger } = deps;
   if (!ledger) return decided;
   const peeks = pLimit(LEDGER_PEEK_CONCURRENCY);
+  if (!decided.some((o) => wantsOrder(o.decision) && o.decision.order)) return decided;
   return Promise.all(
     decided.map(async (o) => {
       if (!wantsOrder(o.decision) || !o.decision.order) return o;

@@ -47,6 +47,8 @@ export class ClaimsBook {
     this.book = new JsonBook<ClaimsFile>(store, {
       path: 'label-claims.json',
       empty,
+      // resolveOwnership reads the claims and builds new ones: what load gives is never changed.
+      shared: true,
       validate: (parsed) => {
         const f = parsed as ClaimsFile;
         if (f?.version !== 1 || typeof f.claims !== 'object' || f.claims === null || typeof f.newSets !== 'object' || f.newSets === null) throw new Error('not a version 1 claims file');
@@ -176,7 +178,8 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
   // Earlier claims first, then the unclaimed in the order the orchestrator lists services (creation order).
   const order = input.labels
     .map((c, i) => ({ c, i, since: claimOf(c)?.since }))
-    .sort((a, b) => (a.since && b.since ? a.since.localeCompare(b.since) || a.i - b.i : a.since ? -1 : b.since ? 1 : a.i - b.i))
+    // ISO times compare as strings; not localeCompare, which costs a collation per comparison (issue 22).
+    .sort((a, b) => (a.since && b.since ? (a.since < b.since ? -1 : a.since > b.since ? 1 : a.i - b.i) : a.since ? -1 : b.since ? 1 : a.i - b.i))
     .map((x) => x.c);
 
   for (const c of order) {
@@ -222,7 +225,22 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
     claims[c.name] = { service: svc, serviceName: c.service?.name ?? svc, names: [...merged.names], since: claim?.since ?? input.now.toISOString() };
   }
   const next: ClaimsFile = { version: 1, claims, newSets };
-  return { wanted, refused, claims: next, changed: JSON.stringify(next) !== JSON.stringify(input.claims), newSets: counted };
+  return { wanted, refused, claims: next, changed: !sameClaims(next, input.claims), newSets: counted };
+}
+
+/** The same claims and new-set times, in the same order (what the file's text would show), without writing either out. */
+function sameClaims(a: ClaimsFile, b: ClaimsFile): boolean {
+  const same = <T>(x: Record<string, T>, y: Record<string, T>, eq: (p: T, q: T) => boolean) => {
+    const kx = Object.keys(x);
+    const ky = Object.keys(y);
+    return kx.length === ky.length && kx.every((k, i) => k === ky[i] && eq(x[k]!, y[k]!));
+  };
+  const list = (p: string[], q: string[]) => p.length === q.length && p.every((x, i) => x === q[i]);
+  return (
+    a.version === b.version &&
+    same(a.claims, b.claims, (p, q) => p.service === q.service && p.serviceName === q.serviceName && p.since === q.since && list(p.names, q.names) && Object.keys(p).length === Object.keys(q).length) &&
+    same(a.newSets, b.newSets, list)
+  );
 }
 
 /** The local store's certificate `name` is a real one (not a placeholder) that covers `names`. */

@@ -6,13 +6,16 @@
  * whether the key matched, status.json, revoked.json, ari.json and the ARI CertID. Never a PEM, a parsed X509
  * object or key material: a push or an order reads the full set again (`LocalStore.read`).
  *
- * What invalidates an entry: its change stamp (`LocalStore.stamp`: the folder, which every write of the store
- * renames into, and cert.pem, which a copy made by hand may overwrite in place) differs from the one taken
- * before the entry was read. Every write the manager makes moves the stamp, so the next pass reads that
- * certificate again; the ARI answer observe keeps is put into the entry as it is written (`noteAri`), so a
- * fleet's ARI polls do not turn into a cold pass. A certificate whose folder is gone is absent. Not seen: a
- * file other than cert.pem overwritten in place alone (privkey.pem, meta.json, status.json), until the
- * certificate is written again or the manager restarts; a hand copy of a certificate replaces cert.pem too.
+ * What invalidates an entry: its change stamp (`LocalStore.stamps`) differs from the one taken before the entry
+ * was read. On files the stamp is the folder's (every write of the store renames into it) and cert.pem's (a copy
+ * made by hand over it in place), two statSyncs; on Redis it is the folder's generation (store:dgen:<folder>, set by
+ * every write, removal or move script in the same script), one MGET entry; on a store without folder stamps, each
+ * file the index reads. Every write the manager makes moves the stamp, so the next pass reads that certificate
+ * again; the ARI answer observe keeps is put into the entry as it is written (`noteAri`), so a fleet's ARI polls
+ * do not turn into a cold pass. A certificate whose folder is gone is absent. Not seen: on files, a file other
+ * than cert.pem overwritten in place alone (privkey.pem, meta.json, status.json), until the certificate is written
+ * again or the manager restarts (a hand copy of a certificate replaces cert.pem too); on Redis, a change made
+ * around the store's scripts (redis-cli HSET), which does not move the folder's generation.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ariCertId, type AriState } from '../acme/ari.js';
@@ -95,15 +98,20 @@ export class StoreIndex {
     this.stats.kept = 0;
     const out = new Map<string, IndexEntry>();
     const stale: { name: string; stamp: string | undefined }[] = [];
-    for (let i = 0; i < names.length; i++) {
-      if (i > 0 && i % STAMPS_PER_TURN === 0) await yieldToLoop();
-      const name = names[i]!;
-      const stamp = await this.store.stamp(name);
-      const held = this.byName.get(name);
-      if (held && held.stamp === stamp && (held.recovered || !opts.recover)) {
-        out.set(name, held);
-        this.stats.kept++;
-      } else stale.push({ name, stamp });
+    // A turn's stamps in one call to the store (statSyncs on files, MGETs on Redis), then the event loop is let go.
+    for (let from = 0; from < names.length; from += STAMPS_PER_TURN) {
+      if (from > 0) await yieldToLoop();
+      const turn = names.slice(from, from + STAMPS_PER_TURN);
+      const stamps = await this.store.stamps(turn);
+      for (let i = 0; i < turn.length; i++) {
+        const name = turn[i]!;
+        const stamp = stamps[i];
+        const held = this.byName.get(name);
+        if (held && held.stamp === stamp && (held.recovered || !opts.recover)) {
+          out.set(name, held);
+          this.stats.kept++;
+        } else stale.push({ name, stamp });
+      }
     }
     let next = 0;
     const worker = async () => {

@@ -10,7 +10,7 @@
  *   would not change.
  */
 import { StoreUnavailableError } from './store.js';
-import type { Store } from './store.js';
+import type { ChangeStamp, Store } from './store.js';
 import { FilesStore } from './files/files-store.js';
 
 /**
@@ -36,6 +36,12 @@ export interface JsonBookSpec<T> {
   invalid?: (shown: string, why: string) => string;
   /** Bad or unreadable content counts as the empty book: what it records is no reason to stop. */
   lenient?: boolean;
+  /**
+   * `load` hands out the same value while the book's stamp has not moved, instead of reading and parsing it again
+   * (issue 22: label-claims.json holds a claim per certificate, and every pass reads it). Its callers must not
+   * change what `load` gives them; `change` always gets a fresh copy.
+   */
+  shared?: boolean;
 }
 
 export class JsonBook<T> {
@@ -44,6 +50,8 @@ export class JsonBook<T> {
   private chain: Promise<unknown> = Promise.resolve();
   /** The text this book last read or wrote: a save of the same text is skipped. */
   private lastText: string | undefined;
+  /** A `shared` book's last value, and the stamp taken before it was read. */
+  private held: { stamp: ChangeStamp; value: T } | undefined;
 
   constructor(
     readonly store: Store,
@@ -56,8 +64,19 @@ export class JsonBook<T> {
     return this.spec.path;
   }
 
-  /** The book as stored now. */
+  /** The book as stored now (a `shared` book: the value it gave last, when its stamp has not moved since). */
   async load(): Promise<T> {
+    if (!this.spec.shared) return this.read();
+    // Taken before the read: a write during it leaves another stamp, and the next load reads again.
+    const stamp = await this.store.stamp(this.spec.path).catch(() => undefined);
+    if (stamp !== undefined && this.held?.stamp === stamp) return this.held.value;
+    this.held = undefined;
+    const value = await this.read();
+    if (stamp !== undefined && this.lastText !== undefined) this.held = { stamp, value };
+    return value;
+  }
+
+  private async read(): Promise<T> {
     let text: string | undefined;
     try {
       text = await this.store.read(this.spec.path);
@@ -94,7 +113,7 @@ export class JsonBook<T> {
    */
   change(fn: (current: T) => T | undefined | Promise<T | undefined>): Promise<T> {
     return this.serial(async () => {
-      const current = await this.load();
+      const current = await this.read();
       const next = await fn(current);
       if (next === undefined) return current;
       await this.write(next);
@@ -105,6 +124,7 @@ export class JsonBook<T> {
   private async write(value: T): Promise<void> {
     const text = `${JSON.stringify(value, null, this.spec.indent)}\n`;
     if (text === this.lastText) return;
+    this.held = undefined;
     await this.store.write(this.spec.path, text);
     this.lastText = text;
   }

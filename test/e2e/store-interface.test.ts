@@ -31,7 +31,7 @@ class MemoryStore implements Store {
   readonly writes: [string, boolean][] = [];
   locks = 0;
   private version = 0;
-  private readonly stamps = new Map<string, number>();
+  private readonly versions = new Map<string, number>();
 
   async init(): Promise<void> {}
   async read(path: string): Promise<string | undefined> {
@@ -39,7 +39,7 @@ class MemoryStore implements Store {
   }
   async write(path: string, data: string, opts: WriteOptions = {}): Promise<void> {
     this.texts.set(checkStorePath(path), { data, secret: opts.secret === true, mode: opts.mode });
-    this.stamps.set(path, ++this.version);
+    this.versions.set(path, ++this.version);
     this.writes.push([path, opts.secret === true]);
   }
   async writeSet(dir: string, files: StoredFile[]): Promise<void> {
@@ -51,7 +51,7 @@ class MemoryStore implements Store {
     return [...new Set([...this.texts.keys()].filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length).split('/')[0]!))];
   }
   async stamp(path: string): Promise<string | undefined> {
-    const v = this.stamps.get(checkStorePath(path));
+    const v = this.versions.get(checkStorePath(path));
     return v === undefined ? undefined : String(v);
   }
   async remove(path: string): Promise<void> {

@@ -133,6 +133,58 @@ test('a partial page whose next link fails is retried; a page that keeps failing
   }
 });
 
+test('a listing decodes only the pages whose bytes changed: an unchanged page gives what it gave, a certificate changed on a page is seen, and one wanted now on an unchanged page gets its PEM looked at', async () => {
+  const local = await startRancherSim({ maxLimit: 10 });
+  const parse = JSON.parse;
+  let pagesParsed = 0;
+  // Counts the pages decoded (a page of this listing is a few kilobytes; nothing else parsed here is).
+  JSON.parse = (text: string, ...rest: never[]) => {
+    if (typeof text === 'string' && text.includes('"type":"collection"')) pagesParsed++;
+    return parse(text, ...rest);
+  };
+  try {
+    const names = Array.from({ length: 25 }, (_, i) => `n${i}.example.org`);
+    const certs = await Promise.all(names.map((n) => createSelfSigned([n], { sharedKey: true })));
+    names.forEach((name, i) => local.addCertificate({ name, cert: certs[i]!.cert, key: certs[i]!.key }));
+    const o = new RancherOrchestrator(options({}, local));
+    const wanted = names.filter((n) => n !== 'n5.example.org');
+    const first = await o.list(wanted);
+    assert.equal(pagesParsed, 3);
+    assert.ok(wanted.every((n) => first.get(n)?.state === 'present'));
+    pagesParsed = 0;
+    const second = await o.list(wanted);
+    assert.equal(pagesParsed, 0, 'no page changed: none decoded');
+    assert.deepEqual(second, first);
+    assert.equal(local.log.filter((r) => r.path.endsWith('/certificates')).length, 6, 'each listing still reads every page');
+    // n12 (the second page) replaced in Rancher by another certificate.
+    const api = new RancherApi({ url: local.url, accessKey: local.accessKey, secretKey: local.secretKey, timeoutMs: 2000 });
+    const n12 = (await api.listAll('certificates?name=n12.example.org'))[0] as { links: { self: string } };
+    const renewed = await createSelfSigned(['n12.example.org'], { sharedKey: true, days: 10 });
+    await api.put(n12.links.self, { cert: renewed.cert, key: renewed.key });
+    pagesParsed = 0;
+    const third = await o.list(wanted);
+    assert.equal(pagesParsed, 1, 'only the changed page is decoded');
+    const r12 = third.get('n12.example.org');
+    assert.equal(r12?.state === 'present' && r12.info.notAfter.toISOString(), parseCert(renewed.cert).notAfter.toISOString());
+    // n5, on the unchanged first page, is wanted now: that page is decoded again for its PEM.
+    pagesParsed = 0;
+    const fourth = await o.list(names);
+    assert.equal(pagesParsed, 1);
+    const r5 = fourth.get('n5.example.org');
+    assert.equal(r5?.state === 'present' && r5.info.fingerprintSha1, parseCert(certs[5]!.cert).fingerprintSha1);
+    pagesParsed = 0;
+    assert.deepEqual(await o.list(names), fourth);
+    assert.equal(pagesParsed, 0);
+    // A body that is not JSON is retried, as every other call's is.
+    local.fault({ kind: 'malformed', url: /certificates/ });
+    assert.deepEqual(await o.list(names), fourth);
+    assert.equal(local.log.filter((r) => r.path.endsWith('/certificates')).length, 20, 'the malformed page was asked again');
+  } finally {
+    JSON.parse = parse;
+    await local.close();
+  }
+});
+
 test('push creates with POST, renews with PUT to links.self keeping the id, and sends no empty chain', async () => {
   const o = orchestrator();
   await o.list(['a.example.com']);

@@ -145,6 +145,48 @@ for (const f of FACTORIES) {
     assert.ok(![s1, s2].includes(await store.stamp('rancher-reloads.json')), 'removed and written again: a stamp it never had');
   });
 
+  test(`${f.name}: a folder's stamp moves with every write, removal or move of a file in it, and not with reads or another folder's writes; stamps() answers as stamp() does`, async () => {
+    const { store } = await f.make();
+    assert.equal(store.folderStamps, true);
+    const dir = 'certs/f.example';
+    assert.equal(await store.stamp(dir), undefined, 'no folder: no stamp');
+    await store.writeSet(dir, [{ name: 'cert.pem', data: 'C1' }, { name: 'meta.json', data: '{}' }]);
+    const seen: string[] = [];
+    const moved = async (why: string) => {
+      const s = await store.stamp(dir);
+      assert.ok(s !== undefined && !seen.includes(s), `${why}: the folder's stamp moves to one it never had (${s})`);
+      seen.push(s);
+    };
+    await moved('a set written');
+    await store.read(`${dir}/cert.pem`);
+    await store.write('certs/other.example/cert.pem', 'O');
+    await store.write('top.json', '{}');
+    assert.equal(await store.stamp(dir), seen.at(-1), 'a read, or a write elsewhere, leaves it');
+    await store.write(`${dir}/status.json`, '{}');
+    await moved('a file added');
+    await store.write(`${dir}/status.json`, '{}');
+    await moved('the same text written again');
+    await store.writeSet(dir, [{ name: 'cert.pem', data: 'C2' }]);
+    await moved('a set replaced');
+    await store.remove(`${dir}/status.json`);
+    await moved('a file removed');
+    await store.write('certs/other.example/issued.json', 'I');
+    await store.move('certs/other.example/issued.json', `${dir}/issued.json`);
+    await moved('a file moved in');
+    await store.move(`${dir}/issued.json`, 'certs/other.example/issued.json');
+    await moved('a file moved out');
+    const paths = [dir, `${dir}/cert.pem`, 'certs/none.example', `${dir}/none.json`, 'certs/other.example', 'top.json'];
+    assert.deepEqual(await store.stamps!(paths), await Promise.all(paths.map((p) => store.stamp(p))));
+    await store.remove(dir);
+    assert.equal(await store.stamp(dir), undefined, 'removed: no stamp');
+    await store.writeSet(dir, [{ name: 'cert.pem', data: 'C1' }, { name: 'meta.json', data: '{}' }]);
+    await moved('removed and written again');
+    await store.move(dir, 'archive/f.example');
+    assert.equal(await store.stamp(dir), undefined, 'moved away: no stamp');
+    await store.move('archive/f.example', dir);
+    await moved('moved back');
+  });
+
   test(`${f.name}: writeSet writes a certificate's files together, list names them, and a second set replaces them, leaving the folder's other files`, async () => {
     const { store } = await f.make();
     await store.write('certs/a.example/status.json', '{"ok":true}\n');
@@ -230,6 +272,29 @@ for (const f of FACTORIES) {
     await assert.rejects(store.writeSet('certs/a', [{ name: 'x/y', data: '' }]), /x\/y/);
   });
 }
+
+test('redis: the stamps of 2,500 certificate folders are three MGETs and nothing else; a folder written before generations existed still has a stamp, until its next write gives it one', async () => {
+  const store = await redisStore('gen1:');
+  const dirs = Array.from({ length: 2500 }, (_, i) => `certs/g${i}.example`);
+  await Promise.all(dirs.map((d) => store.writeSet(d, [{ name: 'cert.pem', data: d }, { name: 'meta.json', data: '{}' }])));
+  const calls = () => Object.fromEntries([...server.cli('INFO', 'commandstats').matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+  const before = calls();
+  const stamps = await store.stamps(dirs);
+  const after = calls();
+  const sent = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0) - (k === 'info' ? 1 : 0)]).filter(([, v]) => (v as number) > 0));
+  assert.deepEqual(sent, { mget: 3 });
+  assert.equal(new Set(stamps).size, 2500, 'each folder its own generation');
+  assert.ok(stamps.every((s) => s !== undefined));
+  // As a store written by an earlier version holds it: no generation.
+  server.cli('DEL', 'gen1:store:dgen:certs/g7.example');
+  const old = await store.stamp('certs/g7.example');
+  assert.ok(old !== undefined && old !== stamps[7], `a stamp from its files (${old})`);
+  assert.deepEqual(await store.stamps(['certs/g7.example', 'certs/g8.example']), [old, stamps[8]]);
+  server.cli('HSET', 'gen1:store:file:certs/g7.example/cert.pem', 'gen', '999999');
+  assert.notEqual(await store.stamp('certs/g7.example'), old, 'it moves with its files');
+  await store.write('certs/g7.example/status.json', '{}');
+  assert.match(server.cli('GET', 'gen1:store:dgen:certs/g7.example').trim(), /^\d+$/, 'the next write gives it a generation');
+});
 
 test('redis: a private key is encrypted at rest (redis-cli finds no PEM), and reads back whole', async () => {
   const store = await redisStore('enc1:', { STORE_ENCRYPTION_KEY: KEY_A });

@@ -60,3 +60,30 @@ test('JsonBook: absent is empty; changes made together are all kept; a change th
   const lenient = new JsonBook<Tally>(store, { path: 'tally.json', empty: () => ({ version: 1, seen: [] }), validate: (p) => p as Tally, lenient: true });
   assert.deepEqual(await lenient.load(), { version: 1, seen: [] }, 'a lenient book reads a bad one as empty');
 });
+
+test('JsonBook shared: the same value while the book is untouched, read again once it was written (by the book, or by hand); change() gets its own copy', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cw-book-shared-'));
+  const store = new FilesStore(dir);
+  await store.init();
+  let reads = 0;
+  const read = store.read.bind(store);
+  store.read = (path: string) => (reads++, read(path));
+  const book = new JsonBook<Tally>(store, { path: 'tally.json', empty: () => ({ version: 1, seen: [] }), validate: (p) => p as Tally, shared: true });
+  assert.deepEqual(await book.load(), { version: 1, seen: [] }, 'absent: empty, and not held');
+  assert.notEqual(await book.load(), await book.load());
+  await book.save({ version: 1, seen: ['a'] });
+  reads = 0;
+  const first = await book.load();
+  assert.deepEqual(first, { version: 1, seen: ['a'] });
+  assert.equal(await book.load(), first, 'untouched: the same value');
+  assert.equal(reads, 1, 'read once');
+  writeFileSync(join(dir, 'tally.json'), '{"version":1,"seen":["by hand"]}\n');
+  assert.deepEqual(await book.load(), { version: 1, seen: ['by hand'] }, 'changed by hand: read again');
+  const mine = await book.change((t) => (t.seen.push('b'), t));
+  assert.deepEqual(mine.seen, ['by hand', 'b']);
+  const after = await book.load();
+  assert.deepEqual(after.seen, ['by hand', 'b'], 'written by the book: read again');
+  await book.change((t) => (t.seen.push('c'), undefined));
+  assert.deepEqual((await book.load()).seen, ['by hand', 'b'], 'change() was given a copy: the held value is as stored');
+  assert.deepEqual(after.seen, ['by hand', 'b']);
+});

@@ -5,7 +5,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import axios, { AxiosError, type AxiosInstance } from 'axios';
+import { createHash } from 'node:crypto';
+import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig } from 'axios';
 import { retryWithBackoff } from '../../retry.js';
 import type { RequestObservation } from '../../acme/transport.js';
 
@@ -21,6 +22,15 @@ export interface RancherApiOptions {
   /** Told of every call when it ends, retries included in its time (for metrics). */
   observe?: (r: RequestObservation) => void;
 }
+
+/** A page as read before: its bytes' digest and its next link. */
+export interface SeenPage {
+  digest: string;
+  next: string | null;
+}
+
+/** Marks a page whose bytes were those of the page seen before (pagesSeen). */
+const SAME = Symbol('same page');
 
 /** An answer from Rancher that is not the one asked for, or no answer at all. */
 export class RancherError extends Error {
@@ -142,14 +152,14 @@ export class RancherApi {
     }
   }
 
-  private async call(method: 'get' | 'post' | 'put' | 'delete', url: string, body?: unknown): Promise<Record<string, unknown>> {
+  private async call(method: 'get' | 'post' | 'put' | 'delete', url: string, body?: unknown, extra: AxiosRequestConfig = {}): Promise<Record<string, unknown>> {
     // Every URL that is not built from the root came from a resource's links or actions.
     const link = /[?&]action=/.test(url) ? `actions.${/[?&]action=([\w-]+)/.exec(url)![1]}` : 'links.self';
     this.checkLink(url, link, method.toUpperCase());
     const started = performance.now();
     let status = 'error';
     try {
-      const res = await this.http.request({ method, url, ...(body !== undefined ? { data: body } : {}) });
+      const res = await this.http.request({ method, url, ...(body !== undefined ? { data: body } : {}), ...extra });
       status = String(res.status);
       if (typeof res.data !== 'object' || res.data === null || Array.isArray(res.data)) {
         throw new RancherError(`Rancher API ${method.toUpperCase()} ${url}: answer is not a JSON object`, res.status);
@@ -187,6 +197,50 @@ export class RancherApi {
     const out: unknown[] = [];
     for await (const page of this.pages(path)) out.push(...page);
     return out;
+  }
+
+  /**
+   * `pages`, for a caller that keeps what it took from each page (issue 22): a page whose bytes hash to the digest
+   * `seen(url)` returns is not decoded (no text, no JSON parse; `items` undefined), and its `next` is the one
+   * `seen` kept. Any other page is decoded and checked as `pages` does, with its digest and next link.
+   */
+  async *pagesSeen(path: string, seen: (url: string) => SeenPage | undefined): AsyncGenerator<SeenPage & { url: string; items?: unknown[] }> {
+    let url: string | null = this.url(path);
+    const visited = new Set<string>();
+    while (url) {
+      if (visited.has(url)) throw new RancherError(`Rancher API GET ${url}: pagination loops back to a page already read`);
+      visited.add(url);
+      const known = seen(url);
+      let digest = '';
+      const page = await this.call('get', url, undefined, {
+        responseType: 'arraybuffer',
+        transformResponse: [
+          function (this: AxiosRequestConfig & { response?: unknown }, data: Buffer) {
+            digest = createHash('sha256').update(data).digest('base64');
+            if (known?.digest === digest) return { [SAME]: true };
+            try {
+              return JSON.parse(data.toString('utf8', data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf ? 3 : 0));
+            } catch (e) {
+              // As axios says a body that is not JSON: retried as transient (isTransient), then described.
+              throw AxiosError.from(e as Error, AxiosError.ERR_BAD_RESPONSE, this as never, null, this.response as never);
+            }
+          },
+        ],
+      });
+      if ((page as Record<symbol, unknown>)[SAME] && known) {
+        yield { url, digest, next: known.next };
+        url = known.next;
+        continue;
+      }
+      if (page.type !== 'collection' || !Array.isArray(page.data)) {
+        throw new RancherError(`Rancher API GET ${url}: expected a collection, got ${JSON.stringify(page.type ?? null)}`);
+      }
+      const p = page.pagination as { next?: unknown } | null | undefined;
+      const next = p && typeof p.next === 'string' && p.next !== '' ? p.next : null;
+      if (next) this.checkLink(next, 'pagination.next');
+      yield { url, digest, next, items: page.data };
+      url = next;
+    }
   }
 
   /**

@@ -18,7 +18,7 @@ import type { CertInfo } from '../../certs/parse.js';
 import type { DomainsOptions, ParsedDomains } from '../../domains.js';
 import type { Logger } from '../../log.js';
 import type { ListOptions, Orchestrator, PushOptions, PushResult, ReloadRetry, RemoteCopy, RemoveResult } from '../orchestrator.js';
-import { RancherApi, RancherError, type RancherApiOptions } from './api.js';
+import { RancherApi, RancherError, type RancherApiOptions, type SeenPage } from './api.js';
 import { wantedFromLabels } from './labels.js';
 import { isGone, parseCertificate, parseService, type CertificateResource, type ServiceResource } from './resources.js';
 import { describePending, EVERY_BALANCER, ReloadBook, retryDelay, type PendingReload } from './reloads.js';
@@ -73,6 +73,13 @@ function isOwned(c: CertificateResource): boolean {
   return c.description.startsWith(OWNER_MARKER);
 }
 
+/** What `list` took from one page: each certificate without its PEM, and its RemoteCopy when it was wanted. */
+interface ListedPage extends SeenPage {
+  certs: { c: CertificateResource; remote?: RemoteCopy }[];
+  /** The PEMs of this page parsed (or kept from an earlier listing) because they were not the local copy's. */
+  parsed: [string, CertInfo][];
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class RancherOrchestrator implements Orchestrator {
@@ -83,6 +90,8 @@ export class RancherOrchestrator implements Orchestrator {
   private known = new Map<string, CertificateResource>();
   /** What the last list parsed of PEMs that were not the local copy's (a foreign or another manager's copy), by id and fingerprint. */
   private parsedRemote = new Map<string, CertInfo>();
+  /** The last listing's pages by URL: their digest and what was taken from each, so an unchanged page is not decoded. */
+  private listedPages = new Map<string, ListedPage>();
   /** Balancers, read once per pass by the first push that needs them. */
   private balancers: Promise<ServiceResource[]> | undefined;
   private readonly writes = pLimit(WRITE_CONCURRENCY);
@@ -107,32 +116,55 @@ export class RancherOrchestrator implements Orchestrator {
   /**
    * One listing, read page by page (issue 22): of each certificate only what a push, a removal or the decision
    * needs is kept (no PEM, no key), and a PEM is parsed only when its certFingerprint is neither the local
-   * copy's nor one parsed in an earlier pass.
+   * copy's nor one parsed in an earlier pass. A page whose bytes are those of the last listing's page at its URL
+   * is not decoded at all: what was taken from it then is taken again (a steady pass decodes no page), unless it
+   * holds a certificate wanted now that was not then (its PEM was not looked at).
    */
   async list(names: string[], opts: ListOptions = {}): Promise<Map<string, RemoteCopy>> {
     const wanted = new Set(names);
     const known = new Map<string, CertificateResource>();
     const found = new Map<string, RemoteCopy>();
     const parsed = new Map<string, CertInfo>();
-    for await (const page of this.api.pages(`certificates?${PAGE}&removed_null=1`)) {
-      for (const item of page) {
-        const c = parseCertificate(item);
-        if (isGone(c.state)) continue;
-        if (wanted.has(c.name)) {
-          const key = (fp: string) => `${c.id}\n${fp}`;
-          const earlier = (fp: string) => {
-            const info = this.parsedRemote.get(key(fp));
-            if (info) parsed.set(key(fp), info);
-            return info;
-          };
-          found.set(c.name, toRemote(c, (fp) => opts.sameAsLocal?.(c.name, fp) ?? earlier(fp), (fp, info) => parsed.set(key(fp), info)));
+    const pages = new Map<string, ListedPage>();
+    const reusable = (url: string) => {
+      const page = this.listedPages.get(url);
+      return page && page.certs.every((x) => x.remote !== undefined || !wanted.has(x.c.name)) ? page : undefined;
+    };
+    for await (const page of this.api.pagesSeen(`certificates?${PAGE}&removed_null=1`, reusable)) {
+      let certs: ListedPage['certs'];
+      let remembered: ListedPage['parsed'];
+      if (page.items) {
+        certs = [];
+        remembered = [];
+        for (const item of page.items) {
+          const c = parseCertificate(item);
+          if (isGone(c.state)) continue;
+          let remote: RemoteCopy | undefined;
+          if (wanted.has(c.name)) {
+            const key = (fp: string) => `${c.id}\n${fp}`;
+            const earlier = (fp: string) => {
+              const info = this.parsedRemote.get(key(fp));
+              if (info) remembered.push([key(fp), info]);
+              return info;
+            };
+            remote = toRemote(c, (fp) => opts.sameAsLocal?.(c.name, fp) ?? earlier(fp), (fp, info) => remembered.push([key(fp), info]));
+          }
+          certs.push({ c: { ...c, cert: null }, ...(remote ? { remote } : {}) });
         }
-        known.set(c.name, { ...c, cert: null });
+      } else {
+        ({ certs, parsed: remembered } = this.listedPages.get(page.url)!);
+      }
+      for (const [k, info] of remembered) parsed.set(k, info);
+      pages.set(page.url, { digest: page.digest, next: page.next, certs, parsed: remembered });
+      for (const { c, remote } of certs) {
+        if (remote && wanted.has(c.name)) found.set(c.name, remote);
+        known.set(c.name, c);
       }
     }
     this.known = known;
     // Only this listing's: a certificate replaced or gone is not remembered.
     this.parsedRemote = parsed;
+    this.listedPages = pages;
     this.balancers = undefined;
     const out = new Map<string, RemoteCopy>();
     for (const name of names) out.set(name, found.get(name) ?? { state: 'absent' });

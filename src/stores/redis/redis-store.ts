@@ -11,7 +11,7 @@ import { checkStorePath, StoreUnavailableError, type ChangeStamp, type Store, ty
 import { createRedis, type RedisConnectionOptions } from './connection.js';
 import { open, seal, type EncryptionKey } from './encryption.js';
 import { describeHolder, LeaseLostError, RedisLease } from './lease.js';
-import { MOVE, REMOVE, WRITE } from './scripts.js';
+import { MOVE, REMOVE, STAMP, WRITE } from './scripts.js';
 
 export interface RedisStoreOptions {
   connection: RedisConnectionOptions;
@@ -23,6 +23,9 @@ export interface RedisStoreOptions {
 
 export { LeaseLostError };
 
+/** Folder generations asked for in one MGET: a command of a few tens of kilobytes. */
+const STAMP_CHUNK = 1000;
+
 /** A folder path for list(): '' is the top of the store. */
 function checkDir(dir: string): string {
   return dir === '' ? '' : checkStorePath(dir);
@@ -30,6 +33,8 @@ function checkDir(dir: string): string {
 
 export class RedisStore implements Store {
   readonly kind = 'redis';
+  /** Every script that writes, removes or moves a file sets the generation of its folders (scripts.ts). */
+  readonly folderStamps = true;
   readonly where: string;
   readonly redis: Redis;
   private readonly prefix: string;
@@ -82,12 +87,10 @@ export class RedisStore implements Store {
   private async run(lua: string, what: string, args: (string | number)[]): Promise<unknown> {
     const token = this.lease.token();
     if (token === undefined) throw new LeaseLostError(`store: refused to write ${what} in ${this.where}: this manager holds no lease (writes need the lease of the active manager)`);
-    let sha = this.shas.get(lua);
-    if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
     const argv = [this.prefix, token, ...args];
     try {
       try {
-        return await this.redis.evalsha(sha, 0, ...argv);
+        return await this.redis.evalsha(this.sha(lua), 0, ...argv);
       } catch (e) {
         if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
         return await this.redis.eval(lua, 0, ...argv);
@@ -100,6 +103,25 @@ export class RedisStore implements Store {
       if (!(e instanceof ReplyError)) throw new StoreUnavailableError(`store: ${this.where} cannot be reached to write ${what} (${(e as Error).message}): it may or may not have been written; the next pass reads the store again`);
       throw new Error(`store: ${what} in ${this.where}: ${(e as Error).message}`);
     }
+  }
+
+  /** A read-only script (no fence: it writes nothing), by EVALSHA with EVAL once when Redis has not seen it. */
+  private readScript(lua: string, what: string, args: string[]): Promise<unknown> {
+    return this.reach(what, async () => {
+      const argv = [this.prefix, ...args];
+      try {
+        return await this.redis.evalsha(this.sha(lua), 0, ...argv);
+      } catch (e) {
+        if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
+        return await this.redis.eval(lua, 0, ...argv);
+      }
+    });
+  }
+
+  private sha(lua: string): string {
+    let sha = this.shas.get(lua);
+    if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
+    return sha;
   }
 
   private sealed(data: string, secret: boolean | undefined): [string, string] {
@@ -147,11 +169,24 @@ export class RedisStore implements Store {
     return (await this.reach(dir || 'the top', () => this.redis.smembers(key))).sort();
   }
 
+  /** A folder's stamp is its generation (scripts.ts); a file's, the gen of its last write. */
   async stamp(path: string): Promise<ChangeStamp | undefined> {
-    const key = this.fileKey(checkStorePath(path));
-    return (await this.reach(path, () => this.redis.hget(key, 'gen'))) ?? undefined;
+    return ((await this.readScript(STAMP, path, [checkStorePath(path)])) as string | null) ?? undefined;
   }
 
+  /**
+   * MGET of the folder generations, STAMP_CHUNK keys a command, sent together (one round trip for a pass's
+   * certificates); a path without one (a file, an absent folder, a folder older than generations) is asked again
+   * through the STAMP script, one command each.
+   */
+  async stamps(paths: string[]): Promise<(ChangeStamp | undefined)[]> {
+    const keys = paths.map((p) => `${this.prefix}store:dgen:${checkStorePath(p)}`);
+    const what = paths.length === 1 ? paths[0]! : `${paths.length} stamps`;
+    const chunks: string[][] = [];
+    for (let i = 0; i < keys.length; i += STAMP_CHUNK) chunks.push(keys.slice(i, i + STAMP_CHUNK));
+    const gens = (await this.reach(what, () => Promise.all(chunks.map((c) => this.redis.mget(c))))).flat();
+    return Promise.all(gens.map((g, i) => (g !== null ? g : this.stamp(paths[i]!))));
+  }
   async remove(path: string): Promise<void> {
     await this.run(REMOVE, path, [checkStorePath(path)]);
   }

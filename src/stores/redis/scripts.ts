@@ -11,6 +11,11 @@
  *                        list() never scans the keyspace. A folder exists while it holds something.
  *   P store:gen          the counter every write takes its stamp from: a path removed and written again never
  *                        gets a stamp it had before.
+ *   P store:dgen:<dir>   a folder's generation (issue 22): the store:gen of the last write, removal or move of a
+ *                        file under <dir>, set by the same script; gone with the folder. A folder's stamp is this one
+ *                        value, so the store index stamps a certificate with one MGET entry instead of a command per
+ *                        file. A folder written before generations existed has none until its next write (the
+ *                        reader then asks its files, stamps.ts).
  *   P store:kids         hash: encryption key id -> how many values are sealed with it (init() checks it)
  *   P lease              the lease (lease.ts)
  * Keys are built inside the scripts, so this needs one Redis (or a Sentinel-managed primary), not a Cluster.
@@ -21,11 +26,20 @@ const PRELUDE = `
 local P = ARGV[1]
 local function fkey(p) return P .. 'store:file:' .. p end
 local function dkey(p) return P .. 'store:dir:' .. p end
+local function gkey(p) return P .. 'store:dgen:' .. p end
 local KIDS = P .. 'store:kids'
 local function parent(p)
   local i = p:match('^.*()/')
   if i then return p:sub(1, i - 1), p:sub(i + 1) end
   return '', p
+end
+-- A file under every folder of p's path changed at generation g: their generations move (the top has none).
+local function touch(p, g)
+  local dir = parent(p)
+  while dir ~= '' do
+    redis.call('SET', gkey(dir), g)
+    dir = parent(dir)
+  end
 end
 local function link(p)
   while true do
@@ -39,6 +53,7 @@ local function unlink(p)
     local dir, name = parent(p)
     redis.call('SREM', dkey(dir), name)
     if dir == '' or redis.call('SCARD', dkey(dir)) > 0 then return end
+    redis.call('DEL', gkey(dir))
     p = dir
   end
 end
@@ -95,6 +110,7 @@ for i = 3, #ARGV, 3 do
     redis.call('HSET', k, 'data', ARGV[i + 1], 'gen', gen)
   end
   link(ARGV[i])
+  touch(ARGV[i], gen)
 end
 return gen
 `;
@@ -105,6 +121,7 @@ local p = ARGV[3]
 if redis.call('EXISTS', fkey(p)) == 1 then
   uncount(fkey(p))
   redis.call('DEL', fkey(p))
+  touch(p, redis.call('INCR', P .. 'store:gen'))
   unlink(p)
   return 1
 end
@@ -114,7 +131,11 @@ for _, r in ipairs(files) do
   uncount(fkey(p .. '/' .. r))
   redis.call('DEL', fkey(p .. '/' .. r))
 end
-for _, d in ipairs(dirs) do redis.call('DEL', dkey(d)) end
+for _, d in ipairs(dirs) do
+  redis.call('DEL', dkey(d))
+  redis.call('DEL', gkey(d))
+end
+touch(p, redis.call('INCR', P .. 'store:gen'))
 unlink(p)
 return #files
 `;
@@ -127,10 +148,13 @@ if redis.call('EXISTS', fkey(from)) == 1 then
   local why = blocked(to)
   if why then return redis.error_reply(why) end
   uncount(fkey(to))
+  local gen = redis.call('INCR', P .. 'store:gen')
   redis.call('RENAME', fkey(from), fkey(to))
-  redis.call('HSET', fkey(to), 'gen', redis.call('INCR', P .. 'store:gen'))
+  redis.call('HSET', fkey(to), 'gen', gen)
+  touch(from, gen)
   unlink(from)
   link(to)
+  touch(to, gen)
   return 1
 end
 if redis.call('EXISTS', dkey(from)) == 0 then return redis.error_reply('CWABSENT ' .. from) end
@@ -144,8 +168,33 @@ for _, r in ipairs(files) do
   redis.call('RENAME', fkey(from .. '/' .. r), fkey(to .. '/' .. r))
   redis.call('HSET', fkey(to .. '/' .. r), 'gen', gen)
 end
-for _, d in ipairs(dirs) do redis.call('DEL', dkey(d)) end
-for _, r in ipairs(files) do link(to .. '/' .. r) end
+for _, d in ipairs(dirs) do
+  redis.call('DEL', dkey(d))
+  redis.call('DEL', gkey(d))
+end
+for _, r in ipairs(files) do
+  link(to .. '/' .. r)
+  touch(to .. '/' .. r, gen)
+end
+touch(from, gen)
 unlink(from)
 return #files
+`;
+
+/**
+ * Read only, no fence: ARGV[1] the prefix, ARGV[2] a path. A folder's generation; a file's gen; a folder written
+ * before generations existed: its files' gens, so that it still has a stamp that moves; absent: nil.
+ */
+export const STAMP = `
+local P, p = ARGV[1], ARGV[2]
+local gen = redis.call('GET', P .. 'store:dgen:' .. p) or redis.call('HGET', P .. 'store:file:' .. p, 'gen')
+if gen then return gen end
+local names = redis.call('SMEMBERS', P .. 'store:dir:' .. p)
+if #names == 0 then return false end
+table.sort(names)
+local parts = {}
+for _, name in ipairs(names) do
+  parts[#parts + 1] = name .. '=' .. (redis.call('HGET', P .. 'store:file:' .. p .. '/' .. name, 'gen') or 'dir')
+end
+return 'files:' .. table.concat(parts, ',')
 `;
