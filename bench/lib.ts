@@ -1,5 +1,6 @@
 /** Shared pieces of the benchmarks: timing child processes (wall and CPU), medians, the results table. */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { RancherSim } from '../test/support/rancher-sim.js';
@@ -73,4 +74,13 @@ export function managerEnv(sim: RancherSim, dir: string, directoryUrl: string, l
     ACME_DIRECTORY_URL: directoryUrl,
     LOG_LEVEL: logLevel,
   };
+}
+
+/**
+ * Removes a folder and all it holds with `rm -rf` in a child: node's rmSync walks the tree in JavaScript, and
+ * the 100,000-certificate steady fixtures (600,000 files) took it over 40 minutes on a loaded machine.
+ */
+export function removeTree(dir: string): void {
+  const r = spawnSync('rm', ['-rf', '--', dir], { stdio: 'ignore' });
+  if (r.error || r.status !== 0) rmSync(dir, { recursive: true, force: true });
 }
