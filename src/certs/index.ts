@@ -59,10 +59,28 @@ const ARI_FILE = 'ari.json';
 /** Read with the certificate's own files, from the same listing of its folder. */
 const INDEX_FILES = [STATUS_FILE, REVOKED_FILE, ARI_FILE];
 
-function summary(local: LocalCopy): IndexedCopy {
+// Values many entries share (a CA's directory URL and issuer, a kind, a profile): one string each, not one
+// per certificate as JSON.parse and the parser make them (issue 22: 100,000 entries held between passes).
+const SHARED_LIMIT = 4096;
+const shared = new Map<string, string>();
+function share<T extends string | undefined>(s: T): T {
+  if (s === undefined) return s;
+  const held = shared.get(s);
+  if (held !== undefined) return held as T;
+  if (shared.size >= SHARED_LIMIT) shared.clear();
+  shared.set(s, s);
+  return s;
+}
+
+function summary(name: string, local: LocalCopy): IndexedCopy {
   if (local.state !== 'present') return local;
+  const { info, meta } = local;
+  // The meta's names are most often the certificate's own: held once (the entry's name, the parsed names).
+  const same = (n: string) => (n === name ? name : (info.names.find((m) => m === n) ?? n));
+  const kept: CertMeta = { ...meta, name: same(meta.name), names: meta.names.map(same), kind: share(meta.kind), directoryUrl: share(meta.directoryUrl) };
+  if (meta.profile !== undefined) kept.profile = share(meta.profile);
   // A fresh object: the LocalCopy (and its bundle, key included) is left to the garbage collector.
-  return { state: 'indexed', info: local.info, meta: local.meta, keyMatches: local.keyMatches };
+  return { state: 'indexed', info, meta: kept, keyMatches: local.keyMatches };
 }
 
 function certIdOf(local: LocalCopy, der: Buffer | undefined): string | undefined {
@@ -126,7 +144,7 @@ export class StoreIndex {
     const { local, texts, der } = await this.store.readWith(name, { recover }, INDEX_FILES);
     // The stamp from before the read: a change during it (a hand copy, or the read's own recovery or promotion)
     // leaves the files with another stamp, so the next pass reads them again.
-    const entry: IndexEntry = { name, stamp, recovered: recover, local: summary(local), status: statusFrom(texts.get(STATUS_FILE)) };
+    const entry: IndexEntry = { name, stamp, recovered: recover, local: summary(name, local), status: statusFrom(texts.get(STATUS_FILE)) };
     const revocation = revocationFrom(texts.get(REVOKED_FILE));
     if (revocation) entry.revocation = revocation;
     const ari = ariFrom(texts.get(ARI_FILE));

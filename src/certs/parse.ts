@@ -39,7 +39,8 @@ export function splitPemChain(pem: string): string[] {
 }
 
 function colonHex(buf: Buffer): string {
-  return buf.toString('hex').match(/../g)!.join(':');
+  // One replace, not an array of 32 two-letter strings per fingerprint (a cold pass makes 20,000 of them).
+  return buf.toString('hex').replace(/..(?!$)/g, '$&:');
 }
 
 /**
@@ -95,6 +96,16 @@ export function parseCertWithDer(pem: string): { info: CertInfo; der: Buffer } {
   return { info: remember(parsed, pem, Object.freeze(info)), der };
 }
 
+// A few CAs issue every certificate a manager holds: their issuer string is held once, not once per certificate.
+const issuers = new Map<string, string>();
+function sharedIssuer(issuer: string): string {
+  const held = issuers.get(issuer);
+  if (held !== undefined) return held;
+  if (issuers.size >= 1024) issuers.clear();
+  issuers.set(issuer, issuer);
+  return issuer;
+}
+
 /** What the certificate says: from the DER in JavaScript (x509-der.ts) when it is the plain case, else OpenSSL's. */
 function certInfo(pem: string, der: Buffer): CertInfo {
   const fast = readCertDer(der);
@@ -104,8 +115,12 @@ function certInfo(pem: string, der: Buffer): CertInfo {
   const subject = fast ? fast.subject : x!.subject;
   const issuer = fast ? fast.issuer : x!.issuer;
   const names = sanNames(fast ? fast.subjectAltName : x!.subjectAltName);
-  const commonName = dnCommonName(subject)?.toLowerCase();
+  // The CN is most often one of the names: held once (a slice of the subject text would hold all of it).
+  const cn = dnCommonName(subject)?.toLowerCase();
+  const commonName = cn === undefined ? undefined : (names.find((n) => n === cn) ?? cn);
   if (names.length === 0 && commonName) names.push(commonName);
+  const subjectText = dnToRfc2253(subject);
+  const issuerText = dnToRfc2253(issuer);
   return {
     commonName,
     names,
@@ -113,8 +128,9 @@ function certInfo(pem: string, der: Buffer): CertInfo {
     notAfter: fast ? fast.notAfter : new Date(x!.validTo),
     fingerprint: colonHex(createHash('sha256').update(raw).digest()),
     fingerprintSha1: colonHex(createHash('sha1').update(raw).digest()),
-    issuer: dnToRfc2253(issuer),
-    subject: dnToRfc2253(subject),
+    // A self-signed certificate's issuer is its subject: one string.
+    issuer: issuerText === subjectText ? subjectText : sharedIssuer(issuerText),
+    subject: subjectText,
     serialNumber: BigInt(`0x${fast ? fast.serialNumber : x!.serialNumber}`).toString(10),
     // Self-signed: issued by itself and its signature verifies with its own key. Two empty DNs are equal
     // (both undefined); a CA-issued certificate without a subject has a non-empty issuer.

@@ -127,7 +127,8 @@ export class RancherOrchestrator implements Orchestrator {
           };
           found.set(c.name, toRemote(c, (fp) => opts.sameAsLocal?.(c.name, fp) ?? earlier(fp), (fp, info) => parsed.set(key(fp), info)));
         }
-        known.set(c.name, { ...c, cert: null });
+        // Held until the next list: no PEM, and of the description only whether it is ours (all a push asks).
+        known.set(c.name, { ...c, cert: null, description: isOwned(c) ? OWNER_MARKER : c.description });
       }
     }
     this.known = known;
