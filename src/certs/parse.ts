@@ -1,7 +1,7 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { loadPrivateKey } from './keys.js';
 import { pemToDer } from './der.js';
-import { rsaKeyMatchesCert } from './key-match.js';
+import { keyMatchesCertFast } from './key-match.js';
 import { readCertDer } from './x509-der.js';
 
 /** What a certificate says about itself, read once from its PEM. */
@@ -170,8 +170,8 @@ export function keyMatchesCert(keyPem: string, certPem: string): boolean {
 
 /** keyMatchesCert, for a certificate already decoded (the leaf's DER). */
 export function keyMatchesCertDer(keyPem: string, certDer: Buffer): boolean {
-  // RSA from the DER (key-match.ts: the same comparison, without OpenSSL's key decoder): no memo needed.
-  const fast = rsaKeyMatchesCert(keyPem, certDer);
+  // RSA and EC from the DER (key-match.ts: the same comparison, without OpenSSL's decoders): no memo needed.
+  const fast = keyMatchesCertFast(keyPem, certDer);
   if (fast !== undefined) return fast;
   // Else OpenSSL, memoised by a digest, so the memo holds no copy of the key.
   const id = createHash('sha256').update(keyPem).update('\0').update(certDer).digest('base64');
