@@ -78,7 +78,9 @@ export interface ChildResult {
 export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ChildResult> {
   return new Promise((res, rej) => {
     // BENCH_PASS_SCRIPT: another build's steady-pass.mjs (its ../dist), to measure before and after in one run.
-    const p = spawn(process.execPath, [...nodeArgs, resolve(process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs')], { env });
+    // Read from `env` first: steady-compare passes it there, and reading only this process's environment ran
+    // this tree's build as "before" too (every before/after pair it printed until issue 22's second round).
+    const p = spawn(process.execPath, [...nodeArgs, resolve(env.BENCH_PASS_SCRIPT ?? process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs')], { env });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
     p.stderr.on('data', (b: Buffer) => (out += b));
