@@ -54,6 +54,11 @@ const STAMPS_PER_TURN = 2000;
 // Certificates read at once when their stamp moved: each read opens several files, and 10,000 at once exceed
 // the open-file limit (the bound observe always had).
 const READ_CONCURRENCY = 64;
+// Reads made before the event loop is let go: the files store reads a folder synchronously (tens of µs), and
+// the awaits between reads are microtasks, so 10,000 reads would otherwise hold the status page and the webroot
+// for the whole cold pass.
+const READS_PER_TURN = 100;
+let readsThisTurn = 0;
 const STATUS_FILE = 'status.json';
 const ARI_FILE = 'ari.json';
 /** Read with the certificate's own files, from the same listing of its folder. */
@@ -141,6 +146,10 @@ export class StoreIndex {
 
   /** Reads one certificate's files into its entry: one read of its folder (LocalStore.readWith). */
   private async load(name: string, stamp: string | undefined, recover: boolean): Promise<IndexEntry> {
+    if (++readsThisTurn >= READS_PER_TURN) {
+      readsThisTurn = 0;
+      await yieldToLoop();
+    }
     const { local, texts, der } = await this.store.readWith(name, { recover }, INDEX_FILES);
     // The stamp from before the read: a change during it (a hand copy, or the read's own recovery or promotion)
     // leaves the files with another stamp, so the next pass reads them again.
