@@ -14,7 +14,7 @@ import { benchWebroot } from './webroot.js';
 import { benchPlaceholders } from './placeholders.js';
 import { benchRevocation } from './revocation.js';
 import { benchStartup } from './startup.js';
-import { machine, ms, printTable, removeTree, type Row } from './lib.js';
+import { machine, ms, printTable, removeTreeLater, type Row } from './lib.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -25,7 +25,7 @@ if (!ensureDebianTools(tools)) process.exit(1);
 const base = join(tmpdir(), `certwrangler-bench-${process.pid}`);
 // State directories, keys and Pebble's data: a full run leaves over 200 MB otherwise (the steady bench removes
 // each size's store as soon as that size is measured).
-process.on('exit', () => removeTree(base));
+process.on('exit', () => removeTreeLater(base));
 const runs = quick ? 1 : 3;
 const rows: Row[] = [];
 // Sections merge into the results file as each one finishes, so a long run that fails late keeps the rest.
