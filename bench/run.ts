@@ -3,7 +3,7 @@
  * (lego and certbot dominate). `-- --quick` runs each once with smaller sizes, to check the scripts.
  * Results also go to bench/results.json; BENCHMARKS.md records the method and the latest figures.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // @ts-expect-error plain ESM helper shared with the test runner
@@ -14,7 +14,7 @@ import { benchWebroot } from './webroot.js';
 import { benchPlaceholders } from './placeholders.js';
 import { benchRevocation } from './revocation.js';
 import { benchStartup } from './startup.js';
-import { machine, ms, printTable, type Row } from './lib.js';
+import { machine, ms, printTable, removeTreeLater, type Row } from './lib.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -23,8 +23,9 @@ const tools = [...TEST_TOOLS, { command: 'lego', pkg: 'lego' }, { command: 'cert
 if (!ensureDebianTools(tools)) process.exit(1);
 
 const base = join(tmpdir(), `certwrangler-bench-${process.pid}`);
-// State directories, keys and Pebble's data: a full run leaves over 200 MB otherwise.
-process.on('exit', () => rmSync(base, { recursive: true, force: true }));
+// State directories, keys and Pebble's data: a full run leaves over 200 MB otherwise (the steady bench removes
+// each size's store as soon as that size is measured).
+process.on('exit', () => removeTreeLater(base));
 const runs = quick ? 1 : 3;
 const rows: Row[] = [];
 // Sections merge into the results file as each one finishes, so a long run that fails late keeps the rest.
@@ -58,7 +59,9 @@ if (want('issuance')) {
 if (want('steady')) {
   // --store=redis: the Redis store of issue 20, once bench/steady-fixtures.ts can write into it.
   const store = (process.argv.find((a) => a.startsWith('--store='))?.slice(8) ?? 'files') as 'files' | 'redis';
-  const sizes = quick ? [100, 1000] : process.argv.includes('--no-100k') ? [100, 1000, 10_000] : [100, 1000, 10_000, 100_000];
+  // --steady-sizes=1000,100000: only those sizes (e.g. the 100,000 row alone, which takes minutes to set up).
+  const asked = process.argv.find((a) => a.startsWith('--steady-sizes='))?.slice('--steady-sizes='.length);
+  const sizes = asked ? asked.split(',').map(Number) : quick ? [100, 1000] : process.argv.includes('--no-100k') ? [100, 1000, 10_000] : [100, 1000, 10_000, 100_000];
   const r = await benchSteady({ sizes, runs, base: join(base, 'steady'), store });
   results.steady = r;
   save();
@@ -67,7 +70,7 @@ if (want('steady')) {
       benchmark: `steady state, ${x.certificates} certificates (${x.store})`,
       subject: 'certwrangler',
       value: `${ms(x.wallMs)} per pass, ${ms(x.cpuMs)} CPU (first ${ms(x.coldMs)}, ${ms(x.coldCpuMs)} CPU), ${Math.round(x.maxRssMb)} MB RSS peak, ${Math.round(x.rssAfterWarmMb)} MB after the warm passes`,
-      note: `${x.orchestratorRequests} Rancher requests (${x.certificatePages} certificate pages + ${x.orchestratorRequests - x.certificatePages}), ${x.acmeRequests} ACME; the simulator alone serves the list in ${ms(x.simListMs)}; load ${x.load[0].toFixed(1)}–${x.load[1].toFixed(1)}`,
+      note: `${x.orchestratorRequests} Rancher requests (${x.certificatePages} certificate pages + ${x.orchestratorRequests - x.certificatePages}), ${x.acmeRequests} ACME; the simulator alone serves the list in ${ms(x.simListMs)}; load ${x.load[0].toFixed(1)}–${x.load[1].toFixed(1)}; fixtures ${ms(x.setupMs)}, row ${ms(x.rowMs)}, cleanup ${ms(x.cleanupMs)}`,
     });
   }
   // The cost of one more certificate, from the smallest size of 1,000 or more to the largest.

@@ -7,7 +7,7 @@
  */
 import { tmpdir, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { median } from './lib.js';
+import { median, removeTree } from './lib.js';
 import { runChild, steadySetup, type ChildResult } from './steady.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -18,7 +18,8 @@ const passes = opt('passes', 4);
 const rounds = opt('rounds', 2);
 
 for (const n of sizes) {
-  const { sim, env, setupMs } = await steadySetup(n, join(tmpdir(), `certwrangler-compare-${process.pid}`));
+  const dir = join(tmpdir(), `certwrangler-compare-${process.pid}`);
+  const { sim, env, setupMs } = await steadySetup(n, dir);
   console.log(`${n} certificates: fixtures in ${Math.round(setupMs)} ms`);
   try {
     const runs: Record<'before' | 'after', (ChildResult & { load: number; requests: number })[]> = { before: [], after: [] };
@@ -42,5 +43,6 @@ for (const n of sizes) {
     }
   } finally {
     await sim.close();
+    removeTree(dir);
   }
 }

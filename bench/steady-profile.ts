@@ -10,6 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runChild, steadySetup } from './steady.js';
+import { removeTree } from './lib.js';
 
 const n = Number(process.argv[2] ?? 10_000);
 const passes = Number(process.argv[3] ?? 4);
@@ -62,7 +63,8 @@ function topHeap(file: string, count: number): string[] {
   ];
 }
 
-const { sim, env } = await steadySetup(n, join(tmpdir(), `certwrangler-profile-${process.pid}`));
+const dir = join(tmpdir(), `certwrangler-profile-${process.pid}`);
+const { sim, env } = await steadySetup(n, dir);
 try {
   const run = async (label: string, nodeArgs: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
     sim.clearLog();
@@ -83,4 +85,5 @@ try {
   }
 } finally {
   await sim.close();
+  removeTree(dir);
 }

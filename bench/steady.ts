@@ -4,7 +4,7 @@
  * plus one service list, and no ACME request at all.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { RancherApi } from '../src/orchestrators/rancher/api.js';
@@ -12,7 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { ownerDescription } from '../src/orchestrators/rancher/rancher.js';
 import { fixtureStores, FIXTURE_DIRECTORY, steadyCertificates, type BenchStore } from './steady-fixtures.js';
 import { startRancherSim, type RancherSim } from '../test/support/rancher-sim.js';
-import { managerEnv, median } from './lib.js';
+import { managerEnv, median, removeTree, removeTreeLater } from './lib.js';
 
 export interface SteadyResult {
   certificates: number;
@@ -39,6 +39,12 @@ export interface SteadyResult {
   store: BenchStore;
   /** uptime's 1-minute load average when the measured process started and ended (the machine is shared). */
   load: [number, number];
+  /** Writing the fixtures (certificates cached by size), the store and the simulator's certificates. */
+  setupMs: number;
+  /** The row itself after the setup: the simulator's own listings, then the manager's 1 + `runs` passes. */
+  rowMs: number;
+  /** Removing the size's store afterwards. */
+  cleanupMs: number;
 }
 
 /** How long the simulator takes to serve the whole certificate list to the manager's client (RancherApi.pages). */
@@ -72,8 +78,8 @@ export interface ChildResult {
 export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ChildResult> {
   return new Promise((res, rej) => {
     // BENCH_PASS_SCRIPT: another build's steady-pass.mjs (its ../dist), to measure before and after in one run.
-    // The child's env first: steady-compare.ts sets it there (reading only this process's env ran this tree's
-    // build for both sides).
+    // Read from `env` first: steady-compare passes it there, and reading only this process's environment ran
+    // this tree's build as "before" too (every before/after pair it printed until issue 22's second round).
     const p = spawn(process.execPath, [...nodeArgs, resolve(env.BENCH_PASS_SCRIPT ?? process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs')], { env });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
@@ -92,7 +98,7 @@ export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promi
 /** N certificates in a fresh store under `dir` and in a started simulator, with N/10 services asking for them. */
 export async function steadySetup(n: number, dir: string, store: BenchStore = 'files'): Promise<{ sim: RancherSim; env: NodeJS.ProcessEnv; setupMs: number }> {
   const started = performance.now();
-  rmSync(dir, { recursive: true, force: true });
+  removeTree(dir);
   mkdirSync(dir, { recursive: true });
   const f = await steadyCertificates(n);
   const storeEnv = await fixtureStores[store](join(dir, 'data'), f);
@@ -110,11 +116,13 @@ function fingerprintSha1(pem: string): string {
 export async function benchSteady(opts: { sizes: number[]; runs: number; base: string; store?: BenchStore }): Promise<SteadyResult[]> {
   const out: SteadyResult[] = [];
   for (const n of opts.sizes) {
-    const { sim, env } = await steadySetup(n, join(opts.base, `steady-${n}`), opts.store);
+    const dir = join(opts.base, `steady-${n}`);
+    const { sim, env, setupMs } = await steadySetup(n, dir, opts.store);
     try {
       // The simulator's own first listing (it computes each PEM's fields once, as Cattle does on write) is not
       // the manager's: reading the list once here fills it, and times the simulator apart. Then one process
       // makes 1 cold + `runs` warm passes.
+      const started = performance.now();
       await timeSimListing(sim, 1);
       const simListMs = await timeSimListing(sim, opts.runs);
       sim.clearLog();
@@ -139,9 +147,19 @@ export async function benchSteady(opts: { sizes: number[]; runs: number; base: s
         rssAfterWarmMb: r.rssAfterMb,
         store: opts.store ?? 'files',
         load,
+        setupMs,
+        rowMs: performance.now() - started,
+        cleanupMs: 0,
       });
     } finally {
       await sim.close();
+      // As soon as the size is measured: the next size's figures are not taken beside 600,000 files to remove.
+      // The last size is removed in the background (nothing is measured after it).
+      const t = performance.now();
+      if (n === opts.sizes.at(-1)) removeTreeLater(dir);
+      else removeTree(dir);
+      const done = out.find((x) => x.certificates === n);
+      if (done) done.cleanupMs = performance.now() - t;
     }
   }
   return out;

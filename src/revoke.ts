@@ -36,10 +36,20 @@ export class RevokeError extends Error {
 /** The recorded revocation of a stored certificate, if any; an unreadable record counts as none. */
 export async function readRevocation(store: LocalStore, name: string): Promise<RevocationRecord | undefined> {
   try {
-    const r = JSON.parse((await store.backend.read(store.certPath(name, REVOKED_FILE))) ?? 'null') as RevocationRecord | null;
-    return typeof r?.fingerprint === 'string' && typeof r.reason === 'string' ? r : undefined;
+    return revocationFrom(await store.backend.read(store.certPath(name, REVOKED_FILE)));
   } catch (e) {
     if (e instanceof StoreUnavailableError) throw e; // unreachable is not "no record"
+    return undefined;
+  }
+}
+
+/** revoked.json's text (or its read's Error, as the store index reads it): undefined when absent or not a record. */
+export function revocationFrom(text: string | undefined | Error): RevocationRecord | undefined {
+  if (text === undefined || text instanceof Error) return undefined;
+  try {
+    const r = JSON.parse(text) as RevocationRecord | null;
+    return typeof r?.fingerprint === 'string' && typeof r.reason === 'string' ? r : undefined;
+  } catch {
     return undefined;
   }
 }

@@ -108,6 +108,15 @@ async function rollForward(dir: string): Promise<void> {
 }
 
 /** Finishes or discards a write that a crash interrupted. Touches only files this module names. */
+/**
+ * Whether a folder listing shows what an interrupted set write leaves (its commit marker, a "<name>.new", a
+ * temp file): what recoverFileSet acts on. A listing without any of them needs no recovery (issue 22: a cold
+ * pass lists each certificate's folder once and recovers only those).
+ */
+export function needsRecovery(entries: readonly string[]): boolean {
+  return entries.some((e) => e === COMMIT || e.endsWith('.new') || /^\..+\.tmp-[0-9a-f]{12}$/.test(e));
+}
+
 export async function recoverFileSet(dir: string): Promise<void> {
   let entries: string[];
   try {

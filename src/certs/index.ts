@@ -19,9 +19,9 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ariCertId, type AriState } from '../acme/ari.js';
-import { readRevocation, type RevocationRecord } from '../revoke.js';
+import { REVOKED_FILE, revocationFrom, type RevocationRecord } from '../revoke.js';
 import type { CertInfo } from './parse.js';
-import type { CertMeta, CertStatus, LocalCopy, LocalStore } from './store.js';
+import { ariFrom, statusFrom, type CertMeta, type CertStatus, type LocalCopy, type LocalStore } from './store.js';
 
 /** The local copy without its PEMs and key: `state: 'indexed'` stands for 'present' (read it to get the bundle). */
 export type IndexedCopy =
@@ -57,17 +57,44 @@ const STAMPS_PER_TURN = 2000;
 // Certificates read at once when their stamp moved: each read opens several files, and 10,000 at once exceed
 // the open-file limit (the bound observe always had).
 const READ_CONCURRENCY = 64;
+// Reads made before the event loop is let go: the files store reads a folder synchronously (tens of µs), and
+// the awaits between reads are microtasks, so 10,000 reads would otherwise hold the status page and the webroot
+// for the whole cold pass.
+const READS_PER_TURN = 100;
+let readsThisTurn = 0;
+const STATUS_FILE = 'status.json';
+const ARI_FILE = 'ari.json';
+/** Read with the certificate's own files, from the same listing of its folder. */
+const INDEX_FILES = [STATUS_FILE, REVOKED_FILE, ARI_FILE];
 
-function summary(local: LocalCopy): IndexedCopy {
-  if (local.state !== 'present') return local;
-  // A fresh object: the LocalCopy (and its bundle, key included) is left to the garbage collector.
-  return { state: 'indexed', info: local.info, meta: local.meta, keyMatches: local.keyMatches };
+// Values many entries share (a CA's directory URL and issuer, a kind, a profile): one string each, not one
+// per certificate as JSON.parse and the parser make them (issue 22: 100,000 entries held between passes).
+const SHARED_LIMIT = 4096;
+const shared = new Map<string, string>();
+function share<T extends string | undefined>(s: T): T {
+  if (s === undefined) return s;
+  const held = shared.get(s);
+  if (held !== undefined) return held as T;
+  if (shared.size >= SHARED_LIMIT) shared.clear();
+  shared.set(s, s);
+  return s;
 }
 
-function certIdOf(local: LocalCopy): string | undefined {
+function summary(name: string, local: LocalCopy): IndexedCopy {
+  if (local.state !== 'present') return local;
+  const { info, meta } = local;
+  // The meta's names are most often the certificate's own: held once (the entry's name, the parsed names).
+  const same = (n: string) => (n === name ? name : (info.names.find((m) => m === n) ?? n));
+  const kept: CertMeta = { ...meta, name: same(meta.name), names: meta.names.map(same), kind: share(meta.kind), directoryUrl: share(meta.directoryUrl) };
+  if (meta.profile !== undefined) kept.profile = share(meta.profile);
+  // A fresh object: the LocalCopy (and its bundle, key included) is left to the garbage collector.
+  return { state: 'indexed', info, meta: kept, keyMatches: local.keyMatches };
+}
+
+function certIdOf(local: LocalCopy, der: Buffer | undefined): string | undefined {
   if (local.state !== 'present' || !local.meta.directoryUrl || local.info.selfSigned) return undefined;
   try {
-    return ariCertId(local.bundle.cert);
+    return ariCertId(der ?? local.bundle.cert);
   } catch {
     return undefined;
   }
@@ -125,16 +152,21 @@ export class StoreIndex {
     return out;
   }
 
-  /** Reads one certificate's files into its entry. */
+  /** Reads one certificate's files into its entry: one read of its folder (LocalStore.readWith). */
   private async load(name: string, stamp: string | undefined, recover: boolean): Promise<IndexEntry> {
-    const { store } = this;
-    const [local, status, revocation, ari] = await Promise.all([store.read(name, { recover }), store.readStatus(name), readRevocation(store, name), store.readAri(name)]);
+    if (++readsThisTurn >= READS_PER_TURN) {
+      readsThisTurn = 0;
+      await yieldToLoop();
+    }
+    const { local, texts, der } = await this.store.readWith(name, { recover }, INDEX_FILES);
     // The stamp from before the read: a change during it (a hand copy, or the read's own recovery or promotion)
     // leaves the files with another stamp, so the next pass reads them again.
-    const entry: IndexEntry = { name, stamp, recovered: recover, local: summary(local), status };
+    const entry: IndexEntry = { name, stamp, recovered: recover, local: summary(name, local), status: statusFrom(texts.get(STATUS_FILE)) };
+    const revocation = revocationFrom(texts.get(REVOKED_FILE));
     if (revocation) entry.revocation = revocation;
+    const ari = ariFrom(texts.get(ARI_FILE));
     if (ari) entry.ari = ari;
-    const certId = certIdOf(local);
+    const certId = certIdOf(local, der);
     if (certId) entry.certId = certId;
     this.set(entry);
     return entry;

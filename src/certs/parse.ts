@@ -1,7 +1,8 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { loadPrivateKey } from './keys.js';
 import { pemToDer } from './der.js';
-import { rsaKeyMatchesCert } from './key-match.js';
+import { keyMatchesCertFast } from './key-match.js';
+import { readCertDer } from './x509-der.js';
 
 /** What a certificate says about itself, read once from its PEM. */
 export interface CertInfo {
@@ -38,7 +39,8 @@ export function splitPemChain(pem: string): string[] {
 }
 
 function colonHex(buf: Buffer): string {
-  return buf.toString('hex').match(/../g)!.join(':');
+  // One replace, not an array of 32 two-letter strings per fingerprint (a cold pass makes 20,000 of them).
+  return buf.toString('hex').replace(/..(?!$)/g, '$&:');
 }
 
 /**
@@ -78,33 +80,61 @@ function remember<V>(memo: Map<string, V>, key: string, value: V): V {
  * result is shared between callers with the same PEM: treat it as read-only.
  */
 export function parseCert(pem: string): CertInfo {
-  const hit = parsed.get(pem);
-  if (hit) return hit;
-  const info = parseCertUncached(pem);
-  Object.freeze(info.names);
-  return remember(parsed, pem, Object.freeze(info));
+  return parsed.get(pem) ?? parseCertWithDer(pem).info;
 }
 
-function parseCertUncached(pem: string): CertInfo {
+/**
+ * parseCert, with the leaf's DER: the store's read checks the key and takes the ARI CertID from it without
+ * decoding the PEM again (issue 22).
+ */
+export function parseCertWithDer(pem: string): { info: CertInfo; der: Buffer } {
   const first = splitPemChain(pem)[0];
   if (!first) throw new Error('no PEM CERTIFICATE block');
-  const x = new X509Certificate(first);
-  const names = sanNames(x.subjectAltName);
-  const commonName = dnCommonName(x.subject)?.toLowerCase();
+  const der = pemToDer(first);
+  const info = certInfo(first, der);
+  Object.freeze(info.names);
+  return { info: remember(parsed, pem, Object.freeze(info)), der };
+}
+
+// A few CAs issue every certificate a manager holds: their issuer string is held once, not once per certificate.
+const issuers = new Map<string, string>();
+function sharedIssuer(issuer: string): string {
+  const held = issuers.get(issuer);
+  if (held !== undefined) return held;
+  if (issuers.size >= 1024) issuers.clear();
+  issuers.set(issuer, issuer);
+  return issuer;
+}
+
+/** What the certificate says: from the DER in JavaScript (x509-der.ts) when it is the plain case, else OpenSSL's. */
+function certInfo(pem: string, der: Buffer): CertInfo {
+  const fast = readCertDer(der);
+  // OpenSSL reads what x509-der.ts does not, and says what is wrong with a certificate that does not parse.
+  const x = fast ? undefined : new X509Certificate(pem);
+  const raw = x ? x.raw : der;
+  const subject = fast ? fast.subject : x!.subject;
+  const issuer = fast ? fast.issuer : x!.issuer;
+  const names = sanNames(fast ? fast.subjectAltName : x!.subjectAltName);
+  // The CN is most often one of the names: held once (a slice of the subject text would hold all of it).
+  const cn = dnCommonName(subject)?.toLowerCase();
+  const commonName = cn === undefined ? undefined : (names.find((n) => n === cn) ?? cn);
   if (names.length === 0 && commonName) names.push(commonName);
+  const subjectText = dnToRfc2253(subject);
+  const issuerText = dnToRfc2253(issuer);
   return {
     commonName,
     names,
-    notBefore: new Date(x.validFrom),
-    notAfter: new Date(x.validTo),
-    fingerprint: colonHex(createHash('sha256').update(x.raw).digest()),
-    fingerprintSha1: colonHex(createHash('sha1').update(x.raw).digest()),
-    issuer: dnToRfc2253(x.issuer),
-    subject: dnToRfc2253(x.subject),
-    serialNumber: BigInt(`0x${x.serialNumber}`).toString(10),
+    notBefore: fast ? fast.notBefore : new Date(x!.validFrom),
+    notAfter: fast ? fast.notAfter : new Date(x!.validTo),
+    fingerprint: colonHex(createHash('sha256').update(raw).digest()),
+    fingerprintSha1: colonHex(createHash('sha1').update(raw).digest()),
+    // A self-signed certificate's issuer is its subject: one string.
+    issuer: issuerText === subjectText ? subjectText : sharedIssuer(issuerText),
+    subject: subjectText,
+    serialNumber: BigInt(`0x${fast ? fast.serialNumber : x!.serialNumber}`).toString(10),
     // Self-signed: issued by itself and its signature verifies with its own key. Two empty DNs are equal
     // (both undefined); a CA-issued certificate without a subject has a non-empty issuer.
-    selfSigned: (x.issuer ?? '') === (x.subject ?? '') && x.verify(x.publicKey),
+    selfSigned: fast ? fast.selfSigned : (x!.issuer ?? '') === (x!.subject ?? '') && x!.verify(x!.publicKey),
   };
 }
 
@@ -134,13 +164,18 @@ export function canonicalIp(ip: string): string {
 
 /** True when the private key is the one the certificate was issued for. */
 export function keyMatchesCert(keyPem: string, certPem: string): boolean {
-  // Keyed by a digest, so the memo holds no copy of the key.
-  const id = createHash('sha256').update(keyPem).update('\0').update(certPem).digest('base64');
+  const first = splitPemChain(certPem)[0];
+  return first ? keyMatchesCertDer(keyPem, pemToDer(first)) : false;
+}
+
+/** keyMatchesCert, for a certificate already decoded (the leaf's DER). */
+export function keyMatchesCertDer(keyPem: string, certDer: Buffer): boolean {
+  // RSA and EC from the DER (key-match.ts: the same comparison, without OpenSSL's decoders): no memo needed.
+  const fast = keyMatchesCertFast(keyPem, certDer);
+  if (fast !== undefined) return fast;
+  // Else OpenSSL, memoised by a digest, so the memo holds no copy of the key.
+  const id = createHash('sha256').update(keyPem).update('\0').update(certDer).digest('base64');
   const hit = keyChecks.get(id);
   if (hit !== undefined) return hit;
-  const first = splitPemChain(certPem)[0];
-  if (!first) return false;
-  // RSA from the DER (key-match.ts: the same comparison, without OpenSSL's key decoder); else OpenSSL.
-  const fast = rsaKeyMatchesCert(keyPem, pemToDer(first));
-  return remember(keyChecks, id, fast ?? new X509Certificate(first).checkPrivateKey(loadPrivateKey(keyPem)));
+  return remember(keyChecks, id, new X509Certificate(certDer).checkPrivateKey(loadPrivateKey(keyPem)));
 }

@@ -14,8 +14,8 @@
  */
 import { FilesStore } from '../stores/files/files-store.js';
 import { JsonBook, shownPath } from '../stores/json-book.js';
-import { stampsOf, StoreUnavailableError, type Store } from '../stores/store.js';
-import { parseCert, keyMatchesCert, splitPemChain, type CertInfo } from './parse.js';
+import { readFolder, stampsOf, StoreUnavailableError, type FolderRead, type Store } from '../stores/store.js';
+import { parseCert, parseCertWithDer, keyMatchesCert, keyMatchesCertDer, splitPemChain, type CertInfo } from './parse.js';
 import type { Kind, KnownIssuers } from './kind.js';
 import type { AriState } from '../acme/ari.js';
 
@@ -28,6 +28,8 @@ const ORDER_FILE = 'order.json';
 /** What the store index (certs/index.ts) reads of a certificate: a change to any of them moves its stamp. */
 const INDEXED_FILES = ['cert.pem', 'privkey.pem', 'chain.pem', 'meta.json', 'status.json', 'revoked.json', 'ari.json', 'issued.json'];
 const ARI_FILE = 'ari.json';
+/** What `read` reads of a certificate's folder: its set, and a kept download to promote. */
+const COPY_FILES = ['meta.json', 'cert.pem', 'chain.pem', 'privkey.pem', ISSUED_FILE];
 
 /** A complete certificate: what is stored locally and what is pushed. */
 export interface CertBundle {
@@ -152,43 +154,56 @@ export class LocalStore {
    * Recovering also stores a certificate the CA issued that its pass could not store (see `keepIssued`).
    */
   async read(name: string, opts: { recover: boolean } = { recover: true }): Promise<LocalCopy> {
+    return (await this.readWith(name, opts, [])).local;
+  }
+
+  /**
+   * The local copy and, from the same read of its folder, the texts of `extra` files beside it (the index's
+   * status.json, revoked.json, ari.json: issue 22, one listing and a read of what is there per certificate).
+   * `der`: the leaf's DER when the copy is present, for the ARI CertID without decoding the PEM again.
+   */
+  async readWith(name: string, opts: { recover: boolean }, extra: readonly string[]): Promise<{ local: LocalCopy; texts: FolderRead['files']; der?: Buffer }> {
     const dir = this.certPath(name);
-    try {
-      if (opts.recover) {
+    const files = [...COPY_FILES, ...extra];
+    // A store that reads a folder at once says whether it holds an interrupted write or a kept download; any
+    // other is recovered first, as always, then read.
+    let folder = this.backend.readFolder ? await this.backend.readFolder(dir, files) : undefined;
+    let recovered: string | undefined;
+    if (opts.recover && (!folder || !folder.settled || folder.files.get(ISSUED_FILE) !== undefined)) {
+      try {
         await this.backend.recover(dir);
         await this.promoteIssued(name);
+      } catch (e) {
+        if (e instanceof StoreUnavailableError) throw e; // not a broken copy: the pass stops, the next one reads again
+        recovered = `cannot recover ${this.shown(name)}: ${(e as Error).message}`;
       }
-    } catch (e) {
-      if (e instanceof StoreUnavailableError) throw e; // not a broken copy: the pass stops, the next one reads again
-      return { state: 'unreadable', error: `cannot recover ${this.shown(name)}: ${(e as Error).message}` };
+      folder = undefined;
     }
-    let metaText: string | undefined;
-    try {
-      metaText = await this.backend.read(`${dir}/meta.json`);
-    } catch (e) {
-      if (e instanceof StoreUnavailableError) throw e; // not a broken copy: the pass stops, the next one reads again
-      return { state: 'unreadable', error: `meta.json: ${(e as Error).message}` };
-    }
-    if (metaText === undefined) {
-      const anyFile = (await this.backend.stamp(`${dir}/cert.pem`).catch(() => undefined)) !== undefined;
-      return anyFile ? { state: 'unreadable', error: 'meta.json missing' } : { state: 'absent' };
-    }
+    folder ??= await readFolder(this.backend, dir, files);
+    if (recovered !== undefined) return { local: { state: 'unreadable', error: recovered }, texts: folder.files };
+    return { ...this.copyOf(name, folder.files), texts: folder.files };
+  }
+
+  /** The local copy from its folder's files (`readWith`). */
+  private copyOf(name: string, files: FolderRead['files']): { local: LocalCopy; der?: Buffer } {
+    const metaText = files.get('meta.json');
+    if (metaText instanceof Error) return { local: { state: 'unreadable', error: `meta.json: ${metaText.message}` } };
+    if (metaText === undefined) return { local: files.get('cert.pem') !== undefined ? { state: 'unreadable', error: 'meta.json missing' } : { state: 'absent' } };
     try {
       const meta = JSON.parse(metaText) as CertMeta;
       if (!meta || !Array.isArray(meta.names) || typeof meta.kind !== 'string') throw new Error('meta.json is malformed');
-      const [cert, chain, key] = await Promise.all(
-        ['cert.pem', 'chain.pem', 'privkey.pem'].map(async (f) => {
-          const text = await this.backend.read(`${dir}/${f}`);
-          if (text === undefined) throw new Error(`ENOENT: no such file or directory, ${this.shown(name, f)}`);
-          return text;
-        }),
-      );
-      const info = parseCert(cert!);
+      const [cert, chain, key] = ['cert.pem', 'chain.pem', 'privkey.pem'].map((f) => {
+        const text = files.get(f);
+        if (text instanceof Error) throw text;
+        if (text === undefined) throw new Error(`ENOENT: no such file or directory, ${this.shown(name, f)}`);
+        return text;
+      });
+      const { info, der } = parseCertWithDer(cert!);
       let keyMatches: boolean;
       try {
-        keyMatches = keyMatchesCert(key!, cert!);
+        keyMatches = keyMatchesCertDer(key!, der);
       } catch {
-        return { state: 'unreadable', error: 'privkey.pem does not parse' };
+        return { local: { state: 'unreadable', error: 'privkey.pem does not parse' } };
       }
       const bundle: CertBundle = {
         name,
@@ -200,10 +215,9 @@ export class LocalStore {
         directoryUrl: meta.directoryUrl,
         ...(meta.profile ? { profile: meta.profile } : {}),
       };
-      return { state: 'present', info, meta, bundle, keyMatches };
+      return { local: { state: 'present', info, meta, bundle, keyMatches }, der };
     } catch (e) {
-      if (e instanceof StoreUnavailableError) throw e; // not a broken copy: the pass stops, the next one reads again
-      return { state: 'unreadable', error: (e as Error).message.replace(/\s+/g, ' ') };
+      return { local: { state: 'unreadable', error: (e as Error).message.replace(/\s+/g, ' ') } };
     }
   }
 
@@ -348,8 +362,7 @@ export class LocalStore {
   /** The ACME Renewal Information kept for the certificate in place (src/acme/ari.ts); undefined when none. */
   async readAri(name: string): Promise<AriState | undefined> {
     try {
-      const s = JSON.parse((await this.backend.read(this.certPath(name, ARI_FILE))) ?? 'null') as AriState;
-      return typeof s?.certId === 'string' && typeof s.nextFetch === 'string' ? s : undefined;
+      return ariFrom(await this.backend.read(this.certPath(name, ARI_FILE)));
     } catch (e) {
       if (e instanceof StoreUnavailableError) throw e; // unreachable is not "no record": the index would keep it
       return undefined;
@@ -362,8 +375,7 @@ export class LocalStore {
 
   async readStatus(name: string): Promise<CertStatus> {
     try {
-      const s = JSON.parse((await this.backend.read(this.certPath(name, 'status.json'))) ?? 'null') as CertStatus | null;
-      return s ?? { failures: 0 };
+      return statusFrom(await this.backend.read(this.certPath(name, 'status.json')));
     } catch (e) {
       if (e instanceof StoreUnavailableError) throw e; // unreachable is not "no record": the index would keep it
       return { failures: 0 };
@@ -381,5 +393,26 @@ export class LocalStore {
   /** Serialised: parallel orders finishing together must not lose each other's entries. */
   async rememberIssuer(issuer: string, kind: Kind): Promise<void> {
     await this.issuers.change((known) => (known[issuer] === kind ? undefined : { ...known, [issuer]: kind }));
+  }
+}
+
+/** ari.json's text (or its read's Error) as kept: undefined when absent, unreadable or not a record. */
+export function ariFrom(text: string | undefined | Error): AriState | undefined {
+  if (text === undefined || text instanceof Error) return undefined;
+  try {
+    const s = JSON.parse(text) as AriState | null;
+    return typeof s?.certId === 'string' && typeof s.nextFetch === 'string' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** status.json's text (or its read's Error): no failures when absent, unreadable or torn. */
+export function statusFrom(text: string | undefined | Error): CertStatus {
+  if (text === undefined || text instanceof Error) return { failures: 0 };
+  try {
+    return (JSON.parse(text) as CertStatus | null) ?? { failures: 0 };
+  } catch {
+    return { failures: 0 };
   }
 }

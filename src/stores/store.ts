@@ -47,6 +47,12 @@ export interface Store {
   recover(dir: string): Promise<void>;
   /** The names directly under `dir` (files and folders; '' is the top), [] when there is none. */
   list(dir: string): Promise<string[]>;
+  /**
+   * Several files of one folder at once (optional; `readFolder` below reads them one by one without it): the
+   * files store lists the folder once and reads only what is there, so a cold pass over 10,000 certificates
+   * neither opens nor fails on the files most folders do not hold (issue 22).
+   */
+  readFolder?(dir: string, names: readonly string[]): Promise<FolderRead>;
   /** The change stamp of `path`, undefined when absent: lets an index skip a read when nothing changed. */
   stamp(path: string): Promise<ChangeStamp | undefined>;
   /**
@@ -71,6 +77,34 @@ export interface Store {
   lock(opts: LockOptions): Promise<HeldLock>;
   /** Releases connections and timers (not the lock: HeldLock.release does). */
   close(): Promise<void>;
+}
+
+/** What `readFolder` found of each name asked for. */
+export interface FolderRead {
+  /** Each name's text; undefined when absent; the Error its read gave when it is there and cannot be read. */
+  files: Map<string, string | undefined | Error>;
+  /**
+   * true when the folder is known to hold nothing an interrupted write left (`recover` would do nothing);
+   * false when it does, or when the store cannot tell (then `recover` is asked first, as always).
+   */
+  settled: boolean;
+}
+
+/**
+ * The files of `names` in `dir`: the store's own readFolder, else one read each (all at once). An unreachable
+ * store throws (StoreUnavailableError); any other failed read is that file's Error.
+ */
+export async function readFolder(store: Store, dir: string, names: readonly string[]): Promise<FolderRead> {
+  if (store.readFolder) return store.readFolder(dir, names);
+  const texts = await Promise.all(
+    names.map((n) =>
+      store.read(`${dir}/${n}`).catch((e: unknown) => {
+        if (e instanceof StoreUnavailableError || !(e instanceof Error)) throw e;
+        return e;
+      }),
+    ),
+  );
+  return { files: new Map(names.map((n, i) => [n, texts[i]])), settled: false };
 }
 
 /**

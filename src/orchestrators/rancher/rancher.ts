@@ -149,7 +149,8 @@ export class RancherOrchestrator implements Orchestrator {
             };
             remote = toRemote(c, (fp) => opts.sameAsLocal?.(c.name, fp) ?? earlier(fp), (fp, info) => remembered.push([key(fp), info]));
           }
-          certs.push({ c: { ...c, cert: null }, ...(remote ? { remote } : {}) });
+          // Held until the next list: no PEM, and of the description only whether it is ours (all a push asks).
+          certs.push({ c: { ...c, cert: null, description: isOwned(c) ? OWNER_MARKER : c.description }, ...(remote ? { remote } : {}) });
         }
       } else {
         ({ certs, parsed: remembered } = this.listedPages.get(page.url)!);

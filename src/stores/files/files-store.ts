@@ -2,12 +2,12 @@
  * STORE=files (the default): DATA_DIR on a local or shared volume, exactly the layout certwrangler always kept.
  * Single files are written temp-fsync-rename; sets through atomic.ts's commit marker; the lock is DATA_DIR's.
  */
-import { promises as fs, statSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, statSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { dirname, join, resolve } from 'node:path';
-import { ensureDir, fsyncDir, recoverFileSet, writeFileAtomic, writeFileSet } from '../../certs/atomic.js';
+import { ensureDir, fsyncDir, needsRecovery, recoverFileSet, writeFileAtomic, writeFileSet } from '../../certs/atomic.js';
 import { lockDataDir, type HeldLock, type LockOptions } from '../../lock.js';
-import { checkStorePath, type ChangeStamp, type Store, type StoreEntry, type StoredFile, type WriteOptions } from '../store.js';
+import { checkStorePath, type ChangeStamp, type FolderRead, type Store, type StoreEntry, type StoredFile, type WriteOptions } from '../store.js';
 import { str, type Env } from '../../env.js';
 import { refuseEncryptionKeyWithFiles } from '../redis/encryption.js';
 
@@ -74,6 +74,35 @@ export class FilesStore implements Store {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
+  }
+
+  /**
+   * One listing of the folder, then a read of each file asked for that it holds. Synchronous on purpose: these
+   * are small files in the page cache, and each async read was four trips through libuv's pool (open, fstat,
+   * read, close) plus a thrown ENOENT for every file a folder does not hold (issue 22: most of a cold pass).
+   * A folder that cannot be listed (not ENOENT) is read file by file, so each file reports its own error.
+   */
+  async readFolder(dir: string, names: readonly string[]): Promise<FolderRead> {
+    const folder = this.pathOf(dir);
+    let entries: string[] | undefined;
+    try {
+      entries = readdirSync(folder);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { files: new Map(names.map((n) => [n, undefined])), settled: true };
+    }
+    const files = new Map<string, string | undefined | Error>();
+    for (const name of names) {
+      if (entries && !entries.includes(name)) {
+        files.set(name, undefined);
+        continue;
+      }
+      try {
+        files.set(name, readFileSync(this.pathOf(`${dir}/${name}`), 'utf8'));
+      } catch (e) {
+        files.set(name, (e as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : (e as Error));
+      }
+    }
+    return { files, settled: entries !== undefined && !needsRecovery(entries) };
   }
 
   async write(path: string, data: string, opts?: WriteOptions): Promise<void> {
