@@ -42,12 +42,16 @@ const LAZY_EDITS = {
   ],
 };
 
+// Which LAZY_EDITS files were edited: a package that moved its entry file would otherwise be bundled unedited
+// without a word (its text checks run only when the file is loaded).
+const applied = new Set();
 const lazyRequires = {
   name: 'lazy-requires',
   setup(b) {
     b.onLoad({ filter: /(acme-client[\\/]src[\\/](crypto[\\/])?index\.js|axios[\\/]dist[\\/]node[\\/]axios\.cjs)$/ }, (args) => {
       const key = Object.keys(LAZY_EDITS).find((k) => args.path.replaceAll('\\', '/').endsWith(k));
       if (!key) return undefined;
+      applied.add(key);
       let text = readFileSync(args.path, 'utf8');
       for (const [from, to] of LAZY_EDITS[key]) {
         if (!text.includes(from)) throw new Error(`scripts/bundle.mjs: ${key} no longer contains ${JSON.stringify(from)}`);
@@ -167,9 +171,11 @@ await build({
   // CommonJS dependencies call require() for Node's own modules; an ES module has no require of its own.
   // __certwranglerChunks: dist/chunks/, where the lazy groups are, from whichever file this code landed in.
   banner: {
-    js: "import { createRequire as __certwranglerRequire } from 'node:module'; const require = __certwranglerRequire(import.meta.url); const __certwranglerChunks = new URL(import.meta.url.includes('/chunks/') ? './' : './chunks/', import.meta.url);",
+    js: "import { createRequire as __certwranglerRequire } from 'node:module'; const require = __certwranglerRequire(import.meta.url); const __certwranglerChunks = new URL(/\\/chunks\\/[^/]*$/.test(import.meta.url) ? './' : './chunks/', import.meta.url);",
   },
   plugins: [lazyRequires, lazyPackages, oneAxios],
   logLevel: 'warning',
 });
+const missed = Object.keys(LAZY_EDITS).filter((k) => !applied.has(k));
+if (missed.length > 0) throw new Error(`scripts/bundle.mjs: never loaded, so not edited: ${missed.join(', ')} (did the package move its entry file?)`);
 chmodSync(`${OUT}/cli.js`, 0o755);

@@ -107,16 +107,21 @@ async function rollForward(dir: string): Promise<void> {
   await fsyncDir(dir);
 }
 
-/** Finishes or discards a write that a crash interrupted. Touches only files this module names. */
-/**
- * Whether a folder listing shows what an interrupted set write leaves (its commit marker, a "<name>.new", a
- * temp file): what recoverFileSet acts on. A listing without any of them needs no recovery (issue 22: a cold
- * pass lists each certificate's folder once and recovers only those).
- */
-export function needsRecovery(entries: readonly string[]): boolean {
-  return entries.some((e) => e === COMMIT || e.endsWith('.new') || /^\..+\.tmp-[0-9a-f]{12}$/.test(e));
+/** A file an interrupted set write leaves behind to be discarded (not yet moved in): "<name>.new" or a temp file. */
+function isLeftover(entry: string): boolean {
+  return entry.endsWith('.new') || /^\..+\.tmp-[0-9a-f]{12}$/.test(entry);
 }
 
+/**
+ * Whether a folder listing shows what an interrupted set write leaves (its commit marker, a leftover): what
+ * recoverFileSet acts on. A listing without any of them needs no recovery (issue 22: a cold pass lists each
+ * certificate's folder once and recovers only those).
+ */
+export function needsRecovery(entries: readonly string[]): boolean {
+  return entries.some((e) => e === COMMIT || isLeftover(e));
+}
+
+/** Finishes or discards a write that a crash interrupted. Touches only files this module names. */
 export async function recoverFileSet(dir: string): Promise<void> {
   let entries: string[];
   try {
@@ -135,6 +140,6 @@ export async function recoverFileSet(dir: string): Promise<void> {
     }
   }
   for (const e of entries) {
-    if (e.endsWith('.new') || /^\..+\.tmp-[0-9a-f]{12}$/.test(e)) await fs.rm(join(dir, e), { force: true });
+    if (isLeftover(e)) await fs.rm(join(dir, e), { force: true });
   }
 }

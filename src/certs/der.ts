@@ -115,6 +115,18 @@ export function authorityKeyId(parts: TbsParts): Buffer | undefined {
   return keyId ? contentOf(value, keyId) : undefined;
 }
 
+/**
+ * The bytes of a PEM body, or undefined when it is not canonical base64 (a character outside the alphabet, or
+ * padding in the middle). Buffer.from(…, 'base64') skips what it cannot read, where OpenSSL refuses the file: a
+ * damaged PEM read leniently would pass for a good one.
+ */
+export function strictBase64(body: string): Buffer | undefined {
+  const text = body.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return undefined;
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.toString('base64') === text ? bytes : undefined;
+}
+
 /** A certificate's DER from its PEM (the first CERTIFICATE block). */
 export function pemToDer(pem: string): Buffer {
   const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);

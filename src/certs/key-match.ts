@@ -8,7 +8,7 @@
  * PKCS#8, RFC 5208 §5). DER integers are minimal, so equal numbers are equal bytes.
  * Anything else (an EC key, an encrypted key, a form not recognised) is `undefined`: the caller asks OpenSSL.
  */
-import { childrenOf, contentOf, oidOf, readTlv, tbsParts, type Tlv } from './der.js';
+import { childrenOf, contentOf, oidOf, readTlv, strictBase64, tbsParts, type Tlv } from './der.js';
 
 const OID_RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
 const SEQUENCE = 0x30;
@@ -17,9 +17,15 @@ const OCTET_STRING = 0x04;
 const BIT_STRING = 0x03;
 const OID = 0x06;
 
+/**
+ * The body of the file's FIRST private key block, when that block has `label`: OpenSSL and every TLS server
+ * load the first one, so a later block of this label beside another kind first must not be the one compared.
+ * undefined (ask OpenSSL) when the first block has another label, or its base64 is not canonical.
+ */
 function pemBody(pem: string, label: string): Buffer | undefined {
-  const m = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`).exec(pem);
-  return m ? Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64') : undefined;
+  const m = /-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----([^-]*)-----END ([A-Z0-9 ]*PRIVATE KEY)-----/.exec(pem);
+  if (!m || m[1] !== label || m[3] !== label) return undefined;
+  return strictBase64(m[2]!);
 }
 
 function seq(buf: Buffer, t: Tlv | undefined): Tlv[] {

@@ -1,6 +1,6 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { loadPrivateKey } from './keys.js';
-import { pemToDer } from './der.js';
+import { strictBase64 } from './der.js';
 import { keyMatchesCertFast } from './key-match.js';
 import { readCertDer } from './x509-der.js';
 
@@ -90,8 +90,7 @@ export function parseCert(pem: string): CertInfo {
 export function parseCertWithDer(pem: string): { info: CertInfo; der: Buffer } {
   const first = splitPemChain(pem)[0];
   if (!first) throw new Error('no PEM CERTIFICATE block');
-  const der = pemToDer(first);
-  const info = certInfo(first, der);
+  const { info, der } = certInfo(first, canonicalDer(first));
   Object.freeze(info.names);
   return { info: remember(parsed, pem, Object.freeze(info)), der };
 }
@@ -106,12 +105,18 @@ function sharedIssuer(issuer: string): string {
   return issuer;
 }
 
+/** The DER of a CERTIFICATE block whose base64 is canonical; undefined: OpenSSL reads it (and says what is wrong). */
+function canonicalDer(pem: string): Buffer | undefined {
+  const m = /-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/.exec(pem);
+  return m ? strictBase64(m[1]!) : undefined;
+}
+
 /** What the certificate says: from the DER in JavaScript (x509-der.ts) when it is the plain case, else OpenSSL's. */
-function certInfo(pem: string, der: Buffer): CertInfo {
-  const fast = readCertDer(der);
+function certInfo(pem: string, der: Buffer | undefined): { info: CertInfo; der: Buffer } {
+  const fast = der ? readCertDer(der) : undefined;
   // OpenSSL reads what x509-der.ts does not, and says what is wrong with a certificate that does not parse.
   const x = fast ? undefined : new X509Certificate(pem);
-  const raw = x ? x.raw : der;
+  const raw = x ? x.raw : der!;
   const subject = fast ? fast.subject : x!.subject;
   const issuer = fast ? fast.issuer : x!.issuer;
   const names = sanNames(fast ? fast.subjectAltName : x!.subjectAltName);
@@ -121,7 +126,7 @@ function certInfo(pem: string, der: Buffer): CertInfo {
   if (names.length === 0 && commonName) names.push(commonName);
   const subjectText = dnToRfc2253(subject);
   const issuerText = dnToRfc2253(issuer);
-  return {
+  const info: CertInfo = {
     commonName,
     names,
     notBefore: fast ? fast.notBefore : new Date(x!.validFrom),
@@ -136,6 +141,7 @@ function certInfo(pem: string, der: Buffer): CertInfo {
     // (both undefined); a CA-issued certificate without a subject has a non-empty issuer.
     selfSigned: fast ? fast.selfSigned : (x!.issuer ?? '') === (x!.subject ?? '') && x!.verify(x!.publicKey),
   };
+  return { info, der: raw };
 }
 
 /**
@@ -165,7 +171,7 @@ export function canonicalIp(ip: string): string {
 /** True when the private key is the one the certificate was issued for. */
 export function keyMatchesCert(keyPem: string, certPem: string): boolean {
   const first = splitPemChain(certPem)[0];
-  return first ? keyMatchesCertDer(keyPem, pemToDer(first)) : false;
+  return first ? keyMatchesCertDer(keyPem, parseCertWithDer(first).der) : false;
 }
 
 /** keyMatchesCert, for a certificate already decoded (the leaf's DER). */

@@ -73,6 +73,20 @@ const SIGNATURE_DIGESTS: Record<string, string | null> = {
   '1.3.101.112': null,
 };
 
+const OID_RSA = '1.2.840.113549.1.1.1';
+const OID_EC = '1.2.840.10045.2.1';
+const OID_ED25519 = '1.3.101.112';
+/** The key algorithm each signature algorithm above needs. */
+const SIGNATURE_KEYS: Record<string, string> = {
+  '1.2.840.113549.1.1.11': OID_RSA,
+  '1.2.840.113549.1.1.12': OID_RSA,
+  '1.2.840.113549.1.1.13': OID_RSA,
+  '1.2.840.10045.4.3.2': OID_EC,
+  '1.2.840.10045.4.3.3': OID_EC,
+  '1.2.840.10045.4.3.4': OID_EC,
+  [OID_ED25519]: OID_ED25519,
+};
+
 class NotPlain extends Error {}
 function need(ok: unknown): asserts ok {
   if (!ok) throw new NotPlain();
@@ -151,7 +165,22 @@ export function readCertDer(der: Buffer): DerFields | undefined {
     const v = childrenOf(der, version)[0];
     need(v?.tag === INTEGER && v.end - v.contentStart === 1 && der[v.contentStart] === 2);
     const [serial, tbsSigAlg, issuer, validity, subject, spki, ...rest] = fields.slice(1);
-    need(serial?.tag === INTEGER && tbsSigAlg?.tag === SEQUENCE && issuer && validity && subject && spki?.tag === SEQUENCE);
+    need(serial?.tag === INTEGER && issuer && validity && subject);
+    // The shapes OpenSSL's decoder insists on, read here too (a SubjectPublicKeyInfo of SEQUENCE { INTEGER } is
+    // refused there, so it must not pass here): AlgorithmIdentifier ::= SEQUENCE { OID, … }, and
+    // SubjectPublicKeyInfo ::= SEQUENCE { AlgorithmIdentifier, BIT STRING }.
+    const algorithmOf = (t: Tlv | undefined): string => {
+      need(t?.tag === SEQUENCE);
+      const id = seqOf(der, t)[0];
+      need(id?.tag === OID);
+      return oidOf(contentOf(der, id));
+    };
+    need(spki?.tag === SEQUENCE);
+    const [keyAlg, keyBits, ...restSpki] = seqOf(der, spki);
+    const keyAlgorithm = algorithmOf(keyAlg);
+    need(keyBits?.tag === BIT_STRING && restSpki.length === 0);
+    const signatureAlgorithm = algorithmOf(sigAlg);
+    algorithmOf(tbsSigAlg);
     // issuerUniqueID and subjectUniqueID ([1], [2]) are not read here; [3] extensions is all that may follow.
     need(rest.length <= 1 && (rest.length === 0 || rest[0]!.tag === 0xa3));
     const serialBytes = contentOf(der, serial);
@@ -198,11 +227,13 @@ export function readCertDer(der: Buffer): DerFields | undefined {
     const issuerText = nameText(der, issuer);
     let selfSigned = false;
     if ((issuerText ?? '') === (subjectText ?? '')) {
-      const digest = SIGNATURE_DIGESTS[oidOf(contentOf(der, seqOf(der, sigAlg)[0]!))];
+      const digest = SIGNATURE_DIGESTS[signatureAlgorithm];
       const signature = contentOf(der, sig);
-      need(digest !== undefined && signature[0] === 0);
+      // OpenSSL refuses a signature algorithm that does not fit the key (an ECDSA key under sha256WithRSA):
+      // node's crypto.verify would not, so only the fitting pairs are read here.
+      need(digest !== undefined && SIGNATURE_KEYS[signatureAlgorithm] === keyAlgorithm && signature[0] === 0);
       // X509_verify: the outer and inner algorithms must be the same, and the signature must verify.
-      selfSigned = wholeOf(der, sigAlg).equals(wholeOf(der, tbsSigAlg)) && verify(digest, wholeOf(der, tbs), publicKeyOf(wholeOf(der, spki)), signature.subarray(1));
+      selfSigned = wholeOf(der, sigAlg).equals(wholeOf(der, tbsSigAlg!)) && verify(digest, wholeOf(der, tbs), publicKeyOf(wholeOf(der, spki)), signature.subarray(1));
     }
     return { subjectAltName, subject: subjectText, issuer: issuerText, notBefore: timeOf(der, from), notAfter: timeOf(der, to), serialNumber, selfSigned };
   } catch {

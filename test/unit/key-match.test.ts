@@ -85,3 +85,20 @@ test('EC keys, SEC1 and PKCS#8, P-256 and P-384, matching and not, and against R
   assert.equal(keyMatchesCert(noPointPem, certs[0]!), openssl(noPointPem, certs[0]!));
   assert.equal(keyMatchesCert(noPointPem, certs[0]!), true);
 });
+
+// Found by the review of issue 22's merge: OpenSSL and TLS servers load the FIRST key of the file.
+test('a key file holding another key first, then the certificate\'s own: no match, as OpenSSL says', () => {
+  const a = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const b = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const cert = certFor(a);
+  const pemOf = (k: KeyObject, type: 'pkcs8' | 'sec1') => k.export({ type, format: 'pem' }) as string;
+  for (const file of [pemOf(b.privateKey, 'pkcs8') + pemOf(a.privateKey, 'sec1'), pemOf(b.privateKey, 'sec1') + pemOf(a.privateKey, 'pkcs8')]) {
+    assert.equal(new X509Certificate(cert).checkPrivateKey(createPrivateKey(file)), false);
+    assert.equal(keyMatchesCert(file, cert), false);
+  }
+  const r1 = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const r2 = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const rsaFile = (r2.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string) + (r1.privateKey.export({ type: 'pkcs1', format: 'pem' }) as string);
+  assert.equal(keyMatchesCert(rsaFile, certFor(r1)), false);
+  assert.equal(keyMatchesCert(pemOf(a.privateKey, 'sec1'), cert), true);
+});

@@ -176,3 +176,19 @@ test('store: certificate folder names: lower-case DNS-like names and _-prefixed 
   for (const bad of ['../etc', 'a/b', '.hidden', '', 'A.example.com', 'a..b', 'a b', '-x', 'a\\b', 'a\nb', 'é.example']) assert.equal(isFolderSafeName(bad), false, JSON.stringify(bad));
   assert.throws(() => new LocalStore(new FilesStore('/tmp/nowhere')).certDir('a..b'), /^Error: store: "a\.\.b" cannot be used as a certificate folder name$/);
 });
+
+// Issue 22 reads a folder with one listing and recovers only when it shows what an interrupted write leaves:
+// the leftovers without a marker (the write died before its commit) must still be discarded by a read.
+test('store: a read discards the leftovers of a write that died before its marker (".new" files alone, a temp file alone)', async () => {
+  const store = newStore();
+  const a = await bundle('d.example.com');
+  const b = await bundle('d.example.com', '', true);
+  await store.write(a);
+  const dir = store.certDir('d.example.com');
+  for (const leftover of [['cert.pem.new', b.cert], ['.privkey.pem.tmp-0123456789ab', b.key]] as const) {
+    writeFileSync(join(dir, leftover[0]), leftover[1]);
+    const read = await store.read('d.example.com');
+    assert.ok(read.state === 'present' && read.bundle.cert === a.cert && read.keyMatches, `${leftover[0]}: the set before stays`);
+    assert.ok(!readdirSync(dir).includes(leftover[0]), `${leftover[0]} is removed by the read`);
+  }
+});

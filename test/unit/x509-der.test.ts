@@ -42,12 +42,14 @@ interface Spec {
   alg?: Buffer;
   outerAlg?: Buffer;
   digest?: string | null;
+  /** The SubjectPublicKeyInfo as written (default: the key's own). */
+  spki?: Buffer;
 }
 
 function build(s: Spec): string {
   const key = s.key ?? rsa;
   const alg = s.alg ?? RSA_SHA256;
-  const spki = key.publicKey.export({ type: 'spki', format: 'der' });
+  const spki = s.spki ?? key.publicKey.export({ type: 'spki', format: 'der' });
   const exts = s.san ? [explicit(3, seq(seq(oid('2.5.29.17'), tlv(0x04, seq(...s.san)))))] : [];
   const tbs = seq(explicit(0, smallInt(2)), integerBytes(s.serial ?? Buffer.from([0x01, 0x23])), alg, s.issuer ?? s.subject, seq(time(s.notBefore ?? new Date('2026-01-01T00:00:00Z')), time(s.notAfter ?? new Date('2027-01-01T00:00:00Z'))), s.subject, spki, ...exts);
   const sig = sign(s.digest === undefined ? 'sha256' : s.digest, tbs, s.signer ?? key.privateKey);
@@ -158,4 +160,30 @@ test('what is not the plain case is left to OpenSSL, and parseCert still says wh
     assert.throws(() => new X509Certificate(cut), { message: e.message });
     return true;
   });
+});
+
+// Found by the review of issue 22's merge: where OpenSSL refuses a certificate, the fast path must not read it.
+test('a cert.pem with a damaged base64 body does not parse, as OpenSSL says, instead of reading what is left', () => {
+  const pem = build({ subject: cn('damaged.example'), san: [tlv(0x82, Buffer.from('damaged.example'))] });
+  const lines = pem.split('\n');
+  lines[2] = `${lines[2]!.slice(0, 10)}!!${lines[2]!.slice(10)}`;
+  const damaged = lines.join('\n');
+  assert.throws(() => new X509Certificate(damaged));
+  assert.throws(() => parseCert(damaged));
+  assert.equal(parseCert(pem).names[0], 'damaged.example');
+});
+
+test('a SubjectPublicKeyInfo that is not SEQUENCE { AlgorithmIdentifier, BIT STRING } is left to OpenSSL, which refuses it', () => {
+  const pem = build({ subject: cn('spki.example'), issuer: cn('Some CA'), spki: seq(smallInt(1)) });
+  assert.equal(readCertDer(pemToDer(pem)), undefined);
+  assert.throws(() => new X509Certificate(pem));
+  assert.throws(() => parseCert(pem));
+});
+
+test('an EC key under an RSA signature algorithm is not self-signed, as OpenSSL says', () => {
+  const pem = build({ subject: cn('mislabelled.example'), key: ec, alg: RSA_SHA256 });
+  assert.equal(node(pem).selfSigned, false);
+  assert.equal(parseCert(pem).selfSigned, false);
+  // The same key under its own algorithm is.
+  assert.equal(parseCert(build({ subject: cn('labelled.example'), key: ec, alg: ECDSA_SHA256 })).selfSigned, true);
 });
