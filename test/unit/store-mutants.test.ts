@@ -11,6 +11,10 @@ import { join } from 'node:path';
 import { LocalStore, type CertBundle, type IssuedRecord, type PendingOrder } from '../../src/certs/store.js';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { FilesStore } from '../../src/stores/files/files-store.js';
+import { redis as redisEntry } from '../../src/stores/redis/entry.js';
+import type { HeldLock } from '../../src/stores/store.js';
+import { createLogger } from '../../src/log.js';
+import { startRedis } from '../support/redis-server.js';
 import { execFileSync } from 'node:child_process';
 
 const NAME = 'shop.example.com';
@@ -174,4 +178,33 @@ test('kept download: one older than the certificate in place is forgotten and th
   const t = await torn.read(NAME);
   assert.equal(t.state, 'unreadable');
   assert.match(t.state === 'unreadable' ? t.error : '', /^cannot recover .*: issued\.json: /);
+});
+
+test('on Redis: no certificate folder on this host (certDir says so, naming the store); the stamp is each indexed file\'s, so a change to any of them moves it', async () => {
+  const server = await startRedis(join(tmp(), 'redis'));
+  const env = { STORE: 'redis', REDIS_URL: server.url, REDIS_PREFIX: 'store-m:', LEASE_TTL: '15s' };
+  const backend = redisEntry.create(redisEntry.fromEnv(env), { log: createLogger('silent') });
+  let lock: HeldLock | undefined;
+  try {
+    await backend.init();
+    lock = await backend.lock({ waitMs: 0 });
+    const store = new LocalStore(backend);
+    assert.equal(store.localDir(NAME), undefined);
+    assert.throws(() => store.certDir(NAME), new RegExp(`^Error: store: Redis redis://127\\.0\\.0\\.1:${server.port}/0 keeps no certificate folders on this host \\(only STORE=files does\\)$`));
+    assert.equal(store.shown(NAME, 'cert.pem'), `certs/${NAME}/cert.pem in Redis redis://127.0.0.1:${server.port}/0`);
+    assert.equal(await store.stamp(NAME), undefined);
+    const stamps = [await store.stamp(NAME)];
+    for (const f of ['cert.pem', 'privkey.pem', 'chain.pem', 'meta.json', 'status.json', 'revoked.json', 'ari.json', 'issued.json']) {
+      await backend.write(`certs/${NAME}/${f}`, `${f} 1`, f === 'privkey.pem' || f === 'issued.json' ? { secret: true } : {});
+      const s = await store.stamp(NAME);
+      assert.ok(!stamps.includes(s), `${f}: ${s}`);
+      stamps.push(s);
+    }
+    await backend.write(`certs/${NAME}/notes.txt`, 'not read by the index');
+    assert.equal(await store.stamp(NAME), stamps.at(-1), 'a file the index does not read moves nothing');
+  } finally {
+    await lock?.release();
+    await backend.close();
+    await server.stop();
+  }
 });
