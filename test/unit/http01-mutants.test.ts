@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHALLENGE_PATH, WebrootSolver } from '../../src/acme/http01.js';
@@ -105,4 +105,26 @@ test('http-01 with Redis: a token Redis does not take fails present(), naming Re
 
 test('http-01 without Redis: close() does nothing and does not fail', async () => {
   await new WebrootSolver(mkdtempSync(join(tmpdir(), 'cw-h01m-'))).close();
+});
+
+test('http-01: a challenge folder not ours to chmod (EPERM) is used as its owner set it', { skip: process.getuid?.() !== 0 && 'needs root to act as another user' }, async () => {
+  // As http01-shared, but in this process (its effective uid set to 65534 for the call), so the mutation run sees it.
+  const webroot = mkdtempSync(join(tmpdir(), 'cw-h01m-'));
+  chmodSync(webroot, 0o755);
+  mkdirSync(join(webroot, '.well-known'), { mode: 0o755 });
+  chmodSync(join(webroot, '.well-known'), 0o755);
+  const dir = join(webroot, CHALLENGE_PATH);
+  mkdirSync(dir);
+  chmodSync(dir, 0o707); // others may write; the solver would open it to 0755, and may not
+  const solver = new WebrootSolver(webroot);
+  process.setegid!(65534);
+  process.seteuid!(65534);
+  try {
+    await solver.present('a.example.com', 'eperm_Token', 'eperm.keyauth');
+  } finally {
+    process.seteuid!(0);
+    process.setegid!(0);
+  }
+  assert.equal(readFileSync(join(dir, 'eperm_Token'), 'utf8'), 'eperm.keyauth');
+  assert.equal(statSync(dir).mode & 0o777, 0o707, 'its owner\'s mode is kept');
 });
