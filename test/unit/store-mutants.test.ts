@@ -12,7 +12,8 @@ import { LocalStore, type CertBundle, type IssuedRecord, type PendingOrder } fro
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { FilesStore } from '../../src/stores/files/files-store.js';
 import { redis as redisEntry } from '../../src/stores/redis/entry.js';
-import type { HeldLock } from '../../src/stores/store.js';
+import { StoreUnavailableError, type HeldLock } from '../../src/stores/store.js';
+import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../src/log.js';
 import { startRedis } from '../support/redis-server.js';
 import { execFileSync } from 'node:child_process';
@@ -180,9 +181,9 @@ test('kept download: one older than the certificate in place is forgotten and th
   assert.match(t.state === 'unreadable' ? t.error : '', /^cannot recover .*: issued\.json: /);
 });
 
-test('on Redis: no certificate folder on this host (certDir says so, naming the store); the stamp is each indexed file\'s, so a change to any of them moves it', async () => {
+test('on Redis: no certificate folder on this host (certDir says so); the stamp moves with each file the index reads; secrets are sealed; Redis unreachable is not "no record"', async () => {
   const server = await startRedis(join(tmp(), 'redis'));
-  const env = { STORE: 'redis', REDIS_URL: server.url, REDIS_PREFIX: 'store-m:', LEASE_TTL: '15s' };
+  const env = { STORE: 'redis', REDIS_URL: server.url, REDIS_PREFIX: 'store-m:', LEASE_TTL: '15s', REDIS_TIMEOUT: '300ms', STORE_ENCRYPTION_KEY: randomBytes(32).toString('hex') };
   const backend = redisEntry.create(redisEntry.fromEnv(env), { log: createLogger('silent') });
   let lock: HeldLock | undefined;
   try {
@@ -202,9 +203,65 @@ test('on Redis: no certificate folder on this host (certDir says so, naming the 
     }
     await backend.write(`certs/${NAME}/notes.txt`, 'not read by the index');
     assert.equal(await store.stamp(NAME), stamps.at(-1), 'a file the index does not read moves nothing');
+    // Secrets are encrypted at rest: the key of a set, of a kept download and of a kept order never shows in Redis.
+    const leaf = ca.leaf([NAME]);
+    await store.write({ name: NAME, names: [NAME], key: leaf.key, cert: leaf.cert, chain: ca.cert, kind: 'staging', directoryUrl: 'https://ca.test/dir' });
+    await store.keepIssued(issued(leaf));
+    await store.keepOrder({ name: NAME, names: [NAME], directoryUrl: 'https://ca.test/dir', orderUrl: 'https://ca.test/order/1', key: leaf.key, createdAt: '2027-01-01T00:00:00.000Z' });
+    for (const f of ['privkey.pem', 'issued.json', 'order.json']) {
+      const raw = server.cli('HGET', `store-m:store:file:certs/${NAME}/${f}`, 'data');
+      assert.match(raw, /^enc:v1:/, `${f} is stored sealed`);
+      assert.ok(!raw.includes('PRIVATE KEY'), `${f} at rest`);
+    }
+    // Redis unreachable is not "no record": the ARI record, the status and a read of the set fail, saying so.
+    server.pause();
+    try {
+      await assert.rejects(store.readAri(NAME), StoreUnavailableError);
+      await assert.rejects(store.readStatus(NAME), StoreUnavailableError);
+      await assert.rejects(store.read(NAME), StoreUnavailableError);
+    } finally {
+      server.resume();
+    }
   } finally {
     await lock?.release();
     await backend.close();
     await server.stop();
   }
+});
+
+test('kept download: stored over a CA certificate that expires before it; one identical to the set in place (the pass stored it, then stopped) is only forgotten', async () => {
+  const { dir, store } = open();
+  const older = ca.leaf([NAME], { days: 6 });
+  await store.write({ name: NAME, names: [NAME], key: older.key, cert: older.cert, chain: ca.cert, kind: 'staging', directoryUrl: 'https://ca.test/dir' }, { issuedAt: new Date('2026-12-01T00:00:00.000Z') });
+  const same = await store.read(NAME);
+  await store.keepIssued(issued(older));
+  const r = await store.read(NAME);
+  assert.ok(r.state === 'present' && same.state === 'present');
+  assert.deepEqual(r.meta, same.meta, 'the set in place is not written again');
+  assert.equal(existsSync(join(dir, 'certs', NAME, 'issued.json')), false);
+  const longer = ca.leaf([NAME], { days: 30 });
+  await store.keepIssued(issued(longer));
+  const after = await store.read(NAME);
+  assert.ok(after.state === 'present' && after.bundle.cert === longer.cert, 'the later expiry is stored');
+});
+
+test('kept download: its whole chain is kept, each intermediate as downloaded', async () => {
+  const { store } = open();
+  const leaf = ca.leaf([NAME]);
+  const other = ecCa();
+  await store.keepIssued(issued(leaf, { pem: leaf.cert + ca.cert + other.cert }));
+  const r = await store.read(NAME);
+  assert.ok(r.state === 'present');
+  assert.equal(r.bundle.chain, ca.cert + other.cert);
+});
+
+test('kept download: a usable one is stored over a set whose cert.pem no longer parses, and never thrown away', async () => {
+  const { dir, store } = open();
+  await store.write(await placeholder());
+  writeFileSync(join(dir, 'certs', NAME, 'cert.pem'), '-----BEGIN CERTIFICATE-----\ntorn\n');
+  const leaf = ca.leaf([NAME]);
+  await store.keepIssued(issued(leaf));
+  const r = await store.read(NAME);
+  assert.ok(r.state === 'present' && r.bundle.cert === leaf.cert, r.state === 'unreadable' ? r.error : r.state);
+  assert.deepEqual(readdirSync(join(dir, 'certs', NAME)).filter((f) => f.startsWith('issued')), []);
 });
