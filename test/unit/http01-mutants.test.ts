@@ -5,6 +5,7 @@
  * out is removed, even with Redis gone; a solver without Redis closes as a no-op.
  */
 import { test, before, after } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +26,8 @@ const solverOn = () => {
 
 before(async () => {
   redis = await startRedis(mkdtempSync(join(tmpdir(), 'cw-h01m-redis-')));
+  // A failing test file is ended at once by the mutation run (forceBail), before after(): Redis goes with it.
+  process.once('exit', () => void spawnSync('redis-cli', ['-p', String(redis.port), 'SHUTDOWN', 'NOSAVE'], { timeout: 5000 }));
 });
 after(() => redis.stop());
 

@@ -16,7 +16,7 @@ import { StoreUnavailableError, type HeldLock } from '../../src/stores/store.js'
 import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../src/log.js';
 import { startRedis } from '../support/redis-server.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 
 const NAME = 'shop.example.com';
 const tmp = () => mkdtempSync(join(tmpdir(), 'cw-store-m-'));
@@ -183,6 +183,9 @@ test('kept download: one older than the certificate in place is forgotten and th
 
 test('on Redis: no certificate folder on this host (certDir says so); the stamp moves with each file the index reads; secrets are sealed; Redis unreachable is not "no record"', async () => {
   const server = await startRedis(join(tmp(), 'redis'));
+  // A failing test file is ended at once by the mutation run (forceBail), before any finally: Redis goes with it.
+  const shutdown = () => void spawnSync('redis-cli', ['-p', String(server.port), 'SHUTDOWN', 'NOSAVE'], { timeout: 5000 });
+  process.once('exit', shutdown);
   const env = { STORE: 'redis', REDIS_URL: server.url, REDIS_PREFIX: 'store-m:', LEASE_TTL: '15s', REDIS_TIMEOUT: '300ms', STORE_ENCRYPTION_KEY: randomBytes(32).toString('hex') };
   const backend = redisEntry.create(redisEntry.fromEnv(env), { log: createLogger('silent') });
   let lock: HeldLock | undefined;
@@ -226,6 +229,7 @@ test('on Redis: no certificate folder on this host (certDir says so); the stamp 
     await lock?.release();
     await backend.close();
     await server.stop();
+    process.off('exit', shutdown);
   }
 });
 
