@@ -14,10 +14,10 @@ import { readFileSync } from 'node:fs';
 export const MODULES = {
   'src/policy.ts': ['test/unit/policy.test.ts', 'test/unit/policy-boundary.test.ts', 'test/unit/policy-mutants.test.ts'],
   'src/webroot/server.ts': ['test/unit/webroot.test.ts', 'test/unit/webroot-tokens.test.ts', 'test/unit/webroot-mutants.test.ts'],
-  'src/acme/http01.ts': ['test/unit/webroot-tokens.test.ts', 'test/unit/http01-dirs.test.ts', 'test/unit/http01-shared.test.ts'],
-  'src/limits/ledger.ts': ['test/unit/ledger-edges.test.ts', 'test/unit/ledger.test.ts'],
+  'src/acme/http01.ts': ['test/unit/webroot-tokens.test.ts', 'test/unit/http01-dirs.test.ts', 'test/unit/http01-shared.test.ts', 'test/unit/http01-mutants.test.ts'],
+  'src/limits/ledger.ts': ['test/unit/ledger-edges.test.ts', 'test/unit/ledger.test.ts', 'test/unit/ledger-mutants.test.ts'],
   'src/certs/atomic.ts': ['test/unit/atomic-sync.test.ts', 'test/unit/atomic-recover.test.ts', 'test/unit/atomic-mutants.test.ts', 'test/unit/store.test.ts', 'test/unit/status-token.test.ts'],
-  'src/certs/store.ts': ['test/unit/store-read.test.ts', 'test/unit/store.test.ts'],
+  'src/certs/store.ts': ['test/unit/store-read.test.ts', 'test/unit/store.test.ts', 'test/unit/store-mutants.test.ts'],
   'src/status/server.ts': ['test/unit/status-auth.test.ts', 'test/unit/status-wait.test.ts', 'test/unit/status.test.ts', 'test/unit/status-mutants.test.ts'],
   'src/domains.ts': ['test/unit/domain-names.test.ts', 'test/unit/domains.test.ts', 'test/unit/ownership.test.ts', 'test/unit/domains-mutants.test.ts'],
   // Added by the label-trust issues (15, 16): who owns a name, and the per-service caps.

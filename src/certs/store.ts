@@ -345,7 +345,9 @@ export class LocalStore {
     try {
       const info = parseCert(cert ?? '');
       usable = keyMatchesCert(rec.key, cert!) && rec.names.every((n) => info.names.includes(n));
-      const current = await this.backend.read(this.certPath(name, 'cert.pem')).then((t) => (t === undefined ? undefined : parseCert(t)), () => undefined);
+      // A cert.pem that cannot be read or parsed is no certificate in place: the download replaces it (before, its
+      // parse error made the download count as unusable, and the set stayed broken).
+      const current = await this.backend.read(this.certPath(name, 'cert.pem')).then((t) => (t === undefined ? undefined : parseCert(t))).catch(() => undefined);
       newer = !current || current.notAfter < info.notAfter || current.selfSigned;
     } catch {
       usable = false;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileSet, writeSynced } from '../../src/certs/atomic.js';
+import { writeFileAtomic, writeFileSet, writeSynced } from '../../src/certs/atomic.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'cw-atomic-m-'));
 const open = () => readdirSync('/proc/self/fd').length;
@@ -33,4 +33,13 @@ test('atomic: a committed set whose file cannot be moved into place (a folder st
   );
   assert.equal(readFileSync(join(dir, 'cert.pem', 'operator-file'), 'utf8'), 'kept', 'what stands there is not touched');
   assert.ok(existsSync(join(dir, 'cert.pem.new')), 'the new certificate waits beside it for the next recovery');
+});
+
+test('writeFileAtomic: a temporary file that could not be made fails with its own reason (EACCES), not the clean-up\'s "no such file"', async () => {
+  // /sys refuses new files even to root, with EACCES: the temporary file is never made, so there is nothing to remove.
+  await assert.rejects(writeFileAtomic('/sys/certwrangler-test.pem', 'x', 0o600), (e: NodeJS.ErrnoException) => {
+    assert.equal(e.code, 'EACCES', e.message);
+    assert.equal(e.syscall, 'open');
+    return true;
+  });
 });

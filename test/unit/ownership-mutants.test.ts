@@ -38,7 +38,7 @@ test('claims file: missing is empty; unreadable or not a claims file stops the l
     ['{"version":1,"claims":"x","newSets":{}}', /not a version 1 claims file/],
     ['{"version":1,"claims":{},"newSets":null}', /not a version 1 claims file/],
     ['{"version":1,"claims":{}}', /not a version 1 claims file/],
-    ['null', /is not valid/],
+    ['null', /is not valid \(not a version 1 claims file\)/],
   ] as [string, RegExp][]) {
     const d = tmp();
     writeFileSync(join(d, 'label-claims.json'), text);
@@ -154,4 +154,74 @@ test('storeHasCopy: only a real certificate (not a placeholder) whose meta.json 
   assert.equal(await has('b', ['b.example.com']), false);
   assert.equal(await has('c', ['c.example.com']), false);
   assert.equal(await has('missing', ['m.example.com']), false);
+});
+
+test('ownership: one service asking for a certificate through two labels gets one certificate, naming each label once', async () => {
+  const twice = [
+    ...label('web', 'a.example.com').map((c) => ({ ...c, sources: ['label certwrangler.domains on web'] })),
+    ...label('web', 'a.example.com,www.a.example.com').map((c) => ({ ...c, sources: ['label traefik.http.routers.web.rule on web'] })),
+    ...label('web', 'a.example.com').map((c) => ({ ...c, sources: ['label certwrangler.domains on web'] })),
+  ];
+  const r = await resolve({ labels: twice });
+  assert.deepEqual(r.refused, []);
+  assert.deepEqual(r.wanted.map((w) => [w.names, w.sources]), [[['a.example.com', 'www.a.example.com'], ['label certwrangler.domains on web', 'label traefik.http.routers.web.rule on web']]]);
+  assert.deepEqual(r.claims.newSets['id-web'], [T0.toISOString()], 'one new set, counted once in the file too');
+});
+
+test('ownership: a name merged into a certificate is held by it: another service asking for it is refused, naming the certificate that first held it', async () => {
+  // web's a.example.com is widened to www.a.example.com by its second label; web's b.example.com also holds a.example.com.
+  const labels = [...label('web', 'a.example.com'), ...label('web', 'b.example.com,a.example.com'), ...label('web', 'a.example.com,www.a.example.com'), ...label('web', 'b.example.com')];
+  const other = [...label('shop', 'www.a.example.com'), ...label('shop', 'c.example.com,a.example.com')];
+  const r = await resolve({ labels: [...labels, ...other] });
+  assert.deepEqual(r.wanted.map((w) => w.name), ['a.example.com', 'b.example.com']);
+  assert.deepEqual(r.refused.map((x) => x.error), [
+    '"www.a.example.com" is already in certificate a.example.com of the label on service web (id-web); ask for that certificate by its name, or leave www.a.example.com out',
+    '"a.example.com" is already in certificate a.example.com of the label on service web (id-web); ask for that certificate by its name, or leave a.example.com out',
+  ]);
+});
+
+test('ownership: a label asking to add names to the request API\'s certificate is refused, naming every name it would add', async () => {
+  const api = parseDomainList('shop.example.com', 'api', opts).certs;
+  const r = await resolve({ api, labels: label('web', 'shop.example.com,x.example.com,y.example.com') });
+  assert.equal(r.refused[0]!.error, 'certificate shop.example.com belongs to the request API; a label cannot add x.example.com, y.example.com to it');
+});
+
+test('LABEL_MAX_NEW_PER_DAY: two new sets in one pass both fit a cap of 2, and the file records exactly those two', async () => {
+  const r = await resolve({ labels: [...label('web', 'a.example.com'), ...label('web', 'b.example.com')], max: 2 });
+  assert.deepEqual(r.refused, []);
+  assert.deepEqual(r.claims.newSets, { 'id-web': [T0.toISOString(), T0.toISOString()] });
+});
+
+test('LABEL_MAX_NEW_PER_DAY: a service whose every new set aged out leaves the file', async () => {
+  const claims: ClaimsFile = { version: 1, claims: {}, newSets: { 'id-gone': [new Date(T0.getTime() - 2 * DAY).toISOString()], 'id-web': [new Date(T0.getTime() - HOUR).toISOString()] } };
+  const r = await resolve({ labels: [], claims });
+  assert.deepEqual(r.claims.newSets, { 'id-web': [new Date(T0.getTime() - HOUR).toISOString()] });
+  assert.equal(r.changed, true);
+});
+
+test('LABEL_MAX_NEW_PER_DAY: a capped certificate does not keep its previous names when DOMAINS now holds one of them (the service dropped it)', async () => {
+  const claims: ClaimsFile = { version: 1, claims: { 'w.example.com': { service: 'id-web', serviceName: 'web', names: ['w.example.com', 's.example.com'], since: T0.toISOString() } }, newSets: {} };
+  const r = await resolve({ domains: parseDomainList('s.example.com', 'DOMAINS', opts).certs, labels: label('web', 'w.example.com,t.example.com'), claims, max: 0 });
+  assert.deepEqual(r.wanted.map((w) => [w.name, w.names]), [['s.example.com', ['s.example.com']]]);
+  assert.equal(r.refused.length, 1);
+  assert.match(r.refused[0]!.error, /LABEL_MAX_NEW_PER_DAY=0 allows none$/);
+  assert.deepEqual(r.claims.claims, {}, 'the claim is not kept for names it can no longer have');
+});
+
+test('claims: a label without a service never takes a claim made by a service, and is not stopped by it', async () => {
+  const claims: ClaimsFile = { version: 1, claims: { 'z.example.com': { service: 'id-web', serviceName: 'web', names: ['z.example.com'], since: T0.toISOString() } }, newSets: {} };
+  const r = await resolve({ labels: label(undefined, 'z.example.com'), claims });
+  assert.deepEqual(r.wanted.map((w) => w.name), ['z.example.com']);
+  assert.equal(r.claims.claims['z.example.com']!.service, 'label hosts on service unnamed');
+});
+
+test('claims: among services that each hold a claim, the oldest goes first, then equal claims in the order listed, whatever the list order', async () => {
+  // Each holds its own certificate name; all of them ask for shared.example.com, which only the first may have.
+  const at = (h: number) => new Date(T0.getTime() - h * HOUR).toISOString();
+  const claim = (service: string, name: string, h: number) => ({ service: `id-${service}`, serviceName: service, names: [name, 'shared.example.com'], since: at(h) });
+  const claims: ClaimsFile = { version: 1, claims: { 'x.example.com': claim('x', 'x.example.com', 1), 'y.example.com': claim('y', 'y.example.com', 5), 'z.example.com': claim('z', 'z.example.com', 5), 'v.example.com': claim('v', 'v.example.com', 3) }, newSets: {} };
+  const labels = [...label('x', 'x.example.com,shared.example.com'), ...label('v', 'v.example.com,shared.example.com'), ...label('y', 'y.example.com,shared.example.com'), ...label('z', 'z.example.com,shared.example.com')];
+  const r = await resolve({ labels, claims });
+  assert.deepEqual(r.wanted.map((w) => w.service?.name), ['y']);
+  assert.deepEqual(r.refused.map((x) => x.service), ['z (id-z)', 'v (id-v)', 'x (id-x)']);
 });

@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -92,6 +92,144 @@ test('webroot: a challenge "folder" that is a file answers 404, not an error', a
     const r = await rawRequest((s.address() as { port: number }).port, '/.well-known/acme-challenge/some_Token');
     assert.equal(r.status, 404);
     assert.equal(r.body.toString(), 'not found\n');
+  } finally {
+    s.close();
+  }
+});
+
+// Each test below asks for tokens no other test names: a token's first answer comes from serve-static, every later
+// one from memory.
+const url = (token: string) => `/.well-known/acme-challenge/${token}`;
+const settle = () => new Promise((r) => setTimeout(r, 50)); // the background read that fills memory
+
+test('webroot: a token asked for again within a second is answered from memory, without the disk: removed just before, it is still served', async () => {
+  // What memory buys is that a busy token costs no file system call; a removed token is public and harmless.
+  const tokens = ['mem_Token-a', 'mem_Token-b'];
+  for (const t of tokens) writeFileSync(join(challenges, t), `${t}.keyauth`);
+  for (const t of tokens) assert.equal((await get(url(t))).status, 200);
+  await settle();
+  for (const t of tokens) rmSync(join(challenges, t));
+  for (let i = 0; i < 2; i++) {
+    for (const t of tokens) {
+      const r = await get(url(t));
+      assert.equal(r.status, 200, `${t} #${i}: both tokens are kept, and neither is looked up on disk again within the second`);
+      assert.equal(r.body.toString(), `${t}.keyauth`);
+      assert.equal(Number(r.headers['content-length']), `${t}.keyauth`.length);
+    }
+    await settle();
+  }
+});
+
+test('webroot: a token removed once its copy in memory is more than a second old is soon 404: the next request reads the disk again', async () => {
+  const token = 'old_Token-1';
+  writeFileSync(join(challenges, token), 'old');
+  assert.equal((await get(url(token))).status, 200);
+  await settle();
+  await new Promise((r) => setTimeout(r, 1100));
+  rmSync(join(challenges, token));
+  // The first request after the second starts the re-read (and may still be answered from memory); the read's
+  // failure then drops the token. On a loaded machine that read can take a while: allow 3 s.
+  const statuses: number[] = [];
+  const deadline = Date.now() + 3000;
+  while (statuses.at(-1) !== 404 && Date.now() < deadline) {
+    statuses.push((await get(url(token))).status);
+    await settle();
+  }
+  assert.equal(statuses.at(-1), 404, `answers after removal: ${statuses.join(', ')}`);
+  assert.equal((await get(url(token))).status, 404, 'and stays 404');
+});
+
+test('webroot: a token\'s first answer (from the file) carries no ETag or Last-Modified, nor does /healthz: nothing to make a fetch conditional on', async () => {
+  const token = 'first_Token-1';
+  writeFileSync(join(challenges, token), 'first');
+  for (const r of [await get(url(token)), await get('/healthz')]) {
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.etag, undefined);
+    assert.equal(r.headers['last-modified'], undefined);
+    assert.equal(r.headers['cache-control'], 'no-store');
+  }
+});
+
+test('webroot: a range or condition on a token\'s first request is ignored: the CA always gets the whole token, 200', async () => {
+  const headers: Record<string, string> = {
+    range: 'bytes=0-1',
+    'if-range': 'Wed, 21 Oct 2015 07:28:00 GMT',
+    'if-match': '"other"',
+    'if-none-match': '*',
+    'if-modified-since': new Date(Date.now() + 86_400_000).toUTCString(),
+    'if-unmodified-since': 'Wed, 21 Oct 2015 07:28:00 GMT',
+  };
+  for (const [name, value] of Object.entries(headers)) {
+    const token = `cond_${name}`;
+    writeFileSync(join(challenges, token), 'whole.keyauth');
+    const r = await rawRequest(port, url(token), { headers: { [name]: value, ...(name === 'if-range' ? { range: 'bytes=0-1' } : {}) } });
+    assert.equal(r.status, 200, `${name}: ${value}`);
+    assert.equal(r.body.toString(), 'whole.keyauth', name);
+  }
+});
+
+test('webroot: a token read into memory leaves no file open', async () => {
+  const open = () => readdirSync('/proc/self/fd').length;
+  await new Promise((r) => setTimeout(r, 200)); // the earlier tests' sockets, closing
+  const before = open();
+  for (let i = 0; i < 3; i++) {
+    const token = `fd_Token-${i}`;
+    writeFileSync(join(challenges, token), 'fd');
+    assert.equal((await get(url(token))).status, 200);
+    await settle();
+    assert.equal((await get(url(token))).status, 200, 'served from memory');
+  }
+  await settle();
+  assert.ok(open() <= before, `${open()} descriptors open, ${before} before`);
+});
+
+test('webroot: a challenge folder that cannot be looked in (a symlink loop) is a plain 500, told to onError, with no path or stack', async () => {
+  const other = mkdtempSync(join(tmpdir(), 'cw-webroot-m-'));
+  mkdirSync(join(other, '.well-known'));
+  symlinkSync(join(other, '.well-known', 'acme-challenge'), join(other, '.well-known', 'acme-challenge'));
+  const told: Error[] = [];
+  for (const opts of [{ onError: (e: Error) => void told.push(e) }, {}]) {
+    const s = await listenWebroot(createWebroot(other, opts), 0, '127.0.0.1');
+    try {
+      for (const method of ['GET', 'GET']) {
+        const r = await rawRequest((s.address() as { port: number }).port, url('loop_Token'), { method });
+        assert.equal(r.status, 500);
+        assert.equal(r.body.toString(), 'internal server error\n');
+        assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
+        assert.equal(r.headers['cache-control'], 'no-store');
+      }
+    } finally {
+      s.close();
+    }
+  }
+  assert.equal(told.length, 2);
+  assert.match(told[0]!.message, /ELOOP/);
+});
+
+test('listenWebroot: listens on the address given; a port in use is refused with EADDRINUSE', async () => {
+  const s = await listenWebroot(createWebroot(root), 0, '127.0.0.1');
+  try {
+    const { address, port: taken } = s.address() as { address: string; port: number };
+    assert.equal(address, '127.0.0.1');
+    await assert.rejects(listenWebroot(createWebroot(root), taken, '127.0.0.1'), /EADDRINUSE/);
+  } finally {
+    s.close();
+  }
+});
+
+test('webroot: a token too long for a file name under a deep WEBROOT_DIR (the path past PATH_MAX) is a missing token, 404, not an error', async () => {
+  // 17 folders of 230 characters: about 3,930 characters of webroot, so the challenge folder plus a 255-character
+  // token passes Linux's 4,096, and lstat answers ENAMETOOLONG.
+  let deep = mkdtempSync(join(tmpdir(), 'cw-webroot-m-'));
+  for (let i = 0; i < 17; i++) deep = join(deep, `${i}`.padEnd(230, 'd'));
+  mkdirSync(join(deep, '.well-known', 'acme-challenge'), { recursive: true });
+  const told: Error[] = [];
+  const s = await listenWebroot(createWebroot(deep, { onError: (e) => void told.push(e) }), 0, '127.0.0.1');
+  try {
+    const r = await rawRequest((s.address() as { port: number }).port, url('t'.repeat(255)));
+    assert.equal(r.status, 404);
+    assert.equal(r.body.toString(), 'not found\n');
+    assert.deepEqual(told, []);
   } finally {
     s.close();
   }
