@@ -181,7 +181,7 @@ test('kept download: one older than the certificate in place is forgotten and th
   assert.match(t.state === 'unreadable' ? t.error : '', /^cannot recover .*: issued\.json: /);
 });
 
-test('on Redis: no certificate folder on this host (certDir says so); the stamp moves with each file the index reads; secrets are sealed; Redis unreachable is not "no record"', async () => {
+test('on Redis: no certificate folder on this host (certDir says so); the stamp moves with each write into the folder; secrets are sealed; Redis unreachable is not "no record"', async () => {
   const server = await startRedis(join(tmp(), 'redis'));
   // A failing test file is ended at once by the mutation run (forceBail), before any finally: Redis goes with it.
   const shutdown = () => void spawnSync('redis-cli', ['-p', String(server.port), 'SHUTDOWN', 'NOSAVE'], { timeout: 5000 });
@@ -204,8 +204,12 @@ test('on Redis: no certificate folder on this host (certDir says so); the stamp 
       assert.ok(!stamps.includes(s), `${f}: ${s}`);
       stamps.push(s);
     }
+    // The stamp is the folder's generation (issue 22): any write into the folder moves it, a write elsewhere not.
     await backend.write(`certs/${NAME}/notes.txt`, 'not read by the index');
-    assert.equal(await store.stamp(NAME), stamps.at(-1), 'a file the index does not read moves nothing');
+    const afterNotes = await store.stamp(NAME);
+    assert.ok(!stamps.includes(afterNotes), 'a write into the folder moves it');
+    await backend.write(`certs/other.example/notes.txt`, 'another folder');
+    assert.equal(await store.stamp(NAME), afterNotes, "another folder's write moves nothing");
     // Secrets are encrypted at rest: the key of a set, of a kept download and of a kept order never shows in Redis.
     const leaf = ca.leaf([NAME]);
     await store.write({ name: NAME, names: [NAME], key: leaf.key, cert: leaf.cert, chain: ca.cert, kind: 'staging', directoryUrl: 'https://ca.test/dir' });
