@@ -5,7 +5,9 @@
 // Stryker runs a mutant only against the files that reach it anyway. Results are kept per module under
 // reports/mutation/ and reused (incremental), so a second run tests only what changed.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, resolve } from 'node:path';
 
 /**
  * Each module, and the test files that exercise it (unit and integration; fast). Left out for their cost
@@ -31,13 +33,36 @@ if (unknown.length > 0) {
   console.error(`npm run mutate: ${unknown.join(', ')} is not one of the mutated modules: ${Object.keys(MODULES).join(', ')}`);
   process.exit(2);
 }
+/**
+ * The folders a mutant may reach on its way up from a test's temporary webroot: http01.ts opens up the folders it
+ * created (chmod), and a mutant that walks past them chmodded /tmp to 0755 in one run (every later test that runs
+ * as another user then failed). Their modes are taken before each module and put back after it, loudly.
+ */
+function ancestors(...from) {
+  const out = new Set(['/']);
+  for (let d of from) for (d = resolve(d); d !== dirname(d); d = dirname(d)) out.add(d);
+  return [...out];
+}
+const guarded = ancestors(tmpdir(), '/tmp', process.cwd());
+const modesOf = () => new Map(guarded.map((d) => [d, statSync(d).mode & 0o7777]));
+function putBack(before, module) {
+  for (const [d, mode] of before) {
+    const now = statSync(d).mode & 0o7777;
+    if (now === mode) continue;
+    chmodSync(d, mode);
+    console.error(`npm run mutate: a mutant of ${module} changed the mode of ${d} from ${mode.toString(8)} to ${now.toString(8)}; put back`);
+  }
+}
+
 const scores = [];
 for (const module of asked.length > 0 ? asked : Object.keys(MODULES)) {
   const started = Date.now();
+  const before = modesOf();
   const r = spawnSync(process.execPath, ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', 'stryker.config.mjs'], {
     stdio: 'inherit',
     env: { ...process.env, CW_MUTATE_MODULE: module, CW_MUTATE_TESTS: MODULES[module].join(',') },
   });
+  putBack(before, module);
   if (r.status !== 0) process.exit(r.status ?? 1);
   const report = JSON.parse(readFileSync(`reports/mutation/${module.replace(/[/.]/g, '_')}${process.env.CW_MUTATE_LINES ? '.lines' : ''}.json`, 'utf8'));
   const mutants = Object.values(report.files).flatMap((f) => f.mutants);
