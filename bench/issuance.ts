@@ -53,9 +53,10 @@ export async function benchIssuance(opts: { runs: number; tools: string[]; base:
     ].join(' ');
   const tools: Record<string, (certs: string[][], dir: string, key: BenchKey) => string> = {
     certwrangler: (certs, dir, key) => certwrangler(certs, dir, key, ''),
-    // The same run without the self-signed placeholder certwrangler stores (and pushes) before each first order:
+    // The same run with PLACEHOLDERS=false: without the self-signed placeholder certwrangler stores (and pushes)
+    // before each first order;
     // the work certbot and lego do, so the ratio compares like with like.
-    'certwrangler, PLACEHOLDERS=false': (certs, dir, key) => certwrangler(certs, dir, key, 'PLACEHOLDERS=false'),
+    'certwrangler-no-placeholder': (certs, dir, key) => certwrangler(certs, dir, key, 'PLACEHOLDERS=false'),
     // lego and certbot issue one certificate per invocation, which is how a script drives them for many.
     lego: (certs, dir, key) =>
       certs

@@ -41,7 +41,7 @@ if (want('issuance')) {
     ['1 × 10 names', 'rsa-2048'],
     ['20 × 1 name', 'ecdsa-p256'],
   ];
-  const r = await benchIssuance({ runs, tools: ['certwrangler', 'certwrangler, PLACEHOLDERS=false', 'lego', 'certbot'], base: join(base, 'issuance'), cases });
+  const r = await benchIssuance({ runs, tools: ['certwrangler', 'certwrangler-no-placeholder', 'lego', 'certbot'], base: join(base, 'issuance'), cases });
   results.issuance = r;
   save();
   for (const [workload, keyType] of cases) {
