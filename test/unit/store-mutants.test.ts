@@ -12,7 +12,8 @@ import { LocalStore, type CertBundle, type IssuedRecord, type PendingOrder } fro
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { FilesStore } from '../../src/stores/files/files-store.js';
 import { redis as redisEntry } from '../../src/stores/redis/entry.js';
-import { StoreUnavailableError, type HeldLock } from '../../src/stores/store.js';
+import { StoreUnavailableError } from '../../src/stores/store.js';
+import type { HeldLock } from '../../src/lock.js';
 import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../src/log.js';
 import { startRedis } from '../support/redis-server.js';
