@@ -20,6 +20,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ariCertId, type AriState } from '../acme/ari.js';
 import { REVOKED_FILE, revocationFrom, type RevocationRecord } from '../revoke.js';
+import { intern } from './intern.js';
 import type { CertInfo } from './parse.js';
 import { ariFrom, statusFrom, type CertMeta, type CertStatus, type LocalCopy, type LocalStore } from './store.js';
 
@@ -67,26 +68,13 @@ const ARI_FILE = 'ari.json';
 /** Read with the certificate's own files, from the same listing of its folder. */
 const INDEX_FILES = [STATUS_FILE, REVOKED_FILE, ARI_FILE];
 
-// Values many entries share (a CA's directory URL and issuer, a kind, a profile): one string each, not one
-// per certificate as JSON.parse and the parser make them (issue 22: 100,000 entries held between passes).
-const SHARED_LIMIT = 4096;
-const shared = new Map<string, string>();
-function share<T extends string | undefined>(s: T): T {
-  if (s === undefined) return s;
-  const held = shared.get(s);
-  if (held !== undefined) return held as T;
-  if (shared.size >= SHARED_LIMIT) shared.clear();
-  shared.set(s, s);
-  return s;
-}
-
 function summary(name: string, local: LocalCopy): IndexedCopy {
   if (local.state !== 'present') return local;
   const { info, meta } = local;
   // The meta's names are most often the certificate's own: held once (the entry's name, the parsed names).
   const same = (n: string) => (n === name ? name : (info.names.find((m) => m === n) ?? n));
-  const kept: CertMeta = { ...meta, name: same(meta.name), names: meta.names.map(same), kind: share(meta.kind), directoryUrl: share(meta.directoryUrl) };
-  if (meta.profile !== undefined) kept.profile = share(meta.profile);
+  const kept: CertMeta = { ...meta, name: same(meta.name), names: meta.names.map(same), kind: intern(meta.kind), directoryUrl: intern(meta.directoryUrl) };
+  if (meta.profile !== undefined) kept.profile = intern(meta.profile);
   // A fresh object: the LocalCopy (and its bundle, key included) is left to the garbage collector.
   return { state: 'indexed', info, meta: kept, keyMatches: local.keyMatches };
 }

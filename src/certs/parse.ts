@@ -1,6 +1,7 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { loadPrivateKey } from './keys.js';
 import { strictBase64 } from './der.js';
+import { intern } from './intern.js';
 import { keyMatchesCertFast } from './key-match.js';
 import { readCertDer } from './x509-der.js';
 
@@ -95,16 +96,6 @@ export function parseCertWithDer(pem: string): { info: CertInfo; der: Buffer } {
   return { info: remember(parsed, pem, Object.freeze(info)), der };
 }
 
-// A few CAs issue every certificate a manager holds: their issuer string is held once, not once per certificate.
-const issuers = new Map<string, string>();
-function sharedIssuer(issuer: string): string {
-  const held = issuers.get(issuer);
-  if (held !== undefined) return held;
-  if (issuers.size >= 1024) issuers.clear();
-  issuers.set(issuer, issuer);
-  return issuer;
-}
-
 /** The DER of a CERTIFICATE block whose base64 is canonical; undefined: OpenSSL reads it (and says what is wrong). */
 function canonicalDer(pem: string): Buffer | undefined {
   const m = /-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/.exec(pem);
@@ -134,7 +125,7 @@ function certInfo(pem: string, der: Buffer | undefined): { info: CertInfo; der: 
     fingerprint: colonHex(createHash('sha256').update(raw).digest()),
     fingerprintSha1: colonHex(createHash('sha1').update(raw).digest()),
     // A self-signed certificate's issuer is its subject: one string.
-    issuer: issuerText === subjectText ? subjectText : sharedIssuer(issuerText),
+    issuer: issuerText === subjectText ? subjectText : intern(issuerText),
     subject: subjectText,
     serialNumber: BigInt(`0x${fast ? fast.serialNumber : x!.serialNumber}`).toString(10),
     // Self-signed: issued by itself and its signature verifies with its own key. Two empty DNs are equal
