@@ -103,6 +103,10 @@ export function tbsParts(der: Buffer): TbsParts {
 }
 
 /** RFC 5280 §4.2.1.1 authorityKeyIdentifier, §4.2.1.2 subjectKeyIdentifier. */
+/** DER tags (X.690 §8) and the key algorithms (RFC 3279, RFC 5480) the fast readers know. */
+export const TAG = { INTEGER: 0x02, BIT_STRING: 0x03, OCTET_STRING: 0x04, OID: 0x06, SEQUENCE: 0x30, SET: 0x31 } as const;
+export const OID_RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
+export const OID_EC_PUBLIC_KEY = '1.2.840.10045.2.1';
 export const OID_AUTHORITY_KEY_ID = '2.5.29.35';
 export const OID_SUBJECT_KEY_ID = '2.5.29.14';
 

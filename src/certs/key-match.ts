@@ -8,14 +8,9 @@
  * PKCS#8, RFC 5208 §5). DER integers are minimal, so equal numbers are equal bytes.
  * Anything else (an EC key, an encrypted key, a form not recognised) is `undefined`: the caller asks OpenSSL.
  */
-import { childrenOf, contentOf, oidOf, readTlv, strictBase64, tbsParts, type Tlv } from './der.js';
+import { childrenOf, contentOf, oidOf, OID_EC_PUBLIC_KEY, OID_RSA_ENCRYPTION, readTlv, strictBase64, TAG, tbsParts, type Tlv } from './der.js';
 
-const OID_RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
-const SEQUENCE = 0x30;
-const INTEGER = 0x02;
-const OCTET_STRING = 0x04;
-const BIT_STRING = 0x03;
-const OID = 0x06;
+const { SEQUENCE, INTEGER, OCTET_STRING, BIT_STRING, OID } = TAG;
 
 /**
  * The body of the file's FIRST private key block, when that block has `label`: OpenSSL and every TLS server
@@ -64,7 +59,6 @@ function certPublic(certDer: Buffer): [Buffer, Buffer] | undefined {
   return [contentOf(rsa, n), contentOf(rsa, e)];
 }
 
-const OID_EC_PUBLIC_KEY = '1.2.840.10045.2.1';
 
 /**
  * The curve and public point of an EC private key: SEC1 ECPrivateKey (RFC 5915 §3: SEQUENCE { version 1,

@@ -11,7 +11,7 @@
  * than a plain DNS name or an IP address, a negative serial, a signature algorithm not listed, trailing bytes.
  */
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { childrenOf, contentOf, oidOf, readTlv, wholeOf, type Tlv } from './der.js';
+import { childrenOf, contentOf, oidOf, OID_EC_PUBLIC_KEY, OID_RSA_ENCRYPTION, readTlv, TAG, wholeOf, type Tlv } from './der.js';
 
 /** The X509Certificate getters parseCert reads, with the values node gives. */
 export interface DerFields {
@@ -28,11 +28,7 @@ export interface DerFields {
   selfSigned: boolean;
 }
 
-const SEQUENCE = 0x30;
-const SET = 0x31;
-const INTEGER = 0x02;
-const BIT_STRING = 0x03;
-const OID = 0x06;
+const { SEQUENCE, SET, INTEGER, BIT_STRING, OID } = TAG;
 const UTC_TIME = 0x17;
 const GENERALIZED_TIME = 0x18;
 const OID_SAN = '2.5.29.17';
@@ -73,17 +69,15 @@ const SIGNATURE_DIGESTS: Record<string, string | null> = {
   '1.3.101.112': null,
 };
 
-const OID_RSA = '1.2.840.113549.1.1.1';
-const OID_EC = '1.2.840.10045.2.1';
 const OID_ED25519 = '1.3.101.112';
 /** The key algorithm each signature algorithm above needs. */
 const SIGNATURE_KEYS: Record<string, string> = {
-  '1.2.840.113549.1.1.11': OID_RSA,
-  '1.2.840.113549.1.1.12': OID_RSA,
-  '1.2.840.113549.1.1.13': OID_RSA,
-  '1.2.840.10045.4.3.2': OID_EC,
-  '1.2.840.10045.4.3.3': OID_EC,
-  '1.2.840.10045.4.3.4': OID_EC,
+  '1.2.840.113549.1.1.11': OID_RSA_ENCRYPTION,
+  '1.2.840.113549.1.1.12': OID_RSA_ENCRYPTION,
+  '1.2.840.113549.1.1.13': OID_RSA_ENCRYPTION,
+  '1.2.840.10045.4.3.2': OID_EC_PUBLIC_KEY,
+  '1.2.840.10045.4.3.3': OID_EC_PUBLIC_KEY,
+  '1.2.840.10045.4.3.4': OID_EC_PUBLIC_KEY,
   [OID_ED25519]: OID_ED25519,
 };
 
@@ -92,7 +86,7 @@ function need(ok: unknown): asserts ok {
   if (!ok) throw new NotPlain();
 }
 
-function seqOf(buf: Buffer, t: Tlv | undefined, tag = SEQUENCE): Tlv[] {
+function seqOf(buf: Buffer, t: Tlv | undefined, tag: number = SEQUENCE): Tlv[] {
   need(t && t.tag === tag);
   return childrenOf(buf, t);
 }
