@@ -5,29 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic, writeFileSet, writeSynced } from '../../src/certs/atomic.js';
+import { openFilesUnder } from '../support/open-files.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'cw-atomic-m-'));
-// The files this process holds open under `dir`, by what each descriptor points at: a count of all descriptors
-// moves with whatever else the test runner opens or closes meanwhile.
-const openUnder = (dir: string) =>
-  readdirSync('/proc/self/fd').flatMap((fd) => {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      return target.startsWith(dir + '/') ? [target] : [];
-    } catch {
-      return []; // closed between the listing and the look
-    }
-  });
-
 test('atomic: each synced write gives its descriptor back before it returns', async () => {
   const dir = tmp();
   for (let i = 0; i < 10; i++) {
     await writeSynced(join(dir, `f${i}`), 'x', 0o600);
-    assert.deepEqual(openUnder(dir), [], `write ${i} left a descriptor open`);
+    assert.deepEqual(openFilesUnder(dir), [], `write ${i} left a descriptor open`);
   }
 });
 
