@@ -8,7 +8,7 @@ import express from 'express';
 import serveStatic from 'serve-static';
 import { constants as fsConstants, lstatSync, promises as fs, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import http, { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { CHALLENGE_PATH, TOKEN_PATTERN } from '../acme/http01.js';
 
 export const TOKEN_URL_RE = new RegExp(`^/${CHALLENGE_PATH.replace(/\./g, '\\.')}/(${TOKEN_PATTERN})$`);
@@ -25,6 +25,8 @@ export type WebrootHandler = (req: IncomingMessage, res: ServerResponse) => void
 export interface WebrootOptions {
   /** Told of a request that failed inside (an unreadable token file): the message names the file; the client is not told. */
   onError?: (err: Error) => void;
+  /** How many tokens memory holds before it starts again empty (default 10,000): a bound, not a cache policy. */
+  memoryLimit?: number;
 }
 
 interface HotToken {
@@ -33,38 +35,47 @@ interface HotToken {
   refreshing: boolean;
 }
 
+const TEXT = 'text/plain; charset=utf-8';
+const NOT_FOUND = Buffer.from('not found\n');
+const OK = Buffer.from('ok\n');
+const INTERNAL_ERROR = Buffer.from('internal server error\n');
+
 /**
- * The request handler. Tokens served before come from memory, and every 404 is answered here with one
- * lstat at most: express and serve-static see only /healthz and the first request for a token that is
- * on disk. A scanner's flood of unknown paths then costs what nginx's 404 costs, not express's routing.
+ * The request handler. It routes every request itself: tokens served before come from memory, /healthz and
+ * every 404 are answered here with one lstat at most, and express with serve-static sees only the first
+ * request for a token that is on disk. A scanner's flood of unknown paths then costs what nginx's 404 costs,
+ * not express's routing. (Node sends no body with a HEAD answer, whatever `end()` is given.)
  */
 export function createWebroot(webrootDir: string, opts: WebrootOptions = {}): WebrootHandler {
-  const app = expressWebroot(webrootDir, opts);
   const dir = join(webrootDir, CHALLENGE_PATH);
+  const serveFile = expressWebroot(dir, opts);
+  const limit = opts.memoryLimit ?? HOT_TOKEN_LIMIT;
   const hot = new Map<string, HotToken>();
   const refresh = (token: string, entry?: HotToken) => {
+    // Stryker disable next-line BooleanLiteral,ConditionalExpression: without the flag, a token asked for during its re-read is read once more; the answers are the same
     if (entry) entry.refreshing = true;
     readRegularFile(join(dir, token)).then(
       (body) => {
-        if (!hot.has(token) && hot.size >= HOT_TOKEN_LIMIT) hot.clear();
+        if (!hot.has(token) && hot.size >= limit) hot.clear();
         hot.set(token, { body, readAt: Date.now(), refreshing: false });
       },
       () => hot.delete(token),
     );
   };
   return (req, res) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return notFound(res);
-    const url = req.url ?? '';
+    if (req.method !== 'GET' && req.method !== 'HEAD') return answer(res, 404, NOT_FOUND);
+    const url = req.url!; // always set on a server's request
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    if (path === '/healthz') return app(req, res);
+    if (path === '/healthz') return answer(res, 200, OK);
     const token = TOKEN_URL_RE.exec(path)?.[1];
-    if (token === undefined) return notFound(res);
+    if (token === undefined) return answer(res, 404, NOT_FOUND);
     const entry = hot.get(token);
     if (entry) {
+      // Stryker disable next-line EqualityOperator: > or >= at exactly one second is the same rule
       if (!entry.refreshing && Date.now() - entry.readAt > HOT_TOKEN_MS) refresh(token, entry);
       res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store', 'Content-Length': entry.body.length });
-      res.end(req.method === 'HEAD' ? undefined : entry.body);
+      res.end(entry.body);
       return;
     }
     // Misses are never remembered, so a token written just after a probe for it is served at once. The
@@ -75,27 +86,33 @@ export function createWebroot(webrootDir: string, opts: WebrootOptions = {}): We
     try {
       st = lstatSync(`${dir}/${token}`, { throwIfNoEntry: false });
     } catch (e) {
-      // Not there is a 404; anything else (EACCES) goes to express, which reports it.
-      return isMissing(e as NodeJS.ErrnoException) ? notFound(res) : app(req, res);
+      // A token we cannot look at (the manager made its folder 0700) is an error the operator must see, not
+      // a 404 that looks like a missing file. (An absent name is no error here: throwIfNoEntry.)
+      if (isMissing(e as NodeJS.ErrnoException)) return answer(res, 404, NOT_FOUND);
+      opts.onError?.(e as Error);
+      return answer(res, 500, INTERNAL_ERROR);
     }
-    if (!st?.isFile()) return notFound(res);
+    // Only a regular file we (or a peer ACME client) wrote: a symlink could point at a key outside the webroot.
+    if (!st?.isFile()) return answer(res, 404, NOT_FOUND);
     // Only a token serve-static found is worth keeping: a flood of unknown tokens costs no extra read.
     res.once('finish', () => {
-      if (res.statusCode === 200 && !hot.has(token)) refresh(token);
+      if (res.statusCode === 200) refresh(token);
     });
-    app(req, res);
+    req.url = `/${token}`;
+    serveFile(req, res);
   };
 }
 
-/** Errors that mean "no such token", as opposed to a token we cannot read. */
+/** Errors of a look at a well-formed token's name that mean "no such token" (ENOENT is not thrown: throwIfNoEntry). */
 function isMissing(e: NodeJS.ErrnoException): boolean {
-  return e.code === 'ENOENT' || e.code === 'ENOTDIR' || e.code === 'ENAMETOOLONG';
+  return e.code === 'ENOTDIR' || e.code === 'ENAMETOOLONG';
 }
 
 /** The file's bytes, refusing a symlink (O_NOFOLLOW) or anything but a regular file. */
 async function readRegularFile(path: string): Promise<Buffer> {
   const fh = await fs.open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   try {
+    // Stryker disable next-line ConditionalExpression: a folder cannot be opened O_RDONLY|O_NOFOLLOW and read either; a failed read only drops the token from memory
     if (!(await fh.stat()).isFile()) throw new Error(`${path} is not a regular file`);
     return await fh.readFile();
   } finally {
@@ -103,72 +120,49 @@ async function readRegularFile(path: string): Promise<Buffer> {
   }
 }
 
-function expressWebroot(webrootDir: string, opts: WebrootOptions): express.Express {
+/**
+ * A token's first answer, from its file: express with serve-static, given `/<token>` of a regular file the
+ * handler has just looked at. A token is always answered whole: conditional and range headers could only turn
+ * the CA's fetch into a 304 or a 206 (with no Last-Modified or ETag sent, If-Modified-Since and If-Range mean
+ * nothing).
+ */
+function expressWebroot(challengeDir: string, opts: WebrootOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const challengeDir = join(webrootDir, CHALLENGE_PATH);
   const files = serveStatic(challengeDir, {
-    dotfiles: 'deny',
-    index: false,
-    redirect: false,
-    fallthrough: true,
     etag: false,
     lastModified: false,
-    cacheControl: false,
     setHeaders: (res) => {
       res.setHeader('Content-Type', 'text/plain');
       res.setHeader('Cache-Control', 'no-store');
     },
   });
-
   app.use((req, res, next) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return notFound(res);
-    const raw = req.url.split('?')[0]!;
-    if (raw === '/healthz') {
-      res.setHeader('Cache-Control', 'no-store');
-      return void res.type('text/plain').send('ok\n');
-    }
-    const m = TOKEN_URL_RE.exec(raw);
-    if (!m) return notFound(res);
-    // serve-static sees only "/<token>", already known to be safe. A token is always answered whole:
-    // conditional and range headers could only turn the CA's fetch into a 304 or a 206.
-    req.url = `/${m[1]}`;
-    for (const h of ['range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']) delete req.headers[h];
-    // Only a regular file we (or a peer ACME client) wrote: a symlink could point at a key outside the webroot.
-    // A token we cannot read (the manager wrote it 0600, or its folder 0700) is an error the operator must
-    // see, not a 404 that looks like a missing file.
-    fs.lstat(join(challengeDir, m[1]!)).then(
-      (st) => (st.isFile() ? files(req, res, (err?: unknown) => (err ? next(err) : notFound(res))) : notFound(res)),
-      (e: NodeJS.ErrnoException) => (isMissing(e) ? notFound(res) : next(e)),
-    );
+    for (const h of ['range', 'if-match', 'if-none-match', 'if-unmodified-since']) delete req.headers[h];
+    files(req, res, (err?: unknown) => (err ? next(err) : answer(res, 404, NOT_FOUND)));
   });
   // Express's own handler answers with the stack trace and file paths unless NODE_ENV=production; the
   // challenge port is public, so an error is a status line and nothing more, in every environment.
-  app.use((err: Error & { status?: number; statusCode?: number }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
-    const status = err.status ?? err.statusCode ?? 500;
-    const code = status >= 400 && status < 600 ? status : 500;
-    if (code >= 500) opts.onError?.(err);
+  app.use((err: Error & { status?: number }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    // A token removed between serve-static's stat and its open (a race) is its 404.
+    if (err.status === 404) return answer(res, 404, NOT_FOUND);
+    opts.onError?.(err);
     if (res.headersSent) return void res.destroy();
-    const body = Buffer.from(`${(STATUS_CODES[code] ?? 'error').toLowerCase()}\n`);
-    res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': body.length });
-    res.end(res.req.method === 'HEAD' ? undefined : body);
+    answer(res, 500, INTERNAL_ERROR);
   });
   return app;
 }
 
-const NOT_FOUND = Buffer.from('not found\n');
-
-function notFound(res: ServerResponse): void {
-  res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': NOT_FOUND.length });
-  res.end(res.req.method === 'HEAD' ? undefined : NOT_FOUND);
+function answer(res: ServerResponse, status: number, body: Buffer): void {
+  res.writeHead(status, { 'Content-Type': TEXT, 'Cache-Control': 'no-store', 'Content-Length': body.length });
+  res.end(body);
 }
 
 export function listenWebroot(handler: WebrootHandler, port: number, host?: string): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = http.createServer(handler);
     server.once('error', reject);
-    if (host) server.listen(port, host, () => resolve(server));
-    else server.listen(port, () => resolve(server));
+    server.listen(port, host, () => resolve(server));
   });
 }

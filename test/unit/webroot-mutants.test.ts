@@ -232,3 +232,37 @@ test('webroot: a token too long for a file name under a deep WEBROOT_DIR (the pa
     s.close();
   }
 });
+
+test('webroot: memory holds at most memoryLimit tokens: a new one past it starts memory again empty; a token re-read from disk does not', async () => {
+  const other = mkdtempSync(join(tmpdir(), 'cw-webroot-m-'));
+  const dir = join(other, '.well-known', 'acme-challenge');
+  mkdirSync(dir, { recursive: true });
+  const s = await listenWebroot(createWebroot(other, { memoryLimit: 2 }), 0, '127.0.0.1');
+  const at = (token: string) => rawRequest((s.address() as { port: number }).port, url(token));
+  const serveOnce = async (token: string) => {
+    writeFileSync(join(dir, token), token);
+    assert.equal((await at(token)).status, 200, token);
+    await settle();
+  };
+  try {
+    await serveOnce('one_Token');
+    // one_Token's copy is then over a second old; two_Token fills memory.
+    await new Promise((r) => setTimeout(r, 1100));
+    await serveOnce('two_Token');
+    // Asking for one_Token re-reads it from disk, which must not empty a full memory.
+    assert.equal((await at('one_Token')).status, 200);
+    await settle();
+    rmSync(join(dir, 'one_Token'));
+    rmSync(join(dir, 'two_Token'));
+    assert.equal((await at('two_Token')).status, 200, 'kept through the re-read of another token');
+    assert.equal((await at('one_Token')).status, 200, 'served from memory');
+    // A third token: memory is full, so it starts again with only the new one.
+    await serveOnce('three_Token');
+    rmSync(join(dir, 'three_Token'));
+    assert.equal((await at('three_Token')).status, 200, 'the new token is in memory');
+    assert.equal((await at('one_Token')).status, 404, 'memory was emptied');
+    assert.equal((await at('two_Token')).status, 404, 'memory was emptied');
+  } finally {
+    s.close();
+  }
+});
