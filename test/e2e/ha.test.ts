@@ -39,6 +39,8 @@ const LEASE_TTL = '5s';
 const FLEET = 20;
 /** Generous bounds on waits for a state change, never asserted durations: a stuck run fails instead of hanging. */
 const WAIT_MS = 90_000;
+/** A case that outlives this fails, naming itself, instead of holding the run (none takes a minute alone). */
+const CASE_MS = 5 * 60_000;
 
 let server: RedisServer;
 let pebble: Pebble;
@@ -96,14 +98,32 @@ before(async () => {
   await Promise.all([startWebroot('a'), startWebroot('b')]);
 });
 
+/**
+ * A teardown step bounded in time: a clean-clone `npm test` once hung in this file after every manager and
+ * webroot had exited while Redis and Pebble still ran, i.e. in one of these steps. Each now says which step it
+ * gave up on instead of holding the whole run.
+ */
+async function bounded(what: string, step: () => Promise<unknown> | unknown, ms = 20_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
+  const got = await Promise.race([Promise.resolve().then(step).then(() => 'done' as const), late]).finally(() => clearTimeout(timer));
+  if (got === 'late') console.error(`ha.test teardown: ${what} did not finish in ${ms} ms; going on`);
+}
+
 after(async () => {
   for (const m of managers) m.proc.kill('SIGKILL');
   for (const w of webroots) w.run.proc.kill('SIGTERM');
-  await Promise.all(webroots.map((w) => w.run.done));
-  fanout?.close();
-  await front?.close();
-  await pebble?.stop();
-  await server?.stop();
+  await bounded('the webroots exiting on SIGTERM', async () => {
+    await Promise.all(webroots.map((w) => w.run.done));
+  });
+  for (const w of webroots) w.run.proc.kill('SIGKILL');
+  await bounded('the validation fan-out closing', () => new Promise<void>((r) => {
+    fanout?.closeAllConnections();
+    fanout ? fanout.close(() => r()) : r();
+  }));
+  await bounded('the CA front closing', () => front?.close());
+  await bounded('Pebble stopping', () => pebble?.stop());
+  await bounded('Redis stopping', () => server?.stop());
 });
 
 const namesFor = (tag: string, n: number) => Array.from({ length: n }, (_, i) => `c${i}.${tag}.ha.example.com`);
@@ -210,7 +230,8 @@ function assertEveryWebrootAnswered(fromAnswer: number): void {
 /** Stops the case's managers that still run, then empties Redis for the next case (also when a case fails). */
 async function endCase(ms: { run: CliRun }[]): Promise<void> {
   for (const m of ms) if (m.run.proc.exitCode === null && m.run.proc.signalCode === null) m.run.proc.kill('SIGKILL');
-  await Promise.all(ms.map((m) => m.run.done));
+  // 'close' waits for the output pipes too; a process SIGKILLed is gone once it has exited.
+  await bounded("the case's managers exiting", () => Promise.all(ms.map((m) => m.run.done)));
   server.cli('FLUSHDB');
 }
 
@@ -220,7 +241,7 @@ afterEach(async () => {
   caseManagers = [];
 });
 
-test(`the leader SIGKILLed in the middle of an order: a standby takes over and finishes all ${FLEET}, no name issued twice, every key matches, both webroots answer every token`, async () => {
+test(`the leader SIGKILLed in the middle of an order: a standby takes over and finishes all ${FLEET}, no name issued twice, every key matches, both webroots answer every token`, { timeout: CASE_MS }, async () => {
   const names = namesFor('kill', FLEET);
   const fromAnswer = answers.length;
   // One order in flight at a time, so the kill lands on an order the CA has not finalized, by construction:
@@ -262,7 +283,7 @@ test(`the leader SIGKILLed in the middle of an order: a standby takes over and f
 const failedDuringOutage = (ms: { run: CliRun }[], name: string) =>
   ms.some((m) => m.run.output().split('\n').some((l) => l.includes(`"cert":"${name}"`) && l.includes('"level":"error"') && l.includes('returned 503') && l.includes('nextAttempt')));
 
-test('Redis restarted in the middle of a pass: nothing in the store is lost, the pass goes on, no name issued twice; a validation that met the outage is reported with its next attempt', async () => {
+test('Redis restarted in the middle of a pass: nothing in the store is lost, the pass goes on, no name issued twice; a validation that met the outage is reported with its next attempt', { timeout: CASE_MS }, async () => {
   // 8 names, one order at a time: the restart lands after some are stored and before the rest are ordered.
   const names = namesFor('restart', 8);
   const fromAnswer = answers.length;
@@ -296,7 +317,7 @@ test('Redis restarted in the middle of a pass: nothing in the store is lost, the
   assert.ok(leaseHolder(), 'a manager holds the lease after the restart');
 });
 
-test('the leader SIGSTOPped past its lease: a standby takes over; SIGCONT, and the old leader says it lost the lease and exits, its writes refused; the store is the new leader\'s', async () => {
+test('the leader SIGSTOPped past its lease: a standby takes over; SIGCONT, and the old leader says it lost the lease and exits, its writes refused; the store is the new leader\'s', { timeout: CASE_MS }, async () => {
   const names = namesFor('pause', 6);
   const ms = await startManagers('pause', 2, names, { ACME_CONCURRENCY: '1' });
   caseManagers = ms;
