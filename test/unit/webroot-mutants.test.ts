@@ -4,9 +4,10 @@
  * is a file is a plain 404, /healthz by its fast path, a token changed on disk is served changed once its copy
  * in memory is a second old, and the server listens on every address when none is given.
  */
-import { test, before, after } from 'node:test';
+import { test, before, after, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -140,7 +141,7 @@ test('webroot: a token removed once its copy in memory is more than a second old
   assert.equal((await get(url(token))).status, 404, 'and stays 404');
 });
 
-test('webroot: a token\'s first answer (from the file) carries no ETag or Last-Modified, nor does /healthz: nothing to make a fetch conditional on', async () => {
+test('webroot: a token\'s first answer (from the file) carries no ETag or Last-Modified, nor does /healthz: nothing to make a fetch conditional on; and no X-Powered-By', async () => {
   const token = 'first_Token-1';
   writeFileSync(join(challenges, token), 'first');
   for (const r of [await get(url(token)), await get('/healthz')]) {
@@ -148,6 +149,7 @@ test('webroot: a token\'s first answer (from the file) carries no ETag or Last-M
     assert.equal(r.headers.etag, undefined);
     assert.equal(r.headers['last-modified'], undefined);
     assert.equal(r.headers['cache-control'], 'no-store');
+    assert.equal(r.headers['x-powered-by'], undefined);
   }
 });
 
@@ -265,4 +267,121 @@ test('webroot: memory holds at most memoryLimit tokens: a new one past it starts
   } finally {
     s.close();
   }
+});
+
+test('webroot: a path that is not a token is 404 even when a token named "undefined" is on disk', async () => {
+  writeFileSync(join(challenges, 'undefined'), 'not for strangers');
+  for (const path of ['/', '/x', '/.well-known/acme-challenge/', '/.well-known/acme-challenge/a.b', '/undefined']) {
+    const r = await get(path);
+    assert.equal(r.status, 404, path);
+    assert.equal(r.body.toString(), 'not found\n', path);
+  }
+  assert.equal((await get(url('undefined'))).status, 200, 'asked for by its name, it is a token like any other');
+});
+
+test('webroot: a token replaced by a folder stops being served once its copy in memory is a second old', async () => {
+  const token = 'foldered_Token';
+  writeFileSync(join(challenges, token), 'was a file');
+  assert.equal((await get(url(token))).status, 200);
+  await settle();
+  rmSync(join(challenges, token));
+  mkdirSync(join(challenges, token));
+  assert.equal((await get(url(token))).status, 200, 'from memory, less than a second old');
+  await new Promise((r) => setTimeout(r, 1100));
+  await get(url(token)); // the copy is old: answered once more while the file is read again
+  await settle();
+  assert.equal((await get(url(token))).status, 404);
+});
+
+/**
+ * What serve-static meets after the handler's own look: the file gone or unreadable by then (a race, or a
+ * webroot user that may not read it, which root here cannot be made), or a read that fails half-way. Its
+ * fs calls are replaced for the token's path only (send calls them through the shared `fs` object).
+ */
+async function withServeStaticFs(token: string, fake: { stat?: NodeJS.ErrnoException; stream?: () => Readable }, run: (told: Error[]) => Promise<void>): Promise<void> {
+  const target = join(challenges, token);
+  writeFileSync(target, 'token bytes of some length');
+  const told: Error[] = [];
+  const realStat = fs.stat;
+  const realStream = fs.createReadStream;
+  const stat = mock.method(fs, 'stat', (path: string, ...rest: unknown[]) => {
+    const cb = rest.at(-1) as (e: Error | null) => void;
+    if (path === target && fake.stat) return void process.nextTick(cb, fake.stat);
+    return (realStat as (...a: unknown[]) => void)(path, ...rest);
+  });
+  const stream = mock.method(fs, 'createReadStream', (path: string, ...rest: unknown[]) => (path === target && fake.stream ? fake.stream() : (realStream as (...a: unknown[]) => Readable)(path, ...rest)));
+  try {
+    await run(told);
+  } finally {
+    stat.mock.restore();
+    stream.mock.restore();
+  }
+}
+const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: on ${challenges}/...`), { code });
+
+test('webroot: a token serve-static cannot stat (EACCES) is a plain 500, told to onError, with no path; without onError too', async () => {
+  for (const withHook of [true, false]) {
+    await withServeStaticFs(`eacces_Token${withHook ? 1 : 2}`, { stat: errno('EACCES') }, async (told) => {
+      const s = await listenWebroot(createWebroot(root, withHook ? { onError: (e) => void told.push(e) } : {}), 0, '127.0.0.1');
+      try {
+        const r = await rawRequest((s.address() as { port: number }).port, url(`eacces_Token${withHook ? 1 : 2}`));
+        assert.equal(r.status, 500);
+        assert.equal(r.body.toString(), 'internal server error\n');
+        assert.equal(r.headers['cache-control'], 'no-store');
+        assert.equal(told.length, withHook ? 1 : 0);
+        if (withHook) assert.match(told[0]!.message, /EACCES/);
+      } finally {
+        s.close();
+      }
+    });
+  }
+});
+
+test('webroot: a token gone before serve-static looks (its stat) or before it opens the file is a 404, not an error', async () => {
+  const cases: [string, Parameters<typeof withServeStaticFs>[1]][] = [
+    ['gone1_Token', { stat: errno('ENOENT') }],
+    ['gone2_Token', { stream: () => new Readable({ read() { this.destroy(errno('ENOENT')); } }) }],
+  ];
+  for (const [token, fake] of cases) {
+    await withServeStaticFs(token, fake, async (told) => {
+      const s = await listenWebroot(createWebroot(root, { onError: (e) => void told.push(e) }), 0, '127.0.0.1');
+      try {
+        const r = await rawRequest((s.address() as { port: number }).port, url(token));
+        assert.equal(r.status, 404, token);
+        assert.equal(r.body.toString(), 'not found\n', token);
+        assert.deepEqual(told, [], token);
+      } finally {
+        s.close();
+      }
+    });
+  }
+});
+
+test('webroot: a token whose read fails half-way is cut off (the client sees a short body), told to onError', async () => {
+  await withServeStaticFs('halfway_Token', {
+    stream: () => {
+      let sent = false;
+      return new Readable({
+        read() {
+          if (!sent) {
+            sent = true;
+            this.push('token ');
+          } else setTimeout(() => this.destroy(errno('EIO')), 20);
+        },
+      });
+    },
+  }, async (told) => {
+    const s = await listenWebroot(createWebroot(root, { onError: (e) => void told.push(e) }), 0, '127.0.0.1');
+    try {
+      const r = await rawRequest((s.address() as { port: number }).port, url('halfway_Token')).catch((e: Error) => e);
+      if (!(r instanceof Error)) {
+        assert.equal(r.status, 200);
+        assert.ok(r.body.length < Number(r.headers['content-length']), `${r.body.length} bytes of ${r.headers['content-length']}`);
+      }
+      assert.equal(told.length, 1);
+      assert.match(told[0]!.message, /EIO/);
+    } finally {
+      s.close();
+    }
+  });
 });
