@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalStore, type CertBundle, type IssuedRecord, type PendingOrder } from '../../src/certs/store.js';
+import { LocalStore, statusFrom, type CertBundle, type IssuedRecord, type PendingOrder } from '../../src/certs/store.js';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
 import { FilesStore } from '../../src/stores/files/files-store.js';
 import { redis as redisEntry } from '../../src/stores/redis/entry.js';
-import { StoreUnavailableError } from '../../src/stores/store.js';
+import { StoreUnavailableError, type Store } from '../../src/stores/store.js';
 import type { HeldLock } from '../../src/lock.js';
 import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../src/log.js';
@@ -273,4 +273,120 @@ test('kept download: a usable one is stored over a set whose cert.pem no longer 
   const r = await store.read(NAME);
   assert.ok(r.state === 'present' && r.bundle.cert === leaf.cert, r.state === 'unreadable' ? r.error : r.state);
   assert.deepEqual(readdirSync(join(dir, 'certs', NAME)).filter((f) => f.startsWith('issued')), []);
+});
+
+/**
+ * A store with only what the Store interface requires (no readFolder, stamps or folderStamps), as a new adapter
+ * may be, over a FilesStore; `over` replaces some of its methods.
+ */
+function plainStore(inner: FilesStore, over: Partial<Store> = {}): Store {
+  return {
+    kind: 'plain',
+    where: 'a plain test store',
+    init: () => inner.init(),
+    read: (p) => inner.read(p),
+    write: (p, d, o) => inner.write(p, d, o),
+    writeSet: (d, f) => inner.writeSet(d, f),
+    recover: (d) => inner.recover(d),
+    list: (d) => inner.list(d),
+    stamp: (p) => inner.stamp(p),
+    remove: (p) => inner.remove(p),
+    move: (a, b) => inner.move(a, b),
+    lock: (o) => inner.lock(o),
+    close: () => inner.close(),
+    ...over,
+  };
+}
+
+test('stamps on a store with per-file stamps only: every file the index reads moves its certificate\'s stamp, and only that one', async () => {
+  const dir = tmp();
+  const store = new LocalStore(plainStore(new FilesStore(dir)));
+  const OTHER = 'other.example.com';
+  await store.write(await placeholder());
+  await store.write(await placeholder(OTHER));
+  assert.deepEqual(await store.stamps(['none.example.com']), [undefined], 'no folder, no stamp');
+  let [mine, theirs] = await store.stamps([NAME, OTHER]);
+  assert.ok(mine && theirs);
+  for (const f of ['cert.pem', 'privkey.pem', 'chain.pem', 'meta.json', 'status.json', 'revoked.json', 'ari.json', 'issued.json']) {
+    writeFileSync(join(dir, 'certs', NAME, f), `changed by hand: ${f}`);
+    const [m, t] = await store.stamps([NAME, OTHER]);
+    assert.notEqual(m, mine, `${f} changed by hand moves the stamp`);
+    assert.equal(t, theirs, `${f}: the other certificate's stamp stays`);
+    mine = m;
+  }
+});
+
+test('a read on a store that becomes unreachable during recovery, or while reading a kept download, stops (StoreUnavailableError), never "unreadable"', async () => {
+  const down = async () => {
+    throw new StoreUnavailableError('the store cannot be reached');
+  };
+  const dir = tmp();
+  const inner = new FilesStore(dir);
+  await new LocalStore(inner).write(await placeholder());
+  await assert.rejects(new LocalStore(plainStore(inner, { recover: down })).read(NAME), StoreUnavailableError);
+  await new LocalStore(inner).keepIssued(issued(ca.leaf([NAME])));
+  // Down for the recovery's read of the kept download only: the read of the folder after it would succeed.
+  let downOnce = true;
+  const readIssuedDown = plainStore(inner, {
+    read: (p) => {
+      if (!p.endsWith('/issued.json') || !downOnce) return inner.read(p);
+      downOnce = false;
+      return down();
+    },
+  });
+  await assert.rejects(new LocalStore(readIssuedDown).read(NAME), StoreUnavailableError);
+});
+
+test('a cert.pem the store cannot read makes the copy unreadable with that read\'s error, its runs of white space made one space', async () => {
+  const dir = tmp();
+  const inner = new FilesStore(dir);
+  await new LocalStore(inner).write(await placeholder());
+  const failing = plainStore(inner, {
+    read: async (p) => {
+      if (p.endsWith('/cert.pem')) throw Object.assign(new Error('EIO:  i/o error,\n  read cert.pem'), { code: 'EIO' });
+      return inner.read(p);
+    },
+  });
+  const r = await new LocalStore(failing).read(NAME);
+  assert.deepEqual(r, { state: 'unreadable', error: 'EIO: i/o error, read cert.pem' });
+});
+
+test('a settled folder is read without recovery; one with a leftover .new file is recovered, then read as the set in place', async () => {
+  const dir = tmp();
+  const inner = new FilesStore(dir);
+  let recovers = 0;
+  const recover = inner.recover.bind(inner);
+  inner.recover = async (d: string) => {
+    recovers++;
+    return recover(d);
+  };
+  const store = new LocalStore(inner);
+  const b = await placeholder();
+  await store.write(b);
+  recovers = 0;
+  assert.equal((await store.read(NAME)).state, 'present');
+  assert.equal(recovers, 0, 'nothing to recover, no recovery (issue 22: a cold pass recovers only what needs it)');
+  writeFileSync(join(dir, 'certs', NAME, 'cert.pem.new'), 'half of a write that died before its marker');
+  const r = await store.read(NAME);
+  assert.equal(recovers, 1);
+  assert.ok(r.state === 'present' && r.bundle.cert === b.cert, 'the set in place, the leftover discarded');
+  assert.equal(existsSync(join(dir, 'certs', NAME, 'cert.pem.new')), false);
+});
+
+test('status.json and ari.json that cannot be read (not an unreachable store) are no failures and no ARI record; "null" is no failures', async () => {
+  const dir = tmp();
+  const inner = new FilesStore(dir);
+  const plain = new LocalStore(inner);
+  await plain.writeStatus(NAME, { failures: 3 });
+  await plain.writeAri(NAME, { certId: 'id', nextFetch: '2027-01-01T00:00:00.000Z' } as Parameters<LocalStore['writeAri']>[1]);
+  const broken = new LocalStore(plainStore(inner, {
+    read: async (p) => {
+      if (p.endsWith('/status.json') || p.endsWith('/ari.json')) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+      return inner.read(p);
+    },
+  }));
+  assert.deepEqual(await broken.readStatus(NAME), { failures: 0 });
+  assert.equal(await broken.readAri(NAME), undefined);
+  assert.deepEqual(statusFrom('null'), { failures: 0 });
+  assert.deepEqual(await plain.readStatus(NAME), { failures: 3 }, 'read back when readable');
 });
