@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic, writeFileSet, writeSynced } from '../../src/certs/atomic.js';
+import { needsRecovery, writeFileAtomic, writeFileSet, writeSynced } from '../../src/certs/atomic.js';
 import { openFilesUnder } from '../support/open-files.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'cw-atomic-m-'));
@@ -39,4 +39,13 @@ test('writeFileAtomic: a temporary file that could not be made fails with its ow
     assert.equal(e.syscall, 'open');
     return true;
   });
+});
+
+test('needsRecovery: a folder with its commit marker alone (renames done, marker left), a .new file or a temp file needs recovery; a settled one does not', () => {
+  assert.equal(needsRecovery(['cert.pem', 'privkey.pem', 'chain.pem', 'meta.json']), false);
+  assert.equal(needsRecovery([]), false);
+  assert.equal(needsRecovery(['cert.pem', '.commit']), true);
+  assert.equal(needsRecovery(['cert.pem', 'cert.pem.new']), true);
+  assert.equal(needsRecovery(['cert.pem', '.cert.pem.tmp-0123456789ab']), true);
+  assert.equal(needsRecovery(['cert.pem', '.cert.pem.tmp-xyz', 'backup.commit']), false, 'names this module never makes');
 });
