@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDomainList, type WantedCert } from '../../src/domains.js';
-import { ClaimsBook, resolveOwnership, storeHasCopy, type ClaimsFile } from '../../src/ownership.js';
+import { ClaimsBook, resolveOwnership, sameClaims, storeHasCopy, type ClaimsFile } from '../../src/ownership.js';
 
 const opts = { dnsProvider: true, onePerName: false, allowedSuffixes: [] };
 const T0 = new Date('2027-03-01T00:00:00Z');
@@ -224,4 +224,47 @@ test('claims: among services that each hold a claim, the oldest goes first, then
   const r = await resolve({ labels, claims });
   assert.deepEqual(r.wanted.map((w) => w.service?.name), ['y']);
   assert.deepEqual(r.refused.map((x) => x.service), ['z (id-z)', 'v (id-v)', 'x (id-x)']);
+});
+
+test('claims: "changed" (the claims file is written) exactly when the file\'s text would differ', () => {
+  const at = (h: number) => new Date(T0.getTime() - h * HOUR).toISOString();
+  const base = (): ClaimsFile => ({
+    version: 1,
+    claims: {
+      'a.example.com': { service: 'id-a', serviceName: 'a', names: ['a.example.com', 'www.a.example.com'], since: at(5) },
+      'b.example.com': { service: 'id-b', serviceName: 'b', names: ['b.example.com'], since: at(3) },
+    },
+    newSets: { 'id-a': [at(5), at(4)], 'id-b': [at(3)] },
+  });
+  type Claims = ClaimsFile['claims'];
+  const a = (f: ClaimsFile) => f.claims['a.example.com']!;
+  const variants: [string, (f: ClaimsFile) => void][] = [
+    ['nothing', () => undefined],
+    ['the version', (f) => ((f as { version: number }).version = 2)],
+    ["a claim's service", (f) => (a(f).service = 'id-x')],
+    ["a claim's service name", (f) => (a(f).serviceName = 'renamed')],
+    ["a claim's time", (f) => (a(f).since = at(9))],
+    ['one of its names', (f) => (a(f).names[1] = 'shop.a.example.com')],
+    ['its first name', (f) => (a(f).names[0] = 'z.example.com')],
+    ['one name fewer', (f) => void a(f).names.pop()],
+    ['one name more', (f) => void a(f).names.push('api.a.example.com')],
+    ['a field more', (f) => ((a(f) as unknown as Record<string, string>).note = 'x')],
+    ['a claim more', (f) => (f.claims['c.example.com'] = { service: 'id-c', serviceName: 'c', names: ['c.example.com'], since: at(1) })],
+    ['a claim fewer', (f) => delete f.claims['b.example.com']],
+    ['claims in another order', (f) => (f.claims = { 'b.example.com': f.claims['b.example.com']!, 'a.example.com': a(f) } as Claims)],
+    ['a claim under another name', (f) => (f.claims = { 'a.example.com': a(f), 'bb.example.com': f.claims['b.example.com']! } as Claims)],
+    ['a new-set time', (f) => (f.newSets['id-a']![1] = at(2))],
+    ['a new-set time more', (f) => void f.newSets['id-b']!.push(at(1))],
+    ['a new-set time fewer', (f) => void f.newSets['id-a']!.pop()],
+    ['a service more with new sets', (f) => (f.newSets['id-c'] = [at(1)])],
+    ['new sets in another order', (f) => (f.newSets = { 'id-b': f.newSets['id-b']!, 'id-a': f.newSets['id-a']! })],
+  ];
+  for (const [what, change] of variants) {
+    const changed = base();
+    change(changed);
+    const same = JSON.stringify(changed) === JSON.stringify(base());
+    assert.equal(same, what === 'nothing', `${what}: the variant is one`);
+    assert.equal(sameClaims(base(), changed), same, what);
+    assert.equal(sameClaims(changed, base()), same, `${what} (the other way round)`);
+  }
 });
