@@ -318,7 +318,6 @@ export class LocalStore {
       // Stryker disable next-line OptionalChaining: a record of `null` throws inside the try, and the catch gives undefined too
       const ok = typeof rec?.orderUrl === 'string' && typeof rec.key === 'string' && typeof rec.directoryUrl === 'string' && Array.isArray(rec.names);
       return ok ? rec : undefined;
-    // Stryker disable next-line BlockStatement: an emptied catch falls off the end, which is undefined too
     } catch {
       return undefined;
     }
@@ -359,7 +358,6 @@ export class LocalStore {
       // Stryker disable next-line ConditionalExpression: parsing nothing throws, and the catch reads it as no certificate in place
       const current = await this.backend.read(this.certPath(name, 'cert.pem')).then((t) => (t === undefined ? undefined : parseCert(t))).catch(() => undefined);
       newer = !current || current.notAfter < info.notAfter || current.selfSigned;
-    // Stryker disable next-line BlockStatement: `usable` is only set true once everything in the try succeeded
     } catch {
       usable = false;
     }
@@ -418,7 +416,6 @@ export function ariFrom(text: string | undefined | Error): AriState | undefined 
     const s = JSON.parse(text) as AriState | null;
     // Stryker disable next-line OptionalChaining: a record of `null` throws inside the try, and the catch gives undefined too
     return typeof s?.certId === 'string' && typeof s.nextFetch === 'string' ? s : undefined;
-  // Stryker disable next-line BlockStatement: an emptied catch falls off the end, which is undefined too
   } catch {
     return undefined;
   }
