@@ -268,3 +268,15 @@ test('claims: "changed" (the claims file is written) exactly when the file\'s te
     assert.equal(sameClaims(changed, base()), same, `${what} (the other way round)`);
   }
 });
+
+test('claims: a name no claim holds goes to the service with the oldest claim, wherever it is listed', async () => {
+  const at = (h: number) => new Date(T0.getTime() - h * HOUR).toISOString();
+  const claim = (service: string, h: number) => ({ service: `id-${service}`, serviceName: service, names: [`${service}.example.com`], since: at(h) });
+  const claims: ClaimsFile = { version: 1, claims: { 'a.example.com': claim('a', 5), 'b.example.com': claim('b', 3), 'c.example.com': claim('c', 1) }, newSets: {} };
+  const asks = (service: string) => label(service, `${service}.example.com,new.example.com`);
+  for (const listed of [['b', 'a', 'c'], ['c', 'b', 'a'], ['a', 'c', 'b'], ['b', 'c', 'a']]) {
+    const r = await resolve({ labels: listed.flatMap(asks), claims });
+    const holder = r.wanted.find((w) => w.names.includes('new.example.com'));
+    assert.equal(holder?.service?.name, 'a', `listed ${listed.join(', ')}`);
+  }
+});
