@@ -66,6 +66,8 @@ export interface ChildResult {
   /** CPU (user + system) of each pass. */
   cpuMs: number[];
   maxRssKb: number;
+  /** RSS after the manager's parts are built, before its first pass. */
+  startRssMb: number;
   /** Heap in use after the last pass and a full GC (only with --expose-gc). */
   heapAfterMb?: number;
   rssAfterMb: number;
