@@ -8,9 +8,12 @@ import { join } from 'node:path';
 import { Session } from 'node:inspector/promises';
 // The manager as the image runs it: dist/bench/pass.js, bundled by scripts/bundle.mjs with the CLI's lazy loading.
 // BENCH_MODULES=1: tsc's one file per module instead (every adapter loaded; about 37 MB more RSS at start).
-const { loadConfig, createLogger, assemble, runPass, countAcmeRequests } =
+// The heap is set up as the command sets it up (src/launch.ts): tuneHeap here, and the node flags of dist/cli.js's
+// `#!` line, which bench/steady.ts gives this process. A build from before tuneHeap existed has none.
+const { loadConfig, createLogger, assemble, runPass, countAcmeRequests, tuneHeap } =
   process.env.BENCH_MODULES === '1'
     ? {
+        ...(await import('../dist/heap.js').catch(() => ({}))),
         ...(await import('../dist/config.js')),
         ...(await import('../dist/log.js')),
         ...(await import('../dist/assemble.js')),
@@ -36,10 +39,16 @@ const profile = async (name, fn) => {
     writeFileSync(join(profileDir, `${name}.cpuprofile`), JSON.stringify(p));
   }
 };
+tuneHeap?.();
 const deps = await assemble(loadConfig(), createLogger('warn'));
 // What the process holds before its first pass: the program and its parts, no certificate yet.
 const startRssMb = process.memoryUsage().rss / 1048576;
 const acme = countAcmeRequests();
+// BENCH_SAMPLE_MEMORY=1: process.memoryUsage() every 5 ms, and each pass's peaks (MB) on stderr at the end: which of
+// the heap, its garbage or the buffers outside it (arrayBuffers: the orchestrator's pages) make the peak RSS.
+const peaks = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+const sampler = process.env.BENCH_SAMPLE_MEMORY === '1' ? setInterval(() => { const m = process.memoryUsage(); for (const k of Object.keys(peaks)) peaks[k] = Math.max(peaks[k], m[k] / 1048576); }, 5) : undefined;
+const passPeaks = [];
 const wallMs = [];
 // CPU of the process per pass (user + system): on a shared machine it moves far less with the load than wall time.
 const cpuMs = [];
@@ -53,6 +62,10 @@ const pass = async (i) => {
   const used = process.cpuUsage(c);
   cpuMs.push((used.user + used.system) / 1000);
   ok &&= report.ok;
+  if (sampler) {
+    passPeaks.push(Object.fromEntries(Object.entries(peaks).map(([k, v]) => [k, Math.round(v)])));
+    for (const k of Object.keys(peaks)) peaks[k] = 0;
+  }
   if (i === 0) for (const r of report.results) reasons[r.decision.reason] = (reasons[r.decision.reason] ?? 0) + 1;
 };
 await profile('cold', () => pass(0));
@@ -60,6 +73,10 @@ await profile('warm', async () => {
   for (let i = 1; i < passes; i++) await pass(i);
 });
 acme.stop();
+if (sampler) {
+  clearInterval(sampler);
+  console.error(JSON.stringify(passPeaks));
+}
 const rssAfterMb = process.memoryUsage().rss / 1048576;
 globalThis.gc?.();
 const heapAfterMb = process.memoryUsage().heapUsed / 1048576;

@@ -4,8 +4,8 @@
  * plus one service list, and no ACME request at all.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { RancherApi } from '../src/orchestrators/rancher/api.js';
 import { X509Certificate } from 'node:crypto';
@@ -76,13 +76,24 @@ export interface ChildResult {
   ok: boolean;
 }
 
+/**
+ * The node flags the installed command runs with: those of its `#!/usr/bin/env -S node …` line (src/launch.ts), so
+ * that the bench's manager has the heap the image's has. None when the line gives none.
+ */
+export function commandNodeFlags(cli: string): string[] {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env -S node (.+)$/.exec(first);
+  return m ? m[1]!.trim().split(/\s+/) : [];
+}
+
 /** One manager process making BENCH_PASSES passes; `nodeArgs` (--cpu-prof, --heap-prof) go to its node. */
 export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ChildResult> {
   return new Promise((res, rej) => {
     // BENCH_PASS_SCRIPT: another build's steady-pass.mjs (its ../dist), to measure before and after in one run.
     // Read from `env` first: steady-compare passes it there, and reading only this process's environment ran
     // this tree's build as "before" too (every before/after pair it printed until issue 22's second round).
-    const p = spawn(process.execPath, [...nodeArgs, resolve(env.BENCH_PASS_SCRIPT ?? process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs')], { env });
+    const script = resolve(env.BENCH_PASS_SCRIPT ?? process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs');
+    const p = spawn(process.execPath, [...commandNodeFlags(join(dirname(script), '../dist/cli.js')), ...nodeArgs, script], { env });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
     p.stderr.on('data', (b: Buffer) => (out += b));

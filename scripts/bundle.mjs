@@ -190,6 +190,7 @@ const BENCH_ENTRY = [
   "export { assemble, openStore } from './src/assemble.ts';",
   "export { runPass } from './src/reconciler.ts';",
   "export { countAcmeRequests } from './src/acme/transport.ts';",
+  "export { tuneHeap } from './src/heap.ts';",
 ].join('\n');
 await build({
   stdin: { contents: BENCH_ENTRY, resolveDir: process.cwd(), loader: 'ts', sourcefile: 'bench-pass.ts' },

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 /**
  * The installed `certwrangler` command (dist/cli.js, made by scripts/bundle.mjs from this file): it sets up the
  * process before a line of the program is read, then loads the bundled program (src/cli.ts) with a dynamic
@@ -6,6 +6,7 @@
  * runs, and libuv sizes its thread pool at the first piece of work it is given.
  */
 import module from 'node:module';
+import { tuneHeap } from './heap.js';
 
 // Node 22.1 and later keep the compiled code of the bundle on disk (NODE_COMPILE_CACHE, else a folder under the
 // system's temp folder), so a start after the first skips most of compiling it. Older Node has no such call; a
@@ -18,5 +19,11 @@ withCache.enableCompileCache?.();
 // 4 (BENCHMARKS.md). An operator's own UV_THREADPOOL_SIZE wins.
 const THREAD_POOL = '16';
 process.env.UV_THREADPOOL_SIZE ??= THREAD_POOL;
+
+// The `#!` line above gives node a young generation of 2 × 4 MB instead of 2 × 16 MB: what survives a pass is the
+// index (held anyway), so a larger one only delays the same work. With the old generation's growth (src/heap.ts)
+// it lowers a pass's peak RSS at the same CPU (BENCHMARKS.md, "Sixth round").
+// `node dist/cli.js` runs without it; an operator's own --max-semi-space-size (NODE_OPTIONS) is overridden by it.
+tuneHeap();
 
 await import('./cli.js');
