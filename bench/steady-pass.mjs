@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { Session } from 'node:inspector/promises';
 // The manager as the image runs it: dist/bench/pass.js, bundled by scripts/bundle.mjs with the CLI's lazy loading.
 // BENCH_MODULES=1: tsc's one file per module instead (every adapter loaded; about 37 MB more RSS at start).
-// The heap is set up as the command sets it up (src/launch.ts): tuneHeap here, and the node flags of dist/cli.js's
-// `#!` line, which bench/steady.ts gives this process. A build from before tuneHeap existed has none.
+// The heap is set up as the image sets it up: tuneHeap here (src/launch.ts calls it), and the Dockerfile's
+// NODE_OPTIONS, which bench/steady.ts gives this process. A build from before tuneHeap existed has none.
 const { loadConfig, createLogger, assemble, runPass, countAcmeRequests, tuneHeap } =
   process.env.BENCH_MODULES === '1'
     ? {

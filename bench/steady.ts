@@ -77,13 +77,12 @@ export interface ChildResult {
 }
 
 /**
- * The node flags the installed command runs with: those of its `#!/usr/bin/env -S node …` line (src/launch.ts), so
- * that the bench's manager has the heap the image's has. None when the line gives none.
+ * The NODE_OPTIONS the image gives node (its Dockerfile's ENV, src/heap.ts), so that the bench's manager has the
+ * heap the image's has; undefined when the Dockerfile sets none (a build from before).
  */
-export function commandNodeFlags(cli: string): string[] {
-  const first = readFileSync(cli, 'utf8').split('\n', 1)[0]!;
-  const m = /^#!\/usr\/bin\/env -S node (.+)$/.exec(first);
-  return m ? m[1]!.trim().split(/\s+/) : [];
+export function imageNodeOptions(dockerfile: string): string | undefined {
+  const m = /\bNODE_OPTIONS=(\S+)/.exec(readFileSync(dockerfile, 'utf8'));
+  return m?.[1];
 }
 
 /** One manager process making BENCH_PASSES passes; `nodeArgs` (--cpu-prof, --heap-prof) go to its node. */
@@ -93,7 +92,8 @@ export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promi
     // Read from `env` first: steady-compare passes it there, and reading only this process's environment ran
     // this tree's build as "before" too (every before/after pair it printed until issue 22's second round).
     const script = resolve(env.BENCH_PASS_SCRIPT ?? process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs');
-    const p = spawn(process.execPath, [...commandNodeFlags(join(dirname(script), '../dist/cli.js')), ...nodeArgs, script], { env });
+    const nodeOptions = imageNodeOptions(join(dirname(script), '../Dockerfile'));
+    const p = spawn(process.execPath, [...nodeArgs, script], { env: { ...env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
     p.stderr.on('data', (b: Buffer) => (out += b));

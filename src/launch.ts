@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env node
 /**
  * The installed `certwrangler` command (dist/cli.js, made by scripts/bundle.mjs from this file): it sets up the
  * process before a line of the program is read, then loads the bundled program (src/cli.ts) with a dynamic
@@ -20,10 +20,8 @@ withCache.enableCompileCache?.();
 const THREAD_POOL = '16';
 process.env.UV_THREADPOOL_SIZE ??= THREAD_POOL;
 
-// The `#!` line above gives node a young generation of 2 × 4 MB instead of 2 × 16 MB: what survives a pass is the
-// index (held anyway), so a larger one only delays the same work. With the old generation's growth (src/heap.ts)
-// it lowers a pass's peak RSS at the same CPU (BENCHMARKS.md, "Sixth round").
-// `node dist/cli.js` runs without it; an operator's own --max-semi-space-size (NODE_OPTIONS) is overridden by it.
+// The old generation's growth (src/heap.ts); the young generation's size is node's to take at start, from the
+// image's NODE_OPTIONS (Dockerfile).
 tuneHeap();
 
 await import('./cli.js');

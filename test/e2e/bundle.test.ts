@@ -55,19 +55,6 @@ test('bundle: a start with nothing to do loads none of the lazy packages', async
   assert.match((await run(['--version'], {})).out, /^\d+\.\d+\.\d+/);
 });
 
-test('bundle: run as a command, its #! line gives node the young generation src/launch.ts asks for', async () => {
-  // As the image runs it (ENTRYPOINT certwrangler, a link to dist/cli.js): by its own #! line, not `node dist/cli.js`.
-  const flags = join(base, 'flags.cjs');
-  writeFileSync(flags, "process.on('exit', () => process.stderr.write(`\\nARGV ${JSON.stringify(process.execArgv)}\\n`));\n");
-  const proc = spawn(cli, ['--version'], { env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: `--require ${flags}` } });
-  let out = '';
-  proc.stdout.on('data', (b: Buffer) => (out += b));
-  proc.stderr.on('data', (b: Buffer) => (out += b));
-  assert.equal(await new Promise<number | null>((resolve) => proc.on('close', resolve)), 0, out);
-  assert.match(out, /^\d+\.\d+\.\d+/);
-  assert.deepEqual(JSON.parse(/ARGV (\[.*\])/.exec(out)?.[1] ?? 'null'), ['--max-semi-space-size=4']);
-});
-
 test('bundle: SCHEDULE is checked with cron-parser from its lazy file', async () => {
   const bad = await run(['manager', '--once'], { ...dirs('cron'), DOMAINS: '', SCHEDULE: 'every full moon' });
   assert.equal(bad.code, 2, bad.out);
