@@ -31,14 +31,14 @@ for (const n of sizes) {
         const r = await runChild({ ...env, BENCH_PASSES: String(passes), BENCH_PASS_SCRIPT: script });
         if (!r.ok || r.reasons.UpToDate !== n) throw new Error(`${which}: not all up to date: ${JSON.stringify(r.reasons)}`);
         runs[which].push({ ...r, load, requests: sim.log.length / passes });
-        console.log(`  ${which}: passes ${r.wallMs.map((x) => Math.round(x)).join(', ')} ms (CPU ${r.cpuMs.map((x) => Math.round(x)).join(', ')} ms); max RSS ${Math.round(r.maxRssKb / 1024)} MB; ${sim.log.length / passes} Rancher requests a pass; load ${load.toFixed(1)}`);
+        console.log(`  ${which}: passes ${r.wallMs.map((x) => Math.round(x)).join(', ')} ms (CPU ${r.cpuMs.map((x) => Math.round(x)).join(', ')} ms); start RSS ${Math.round(r.startRssMb)} MB, max RSS ${Math.round(r.maxRssKb / 1024)} MB; ${sim.log.length / passes} Rancher requests a pass; load ${load.toFixed(1)}`);
       }
     }
     for (const which of ['before', 'after'] as const) {
       const rs = runs[which];
       console.log(
         `  ${which}: first pass ${Math.round(median(rs.map((r) => r.wallMs[0]!)))} ms (CPU ${Math.round(median(rs.map((r) => r.cpuMs[0]!)))}), warm ${Math.round(median(rs.flatMap((r) => r.wallMs.slice(1))))} ms (CPU ${Math.round(median(rs.flatMap((r) => r.cpuMs.slice(1))))}), ` +
-          `max RSS ${Math.round(median(rs.map((r) => r.maxRssKb / 1024)))} MB, ${median(rs.map((r) => r.requests))} Rancher requests a pass, load ${rs.map((r) => r.load.toFixed(1)).join('/')}`,
+          `start RSS ${Math.round(median(rs.map((r) => r.startRssMb)))} MB, max RSS ${Math.round(median(rs.map((r) => r.maxRssKb / 1024)))} MB, ${median(rs.map((r) => r.requests))} Rancher requests a pass, load ${rs.map((r) => r.load.toFixed(1)).join('/')}`,
       );
     }
   } finally {

@@ -4,8 +4,8 @@
  * plus one service list, and no ACME request at all.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { RancherApi } from '../src/orchestrators/rancher/api.js';
 import { X509Certificate } from 'node:crypto';
@@ -66,6 +66,8 @@ export interface ChildResult {
   /** CPU (user + system) of each pass. */
   cpuMs: number[];
   maxRssKb: number;
+  /** RSS after the manager's parts are built, before its first pass. */
+  startRssMb: number;
   /** Heap in use after the last pass and a full GC (only with --expose-gc). */
   heapAfterMb?: number;
   rssAfterMb: number;
@@ -74,13 +76,24 @@ export interface ChildResult {
   ok: boolean;
 }
 
+/**
+ * The NODE_OPTIONS the image gives node (its Dockerfile's ENV, src/heap.ts), so that the bench's manager has the
+ * heap the image's has; undefined when the Dockerfile sets none (a build from before).
+ */
+export function imageNodeOptions(dockerfile: string): string | undefined {
+  const m = /\bNODE_OPTIONS=(\S+)/.exec(readFileSync(dockerfile, 'utf8'));
+  return m?.[1];
+}
+
 /** One manager process making BENCH_PASSES passes; `nodeArgs` (--cpu-prof, --heap-prof) go to its node. */
 export function runChild(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ChildResult> {
   return new Promise((res, rej) => {
     // BENCH_PASS_SCRIPT: another build's steady-pass.mjs (its ../dist), to measure before and after in one run.
     // Read from `env` first: steady-compare passes it there, and reading only this process's environment ran
     // this tree's build as "before" too (every before/after pair it printed until issue 22's second round).
-    const p = spawn(process.execPath, [...nodeArgs, resolve(env.BENCH_PASS_SCRIPT ?? process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs')], { env });
+    const script = resolve(env.BENCH_PASS_SCRIPT ?? process.env.BENCH_PASS_SCRIPT ?? 'bench/steady-pass.mjs');
+    const nodeOptions = imageNodeOptions(join(dirname(script), '../Dockerfile'));
+    const p = spawn(process.execPath, [...nodeArgs, script], { env: { ...env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
     p.stderr.on('data', (b: Buffer) => (out += b));

@@ -151,11 +151,13 @@ export async function act(deps: PassDeps, decided: Decided[], now: Date): Promis
   // Accounts first, before any order starts (and only for the directories something is ordered from).
   for (const o of decided) if (wantsOrder(o.decision) && o.decision.order) acts.account(directoryOf(deps.config, o.decision.order.kind));
   try {
-    const results = await Promise.all(decided.map((o) => job(deps, acts, o, now)));
+    // A certificate with nothing to do has its result at once: no job and no promise (10,000 in a steady pass).
+    const results = decided.map((o) => (o.decision.action === 'none' || o.decision.action === 'wait' ? baseResult(o) : undefined));
+    await Promise.all(decided.flatMap((o, i) => (results[i] ? [] : [job(deps, acts, o, now).then((r) => void (results[i] = r))])));
     // After the pushes: a push reloads its balancers itself and drops what was pending for them, so retrying
     // first could reload one balancer twice in a pass.
     await retryReloads(deps, now);
-    return results;
+    return results as CertResult[];
   } finally {
     acts.stopListening();
   }

@@ -6,6 +6,7 @@
  * runs, and libuv sizes its thread pool at the first piece of work it is given.
  */
 import module from 'node:module';
+import { tuneHeap } from './heap.js';
 
 // Node 22.1 and later keep the compiled code of the bundle on disk (NODE_COMPILE_CACHE, else a folder under the
 // system's temp folder), so a start after the first skips most of compiling it. Older Node has no such call; a
@@ -18,5 +19,9 @@ withCache.enableCompileCache?.();
 // 4 (BENCHMARKS.md). An operator's own UV_THREADPOOL_SIZE wins.
 const THREAD_POOL = '16';
 process.env.UV_THREADPOOL_SIZE ??= THREAD_POOL;
+
+// The old generation's growth (src/heap.ts); the young generation's size is node's to take at start, from the
+// image's NODE_OPTIONS (Dockerfile).
+tuneHeap();
 
 await import('./cli.js');

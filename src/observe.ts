@@ -110,40 +110,72 @@ export async function observe(deps: PassDeps, wanted: WantedCert[], now: Date, r
   // After the listing: the orchestrator finds the users of its copies by what it just listed.
   await gatherUsedBy(deps, unwanted, now);
   const profileFacts = new Map<string, Promise<boolean>>();
-  return Promise.all(
-    wanted.map(async (w) => {
-      const entry = entries.get(w.name)!;
-      const { local, status, revocation } = entry;
-      // Asked of the CA only in a pass that may act (not `plan`), and only when its last answer says so.
-      const { written, ...ari } = await observeAri(deps, w.name, { ...(entry.certId ? { certId: entry.certId } : {}), ...(local.state === 'indexed' ? { directoryUrl: local.meta.directoryUrl } : {}), ...(entry.ari ? { kept: entry.ari } : {}) }, now, recover);
-      if (written) await index.noteAri(w.name, written);
-      const localCopy = localToCopy(local, config);
-      const profile = w.profile ?? config.profile;
-      const hadProfile = local.state === 'indexed' ? local.meta.profile : undefined;
-      const remote = remotes.get(w.name) ?? { state: 'absent' };
-      const remoteCopy = remoteToCopy(remote, localCopy, known, imported.get(w.name));
-      // An imported copy is replaced in place at renewal, as an adopted one is.
-      const adopt = mayAdopt(config.adoptExisting, w) || (remote.state === 'present' && !remote.owned && remoteCopy.state === 'present' && remoteCopy.owned);
-      const directory = directoryOf(config, stagingKind(config));
-      const input: PolicyInput = {
-        wanted: { name: w.name, names: w.names, kind: stagingKind(config), origin: w.origin, ...(profile ? { profile } : {}) },
-        local: localCopy,
-        remote: remoteCopy,
-        now,
-        policy: { renewBeforeDays: config.renewBeforeDays, adoptExisting: adopt, placeholders: config.placeholders },
-        gate: status.nextAttempt ? { backoffUntil: new Date(status.nextAttempt) } : {},
-        ...(ari.input ? { ari: ari.input } : {}),
-        // Only asked when a profile is in play: a fleet without profiles never reads the directory for it.
-        ...(profile || hadProfile ? { caOffersProfiles: await memo(profileFacts, directory, () => caOffersProfiles(deps, directory)) } : {}),
-      };
-      // A revocation is of one certificate: the one that replaced it is not revoked.
-      if (revocation && local.state === 'indexed' && revocation.fingerprint === local.info.fingerprint) input.revoked = { reason: revocation.reason, at: new Date(revocation.at) };
-      const u = unwanted.get(w.name);
-      if (u) input.unwanted = u;
-      return { wanted: w, local, status, localCopy, remoteCopy, adopt, ari, input };
-    }),
-  );
+  const directory = directoryOf(config, stagingKind(config));
+  const kind = stagingKind(config);
+  // One renewal policy object for the pass per ADOPT value, not one per certificate (issue 22: 10,000 a pass).
+  const policies = new Map<boolean, PolicyInput['policy']>();
+  const policyOf = (adopt: boolean) => {
+    let p = policies.get(adopt);
+    if (!p) policies.set(adopt, (p = { renewBeforeDays: config.renewBeforeDays, adoptExisting: adopt, placeholders: config.placeholders }));
+    return p;
+  };
+  const one = (w: WantedCert, ari: AriSeen, caOffers: boolean | undefined): Observed => {
+    const entry = entries.get(w.name)!;
+    const { local, status, revocation } = entry;
+    const localCopy = localToCopy(local, config);
+    const profile = w.profile ?? config.profile;
+    const remote = remotes.get(w.name) ?? ABSENT;
+    const remoteCopy = remoteToCopy(remote, localCopy, known, imported.get(w.name));
+    // An imported copy is replaced in place at renewal, as an adopted one is.
+    const adopt = mayAdopt(config.adoptExisting, w) || (remote.state === 'present' && !remote.owned && remoteCopy.state === 'present' && remoteCopy.owned);
+    const input: PolicyInput = {
+      wanted: { name: w.name, names: w.names, kind, origin: w.origin, ...(profile ? { profile } : {}) },
+      local: localCopy,
+      remote: remoteCopy,
+      now,
+      policy: policyOf(adopt),
+      gate: status.nextAttempt ? { backoffUntil: new Date(status.nextAttempt) } : NO_GATE,
+      ...(ari.input ? { ari: ari.input } : {}),
+      ...(caOffers !== undefined ? { caOffersProfiles: caOffers } : {}),
+    };
+    // A revocation is of one certificate: the one that replaced it is not revoked.
+    if (revocation && local.state === 'indexed' && revocation.fingerprint === local.info.fingerprint) input.revoked = { reason: revocation.reason, at: new Date(revocation.at) };
+    const u = unwanted.get(w.name);
+    if (u) input.unwanted = u;
+    return { wanted: w, local, status, localCopy, remoteCopy, adopt, ari, input };
+  };
+  // Synchronous for a certificate with no ARI to look at and no profile in play (a steady fleet of 10,000): no
+  // promise and no closure per certificate; the others wait for what they need first.
+  const out: Observed[] = new Array(wanted.length);
+  const waits: Promise<void>[] = [];
+  wanted.forEach((w, i) => {
+    const entry = entries.get(w.name)!;
+    const { local } = entry;
+    const needsAri = entry.certId !== undefined && local.state === 'indexed' && local.meta.directoryUrl !== undefined;
+    // Only asked when a profile is in play: a fleet without profiles never reads the directory for it.
+    const needsProfiles = Boolean(w.profile ?? config.profile) || (local.state === 'indexed' && Boolean(local.meta.profile));
+    if (!needsAri && !needsProfiles) {
+      out[i] = one(w, NO_ARI, undefined);
+      return;
+    }
+    waits.push(
+      (async () => {
+        // Asked of the CA only in a pass that may act (not `plan`), and only when its last answer says so.
+        const { written, ...ari } = needsAri ? await observeAri(deps, w.name, { certId: entry.certId!, ...(local.state === 'indexed' ? { directoryUrl: local.meta.directoryUrl } : {}), ...(entry.ari ? { kept: entry.ari } : {}) }, now, recover) : NO_ARI_WRITTEN;
+        if (written) await index.noteAri(w.name, written);
+        out[i] = one(w, ari, needsProfiles ? await memo(profileFacts, directory, () => caOffersProfiles(deps, directory)) : undefined);
+      })(),
+    );
+  });
+  await Promise.all(waits);
+  return out;
 }
+
+/** Shared by every observation that has them (never written to: a held order gets a gate of its own, gateOrders). */
+const NO_ARI: AriSeen = Object.freeze({});
+const NO_ARI_WRITTEN: AriSeen & { written?: undefined } = NO_ARI;
+const NO_GATE: NonNullable<PolicyInput['gate']> = Object.freeze({});
+const ABSENT: RemoteCopy = Object.freeze({ state: 'absent' });
 
 function memo<T>(m: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
   let p = m.get(key);
@@ -158,12 +190,14 @@ function memo<T>(m: Map<string, Promise<T>>, key: string, make: () => Promise<T>
 export async function withBundles(deps: PassDeps, decided: Decided[], recover: boolean): Promise<Decided[]> {
   const index = indexOf(deps.store);
   // No promise for a decision that keeps its summary: a steady pass has 10,000 of them.
-  return Promise.all(
-    decided.map((o) => {
-      if (o.local.state !== 'indexed' || o.decision.action === 'none' || o.decision.action === 'wait') return o;
-      return index.full(o.wanted.name, { recover }).then((local) => ({ ...o, local }));
-    }),
-  );
+  const out = decided.slice();
+  const reads: Promise<void>[] = [];
+  decided.forEach((o, i) => {
+    if (o.local.state !== 'indexed' || o.decision.action === 'none' || o.decision.action === 'wait') return;
+    reads.push(index.full(o.wanted.name, { recover }).then((local) => void (out[i] = { ...o, local })));
+  });
+  await Promise.all(reads);
+  return out;
 }
 
 async function caOffersProfiles(deps: PassDeps, directoryUrl: string): Promise<boolean> {

@@ -9,6 +9,7 @@
  * - writes replace the whole text through the Store (atomic on every store), and are skipped when the text
  *   would not change.
  */
+import { createHash } from 'node:crypto';
 import { StoreUnavailableError } from './store.js';
 import type { ChangeStamp, Store } from './store.js';
 import { FilesStore } from './files/files-store.js';
@@ -48,8 +49,11 @@ export class JsonBook<T> {
   /** The path as logs and errors name it (shownPath). */
   readonly shown: string;
   private chain: Promise<unknown> = Promise.resolve();
-  /** The text this book last read or wrote: a save of the same text is skipped. */
-  private lastText: string | undefined;
+  /**
+   * The digest of the text this book last read or wrote: a save of the same text is skipped. A digest, not the
+   * text: label-claims.json is about 200 bytes a certificate, 20 MB held for nothing at 100,000 (issue 22).
+   */
+  private lastDigest: string | undefined;
   /** A `shared` book's last value, and the stamp taken before it was read. */
   private held: { stamp: ChangeStamp; value: T } | undefined;
 
@@ -72,7 +76,7 @@ export class JsonBook<T> {
     if (stamp !== undefined && this.held?.stamp === stamp) return this.held.value;
     this.held = undefined;
     const value = await this.read();
-    if (stamp !== undefined && this.lastText !== undefined) this.held = { stamp, value };
+    if (stamp !== undefined && this.lastDigest !== undefined) this.held = { stamp, value };
     return value;
   }
 
@@ -81,17 +85,17 @@ export class JsonBook<T> {
     try {
       text = await this.store.read(this.spec.path);
     } catch (e) {
-      this.lastText = undefined;
+      this.lastDigest = undefined;
       // Lenient books read a bad book as empty, never an unreachable store: the next change would write over it.
       if (this.spec.lenient && !(e instanceof StoreUnavailableError)) return this.spec.empty();
       const why = (e as Error).message;
       throw new Error(this.spec.unreadable ? this.spec.unreadable(this.shown, why) : `${this.shown} is unreadable (${why})`);
     }
-    this.lastText = undefined;
+    this.lastDigest = undefined;
     if (text === undefined) return this.spec.empty();
     try {
       const value = this.spec.validate(JSON.parse(text));
-      this.lastText = text;
+      this.lastDigest = digestOf(text);
       return value;
     } catch (e) {
       if (this.spec.lenient) return this.spec.empty();
@@ -123,10 +127,11 @@ export class JsonBook<T> {
 
   private async write(value: T): Promise<void> {
     const text = `${JSON.stringify(value, null, this.spec.indent)}\n`;
-    if (text === this.lastText) return;
+    const digest = digestOf(text);
+    if (digest === this.lastDigest) return;
     this.held = undefined;
     await this.store.write(this.spec.path, text);
-    this.lastText = text;
+    this.lastDigest = digest;
   }
 
   private serial<R>(run: () => Promise<R>): Promise<R> {
@@ -134,4 +139,8 @@ export class JsonBook<T> {
     this.chain = p.catch(() => undefined);
     return p;
   }
+}
+
+function digestOf(text: string): string {
+  return createHash('sha256').update(text).digest('base64');
 }

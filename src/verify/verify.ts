@@ -105,14 +105,17 @@ export async function verifyDeploys(deps: PassDeps, results: CertResult[]): Prom
   const book = await readVerifyBook(deps.store.backend);
   let changed = false;
   const limit = pLimit(VERIFY_CONCURRENCY);
+  // What was neither pushed nor found not served keeps the last verdict, at once: no check, no promise.
+  const toCheck = results.filter((r) => {
+    const last = book[r.name];
+    if (r.pushed || last?.served === false) return true;
+    if (last && r.outcome !== 'foreign') r.served = last.served;
+    return false;
+  });
   await Promise.all(
-    results.map((r) =>
+    toCheck.map((r) =>
       limit(async () => {
         const last = book[r.name];
-        if (!r.pushed && last?.served !== false) {
-          if (last && r.outcome !== 'foreign') r.served = last.served;
-          return;
-        }
         const local = await deps.store.read(r.name, { recover: false });
         if (local.state !== 'present') return;
         const fingerprint = local.info.fingerprint;
