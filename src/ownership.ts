@@ -102,14 +102,11 @@ export interface OwnershipResult {
   newSets: Set<string>;
 }
 
-// Stryker disable next-line ConditionalExpression: DOMAINS and the API would key as label:DOMAINS and label:api, still apart from every label's key (a label's source is never named DOMAINS or api)
 const ownerKey = (c: WantedCert) => (c.origin === 'label' ? `label:${c.service?.id ?? c.sources[0]}` : c.origin);
 
 function describeOwner(c: WantedCert): string {
-  // Stryker disable next-line ConditionalExpression,StringLiteral: it falls through to the first source, which is DOMAINS for that certificate
   if (c.origin === 'DOMAINS') return 'DOMAINS';
   if (c.origin === 'api') return 'the request API';
-  // Stryker disable next-line StringLiteral: a certificate always has a source
   return c.service ? `the label on service ${describeService(c.service)}` : (c.sources[0] ?? 'a label');
 }
 
@@ -147,7 +144,6 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
       if (how === 'merge') {
         if (!seen.challenge && c.challenge) seen.challenge = c.challenge;
         if (!seen.keyType && c.keyType) seen.keyType = c.keyType;
-        // Stryker disable next-line ConditionalExpression: sets an undefined reuseKey to undefined
         if (seen.reuseKey === undefined && c.reuseKey !== undefined) seen.reuseKey = c.reuseKey;
         if (!seen.profile && c.profile) seen.profile = c.profile;
         for (const n of c.names) if (!seen.names.includes(n)) seen.names.push(n);
@@ -186,12 +182,10 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
   const order = input.labels
     .map((c) => ({ c, since: claimOf(c)?.since }))
     .sort((a, b) => {
-      // Stryker disable next-line ConditionalExpression: a tie answered "after" keeps the listed order in V8's sort too
       if (a.since === b.since) return 0;
       if (a.since === undefined) return 1;
       if (b.since === undefined) return -1;
       // ISO times compare as strings; not localeCompare, which costs a collation per comparison (issue 22).
-      // Stryker disable next-line EqualityOperator: equal times were answered above
       return a.since < b.since ? -1 : 1;
     })
     .map((x) => x.c);
@@ -222,7 +216,7 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
       // A changed certificate keeps its previous names meanwhile, so it is still renewed.
       const kept = claim ? { ...c, names: [...claim.names] } : undefined;
       const keptWhy = kept && conflict(kept);
-      // Stryker disable next-line ConditionalExpression,StringLiteral: never merge: the kept certificate has the name conflict() just found no certificate for
+      // Stryker disable next-line StringLiteral: never merge: the kept certificate has the name conflict() just found no certificate for
       if (kept && (keptWhy === undefined || keptWhy === 'merge')) {
         take(kept, keptWhy);
         claims[c.name] = { ...claim! };

@@ -48,7 +48,7 @@ export async function ensureDir(dir: string, mode: number): Promise<void> {
   const created = [dir];
   for (let d = dir; d !== first; ) {
     d = dirname(d);
-    // Stryker disable next-line ConditionalExpression,BlockStatement: a guard; the walk up from dir meets `first` (the first folder mkdir made on its way to dir) before the root
+    // A guard: the walk up from dir meets `first` (the first folder mkdir made on its way to dir) before the root.
     if (d === dirname(d)) break;
     created.unshift(d);
   }
@@ -95,11 +95,24 @@ export async function writeFileSet(dir: string, files: FileSpec[], dirMode: numb
     for (const f of files) await fs.rm(join(dir, `${f.name}.new`), { force: true });
     throw e;
   }
-  await rollForward(dir);
+  await rollForward(dir, files.map((f) => f.name));
 }
 
-async function rollForward(dir: string): Promise<void> {
-  const names = JSON.parse(await fs.readFile(join(dir, COMMIT), 'utf8')) as string[];
+/**
+ * The names a commit marker lists, or undefined when its text is not a list of names: a marker that was never
+ * completed, whose set is discarded. A marker that cannot be read (EIO, EACCES) is an error, not an incomplete one.
+ */
+async function committedNames(dir: string): Promise<string[] | undefined> {
+  const text = await fs.readFile(join(dir, COMMIT), 'utf8');
+  try {
+    const names = JSON.parse(text) as unknown;
+    return Array.isArray(names) && names.every((n) => typeof n === 'string') ? names : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function rollForward(dir: string, names: string[]): Promise<void> {
   for (const name of names) {
     try {
       await fs.rename(join(dir, `${name}.new`), join(dir, name));
@@ -137,14 +150,13 @@ export async function recoverFileSet(dir: string): Promise<void> {
     throw e;
   }
   if (entries.includes(COMMIT)) {
-    try {
-      await rollForward(dir);
-      return;
-    } catch {
-      // An unreadable marker means the marker itself was never completed: discard below.
-      // Stryker disable next-line ObjectLiteral,BooleanLiteral: the file was just listed or read; `force` only matters if another process removed it in between
-      await fs.rm(join(dir, COMMIT), { force: true });
-    }
+    const names = await committedNames(dir);
+    // Committed: finished, whatever fails on the way; a failed rename or sync throws, and the next recovery
+    // starts again from the marker (discarding here could leave a new key moved in beside the old certificate).
+    if (names) return rollForward(dir, names);
+    // A marker that was never completed: its set is discarded below.
+    // Stryker disable next-line ObjectLiteral,BooleanLiteral: the file was just read; `force` only matters if another process removed it in between
+    await fs.rm(join(dir, COMMIT), { force: true });
   }
   for (const e of entries) {
     // Stryker disable next-line ObjectLiteral,BooleanLiteral: the file was just listed or read; `force` only matters if another process removed it in between

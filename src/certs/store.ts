@@ -265,7 +265,6 @@ export class LocalStore {
     const stamps = await stampsOf(this.backend, dirs.flatMap((dir) => files.map((f) => dir + f)));
     return dirs.map((_, i) => {
       const mine = stamps.slice(i * files.length, (i + 1) * files.length);
-      // Stryker disable next-line StringLiteral: the parts stay told apart by their place between the '/'
       return mine.every((x) => x === undefined) ? undefined : mine.map((x) => x ?? '-').join('/');
     });
   }
@@ -311,7 +310,6 @@ export class LocalStore {
   /** The order kept for `name`, or undefined (none, or a record that does not parse: a fresh order is made). */
   async readOrder(name: string): Promise<PendingOrder | undefined> {
     const text = await this.backend.read(this.certPath(name, ORDER_FILE));
-    // Stryker disable next-line ConditionalExpression: JSON.parse of nothing throws, and the catch gives undefined too
     if (text === undefined) return undefined;
     try {
       const rec = JSON.parse(text) as PendingOrder;
@@ -355,7 +353,6 @@ export class LocalStore {
       usable = keyMatchesCert(rec.key, cert!) && rec.names.every((n) => info.names.includes(n));
       // A cert.pem that cannot be read or parsed is no certificate in place: the download replaces it (before, its
       // parse error made the download count as unusable, and the set stayed broken).
-      // Stryker disable next-line ConditionalExpression: parsing nothing throws, and the catch reads it as no certificate in place
       const current = await this.backend.read(this.certPath(name, 'cert.pem')).then((t) => (t === undefined ? undefined : parseCert(t))).catch(() => undefined);
       newer = !current || current.notAfter < info.notAfter || current.selfSigned;
     } catch {
@@ -403,14 +400,13 @@ export class LocalStore {
 
   /** Serialised: parallel orders finishing together must not lose each other's entries. */
   async rememberIssuer(issuer: string, kind: Kind): Promise<void> {
-    // Stryker disable next-line ConditionalExpression: the same entry written again; the book skips a write whose text is unchanged
     await this.issuers.change((known) => (known[issuer] === kind ? undefined : { ...known, [issuer]: kind }));
   }
 }
 
 /** ari.json's text (or its read's Error) as kept: undefined when absent, unreadable or not a record. */
 export function ariFrom(text: string | undefined | Error): AriState | undefined {
-  // Stryker disable next-line ConditionalExpression,LogicalOperator: JSON.parse of nothing or of an Error's text throws, and the catch gives undefined too
+  // Stryker disable next-line LogicalOperator: JSON.parse of nothing or of an Error's text throws, and the catch gives undefined too
   if (text === undefined || text instanceof Error) return undefined;
   try {
     const s = JSON.parse(text) as AriState | null;
@@ -423,7 +419,7 @@ export function ariFrom(text: string | undefined | Error): AriState | undefined 
 
 /** status.json's text (or its read's Error): no failures when absent, unreadable or torn. */
 export function statusFrom(text: string | undefined | Error): CertStatus {
-  // Stryker disable next-line ConditionalExpression,LogicalOperator: JSON.parse of nothing or of an Error's text throws, and the catch gives no failures too
+  // Stryker disable next-line LogicalOperator: JSON.parse of nothing or of an Error's text throws, and the catch gives no failures too
   if (text === undefined || text instanceof Error) return { failures: 0 };
   try {
     return (JSON.parse(text) as CertStatus | null) ?? { failures: 0 };

@@ -52,7 +52,7 @@ export function createWebroot(webrootDir: string, opts: WebrootOptions = {}): We
   const limit = opts.memoryLimit ?? HOT_TOKEN_LIMIT;
   const hot = new Map<string, HotToken>();
   const refresh = (token: string, entry?: HotToken) => {
-    // Stryker disable next-line BooleanLiteral,ConditionalExpression: without the flag, a token asked for during its re-read is read once more; the answers are the same
+    // Stryker disable next-line BooleanLiteral: without the flag, a token asked for during its re-read is read once more; the answers are the same
     if (entry) entry.refreshing = true;
     readRegularFile(join(dir, token)).then(
       (body) => {
@@ -128,6 +128,8 @@ function expressWebroot(challengeDir: string, opts: WebrootOptions): express.Exp
   const app = express();
   app.disable('x-powered-by');
   const files = serveStatic(challengeDir, {
+    // A token replaced by a folder after the handler's look (a race) is a 404, not a redirect to "/<token>/".
+    redirect: false,
     etag: false,
     lastModified: false,
     setHeaders: (res) => {

@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { needsRecovery, writeFileAtomic, writeFileSet, writeSynced } from '../../src/certs/atomic.js';
+import { needsRecovery, recoverFileSet, writeFileAtomic, writeFileSet, writeSynced } from '../../src/certs/atomic.js';
 import { openFilesUnder } from '../support/open-files.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'cw-atomic-m-'));
@@ -48,4 +48,27 @@ test('needsRecovery: a folder with its commit marker alone (renames done, marker
   assert.equal(needsRecovery(['cert.pem', 'cert.pem.new']), true);
   assert.equal(needsRecovery(['cert.pem', '.cert.pem.tmp-0123456789ab']), true);
   assert.equal(needsRecovery(['cert.pem', '.cert.pem.tmp-xyz', 'backup.commit']), false, 'names this module never makes');
+});
+
+test('atomic: a committed set whose roll-forward fails half-way is finished by a later recovery, never discarded (the new key is already in place)', async () => {
+  const dir = tmp();
+  await writeFileSet(dir, [{ name: 'key.pem', data: 'OLD-KEY', mode: 0o600 }, { name: 'cert.pem', data: 'OLD-CERT', mode: 0o644 }], 0o700);
+  writeFileSync(join(dir, 'key.pem.new'), 'NEW-KEY');
+  writeFileSync(join(dir, 'cert.pem.new'), 'NEW-CERT');
+  writeFileSync(join(dir, '.commit'), JSON.stringify(['key.pem', 'cert.pem']));
+  // Something stands where cert.pem goes: key.pem is moved in, then cert.pem's rename fails.
+  renameSync(join(dir, 'cert.pem'), join(dir, 'old-cert.pem'));
+  mkdirSync(join(dir, 'cert.pem'));
+  writeFileSync(join(dir, 'cert.pem', 'operator-file'), 'kept');
+  for (let i = 0; i < 2; i++) {
+    await assert.rejects(recoverFileSet(dir), (e: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(e.code ?? ''));
+    assert.equal(readFileSync(join(dir, 'key.pem'), 'utf8'), 'NEW-KEY');
+    assert.equal(readFileSync(join(dir, 'cert.pem.new'), 'utf8'), 'NEW-CERT', 'the new certificate is kept for the next try');
+    assert.ok(existsSync(join(dir, '.commit')), 'the marker stays until the set is whole');
+  }
+  renameSync(join(dir, 'cert.pem'), join(dir, 'moved-aside'));
+  await recoverFileSet(dir);
+  assert.deepEqual([readFileSync(join(dir, 'key.pem'), 'utf8'), readFileSync(join(dir, 'cert.pem'), 'utf8')], ['NEW-KEY', 'NEW-CERT']);
+  assert.equal(existsSync(join(dir, '.commit')), false);
+  assert.equal(existsSync(join(dir, 'cert.pem.new')), false);
 });

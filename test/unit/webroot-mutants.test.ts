@@ -298,7 +298,7 @@ test('webroot: a token replaced by a folder stops being served once its copy in 
  * webroot user that may not read it, which root here cannot be made), or a read that fails half-way. Its
  * fs calls are replaced for the token's path only (send calls them through the shared `fs` object).
  */
-async function withServeStaticFs(token: string, fake: { stat?: NodeJS.ErrnoException; stream?: () => Readable }, run: (told: Error[]) => Promise<void>): Promise<void> {
+async function withServeStaticFs(token: string, fake: { stat?: NodeJS.ErrnoException | fs.Stats; stream?: () => Readable }, run: (told: Error[]) => Promise<void>): Promise<void> {
   const target = join(challenges, token);
   writeFileSync(target, 'token bytes of some length');
   const told: Error[] = [];
@@ -306,7 +306,7 @@ async function withServeStaticFs(token: string, fake: { stat?: NodeJS.ErrnoExcep
   const realStream = fs.createReadStream;
   const stat = mock.method(fs, 'stat', (path: string, ...rest: unknown[]) => {
     const cb = rest.at(-1) as (e: Error | null) => void;
-    if (path === target && fake.stat) return void process.nextTick(cb, fake.stat);
+    if (path === target && fake.stat) return void (fake.stat instanceof Error ? process.nextTick(cb, fake.stat) : process.nextTick(cb, null, fake.stat));
     return (realStat as (...a: unknown[]) => void)(path, ...rest);
   });
   const stream = mock.method(fs, 'createReadStream', (path: string, ...rest: unknown[]) => (path === target && fake.stream ? fake.stream() : (realStream as (...a: unknown[]) => Readable)(path, ...rest)));
@@ -387,6 +387,22 @@ test('webroot: a token whose read fails half-way is cut off (the client sees a s
       assert.match(told[0]!.message, /EIO/);
     } finally {
       printed.mock.restore();
+      s.close();
+    }
+  });
+});
+
+test('webroot: a token that is a folder by the time serve-static looks (a race) is a plain 404, not a redirect', async () => {
+  const folder = fs.statSync(challenges);
+  await withServeStaticFs('raced_Token', { stat: folder }, async (told) => {
+    const s = await listenWebroot(createWebroot(root, { onError: (e) => void told.push(e) }), 0, '127.0.0.1');
+    try {
+      const r = await rawRequest((s.address() as { port: number }).port, url('raced_Token'));
+      assert.equal(r.status, 404);
+      assert.equal(r.headers.location, undefined);
+      assert.equal(r.body.toString(), 'not found\n');
+      assert.deepEqual(told, []);
+    } finally {
       s.close();
     }
   });
