@@ -30,6 +30,23 @@ test('atomic: a committed set whose file cannot be moved into place (a folder st
   );
   assert.equal(readFileSync(join(dir, 'cert.pem', 'operator-file'), 'utf8'), 'kept', 'what stands there is not touched');
   assert.ok(existsSync(join(dir, 'cert.pem.new')), 'the new certificate waits beside it for the next recovery');
+  // Its marker names the set, so a recovery once the folder is moved aside finishes it.
+  renameSync(join(dir, 'cert.pem'), join(dir, 'moved-aside'));
+  await recoverFileSet(dir);
+  assert.deepEqual([readFileSync(join(dir, 'key.pem'), 'utf8'), readFileSync(join(dir, 'cert.pem'), 'utf8')], ['KEY', 'CERT']);
+});
+
+test('atomic: a marker whose text is not a list of names (an object, a string, numbers) was never completed: its set is discarded, the old one kept', async () => {
+  for (const marker of ['{}', '{"0":"k.pem"}', '"k.pem"', '[1]', '["k.pem", 1]', 'null']) {
+    const dir = tmp();
+    await writeFileSet(dir, [{ name: 'k.pem', data: 'OLD-K', mode: 0o600 }], 0o700);
+    writeFileSync(join(dir, 'k.pem.new'), 'NEW-K');
+    writeFileSync(join(dir, '.commit'), marker);
+    await recoverFileSet(dir);
+    assert.equal(readFileSync(join(dir, 'k.pem'), 'utf8'), 'OLD-K', marker);
+    assert.equal(existsSync(join(dir, 'k.pem.new')), false, marker);
+    assert.equal(existsSync(join(dir, '.commit')), false, marker);
+  }
 });
 
 test('writeFileAtomic: a temporary file that could not be made fails with its own reason (EACCES), not the clean-up\'s "no such file"', async () => {
