@@ -157,9 +157,11 @@ for (const [group, pkgs] of Object.entries(LAZY_GROUPS)) {
   });
 }
 
-await build({
-  entryPoints: { cli: 'src/launch.ts', certwrangler: 'src/cli.ts', healthcheck: 'src/healthcheck.ts' },
-  outdir: OUT,
+/**
+ * The ES-module bundles (the CLI's, and the steady bench's below): one set of options, with `chunks` the way from a
+ * file of that bundle's root to dist/chunks/, where the lazy groups are.
+ */
+const esm = (chunks) => ({
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   splitting: true,
@@ -173,10 +175,16 @@ await build({
   // CommonJS dependencies call require() for Node's own modules; an ES module has no require of its own.
   // __certwranglerChunks: dist/chunks/, where the lazy groups are, from whichever file this code landed in.
   banner: {
-    js: "import { createRequire as __certwranglerRequire } from 'node:module'; const require = __certwranglerRequire(import.meta.url); const __certwranglerChunks = new URL(/\\/chunks\\/[^/]*$/.test(import.meta.url) ? './' : './chunks/', import.meta.url);",
+    js: `import { createRequire as __certwranglerRequire } from 'node:module'; const require = __certwranglerRequire(import.meta.url); const __certwranglerChunks = new URL(/\\/chunks\\/[^/]*$/.test(import.meta.url) ? '${chunks.fromChunk}' : '${chunks.fromRoot}', import.meta.url);`,
   },
   plugins: [lazyRequires, lazyPackages, oneAxios],
   logLevel: 'warning',
+});
+
+await build({
+  entryPoints: { cli: 'src/launch.ts', certwrangler: 'src/cli.ts', healthcheck: 'src/healthcheck.ts' },
+  outdir: OUT,
+  ...esm({ fromChunk: './', fromRoot: './chunks/' }),
 });
 /**
  * The steady-state bench's manager (bench/steady-pass.mjs) from the same bundle, so that its RSS and CPU are those
@@ -196,19 +204,7 @@ await build({
   stdin: { contents: BENCH_ENTRY, resolveDir: process.cwd(), loader: 'ts', sourcefile: 'bench-pass.ts' },
   outdir: `${OUT}/bench`,
   entryNames: 'pass',
-  chunkNames: 'chunks/[name]-[hash]',
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: true,
-  external: ['pino-pretty'],
-  banner: {
-    js: "import { createRequire as __certwranglerRequire } from 'node:module'; const require = __certwranglerRequire(import.meta.url); const __certwranglerChunks = new URL(/\\/chunks\\/[^/]*$/.test(import.meta.url) ? '../../chunks/' : '../chunks/', import.meta.url);",
-  },
-  plugins: [lazyRequires, lazyPackages, oneAxios],
-  logLevel: 'warning',
+  ...esm({ fromChunk: '../../chunks/', fromRoot: '../chunks/' }),
 });
 const missed = Object.keys(LAZY_EDITS).filter((k) => !applied.has(k));
 if (missed.length > 0) throw new Error(`scripts/bundle.mjs: never loaded, so not edited: ${missed.join(', ')} (did the package move its entry file?)`);
