@@ -129,6 +129,8 @@ export interface LockOptions {
    * ignores it: one manager per DATA_DIR.
    */
   onStandby?: (leader: string) => void;
+  /** A standby lost its store (Redis) while waiting: told once per outage; it keeps waiting and looking. */
+  onUnreachable?: (why: string, retryMs: number) => void;
 }
 
 /**
@@ -298,6 +300,7 @@ export function lockForManager(store: Store, config: Config, log: Logger, once: 
             log.info({ role: 'standby', leader }, `standby, leader is ${leader}: this manager takes over when the leader's lease in ${where} lapses`);
             onStandby?.(leader);
           },
+          onUnreachable: (why: string, retryMs: number) => log.warn({ role: 'standby', error: why }, `standby: ${where} is out of reach (${why}); this manager keeps standing by and looks again every ${retryMs / 1000} s`),
         }),
     onWait: (holder, mayBeGone) =>
       log.info(

@@ -392,6 +392,30 @@ test('redis lease: one leader, two standbys naming it; the leader paused (SIGSTO
   await c.next(/^wrote$/);
 });
 
+test('redis lease: a standby outlives a Redis outage longer than REDIS_TIMEOUT, says so once, and takes over from a leader that died meanwhile', async () => {
+  const env = redisEnv('outage1:', { LEASE_TTL: '1s', REDIS_TIMEOUT: '200ms' });
+  const a = child(env, ['lease']);
+  await a.next(/^leader /);
+  const b = child(env, ['lease']);
+  await b.next(/^standby /);
+  await server.stop();
+  try {
+    assert.match(await b.next(/^unreachable /), /^unreachable 333\.3+\d* \S/, 'the standby says its store is out of reach, and how often it looks again');
+    a.p.kill('SIGKILL'); // the leader dies while Redis is down
+    // Several REDIS_TIMEOUTs and retries pass: the standby is still there, and said it once.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(b.p.exitCode, null, `the standby stays up: ${b.lines.join(' | ')}`);
+    assert.equal(b.lines.filter((l) => l.startsWith('unreachable ')).length, 1, 'told once per outage');
+  } finally {
+    await server.start();
+  }
+  // The dead leader's lease lapses (1 s): the standby takes it and writes.
+  await b.next(/^leader /);
+  b.p.stdin.write('write certs/o.example/cert.pem FROM-B\n');
+  await b.next(/^wrote$/);
+  assert.equal(server.cli('HGET', 'outage1:store:file:certs/o.example/cert.pem', 'data').trim(), 'FROM-B');
+});
+
 test('redis: restarted (its append-only file kept), the store reads what it held, and the lease holder writes on with the same token', async () => {
   const store = await redisStore('restart1:', { STORE_ENCRYPTION_KEY: KEY_A });
   const key = pem();

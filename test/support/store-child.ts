@@ -1,7 +1,8 @@
 /**
  * Child process for the store tests, on the store STORE names (files: DATA_DIR; redis: REDIS_URL, REDIS_PREFIX,
  * LEASE_TTL, STORE_ENCRYPTION_KEY), so that a test can SIGKILL, SIGSTOP and SIGCONT a real writer.
- *   argv "lease": takes the lock as a standby would; prints "standby <leader>", "leader <pid>", "lost <why>"; then,
+ *   argv "lease": takes the lock as a standby would; prints "standby <leader>", "unreachable <retry ms> <why>",
+ *     "leader <pid>", "lost <why>"; then,
  *     for each stdin line "write <path> <text>", writes and prints "wrote" or "refused <error>".
  *   argv "churn <dir>": takes the lock and replaces the set in <dir> forever, alternating two sets whose three files
  *     all name the same round; prints "ready" after the first.
@@ -19,7 +20,7 @@ const [role, dir] = process.argv.slice(2);
 const say = (line: string) => process.stdout.write(`${line.replace(/\n/g, ' ')}\n`);
 
 if (role === 'lease') {
-  await store.lock({ waitMs: 0, onStandby: (leader) => say(`standby ${leader}`), onLost: (why) => say(`lost ${why}`) });
+  await store.lock({ waitMs: 0, onStandby: (leader) => say(`standby ${leader}`), onLost: (why) => say(`lost ${why}`), onUnreachable: (why, retryMs) => say(`unreachable ${retryMs} ${why}`) });
   say(`leader ${process.pid}`);
   for await (const line of createInterface({ input: process.stdin })) {
     const [, path, text] = /^write (\S+) (.*)$/.exec(line) ?? [];

@@ -118,8 +118,25 @@ export class RedisLease implements Fence {
     const me = JSON.stringify({ host: hostname(), pid: process.pid, since });
     const deadline = Date.now() + opts.waitMs;
     let told: string | undefined;
+    let outage: string | undefined;
     for (;;) {
-      const [ok, v] = await this.script(ACQUIRE, [this.key, `${this.key}:fence`], [this.o.ttlMs, me]);
+      let attempt: [number, string];
+      try {
+        attempt = await this.script(ACQUIRE, [this.key, `${this.key}:fence`], [this.o.ttlMs, me]);
+      } catch (e) {
+        // A standby outlives a Redis outage: exiting would gain nothing (the leader, if any, cannot write either),
+        // and it is the standby that must be there when Redis and the leader's lease come back. `--once` and
+        // a manager that may not stand by fail as before.
+        if (!opts.onStandby) throw e;
+        const why = (e as Error).message;
+        const retryMs = this.o.ttlMs / RENEW_FRACTION;
+        if (outage === undefined) opts.onUnreachable?.(why, retryMs);
+        outage = why;
+        await new Promise((r) => setTimeout(r, retryMs));
+        continue;
+      }
+      outage = undefined;
+      const [ok, v] = attempt;
       if (ok === 1) return this.hold(v, opts);
       const leader = describeHolder(v);
       if (opts.onStandby) {
@@ -129,7 +146,8 @@ export class RedisLease implements Fence {
         throw new LockBusyError(`${this.o.where} is in use by another certwrangler manager, which holds the lease: ${leader}${waited}. One manager is active per store; the others stand by (\`manager\` without --once)`);
       } else if (told === undefined) opts.onWait?.(leader, false);
       told = v;
-      const pttl = await this.redis.pttl(this.key);
+      // Unreachable since the lease was read: the next attempt above waits it out (a standby) or fails.
+      const pttl = await this.redis.pttl(this.key).catch(() => this.o.ttlMs);
       const wait = Math.min(this.o.ttlMs / RENEW_FRACTION, Math.max(MIN_POLL_MS, pttl + 5));
       await new Promise((r) => setTimeout(r, opts.onStandby ? wait : Math.min(wait, Math.max(0, deadline - Date.now()) + 1)));
     }
