@@ -428,6 +428,44 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     };
   }
 
+  /**
+   * A certificate's JSON text as renderCert would give it, kept until anything it shows changes (compared field by
+   * field, so a test that edits a SimCertificate in place is seen too): a listing of 10,000 certificates otherwise
+   * re-renders and re-serialises 26 MB for every page request, which the bench's manager waits on (issue 22).
+   */
+  const certTexts = new WeakMap<SimCertificate, { sig: unknown[]; text: string }>();
+  function certText(c: SimCertificate, version: string, showKey: boolean): string {
+    settle(c);
+    const sig = [version, showKey, base, linkBase('self'), linkBase('update'), c.id, c.accountId, c.uuid, c.name, c.description, c.cert, c.certChain, c.key, c.created.getTime(), c.removed?.getTime() ?? null, c.state, c.transitioning, c.transitioningMessage];
+    const held = certTexts.get(c);
+    if (held && held.sig.every((v, i) => v === sig[i])) return held.text;
+    const text = JSON.stringify(renderCert(c, version, showKey));
+    certTexts.set(c, { sig, text });
+    return text;
+  }
+
+  /**
+   * JSON.stringify(collection), as bytes, for a collection whose `data` holds each item's JSON text already. The
+   * last bytes made for each page URL are kept and served again while the envelope and every item's text are the
+   * same strings as then (a steady listing asks for the same pages again and again).
+   */
+  const pageBytes = new Map<string, { envelope: string; items: string[]; bytes: Buffer }>();
+  function collectionBytes(coll: Json, url: URL, auth: string): Buffer {
+    const mark = `\u0000data${randomUUID()}`;
+    const items = coll.data as string[];
+    const envelope = JSON.stringify({ ...coll, data: mark });
+    const at = envelope.indexOf(JSON.stringify(mark));
+    const head = envelope.slice(0, at);
+    const tail = envelope.slice(at + JSON.stringify(mark).length);
+    const key = `${auth}\n${url.pathname}${url.search}`;
+    const held = pageBytes.get(key);
+    const shape = `${head}\u0000${tail}`;
+    if (held && held.envelope === shape && held.items.length === items.length && held.items.every((t, i) => t === items[i])) return held.bytes;
+    const bytes = Buffer.from(`${head}[${items.join(',')}]${tail}`);
+    pageBytes.set(key, { envelope: shape, items, bytes });
+    return bytes;
+  }
+
   /** One page of `rows`; only the page's rows are rendered, so 100 pages of 1,000 cost 100,000 renders, not 100 × 100,000. */
   function collection<T>(resourceType: string, rows: T[], url: URL, filters: Json, render: (row: T) => Json = (r) => r as Json): Json {
     const q = url.searchParams;
@@ -494,7 +532,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     return [...services.values()].filter((s) => s.lbConfig && s.state !== 'removed' && (s.lbConfig.defaultCertificateId === certId || s.lbConfig.certificateIds.includes(certId)));
   }
 
-  async function handle(req: http.IncomingMessage, url: URL, body: unknown, res: http.ServerResponse): Promise<{ status: number; json: Json }> {
+  async function handle(req: http.IncomingMessage, url: URL, body: unknown, res: http.ServerResponse): Promise<{ status: number; json: Json; text?: Buffer }> {
     const method = req.method ?? 'GET';
     const m = /^\/(v1|v2-beta)(\/.*)?$/i.exec(url.pathname);
     if (!m) throw new HttpError(404, 'Not Found');
@@ -541,11 +579,13 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
             rows = [...certificates.values()].filter((c) => c.accountId === pid && (showRemoved || c.state !== 'removed'));
             rows.forEach(settle);
             rows = applyFilters(rows, url.searchParams, CERT_FILTERS, (c, f) => (c as unknown as Json)[f]);
-            rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
+            const order = new Map(rows.map((c) => [c, idNumber(c.id)]));
+            rows.sort((a, c) => order.get(a)! - order.get(c)!);
             // A row still settling may change state between pages (and with it a filter's verdict): not reused then.
             if (rows.every((c) => c.transitioning !== 'yes')) listings.set(listing, { generation, rows });
           }
-          return { status: 200, json: collection('certificate', rows, url, {}, (c) => renderCert(c, version, k.admin)) };
+          const page = collection('certificate', rows, url, {}, (c) => certText(c, version, k.admin) as unknown as Json);
+          return { status: 200, json: page, text: collectionBytes(page, url, `${version}\n${k.admin}`) };
         }
         if (method === 'POST') {
           validateCertBody(b, true);
@@ -737,15 +777,17 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
 
         let status: number;
         let json: Json;
+        // The answer's JSON text when `handle` made it already (a certificate listing's page).
+        let text: Buffer | undefined;
         try {
-          ({ status, json } = await handle(req, url, body, res));
+          ({ status, json, text } = await handle(req, url, body, res));
         } catch (e) {
           const he = e instanceof HttpError ? e : new HttpError(500, 'Internal Server Error', (e as Error).message);
           status = he.status;
           json = { id: randomUUID(), type: 'error', baseType: 'error', links: {}, actions: {}, status, code: he.code, message: he.fieldName ? null : he.message, detail: null, ...(he.fieldName ? { fieldName: he.fieldName } : {}) };
         }
         record.status = status;
-        if (!res.destroyed) res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(json));
+        if (!res.destroyed) res.writeHead(status, { 'Content-Type': 'application/json' }).end(text ?? JSON.stringify(json));
       })();
     });
   });
