@@ -68,7 +68,7 @@ export interface SimService {
 /** How a balancer's `update` action is refused by failUpdate: the answers Cattle gives (specs §3.4). */
 export type UpdateFailure = 409 | 500 | 'error';
 
-export type FaultKind = 500 | 502 | 503 | 401 | 403 | 'hangup' | 'delay' | 'malformed' | 'race';
+export type FaultKind = 500 | 502 | 503 | 401 | 403 | 'hangup' | 'delay' | 'malformed' | 'race' | 'cut' | 'stall';
 
 export interface Fault {
   kind: FaultKind;
@@ -81,6 +81,12 @@ export interface Fault {
   times?: number;
   /** For 'delay': how long to hold the answer (then it is handled normally). */
   delayMs?: number;
+  /**
+   * 'cut' and 'stall' answer as usual, with the whole body's Content-Length, but send only the first `cutAt` bytes
+   * of the body (default: half of it): 'cut' then closes the connection (a proxy or network cutting the answer),
+   * 'stall' holds it open and sends nothing more.
+   */
+  cutAt?: number;
   /** For 'race': the description of the certificate "another writer" creates just before a POST. */
   raceDescription?: string;
 }
@@ -759,6 +765,8 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
             record.status = 200;
             res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"type":"collection","data":[{"id":"1c');
             return;
+          } else if (fault.kind === 'cut' || fault.kind === 'stall') {
+            // Handled as usual; its answer is cut short below.
           } else if (fault.kind === 'race') {
             const name = (body as Json | undefined)?.name;
             if (typeof name === 'string' && !liveCerts(projectId).some((c) => c.name === name)) {
@@ -787,7 +795,16 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
           json = { id: randomUUID(), type: 'error', baseType: 'error', links: {}, actions: {}, status, code: he.code, message: he.fieldName ? null : he.message, detail: null, ...(he.fieldName ? { fieldName: he.fieldName } : {}) };
         }
         record.status = status;
-        if (!res.destroyed) res.writeHead(status, { 'Content-Type': 'application/json' }).end(text ?? JSON.stringify(json));
+        if (res.destroyed) return;
+        if (fault && (fault.kind === 'cut' || fault.kind === 'stall')) {
+          const whole = text ?? Buffer.from(JSON.stringify(json));
+          res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': whole.length });
+          res.write(whole.subarray(0, fault.cutAt ?? Math.floor(whole.length / 2)), () => {
+            if (fault.kind === 'cut') req.socket.destroy();
+          });
+          return;
+        }
+        res.writeHead(status, { 'Content-Type': 'application/json' }).end(text ?? JSON.stringify(json));
       })();
     });
   });
