@@ -435,40 +435,32 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
   }
 
   /**
-   * A certificate's JSON text as renderCert would give it, kept until anything it shows changes (compared field by
-   * field, so a test that edits a SimCertificate in place is seen too): a listing of 10,000 certificates otherwise
-   * re-renders and re-serialises 26 MB for every page request, which the bench's manager waits on (issue 22).
+   * What a listing page shows of a certificate, field by field: while every field of every certificate on a page is
+   * the same as when the page was last served (compared by identity, so a test that edits a SimCertificate in place
+   * is seen too), its bytes are served again. A listing of 10,000 certificates otherwise re-renders and re-serialises
+   * 26 MB for every listing, which the bench's manager waits on in the same process (issue 22).
    */
-  const certTexts = new WeakMap<SimCertificate, { sig: unknown[]; text: string }>();
-  function certText(c: SimCertificate, version: string, showKey: boolean): string {
+  function certSig(c: SimCertificate, version: string, showKey: boolean): unknown[] {
     settle(c);
-    const sig = [version, showKey, base, linkBase('self'), linkBase('update'), c.id, c.accountId, c.uuid, c.name, c.description, c.cert, c.certChain, c.key, c.created.getTime(), c.removed?.getTime() ?? null, c.state, c.transitioning, c.transitioningMessage];
-    const held = certTexts.get(c);
-    if (held && held.sig.every((v, i) => v === sig[i])) return held.text;
-    const text = JSON.stringify(renderCert(c, version, showKey));
-    certTexts.set(c, { sig, text });
-    return text;
+    return [c, version, showKey, base, linkBase('self'), linkBase('update'), c.id, c.accountId, c.uuid, c.name, c.description, c.cert, c.certChain, c.key, c.created.getTime(), c.removed?.getTime() ?? null, c.state, c.transitioning, c.transitioningMessage];
   }
 
-  /**
-   * JSON.stringify(collection), as bytes, for a collection whose `data` holds each item's JSON text already. The
-   * last bytes made for each page URL are kept and served again while the envelope and every item's text are the
-   * same strings as then (a steady listing asks for the same pages again and again).
-   */
-  const pageBytes = new Map<string, { envelope: string; items: string[]; bytes: Buffer }>();
-  function collectionBytes(coll: Json, url: URL, auth: string): Buffer {
+  /** JSON.stringify(collection) of certificates, as bytes, kept per page URL and served again while nothing shown changed. */
+  const pageBytes = new Map<string, { envelope: string; sigs: unknown[][]; bytes: Buffer }>();
+  function certPageBytes(coll: Json, url: URL, version: string, showKey: boolean): Buffer {
+    const rows = coll.data as SimCertificate[];
     const mark = `\u0000data${randomUUID()}`;
-    const items = coll.data as string[];
     const envelope = JSON.stringify({ ...coll, data: mark });
     const at = envelope.indexOf(JSON.stringify(mark));
     const head = envelope.slice(0, at);
     const tail = envelope.slice(at + JSON.stringify(mark).length);
-    const key = `${auth}\n${url.pathname}${url.search}`;
-    const held = pageBytes.get(key);
     const shape = `${head}\u0000${tail}`;
-    if (held && held.envelope === shape && held.items.length === items.length && held.items.every((t, i) => t === items[i])) return held.bytes;
-    const bytes = Buffer.from(`${head}[${items.join(',')}]${tail}`);
-    pageBytes.set(key, { envelope: shape, items, bytes });
+    const sigs = rows.map((c) => certSig(c, version, showKey));
+    const key = `${version}\n${showKey}\n${url.pathname}${url.search}`;
+    const held = pageBytes.get(key);
+    if (held && held.envelope === shape && held.sigs.length === sigs.length && held.sigs.every((sig, i) => sig.every((v, j) => v === sigs[i]![j]))) return held.bytes;
+    const bytes = Buffer.from(`${head}[${rows.map((c) => JSON.stringify(renderCert(c, version, showKey))).join(',')}]${tail}`);
+    pageBytes.set(key, { envelope: shape, sigs, bytes });
     return bytes;
   }
 
@@ -590,8 +582,8 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
             // A row still settling may change state between pages (and with it a filter's verdict): not reused then.
             if (rows.every((c) => c.transitioning !== 'yes')) listings.set(listing, { generation, rows });
           }
-          const page = collection('certificate', rows, url, {}, (c) => certText(c, version, k.admin) as unknown as Json);
-          return { status: 200, json: page, text: collectionBytes(page, url, `${version}\n${k.admin}`) };
+          const page = collection('certificate', rows, url, {}, (c) => c as unknown as Json);
+          return { status: 200, json: page, text: certPageBytes(page, url, version, k.admin) };
         }
         if (method === 'POST') {
           validateCertBody(b, true);
