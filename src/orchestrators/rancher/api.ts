@@ -272,6 +272,7 @@ export class RancherApi {
         status = String(res.status);
         let problem: RancherError;
         try {
+          buffer.start(Number(res.headers['content-length']));
           const digest = await readBody(res.data as Readable, buffer, this.opts.timeoutMs);
           if (res.status >= 200 && res.status < 300) {
             if (known?.digest === digest) return { digest };

@@ -19,21 +19,35 @@ export class BodyError extends Error {
   }
 }
 
+/** Pages of 1,000 certificates are about 2.6 MB; a Content-Length beyond this is grown to as the bytes come, not reserved. */
+const RESERVE_CAP = 32 * 1024 * 1024;
+
 /** One growing buffer that holds the page being read; what it held before is overwritten by the next page. */
 export class PageBuffer {
   private buf = Buffer.alloc(0);
   length = 0;
 
+  /**
+   * Starts a page: the last one is forgotten, and room is made for `bytes` (its Content-Length) at once instead of
+   * growing to it; NaN (no Content-Length) or a length past the cap is not reserved.
+   */
+  start(bytes: number): void {
+    this.length = 0;
+    if (Number.isSafeInteger(bytes) && bytes > this.buf.length && bytes <= RESERVE_CAP) this.grow(bytes);
+  }
+
   append(chunk: Buffer): void {
     const need = this.length + chunk.length;
-    if (need > this.buf.length) {
-      // Doubling: a page of 2.6 MB costs a few copies once, then none.
-      const bigger = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2, 64 * 1024));
-      this.buf.copy(bigger, 0, 0, this.length);
-      this.buf = bigger;
-    }
+    // Doubling when the length was not said: a page of 2.6 MB costs a few copies once, then none.
+    if (need > this.buf.length) this.grow(Math.max(need, this.buf.length * 2, 64 * 1024));
     chunk.copy(this.buf, this.length);
     this.length = need;
+  }
+
+  private grow(size: number): void {
+    const bigger = Buffer.allocUnsafeSlow(size);
+    this.buf.copy(bigger, 0, 0, this.length);
+    this.buf = bigger;
   }
 
   /** The body as text, without a UTF-8 byte order mark. */
