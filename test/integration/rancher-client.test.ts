@@ -244,6 +244,39 @@ test('a listing page answered 5xx is asked again; a 4xx page is not, and its err
   }
 });
 
+test('the simulator serves listing pages it kept only while they are what it would render: each item is the certificate\'s own GET, also after a write and an edit in place', async () => {
+  const local = await startRancherSim({ maxLimit: 5 });
+  try {
+    const certs = await Promise.all(Array.from({ length: 12 }, (_, i) => createSelfSigned([`q${i}.example.org`], { sharedKey: true })));
+    certs.forEach((c, i) => local.addCertificate({ name: `q${i}.example.org`, cert: c.cert, key: c.key }));
+    const auth = `Basic ${Buffer.from(`${local.accessKey}:${local.secretKey}`).toString('base64')}`;
+    const get = async (u: string) => (await fetch(u, { headers: { authorization: auth } })).text();
+    const listing = async () => {
+      const items: Record<string, unknown>[] = [];
+      for (let url: string | null = `${local.url.replace('/v1', '/v2-beta')}/certificates?limit=5`; url; ) {
+        const text = await get(url);
+        const page = JSON.parse(text) as { data: Record<string, unknown>[]; pagination: { next: string | null } };
+        assert.equal(JSON.stringify(page), text);
+        for (const item of page.data) assert.equal(JSON.stringify(item), await get((item.links as { self: string }).self));
+        items.push(...page.data);
+        url = page.pagination.next;
+      }
+      return items;
+    };
+    assert.equal((await listing()).length, 12);
+    assert.equal((await listing()).length, 12, 'served again from what was kept');
+    const api = new RancherApi({ url: local.url, accessKey: local.accessKey, secretKey: local.secretKey, timeoutMs: 2000 });
+    const renewed = await createSelfSigned(['q7.example.org'], { sharedKey: true, days: 5 });
+    await api.put(api.url(`certificates/${local.certByName('q7.example.org')!.id}`), { cert: renewed.cert, key: renewed.key });
+    local.certByName('q2.example.org')!.description = 'edited in place';
+    const after = await listing();
+    assert.equal(after.find((c) => c.name === 'q7.example.org')!.cert, renewed.cert);
+    assert.equal(after.find((c) => c.name === 'q2.example.org')!.description, 'edited in place');
+  } finally {
+    await local.close();
+  }
+});
+
 test('push creates with POST, renews with PUT to links.self keeping the id, and sends no empty chain', async () => {
   const o = orchestrator();
   await o.list(['a.example.com']);
