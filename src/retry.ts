@@ -34,9 +34,12 @@ export function retryWithBackoff(http: AxiosInstance, policy: RetryPolicy): void
     retries: policy.retries,
     shouldResetTimeout: true,
     retryCondition: policy.retryCondition,
-    retryDelay: (n, e) => {
-      const asked = retryAfterMs(e.response?.headers['retry-after'], Date.now());
-      return asked !== undefined ? Math.min(asked, MAX_RETRY_AFTER_MS) : policy.baseMs * 2 ** (n - 1) * (0.5 + Math.random() / 2);
-    },
+    retryDelay: (n, e) => backoffMs(n, policy.baseMs, e.response?.headers['retry-after']),
   });
+}
+
+/** The wait before retry `n` (1 for the first): the server's Retry-After if it sent one, else the doubling wait. */
+export function backoffMs(n: number, baseMs: number, retryAfter?: unknown): number {
+  const asked = retryAfterMs(retryAfter, Date.now());
+  return asked !== undefined ? Math.min(asked, MAX_RETRY_AFTER_MS) : baseMs * 2 ** (n - 1) * (0.5 + Math.random() / 2);
 }

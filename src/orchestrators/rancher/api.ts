@@ -5,9 +5,10 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig } from 'axios';
-import { retryWithBackoff } from '../../retry.js';
+import { backoffMs, retryWithBackoff } from '../../retry.js';
+import { BodyError, PageBuffer, readBody } from './page-body.js';
 import type { RequestObservation } from '../../acme/transport.js';
 
 export interface RancherApiOptions {
@@ -28,9 +29,6 @@ export interface SeenPage {
   digest: string;
   next: string | null;
 }
-
-/** Marks a page whose bytes were those of the page seen before (pagesSeen). */
-const SAME = Symbol('same page');
 
 /** An answer from Rancher that is not the one asked for, or no answer at all. */
 export class RancherError extends Error {
@@ -85,6 +83,12 @@ function describe(method: string, url: string, e: unknown, timeoutMs: number): R
     return new RancherError(`${where}: ${text}`);
   }
   if (res.status >= 200 && res.status < 300) return new RancherError(`${where}: answer is not JSON (${e.message})`, res.status);
+  return describeRefusal(where, res.status, res.data);
+}
+
+/** An answer with an error status (not 2xx), from its status and the error envelope in its body (§3.4). */
+function describeRefusal(where: string, status: number, data: unknown): RancherError {
+  const res = { status, data };
   const env = (typeof res.data === 'object' && res.data !== null ? res.data : {}) as ErrorEnvelope;
   const code = typeof env.code === 'string' ? env.code : undefined;
   const field = typeof env.fieldName === 'string' ? env.fieldName : undefined;
@@ -108,6 +112,8 @@ export class RancherApi {
   /** scheme://host:port of CATTLE_URL: the only place the keys and certificate bodies may be sent. */
   readonly origin: string;
   private readonly http: AxiosInstance;
+  /** The buffer pagesSeen reads pages into, reused from listing to listing (page-body.ts); taken while one runs. */
+  private spareBuffer: PageBuffer | undefined = new PageBuffer();
 
   constructor(private readonly opts: RancherApiOptions) {
     this.root = normaliseCattleUrl(opts.url);
@@ -205,41 +211,102 @@ export class RancherApi {
    * `seen` kept. Any other page is decoded and checked as `pages` does, with its digest and next link.
    */
   async *pagesSeen(path: string, seen: (url: string) => SeenPage | undefined): AsyncGenerator<SeenPage & { url: string; items?: unknown[] }> {
+    // Two listings at once (not what a pass does) each get their own.
+    const buffer = this.spareBuffer ?? new PageBuffer();
+    this.spareBuffer = undefined;
+    try {
+      yield* this.readPages(path, seen, buffer);
+    } finally {
+      buffer.clear();
+      this.spareBuffer = buffer;
+    }
+  }
+
+  private async *readPages(path: string, seen: (url: string) => SeenPage | undefined, buffer: PageBuffer): AsyncGenerator<SeenPage & { url: string; items?: unknown[] }> {
     let url: string | null = this.url(path);
     const visited = new Set<string>();
     while (url) {
       if (visited.has(url)) throw new RancherError(`Rancher API GET ${url}: pagination loops back to a page already read`);
       visited.add(url);
       const known = seen(url);
-      let digest = '';
-      const page = await this.call('get', url, undefined, {
-        responseType: 'arraybuffer',
-        transformResponse: [
-          function (this: AxiosRequestConfig & { response?: unknown }, data: Buffer) {
-            digest = createHash('sha256').update(data).digest('base64');
-            if (known?.digest === digest) return { [SAME]: true };
-            try {
-              return JSON.parse(data.toString('utf8', data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf ? 3 : 0));
-            } catch (e) {
-              // As axios says a body that is not JSON: retried as transient (isTransient), then described.
-              throw AxiosError.from(e as Error, AxiosError.ERR_BAD_RESPONSE, this as never, null, this.response as never);
-            }
-          },
-        ],
-      });
-      if ((page as Record<symbol, unknown>)[SAME] && known) {
+      const { digest, page } = await this.getPage(url, known, buffer);
+      if (!page && known) {
         yield { url, digest, next: known.next };
         url = known.next;
         continue;
       }
-      if (page.type !== 'collection' || !Array.isArray(page.data)) {
-        throw new RancherError(`Rancher API GET ${url}: expected a collection, got ${JSON.stringify(page.type ?? null)}`);
+      if (!page || page.type !== 'collection' || !Array.isArray(page.data)) {
+        throw new RancherError(`Rancher API GET ${url}: expected a collection, got ${JSON.stringify(page?.type ?? null)}`);
       }
       const p = page.pagination as { next?: unknown } | null | undefined;
       const next = p && typeof p.next === 'string' && p.next !== '' ? p.next : null;
       if (next) this.checkLink(next, 'pagination.next');
       yield { url, digest, next, items: page.data };
       url = next;
+    }
+  }
+
+  /**
+   * One page of a listing, its body read as it streams in (page-body.ts): `page` is undefined when the body's digest
+   * is `known`'s (not decoded). Pages are the one call whose body is retried here rather than by axios-retry, which
+   * sees only what happens before the body: a body cut short or not whole within the timeout, a 5xx, and a 2xx
+   * that is not JSON are asked again with the same backoff (retries, retryBaseMs, Retry-After); a network error
+   * before any answer is still axios-retry's. One observation covers the page, its retries included.
+   */
+  private async getPage(url: string, known: SeenPage | undefined, buffer: PageBuffer): Promise<{ digest: string; page?: Record<string, unknown> }> {
+    this.checkLink(url, 'links.self', 'GET');
+    const where = `Rancher API GET ${url}`;
+    const started = performance.now();
+    let status = 'error';
+    try {
+      for (let attempt = 1; ; attempt++) {
+        let res;
+        try {
+          // Every status is read here (validateStatus), so that no answer's body is left unread on a kept-alive socket.
+          res = await this.http.request({ method: 'get', url, responseType: 'stream', validateStatus: () => true });
+        } catch (e) {
+          const err = e as AxiosError;
+          status = err.response ? String(err.response.status) : (err.code ?? 'error');
+          throw describe('get', url, e, this.opts.timeoutMs);
+        }
+        status = String(res.status);
+        let problem: RancherError;
+        try {
+          buffer.start(Number(res.headers['content-length']));
+          const digest = await readBody(res.data as Readable, buffer, this.opts.timeoutMs);
+          if (res.status >= 200 && res.status < 300) {
+            if (known?.digest === digest) return { digest };
+            let page: unknown;
+            try {
+              page = JSON.parse(buffer.text());
+            } catch (e) {
+              page = undefined;
+              problem = new RancherError(`${where}: answer is not JSON (${(e as Error).message})`, res.status);
+            }
+            if (page !== undefined) {
+              if (typeof page !== 'object' || page === null || Array.isArray(page)) throw new RancherError(`${where}: answer is not a JSON object`, res.status);
+              return { digest, page: page as Record<string, unknown> };
+            }
+          } else {
+            let envelope: unknown;
+            try {
+              envelope = JSON.parse(buffer.text());
+            } catch {
+              envelope = undefined;
+            }
+            problem = describeRefusal(where, res.status, envelope);
+            if (res.status < 500) throw problem;
+          }
+        } catch (e) {
+          if (!(e instanceof BodyError)) throw e;
+          status = e.timedOut ? 'ETIMEDOUT' : 'ECONNRESET';
+          problem = new RancherError(`${where}: ${e.message}`, res.status);
+        }
+        if (attempt > (this.opts.retries ?? 3)) throw problem!;
+        await new Promise((r) => setTimeout(r, backoffMs(attempt, this.opts.retryBaseMs ?? 500, res.headers['retry-after'])));
+      }
+    } finally {
+      this.opts.observe?.({ method: 'GET', url, status, seconds: (performance.now() - started) / 1000 });
     }
   }
 
