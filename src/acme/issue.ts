@@ -21,6 +21,8 @@ export interface IssueOptions {
   keyType: KeyType;
   /** The stored key to order with (REUSE_KEY); undefined: a fresh key of `keyType`. */
   key?: string;
+  /** A fresh key of `keyType` already being made for this order (src/acme/key-ahead.ts); used when `key` is not given. */
+  freshKey?: Promise<string>;
   /** The solvers this manager has; `challenge` picks one (a wildcard's authorization always takes dns-01). */
   solvers: Partial<Record<ChallengeType, ChallengeSolver>>;
   challenge: ChallengeType;
@@ -116,7 +118,7 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
   const fetch = fetchWith(client);
   // An RSA key takes a few hundred ms of CPU: make it while the CA creates the order and validates.
   const keyAndCsr = (async () => {
-    const key = opts.key ?? (await generatePrivateKey(opts.keyType));
+    const key = opts.key ?? (await (opts.freshKey ?? generatePrivateKey(opts.keyType)));
     // An IP address is no common name (CA/Browser Forum BR §7.1.4.3): such a CSR names it in the SANs only.
     const first = names.find((n) => !isIP(n));
     return { key, csr: createCsr(loadPrivateKey(key), names, first) };
