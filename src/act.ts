@@ -487,13 +487,19 @@ function checkProfile(profile: string, directoryUrl: string, offered: Record<str
 }
 
 /**
- * The order that follows a placeholder gets its fresh key started now (src/acme/key-ahead.ts), once the
- * placeholder is made: its key comes first, and the order's is made while the placeholder is stored and pushed.
+ * The order that follows a placeholder gets its fresh key started once the placeholder is made (its own key comes
+ * first) and the CA's account is there: the order's key is then made while the placeholder is stored and pushed
+ * (src/acme/key-ahead.ts).
  */
 function keyAhead(deps: PassDeps, acts: PassActs, o: Decided): void {
-  if (o.decision.held || !wantsOrder(o.decision)) return;
+  if (!wantsOrder(o.decision) || !o.decision.order) return;
   const key = chooseKey(o, deps.config);
-  if (!key.reuse) acts.keysAhead.start(o.wanted.name, key.keyType);
+  if (key.reuse) return;
+  // Only once the CA's account is there: with the CA down (placeholders only) no key is made for nothing.
+  acts.account(directoryOf(deps.config, o.decision.order.kind)).then(
+    () => acts.keysAhead.start(o.wanted.name, key.keyType),
+    () => undefined,
+  );
 }
 
 /**
