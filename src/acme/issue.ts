@@ -7,7 +7,7 @@ import * as acme from 'acme-client';
 import { generatePrivateKey, loadPrivateKey, type KeyType } from '../certs/keys.js';
 import { keyMatchesCert, parseCert, splitPemChain } from '../certs/parse.js';
 import type { ChallengeSolver, ChallengeType } from './challenge.js';
-import { DEFAULT_POLL, fetchWith, ORDER_VALIDATION_POLL, pollUntilSettled, type Fetch, type Polled, type PollOptions } from './poll.js';
+import { DEFAULT_POLL, fetchWith, ORDER_VALIDATION_POLL, pollUntilSettled, PollTimeout, type Fetch, type Polled, type PollOptions } from './poll.js';
 import { createCsr } from './csr.js';
 
 export interface Issued {
@@ -138,8 +138,9 @@ async function validations(fetch: Fetch, orderUrl: string, answers: PromiseSettl
   try {
     status = (await pollUntilSettled(fetch, orderUrl, { ...poll, ...ORDER_VALIDATION_POLL })).status;
   } catch (e) {
-    // A shutdown, a timeout, an order that cannot be read: each authorization's own wait says what it says.
-    if (poll.signal?.aborted) throw e;
+    // Still pending at the deadline: every answered authorization failed its wait, as each would have alone.
+    if (e instanceof PollTimeout) return answered.map((a) => (a ? { status: 'rejected', reason: new AcmeError(`${a.name}: validation: ${e.message}`, `${a.name}: validation`) } : { status: 'fulfilled', value: undefined }));
+    // A shutdown, an order that cannot be read: each authorization's own wait says what it says, as before.
     return waitEach();
   }
   if (status === 'ready' || status === 'processing' || status === 'valid') return answered.map(() => ({ status: 'fulfilled', value: undefined }));
