@@ -110,7 +110,7 @@ async function finalizeOrder(client: acme.Client, order: acme.Order, csr: Buffer
 }
 
 /** An authorization whose challenge was answered: its name (for messages) and URL. */
-interface Answered {
+export interface Answered {
   name: string;
   url: string;
 }
@@ -130,7 +130,7 @@ async function validation(fetch: Fetch, a: Answered, poll: PollOptions, first?: 
  * not be answered, the order could not be read, or it left "pending" some other way) each authorization is
  * polled on its own, as it always was.
  */
-async function validations(fetch: Fetch, orderUrl: string, answers: PromiseSettledResult<Answered | undefined>[], poll: PollOptions): Promise<PromiseSettledResult<void>[]> {
+export async function validations(fetch: Fetch, orderUrl: string, answers: PromiseSettledResult<Answered | undefined>[], poll: PollOptions): Promise<PromiseSettledResult<void>[]> {
   const answered = answers.map((a) => (a.status === 'fulfilled' ? a.value : undefined));
   const waitEach = () => Promise.allSettled(answered.map(async (a) => (a ? validation(fetch, a, poll) : undefined)));
   if (answered.every((a) => a === undefined) || answers.some((a) => a.status === 'rejected')) return waitEach();
