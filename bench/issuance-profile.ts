@@ -9,6 +9,10 @@
  * Prints one table of medians over the runs: each kind of ACME request (how many, their summed time, when the
  * first started and the last ended, from the pass's start), the time no request was in flight, the pass's wall
  * and CPU, and an RSA-2048 key made alone for comparison.
+ *
+ * The passes share one process, so every pass after the first reuses the placeholder key the first one made
+ * (src/certs/placeholder.ts shares it within a process), which a `manager --once` makes at every start: for the
+ * whole command, from exec to exit, beside certbot, see bench/issuance-compare.ts.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -22,6 +22,7 @@ import { chooseKey, keyTypeOf } from './key-choice.js';
 import type { CertResult, PassDeps } from './reconciler.js';
 import type { PushResult } from './orchestrators/orchestrator.js';
 import { orderFromCas } from './multica/fallback.js';
+import { KeysAhead } from './acme/key-ahead.js';
 
 // DESIGN §6: after a failed order wait 1 h, doubling to 24 h, so a name that cannot validate does not
 // spend Let's Encrypt's 5-failures-per-hour limit.
@@ -99,9 +100,12 @@ class PassActs {
   readonly placeholderWrites = pLimit(PLACEHOLDER_WRITE_CONCURRENCY);
   readonly context = new AsyncLocalStorage<OrderContext>();
   readonly stopListening: () => void;
+  /** Order keys started while placeholders are stored (src/acme/key-ahead.ts), as many as orders start at once. */
+  readonly keysAhead: KeysAhead;
 
   constructor(private readonly deps: PassDeps) {
     this.orders = pLimit(deps.config.acmeConcurrency);
+    this.keysAhead = new KeysAhead(deps.config.acmeConcurrency);
     const { log } = deps;
     this.stopListening = onAcmeProblem((p) => {
       const ctx = this.context.getStore();
@@ -196,7 +200,7 @@ async function job(deps: PassDeps, acts: PassActs, o: Decided, now: Date): Promi
     // A placeholder that cannot be stored means the real certificate could not be either: no order then.
     // Its push only lets a balancer start, so it runs while the real order does and may fail with a
     // warning; the real certificate is pushed only after it, never under it.
-    if (action === 'placeholder') placeholderPushed = (await acts.placeholderWrites(() => storePlaceholder(deps, o, r))).pushed;
+    if (action === 'placeholder') placeholderPushed = (await acts.placeholderWrites(() => storePlaceholder(deps, o, r, () => keyAhead(deps, acts, o)))).pushed;
     if (o.decision.held) {
       // The gate holds the order (backoff, a limit): the placeholder is in, the order waits.
       await placeholderPushed;
@@ -335,6 +339,7 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
   try {
     const challenge = challengeFor(o.wanted.names, o.wanted.challenge, config.challenge);
     const key = chooseKey(o, config);
+    const freshKey = key.reuse ? undefined : acts.keysAhead.take(o.wanted.name, key.keyType);
     if (key.fresh) log.info({ cert: o.wanted.name, action: 'key' }, `${o.wanted.name}: a fresh key, not the stored one (REUSE_KEY): ${key.fresh}`);
     const order = (c: AcmeClient) =>
       issueCertificate(c, o.wanted.names, {
@@ -342,6 +347,7 @@ async function orderOne(deps: PassDeps, acts: PassActs, o: Decided, r: CertResul
         ...(replaces ? { replaces } : {}),
         keyType: key.keyType,
         ...(key.reuse ? { key: key.reuse } : {}),
+        ...(freshKey ? { freshKey } : {}),
         solvers: { 'http-01': deps.solver, ...(deps.dnsSolver ? { 'dns-01': deps.dnsSolver } : {}) },
         challenge,
         ...(config.preferredChain ? { preferredChain: config.preferredChain } : {}),
@@ -480,12 +486,32 @@ function checkProfile(profile: string, directoryUrl: string, offered: Record<str
   throw new ProfileUnavailable(`${from} "${profile}" is not a profile of ${directoryUrl}: ${which}; not ordered`);
 }
 
-/** Stores a self-signed placeholder, then returns its push, which reports its own failure as a warning. */
-async function storePlaceholder(deps: PassDeps, o: Decided, r: CertResult): Promise<{ pushed: Promise<void> }> {
+/**
+ * The order that follows a placeholder gets its fresh key started once the placeholder is made (its own key comes
+ * first) and the CA's account is there: the order's key is then made while the placeholder is stored and pushed
+ * (src/acme/key-ahead.ts).
+ */
+function keyAhead(deps: PassDeps, acts: PassActs, o: Decided): void {
+  if (!wantsOrder(o.decision) || !o.decision.order) return;
+  const key = chooseKey(o, deps.config);
+  if (key.reuse) return;
+  // Only once the CA's account is there: with the CA down (placeholders only) no key is made for nothing.
+  acts.account(directoryOf(deps.config, o.decision.order.kind)).then(
+    () => acts.keysAhead.start(o.wanted.name, key.keyType),
+    () => undefined,
+  );
+}
+
+/**
+ * Stores a self-signed placeholder, then returns its push, which reports its own failure as a warning.
+ * `made`: told once the placeholder is made, before it is stored.
+ */
+async function storePlaceholder(deps: PassDeps, o: Decided, r: CertResult, made?: () => void): Promise<{ pushed: Promise<void> }> {
   const { log } = deps;
   // IP identifiers (RFC 8738) go in as iPAddress SANs, not as DNS names.
   const ips = o.wanted.names.filter((n) => isIP(n));
   const ss = await createSelfSigned(o.wanted.names.filter((n) => !isIP(n)), { sharedKey: true, ...(ips.length > 0 ? { ips } : {}) });
+  made?.();
   const bundle: CertBundle = { name: o.wanted.name, names: o.wanted.names, key: ss.key, cert: ss.cert, chain: '', kind: 'self-signed', directoryUrl: '' };
   await deps.store.write(bundle);
   log.debug({ cert: o.wanted.name, action: 'placeholder' }, `${o.wanted.name}: self-signed placeholder stored`);

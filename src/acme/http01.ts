@@ -5,8 +5,8 @@
  * (src/webroot/token-source.ts), from which every webroot on every host answers.
  */
 import { promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../certs/atomic.js';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import type { ChallengeSolver } from './challenge.js';
 import type { TokenPublisher } from '../webroot/token-source.js';
 
@@ -19,10 +19,35 @@ export const TOKEN_RE = new RegExp(`^${TOKEN_PATTERN}$`);
 const DIR_MODE = 0o755;
 const FILE_MODE = 0o644;
 
+/**
+ * A challenge file, never seen half-written: a temp file beside it, renamed into place (rename is atomic, so a
+ * reader finds the old file, no file, or all of the new one). Not fsynced, unlike a key or a certificate
+ * (src/certs/atomic.ts): a token needs no durability, since a crash that loses it only fails one validation, and
+ * the order is answered again; ten fsyncs of the file and its folder were on the way of every first answer.
+ */
+export async function writeToken(path: string, data: string, mode: number): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${randomBytes(6).toString('hex')}`);
+  try {
+    const h = await fs.open(tmp, 'wx', mode);
+    try {
+      await h.chmod(mode); // the umask must not narrow it: the webroot may run as another user
+      await h.writeFile(data);
+    } finally {
+      await h.close();
+    }
+    await fs.rename(tmp, path);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
 export class WebrootSolver implements ChallengeSolver {
   readonly type = 'http-01';
   private readonly written = new Set<string>();
   private readonly published = new Set<string>();
+  /** The folders being prepared: the ten presents of one order, made at once, share one preparation. */
+  private preparing: Promise<void> | undefined;
 
   constructor(
     private readonly webrootDir: string,
@@ -44,13 +69,21 @@ export class WebrootSolver implements ChallengeSolver {
 
   async present(_identifier: string, token: string, keyAuthorization: string): Promise<void> {
     const file = this.fileFor(token);
-    await this.prepareDirs();
-    await writeFileAtomic(file, keyAuthorization, FILE_MODE);
+    await this.sharedPrepare();
+    await writeToken(file, keyAuthorization, FILE_MODE);
     this.written.add(file);
     if (this.publisher) {
       await this.publisher.publish(token, keyAuthorization);
       this.published.add(token);
     }
+  }
+
+  /** prepareDirs, once for the presents that ask while it runs; a present after it has settled prepares again. */
+  private sharedPrepare(): Promise<void> {
+    if (!this.preparing) {
+      this.preparing = this.prepareDirs().finally(() => (this.preparing = undefined));
+    }
+    return this.preparing;
   }
 
   /**

@@ -7,7 +7,7 @@ import * as acme from 'acme-client';
 import { generatePrivateKey, loadPrivateKey, type KeyType } from '../certs/keys.js';
 import { keyMatchesCert, parseCert, splitPemChain } from '../certs/parse.js';
 import type { ChallengeSolver, ChallengeType } from './challenge.js';
-import { DEFAULT_POLL, fetchWith, pollUntilSettled, type Polled, type PollOptions } from './poll.js';
+import { DEFAULT_POLL, fetchWith, ORDER_VALIDATION_POLL, pollUntilSettled, PollTimeout, type Fetch, type Polled, type PollOptions } from './poll.js';
 import { createCsr } from './csr.js';
 
 export interface Issued {
@@ -21,6 +21,8 @@ export interface IssueOptions {
   keyType: KeyType;
   /** The stored key to order with (REUSE_KEY); undefined: a fresh key of `keyType`. */
   key?: string;
+  /** A fresh key of `keyType` already being made for this order (src/acme/key-ahead.ts); used when `key` is not given. */
+  freshKey?: Promise<string>;
   /** The solvers this manager has; `challenge` picks one (a wildcard's authorization always takes dns-01). */
   solvers: Partial<Record<ChallengeType, ChallengeSolver>>;
   challenge: ChallengeType;
@@ -107,6 +109,51 @@ async function finalizeOrder(client: acme.Client, order: acme.Order, csr: Buffer
   return { ...resp.data, url: order.url };
 }
 
+/** An authorization whose challenge was answered: its name (for messages) and URL. */
+export interface Answered {
+  name: string;
+  url: string;
+}
+
+/** The outcome of one answered authorization's validation: settled valid, or an AcmeError. */
+async function validation(fetch: Fetch, a: Answered, poll: PollOptions, first?: Polled): Promise<void> {
+  const settled = first ?? (await step(`${a.name}: validation`, () => pollUntilSettled(fetch, a.url, poll)));
+  if (settled.status !== 'valid') throw new AcmeError(authzFailure(a.name, settled), 'validation');
+}
+
+/**
+ * Waits for the answered authorizations to be validated, one result per entry of `answers` (a fulfilled entry
+ * without an answer: nothing to validate). When every challenge was answered, the order is polled instead of
+ * each authorization (RFC 8555 §7.1.6: it is "ready" once all its authorizations are valid, "invalid" as soon as
+ * one is not): one request a look instead of ten, so the looks can come often; only when it is invalid are the
+ * authorizations read, once each, for the CA's reason and the names that failed. Otherwise (a challenge could
+ * not be answered, the order could not be read, or it left "pending" some other way) each authorization is
+ * polled on its own, as it always was.
+ */
+export async function validations(fetch: Fetch, orderUrl: string, answers: PromiseSettledResult<Answered | undefined>[], poll: PollOptions): Promise<PromiseSettledResult<void>[]> {
+  const answered = answers.map((a) => (a.status === 'fulfilled' ? a.value : undefined));
+  const waitEach = () => Promise.allSettled(answered.map(async (a) => (a ? validation(fetch, a, poll) : undefined)));
+  if (answered.every((a) => a === undefined) || answers.some((a) => a.status === 'rejected')) return waitEach();
+  let status: string;
+  try {
+    status = (await pollUntilSettled(fetch, orderUrl, { ...poll, ...ORDER_VALIDATION_POLL })).status;
+  } catch (e) {
+    // Still pending at the deadline: every answered authorization failed its wait, as each would have alone.
+    if (e instanceof PollTimeout) return answered.map((a) => (a ? { status: 'rejected', reason: new AcmeError(`${a.name}: validation: ${e.message}`, `${a.name}: validation`) } : { status: 'fulfilled', value: undefined }));
+    // A shutdown, an order that cannot be read: each authorization's own wait says what it says, as before.
+    return waitEach();
+  }
+  if (status === 'ready' || status === 'processing' || status === 'valid') return answered.map(() => ({ status: 'fulfilled', value: undefined }));
+  // Invalid: read each authorization once; one still pending (the order expired meanwhile) is waited for.
+  return Promise.allSettled(
+    answered.map(async (a) => {
+      if (!a) return;
+      const now = (await step(`${a.name}: validation`, () => fetch(a.url))).data as Polled;
+      await validation(fetch, a, poll, now && typeof now.status === 'string' && now.status !== 'pending' && now.status !== 'processing' ? now : undefined);
+    }),
+  );
+}
+
 export async function issueCertificate(client: acme.Client, names: string[], opts: IssueOptions): Promise<Issued> {
   const { signal } = opts;
   // Validation may be abandoned at shutdown; an order past it is finished, since its certificate would
@@ -116,7 +163,7 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
   const fetch = fetchWith(client);
   // An RSA key takes a few hundred ms of CPU: make it while the CA creates the order and validates.
   const keyAndCsr = (async () => {
-    const key = opts.key ?? (await generatePrivateKey(opts.keyType));
+    const key = opts.key ?? (await (opts.freshKey ?? generatePrivateKey(opts.keyType)));
     // An IP address is no common name (CA/Browser Forum BR §7.1.4.3): such a CSR names it in the SANs only.
     const first = names.find((n) => !isIP(n));
     return { key, csr: createCsr(loadPrivateKey(key), names, first) };
@@ -153,37 +200,41 @@ export async function issueCertificate(client: acme.Client, names: string[], opt
         })
       : [];
 
-  const results = await Promise.allSettled(
-    authorizations.map(async (authz) => {
-      if (authz.status === 'valid') return;
-      const name = `${authz.wildcard ? '*.' : ''}${authz.identifier.value}`;
-      const type: ChallengeType = authz.wildcard ? 'dns-01' : opts.challenge;
-      const solver = opts.solvers[type];
-      if (!solver) throw new AcmeError(`${name}: ${type} is asked for but no ${type} solver is configured (set DNS_PROVIDER)`, 'challenge');
-      const challenge = authz.challenges.find((c) => c.type === type);
-      if (!challenge) throw new AcmeError(`${name}: the CA offers no ${type} challenge`, 'challenge');
-      let answered = false;
-      let keyAuthorization = '';
-      let presenting = false;
-      try {
-        keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-        presenting = true;
-        await step(`${name}: ${type === 'dns-01' ? 'write TXT record' : 'write challenge'}`, () => solver.present(name, challenge.token, keyAuthorization), signal);
-        await remembered;
-        await step(`${name}: answer challenge`, () => client.completeChallenge(challenge), signal);
-        answered = true;
-        const settled = await step(`${name}: validation`, () => pollUntilSettled(fetch, authz.url, poll));
-        if (settled.status !== 'valid') throw new AcmeError(authzFailure(name, settled), 'validation');
-      } catch (e) {
-        // An authorization we never answered stays pending on the CA; release it.
-        if (!answered) await client.deactivateAuthorization(authz).catch(() => undefined);
-        throw e;
-      } finally {
-        // Also after a failed present: a script that failed half-way may have written the record.
-        if (presenting) await solver.cleanup(name, challenge.token, keyAuthorization).catch(() => undefined);
-      }
-    }),
-  );
+  // Each challenge is answered; the file or record stays until validation is over (the `finally` below).
+  const cleanups: (() => Promise<void>)[] = [];
+  let results: PromiseSettledResult<void>[];
+  try {
+    const answers = await Promise.allSettled(
+      authorizations.map(async (authz): Promise<Answered | undefined> => {
+        if (authz.status === 'valid') return undefined;
+        const name = `${authz.wildcard ? '*.' : ''}${authz.identifier.value}`;
+        const type: ChallengeType = authz.wildcard ? 'dns-01' : opts.challenge;
+        const solver = opts.solvers[type];
+        if (!solver) throw new AcmeError(`${name}: ${type} is asked for but no ${type} solver is configured (set DNS_PROVIDER)`, 'challenge');
+        const challenge = authz.challenges.find((c) => c.type === type);
+        if (!challenge) throw new AcmeError(`${name}: the CA offers no ${type} challenge`, 'challenge');
+        let answered = false;
+        try {
+          const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+          // Also after a failed present: a script that failed half-way may have written the record.
+          cleanups.push(() => solver.cleanup(name, challenge.token, keyAuthorization).catch(() => undefined));
+          await step(`${name}: ${type === 'dns-01' ? 'write TXT record' : 'write challenge'}`, () => solver.present(name, challenge.token, keyAuthorization), signal);
+          await remembered;
+          await step(`${name}: answer challenge`, () => client.completeChallenge(challenge), signal);
+          answered = true;
+          return { name, url: authz.url };
+        } catch (e) {
+          // An authorization we never answered stays pending on the CA; release it.
+          if (!answered) await client.deactivateAuthorization(authz).catch(() => undefined);
+          throw e;
+        }
+      }),
+    );
+    const validated = await validations(fetch, order.url, answers, poll);
+    results = answers.map((a, i) => (a.status === 'rejected' ? a : validated[i]!));
+  } finally {
+    await Promise.all(cleanups.map((c) => c()));
+  }
   await remembered;
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {

@@ -15,6 +15,8 @@ export interface PollOptions {
   maxMs: number;
   /** Give up after this long in total. */
   deadlineMs: number;
+  /** Each of our own waits is this many times the last (2 when not given), up to `maxMs`. */
+  factor?: number;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
   /** Shutdown: stop waiting at once and throw the signal's reason. */
@@ -25,6 +27,13 @@ export interface PollOptions {
 // order within about 10 ms: a first look at 20 ms, then 40, 80, … finds most at the first or second look, where
 // 50 then 100 ms cost a pass of 10 names about 0.1 s of waiting. A slow CA costs one request more per object.
 export const DEFAULT_POLL: PollOptions = { firstMs: 20, maxMs: 4000, deadlineMs: 120_000 };
+
+/**
+ * The order, polled for the validation of all its authorizations at once (src/acme/issue.ts): one request a look
+ * where each authorization took one, so the looks may come closer (20, 30, 45, … ms): ten authorizations that
+ * Pebble validated in 50–100 ms under load were found by a third look at about 120 ms.
+ */
+export const ORDER_VALIDATION_POLL: Pick<PollOptions, 'factor'> = { factor: 1.5 };
 
 export interface Polled {
   status: string;
@@ -71,7 +80,7 @@ export async function pollUntilSettled(fetch: Fetch, url: string, opts: PollOpti
     if (!PENDING.has(data.status)) return data;
     const elapsed = now() - started;
     if (elapsed >= opts.deadlineMs) throw new PollTimeout(url, data.status, elapsed);
-    ours = Math.min(opts.maxMs, ours * 2);
+    ours = Math.min(opts.maxMs, ours * (opts.factor ?? 2));
     const asked = retryAfterMs(res.headers['retry-after'], now());
     // Jitter keeps parallel orders from polling in step.
     wait = Math.min(asked ?? ours * (0.75 + Math.random() / 4), opts.deadlineMs - elapsed);
