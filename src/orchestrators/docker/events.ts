@@ -19,6 +19,15 @@ const FILTERS = {
   event: ['start', 'stop', 'die', 'destroy', 'update', 'create', 'remove'],
 };
 
+/** How many of a burst's reasons the pass's trigger names before "and N more". */
+const NAMED_REASONS = 4;
+
+/** A burst's reasons in the order they came: "a; b; c; d and 3 more". */
+export function describeBurst(reasons: readonly string[]): string {
+  const named = reasons.slice(0, NAMED_REASONS).join('; ');
+  return reasons.length > NAMED_REASONS ? `${named} and ${reasons.length - NAMED_REASONS} more` : named;
+}
+
 export interface EventWatcherOptions {
   api: DockerApi;
   log: Logger;
@@ -31,7 +40,7 @@ export interface EventWatcherOptions {
 export class EventWatcher {
   private readonly abort = new AbortController();
   private settle: NodeJS.Timeout | undefined;
-  private pendingWhy: string | undefined;
+  private pendingWhy: string[] | undefined;
 
   constructor(private readonly opts: EventWatcherOptions) {}
 
@@ -45,10 +54,13 @@ export class EventWatcher {
   }
 
   private changed(why: string): void {
-    this.pendingWhy ??= why;
+    // Every distinct reason of the burst is named (a few, then how many more): the pass's "pass starting (…)"
+    // line then says what it looks at, not only what came first.
+    if (!this.pendingWhy) this.pendingWhy = [];
+    if (!this.pendingWhy.includes(why)) this.pendingWhy.push(why);
     if (this.settle) return;
     this.settle = setTimeout(() => {
-      const w = this.pendingWhy!;
+      const w = describeBurst(this.pendingWhy!);
       this.settle = undefined;
       this.pendingWhy = undefined;
       if (!this.abort.signal.aborted) this.opts.onChange(w);
