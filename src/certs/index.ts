@@ -28,7 +28,14 @@ import { ariFrom, statusFrom, type CertMeta, type CertStatus, type LocalCopy, ty
 export type IndexedCopy =
   | { state: 'absent' }
   | { state: 'unreadable'; error: string }
-  | { state: 'indexed'; info: CertInfo; meta: CertMeta; keyMatches: boolean };
+  | { state: 'indexed'; info: CertInfo; meta: IndexedMeta; keyMatches: boolean };
+
+/**
+ * What a decision reads of meta.json (the kind, the CA and the profile of the certificate in place). The order's URL
+ * and the time of issue, one unique string each per certificate, are read with the full copy by the steps that need
+ * them (resuming an order, act.ts), never from the index.
+ */
+export type IndexedMeta = Pick<CertMeta, 'name' | 'names' | 'kind' | 'directoryUrl' | 'profile'>;
 
 export interface IndexEntry {
   name: string;
@@ -71,12 +78,29 @@ const INDEX_FILES = [STATUS_FILE, REVOKED_FILE, ARI_FILE];
 function summary(name: string, local: LocalCopy): IndexedCopy {
   if (local.state !== 'present') return local;
   const { info, meta } = local;
-  // The meta's names are most often the certificate's own: held once (the entry's name, the parsed names).
-  const same = (n: string) => (n === name ? name : (info.names.find((m) => m === n) ?? n));
-  const kept: CertMeta = { ...meta, name: same(meta.name), names: meta.names.map(same), kind: intern(meta.kind), directoryUrl: intern(meta.directoryUrl) };
+  // Each name held once: the entry's own where it is that name. The parser's names are slices of the
+  // subjectAltName's text ("DNS:a.test, …"), and a slice keeps the whole text it was cut from alive.
+  const names = info.names.map((n) => (n === name ? name : n));
+  const same = (n: string) => (n === name ? name : (names.find((m) => m === n) ?? n));
+  // A self-signed certificate's subject is its issuer: one shared string (parse.ts interns the issuer only
+  // when the two differ, since its issuer text is then the subject's).
+  const issuer = intern(info.issuer);
+  const keptInfo: CertInfo = {
+    commonName: info.commonName === undefined ? undefined : same(info.commonName),
+    names,
+    notBefore: info.notBefore,
+    notAfter: info.notAfter,
+    fingerprint: info.fingerprint,
+    fingerprintSha1: info.fingerprintSha1,
+    issuer,
+    subject: info.subject === info.issuer ? issuer : info.subject,
+    serialNumber: info.serialNumber,
+    selfSigned: info.selfSigned,
+  };
+  const kept: IndexedMeta = { name: same(meta.name), names: meta.names.map(same), kind: intern(meta.kind), directoryUrl: intern(meta.directoryUrl) };
   if (meta.profile !== undefined) kept.profile = intern(meta.profile);
-  // A fresh object: the LocalCopy (and its bundle, key included) is left to the garbage collector.
-  return { state: 'indexed', info, meta: kept, keyMatches: local.keyMatches };
+  // Fresh objects: the LocalCopy (and its bundle, key included) is left to the garbage collector.
+  return { state: 'indexed', info: keptInfo, meta: kept, keyMatches: local.keyMatches };
 }
 
 function certIdOf(local: LocalCopy, der: Buffer | undefined): string | undefined {
