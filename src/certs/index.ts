@@ -74,6 +74,8 @@ const STATUS_FILE = 'status.json';
 const ARI_FILE = 'ari.json';
 /** Read with the certificate's own files, from the same listing of its folder. */
 const INDEX_FILES = [STATUS_FILE, REVOKED_FILE, ARI_FILE];
+/** The status of a certificate without status.json (no failure yet): one object for all of them, never written to. */
+const NO_STATUS: CertStatus = Object.freeze({ failures: 0 });
 
 function summary(name: string, local: LocalCopy): IndexedCopy {
   if (local.state !== 'present') return local;
@@ -82,9 +84,6 @@ function summary(name: string, local: LocalCopy): IndexedCopy {
   // subjectAltName's text ("DNS:a.test, …"), and a slice keeps the whole text it was cut from alive.
   const names = info.names.map((n) => (n === name ? name : n));
   const same = (n: string) => (n === name ? name : (names.find((m) => m === n) ?? n));
-  // A self-signed certificate's subject is its issuer: one shared string (parse.ts interns the issuer only
-  // when the two differ, since its issuer text is then the subject's).
-  const issuer = intern(info.issuer);
   const keptInfo: CertInfo = {
     commonName: info.commonName === undefined ? undefined : same(info.commonName),
     names,
@@ -92,12 +91,14 @@ function summary(name: string, local: LocalCopy): IndexedCopy {
     notAfter: info.notAfter,
     fingerprint: info.fingerprint,
     fingerprintSha1: info.fingerprintSha1,
-    issuer,
-    subject: info.subject === info.issuer ? issuer : info.subject,
+    issuer: info.issuer,
+    subject: info.subject,
     serialNumber: info.serialNumber,
     selfSigned: info.selfSigned,
   };
-  const kept: IndexedMeta = { name: same(meta.name), names: meta.names.map(same), kind: intern(meta.kind), directoryUrl: intern(meta.directoryUrl) };
+  // meta.json's names are the certificate's own as a rule: then one array for both.
+  const metaNames = meta.names.length === names.length && meta.names.every((n, i) => n === names[i]) ? names : meta.names.map(same);
+  const kept: IndexedMeta = { name: same(meta.name), names: metaNames, kind: intern(meta.kind), directoryUrl: intern(meta.directoryUrl) };
   if (meta.profile !== undefined) kept.profile = intern(meta.profile);
   // Fresh objects: the LocalCopy (and its bundle, key included) is left to the garbage collector.
   return { state: 'indexed', info: keptInfo, meta: kept, keyMatches: local.keyMatches };
@@ -173,7 +174,7 @@ export class StoreIndex {
     const { local, texts, der } = await this.store.readWith(name, { recover }, INDEX_FILES);
     // The stamp from before the read: a change during it (a hand copy, or the read's own recovery or promotion)
     // leaves the files with another stamp, so the next pass reads them again.
-    const entry: IndexEntry = { name, stamp, recovered: recover, local: summary(name, local), status: statusFrom(texts.get(STATUS_FILE)) };
+    const entry: IndexEntry = { name, stamp, recovered: recover, local: summary(name, local), status: texts.get(STATUS_FILE) === undefined ? NO_STATUS : statusFrom(texts.get(STATUS_FILE)) };
     const revocation = revocationFrom(texts.get(REVOKED_FILE));
     if (revocation) entry.revocation = revocation;
     const ari = ariFrom(texts.get(ARI_FILE));
