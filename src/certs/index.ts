@@ -61,7 +61,7 @@ export interface IndexStats {
 
 // Stamps taken before the event loop is let go: a statSync costs a few microseconds, and 100,000 in one go
 // would hold the status page for a second.
-const STAMPS_PER_TURN = 2000;
+const STAMPS_PER_TURN = 250;
 // Certificates read at once when their stamp moved: each read opens several files, and 10,000 at once exceed
 // the open-file limit (the bound observe always had).
 const READ_CONCURRENCY = 64;

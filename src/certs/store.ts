@@ -263,8 +263,17 @@ export class LocalStore {
     const files = this.backend instanceof FilesStore ? ['', '/cert.pem'] : this.backend.folderStamps ? [''] : INDEXED_FILES.map((f) => `/${f}`);
     const dirs = names.map((name) => this.certPath(name));
     const stamps = await stampsOf(this.backend, dirs.flatMap((dir) => files.map((f) => dir + f)));
+    const n = files.length;
+    // The files store's pair without an array per certificate (a warm pass stamps every one, issue 22).
+    if (n === 2) {
+      return dirs.map((_, i) => {
+        const folder = stamps[2 * i];
+        const cert = stamps[2 * i + 1];
+        return folder === undefined && cert === undefined ? undefined : `${folder ?? '-'}/${cert ?? '-'}`;
+      });
+    }
     return dirs.map((_, i) => {
-      const mine = stamps.slice(i * files.length, (i + 1) * files.length);
+      const mine = stamps.slice(i * n, (i + 1) * n);
       return mine.every((x) => x === undefined) ? undefined : mine.map((x) => x ?? '-').join('/');
     });
   }
