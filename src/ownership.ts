@@ -110,6 +110,9 @@ function describeOwner(c: WantedCert): string {
   return c.service ? `the label on service ${describeService(c.service)}` : (c.sources[0] ?? 'a label');
 }
 
+/** service, serviceName, names, since. */
+const CLAIM_FIELDS = 4;
+const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((n) => b.includes(n));
 
 export async function resolveOwnership(input: OwnershipInput): Promise<OwnershipResult> {
@@ -232,7 +235,14 @@ export async function resolveOwnership(input: OwnershipInput): Promise<Ownership
       counted.add(c.name);
     }
     const merged = byName.get(c.name)!;
-    claims[c.name] = { service: svc, serviceName: c.service?.name ?? svc, names: [...merged.names], since: claim?.since ?? input.now.toISOString() };
+    const serviceName = c.service?.name ?? svc;
+    // A claim that did not change is kept as it was read: no new object and names array per certificate and pass
+    // (10,000 of each, issue 22). One with a field of its own is made again, so the file is written without it.
+    // (claimOf gave it only for this service id, which is then `svc`.)
+    claims[c.name] =
+      claim && claim.serviceName === serviceName && sameList(claim.names, merged.names) && Object.keys(claim).length === CLAIM_FIELDS
+        ? claim
+        : { service: svc, serviceName, names: [...merged.names], since: claim?.since ?? input.now.toISOString() };
   }
   const next: ClaimsFile = { version: 1, claims, newSets };
   return { wanted, refused, claims: next, changed: !sameClaims(next, input.claims), newSets: counted };
@@ -248,7 +258,7 @@ export function sameClaims(a: ClaimsFile, b: ClaimsFile): boolean {
     const ky = Object.keys(y);
     return kx.length === ky.length && kx.every((k, i) => k === ky[i] && eq(x[k]!, y[k]!));
   };
-  const list = (p: string[], q: string[]) => p.length === q.length && p.every((x, i) => x === q[i]);
+  const list = sameList;
   return (
     a.version === b.version &&
     same(a.claims, b.claims, (p, q) => p.service === q.service && p.serviceName === q.serviceName && p.since === q.since && list(p.names, q.names) && Object.keys(p).length === Object.keys(q).length) &&

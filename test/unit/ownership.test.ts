@@ -153,3 +153,21 @@ test('ownership: a label asking for exactly another tenant\'s certificate is ref
   assert.equal(r.refused[0]!.service, 'shop (id-shop)');
   assert.match(r.refused[0]!.error, /certificate shop\.example\.com belongs to the label on service squatter \(id-squatter\), which claimed it first/);
 });
+
+test('claims: an unchanged claim is kept as read (no copy a pass); a renamed service, a new order of names or a field of its own makes it again', async () => {
+  const first = await resolve({ labels: [...label('web', 'a.example.com,b.example.com,d.example.com'), ...label('api', 'c.example.com')] });
+  const read: ClaimsFile = JSON.parse(JSON.stringify(first.claims));
+  const again = await resolve({ labels: [...label('web', 'a.example.com,b.example.com,d.example.com'), ...label('api', 'c.example.com')], claims: read, now: new Date(T0.getTime() + 3600_000) });
+  assert.equal(again.changed, false);
+  assert.equal(again.claims.claims['a.example.com'], read.claims['a.example.com'], 'the same object, not a copy');
+  assert.equal(again.claims.claims['c.example.com'], read.claims['c.example.com']);
+  // The service renamed (same id), the names listed in another order, a field the file gained by hand.
+  const edited: ClaimsFile = JSON.parse(JSON.stringify(first.claims));
+  (edited.claims['c.example.com'] as unknown as Record<string, unknown>).note = 'by hand';
+  const renamed = label('web', 'a.example.com,d.example.com,b.example.com').map((c) => ({ ...c, service: { ...c.service!, name: 'www' } }));
+  const changed = await resolve({ labels: [...renamed, ...label('api', 'c.example.com')], claims: edited, now: new Date(T0.getTime() + 3600_000) });
+  assert.equal(changed.changed, true);
+  assert.deepEqual(changed.claims.claims['a.example.com'], { service: 'id-web', serviceName: 'www', names: ['a.example.com', 'd.example.com', 'b.example.com'], since: T0.toISOString() });
+  assert.deepEqual(changed.claims.claims['c.example.com'], { service: 'id-api', serviceName: 'api', names: ['c.example.com'], since: T0.toISOString() }, 'written again without the field of its own');
+  assert.deepEqual(changed.newSets, new Set(), 'the same names in another order are no new set');
+});
