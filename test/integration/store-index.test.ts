@@ -68,6 +68,19 @@ test('a warm pass reads no file of an unchanged certificate, and sees what was c
   for (const name of NAMES) assert.equal(resultOf(first, name).decision.reason, 'UpToDate', `${name}: ${resultOf(first, name).decision.message}`);
   assert.deepEqual(index.stats, { read: 3, kept: 0 }, 'the first pass reads every certificate');
 
+  // What an entry holds between passes (issue 22): names once, meta without the order's URL or time of issue (read
+  // with the full copy when a step needs them), one shared status for certificates without status.json.
+  const held = index.peek(NAMES[0]!)!;
+  assert.equal(held.local.state, 'indexed');
+  if (held.local.state === 'indexed') {
+    assert.deepEqual(Object.keys(held.local.meta).sort(), ['directoryUrl', 'kind', 'name', 'names']);
+    assert.equal(held.local.meta.names, held.local.info.names, 'one array for the same names');
+    assert.equal(held.local.info.names[0], held.name, 'the entry name, not a slice of the subjectAltName text');
+    assert.deepEqual(held.local.info.names, [NAMES[0]]);
+  }
+  assert.deepEqual(held.status, { failures: 0 });
+  assert.equal(held.status, index.peek(NAMES[1]!)!.status, 'no status.json: one shared status');
+
   const second = await planPass(deps);
   assert.deepEqual(index.stats, { read: 0, kept: 3 }, 'a warm pass reads none: one stamp each');
   assert.deepEqual(second.results.map((r) => r.decision.reason), ['UpToDate', 'UpToDate', 'UpToDate']);
