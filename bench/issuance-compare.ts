@@ -7,12 +7,10 @@
  * e.g. a copy of main's dist beside this tree's: `base=/tmp/cwbase/dist/cli.js new=dist/cli.js --certbot`.
  * Prints the median wall and CPU (the process and its children, from bash's `time`) of each subject.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startPebble } from '../test/support/pebble.js';
-import { freePort } from '../test/support/ports.js';
-import { createWebroot, listenWebroot } from '../src/webroot/server.js';
+import { issuanceLab } from './issuance-lab.js';
 import { median, timed, type Timing } from './lib.js';
 
 const args = process.argv.slice(2);
@@ -22,12 +20,7 @@ const withCertbot = args.includes('--certbot');
 if (clis.length === 0) throw new Error('usage: issuance-compare.ts [runs] label=path/to/cli.js … [--certbot]');
 
 const base = join(tmpdir(), `cw-issuance-compare-${process.pid}`);
-rmSync(base, { recursive: true, force: true });
-mkdirSync(base, { recursive: true });
-const webroot = join(base, 'www');
-const httpPort = await freePort();
-const server = await listenWebroot(createWebroot(webroot), httpPort, '127.0.0.1');
-const pebble = await startPebble({ dir: join(base, 'pebble'), httpPort, nonceReject: 0 });
+const { webroot, server, pebble } = await issuanceLab(base);
 const env = { ...process.env, REQUESTS_CA_BUNDLE: pebble.caBundlePath };
 let seq = 0;
 const names = () => Array.from({ length: 10 }, (_, i) => `n${i}.r${++seq}.bench-example.com`);

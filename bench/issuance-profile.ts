@@ -14,12 +14,10 @@
  * (src/certs/placeholder.ts shares it within a process), which a `manager --once` makes at every start: for the
  * whole command, from exec to exit, beside certbot, see bench/issuance-compare.ts.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { startPebble } from '../test/support/pebble.js';
-import { freePort } from '../test/support/ports.js';
-import { createWebroot, listenWebroot } from '../src/webroot/server.js';
+import { issuanceLab } from './issuance-lab.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { assemble } from '../src/assemble.js';
@@ -64,12 +62,7 @@ function covered(spans: Span[]): number {
 }
 
 const base = join(tmpdir(), `cw-issuance-profile-${process.pid}`);
-rmSync(base, { recursive: true, force: true });
-mkdirSync(base, { recursive: true });
-const webroot = join(base, 'www');
-const httpPort = await freePort();
-const server = await listenWebroot(createWebroot(webroot), httpPort, '127.0.0.1');
-const pebble = await startPebble({ dir: join(base, 'pebble'), httpPort, nonceReject: 0 });
+const { webroot, server, pebble } = await issuanceLab(base);
 
 const rows = new Map<string, { count: number[]; sumMs: number[]; firstMs: number[]; lastMs: number[] }>();
 const totals = { wallMs: [] as number[], cpuMs: [] as number[], inRequestsMs: [] as number[], betweenMs: [] as number[], assembleMs: [] as number[] };

@@ -6,11 +6,8 @@
  * and certbot default to ECDSA P-256 and certwrangler to RSA-2048, and an RSA key costs about a thousand
  * times the CPU of an EC one, so a comparison across key types would measure the key, not the client.
  */
-import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startPebble } from '../test/support/pebble.js';
-import { freePort } from '../test/support/ports.js';
-import { createWebroot, listenWebroot } from '../src/webroot/server.js';
+import { issuanceLab } from './issuance-lab.js';
 import { median, timed, type Timing } from './lib.js';
 
 export type BenchKey = 'rsa-2048' | 'ecdsa-p256';
@@ -31,12 +28,7 @@ export type IssuanceWorkload = '20 × 1 name' | '1 × 10 names';
 
 export async function benchIssuance(opts: { runs: number; tools: string[]; base: string; cases: [IssuanceWorkload, BenchKey][] }): Promise<IssuanceResult[]> {
   const base = opts.base;
-  rmSync(base, { recursive: true, force: true });
-  mkdirSync(base, { recursive: true });
-  const webroot = join(base, 'www');
-  const httpPort = await freePort();
-  const server = await listenWebroot(createWebroot(webroot), httpPort, '127.0.0.1');
-  const pebble = await startPebble({ dir: join(base, 'pebble'), httpPort, nonceReject: 0 });
+  const { webroot, server, pebble } = await issuanceLab(base);
   const env = { ...process.env, LEGO_CA_CERTIFICATES: pebble.caBundlePath, REQUESTS_CA_BUNDLE: pebble.caBundlePath };
   let seq = 0;
   const workloads: Record<IssuanceWorkload, (tag: string) => string[][]> = {
